@@ -1,5 +1,7 @@
 //! tokenwarden manages the authorization tokens of InfluxDB 3 servers.
 pub mod actor;
+pub mod config;
 pub mod gate;
+pub mod sim;
 pub mod store;
 pub mod tokens;

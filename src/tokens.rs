@@ -5,6 +5,7 @@ mod error;
 mod expiry;
 mod name;
 mod permission;
+mod protect;
 mod secret;
 
 use std::fmt;
@@ -21,6 +22,7 @@ pub use permission::{
     ADMIN_PERMISSION, Action, Permission, ResourceType, Resources, SYSTEM_RESOURCES,
     WirePermission, listed_grants_database, split_listed_permissions, validate_database_name,
 };
+pub use protect::ProtectedNames;
 pub use secret::{RawToken, TOKEN_PREFIX, redact};
 
 /// Admin tokens can do everything; resource tokens (Enterprise) hold database or system permissions.

@@ -1,0 +1,577 @@
+//! The configuration file: TOML in, a validated [`Config`] out. Unknown keys are errors, paths
+//! are relative to the file, and secrets are read from files or the environment, never printed.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::tokens::{Edition, ProtectedNames, RawToken, TOKEN_PREFIX};
+
+/// The file read when neither `--config` nor `TOKENWARDEN_CONFIG` names one.
+pub const DEFAULT_CONFIG_PATH: &str = "tokenwarden.toml";
+
+/// Why the configuration cannot be used. Each message names the file, key, variable or path.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "no config file at {path}: copy config.example.toml there, pass --config FILE, or run \
+         `tokenwarden demo` to try tokenwarden against its built-in simulator"
+    )]
+    Missing { path: PathBuf },
+    #[error("cannot read config file {path}: {detail}")]
+    Read { path: PathBuf, detail: String },
+    #[error("config file {path}: {detail}")]
+    Invalid { path: PathBuf, detail: String },
+    #[error(
+        "instance `{instance}`: environment variable {var} is not set; export it or use token_file"
+    )]
+    MissingEnv { instance: String, var: String },
+    #[error("instance `{instance}`: cannot read token file {path}: {detail}")]
+    TokenFile {
+        instance: String,
+        path: PathBuf,
+        detail: String,
+    },
+    #[error("instance `{instance}`: the token from {source_name} is empty")]
+    EmptyToken {
+        instance: String,
+        source_name: String,
+    },
+    #[error("no instance named `{name}`; configured instances: {known}")]
+    UnknownInstance { name: String, known: String },
+}
+
+/// Which product an instance runs, or `Auto` to ask its `/ping`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EditionSetting {
+    #[default]
+    Auto,
+    Core,
+    Enterprise,
+}
+
+impl EditionSetting {
+    /// The fixed edition, or `None` for auto-detection.
+    pub fn fixed(self) -> Option<Edition> {
+        match self {
+            Self::Auto => None,
+            Self::Core => Some(Edition::Core),
+            Self::Enterprise => Some(Edition::Enterprise),
+        }
+    }
+}
+
+/// Where an instance's token comes from.
+#[derive(Debug, Clone)]
+pub enum TokenSource {
+    File(PathBuf),
+    Env(String),
+    /// Only with `allow_inline_token = true`.
+    Inline(RawToken),
+}
+
+impl TokenSource {
+    /// Reads the token. A file may hold the bare token, or the JSON that
+    /// `influxdb3 create token --offline` writes (`{"token": ...}`).
+    pub fn resolve(&self, instance: &str) -> Result<RawToken, ConfigError> {
+        let (text, source_name) = match self {
+            Self::Inline(t) => return Ok(t.clone()),
+            Self::Env(var) => match std::env::var(var) {
+                Ok(v) => (v, var.clone()),
+                Err(_) => {
+                    return Err(ConfigError::MissingEnv {
+                        instance: instance.into(),
+                        var: var.clone(),
+                    });
+                }
+            },
+            Self::File(path) => match std::fs::read_to_string(path) {
+                Ok(v) => (v, path.display().to_string()),
+                Err(e) => {
+                    return Err(ConfigError::TokenFile {
+                        instance: instance.into(),
+                        path: path.clone(),
+                        detail: e.to_string(),
+                    });
+                }
+            },
+        };
+        let text = text.trim();
+        let token = if text.starts_with('{') {
+            #[derive(Deserialize)]
+            struct OfflineFile {
+                token: String,
+            }
+            serde_json::from_str::<OfflineFile>(text)
+                .map(|f| f.token)
+                .map_err(|e| ConfigError::TokenFile {
+                    instance: instance.into(),
+                    path: PathBuf::from(&source_name),
+                    detail: format!("JSON without a `token` field ({})", e.classify_name()),
+                })?
+        } else {
+            text.to_owned()
+        };
+        if token.is_empty() {
+            return Err(ConfigError::EmptyToken {
+                instance: instance.into(),
+                source_name,
+            });
+        }
+        Ok(RawToken::new(token))
+    }
+
+    /// Where the token is read from, for messages (never the token itself).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::File(p) => format!("file {}", p.display()),
+            Self::Env(v) => format!("environment variable {v}"),
+            Self::Inline(_) => "the config file (inline)".to_owned(),
+        }
+    }
+}
+
+trait ClassifyName {
+    fn classify_name(&self) -> &'static str;
+}
+
+impl ClassifyName for serde_json::Error {
+    fn classify_name(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Io => "unreadable",
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                "not valid JSON"
+            }
+            serde_json::error::Category::Data => "unexpected fields",
+        }
+    }
+}
+
+/// One InfluxDB 3 server.
+#[derive(Debug, Clone)]
+pub struct InstanceConfig {
+    pub name: String,
+    /// Base URL without a trailing slash.
+    pub url: String,
+    pub token: TokenSource,
+    pub edition: EditionSetting,
+    pub timeout: Duration,
+    pub ca_file: Option<PathBuf>,
+    pub read_only: bool,
+    pub protected: ProtectedNames,
+}
+
+/// The gate's settings.
+#[derive(Debug, Clone)]
+pub struct GateConfig {
+    /// How long a requested confirmation stays valid.
+    pub confirm_timeout: Duration,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
+    pub store_path: PathBuf,
+    pub gate: GateConfig,
+    pub instances: Vec<InstanceConfig>,
+    /// Name of the instance used when none is given.
+    pub default_instance: String,
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ConfigError::Missing {
+                    path: path.to_owned(),
+                });
+            }
+            Err(e) => {
+                return Err(ConfigError::Read {
+                    path: path.to_owned(),
+                    detail: e.to_string(),
+                });
+            }
+        };
+        Self::parse(&text, path)
+    }
+
+    /// Validates `text` as if read from `path` (relative paths resolve against its folder).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let invalid = |detail: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            detail,
+        };
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| invalid(e.to_string().trim_end().to_owned()))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let resolve = |p: &Path| {
+            if p.is_absolute() {
+                p.to_owned()
+            } else {
+                base.join(p)
+            }
+        };
+
+        if raw.instances.is_empty() {
+            return Err(invalid(
+                "no [[instances]]: configure at least one InfluxDB 3 server".into(),
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        let mut instances = Vec::new();
+        for inst in raw.instances {
+            if !seen.insert(inst.name.clone()) {
+                return Err(invalid(format!(
+                    "instance name `{}` is used twice",
+                    inst.name
+                )));
+            }
+            instances.push(inst.validate(&resolve).map_err(invalid)?);
+        }
+        let default_instance = match raw.default_instance {
+            Some(name) if !seen.contains(&name) => {
+                return Err(invalid(format!(
+                    "default_instance `{name}` is not one of the [[instances]]"
+                )));
+            }
+            Some(name) => name,
+            None => instances[0].name.clone(),
+        };
+        let store = raw.store.unwrap_or_default();
+        let gate = raw.gate.unwrap_or_default();
+        Ok(Self {
+            path: path.to_owned(),
+            store_path: resolve(&store.path),
+            gate: GateConfig {
+                confirm_timeout: parse_duration_key("gate.confirm_timeout", &gate.confirm_timeout)
+                    .map_err(invalid)?,
+            },
+            instances,
+            default_instance,
+        })
+    }
+
+    /// The named instance, or the default one.
+    pub fn instance(&self, name: Option<&str>) -> Result<&InstanceConfig, ConfigError> {
+        let name = name.unwrap_or(&self.default_instance);
+        self.instances
+            .iter()
+            .find(|i| i.name == name)
+            .ok_or_else(|| ConfigError::UnknownInstance {
+                name: name.to_owned(),
+                known: self
+                    .instances
+                    .iter()
+                    .map(|i| i.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    default_instance: Option<String>,
+    store: Option<RawStore>,
+    gate: Option<RawGate>,
+    #[serde(default)]
+    instances: Vec<RawInstance>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    #[serde(default = "default_store_path")]
+    path: PathBuf,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        Self {
+            path: default_store_path(),
+        }
+    }
+}
+
+fn default_store_path() -> PathBuf {
+    PathBuf::from("tokenwarden.db")
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGate {
+    #[serde(default = "default_confirm_timeout")]
+    confirm_timeout: String,
+}
+
+impl Default for RawGate {
+    fn default() -> Self {
+        Self {
+            confirm_timeout: default_confirm_timeout(),
+        }
+    }
+}
+
+fn default_confirm_timeout() -> String {
+    "5m".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInstance {
+    name: String,
+    url: String,
+    token_file: Option<PathBuf>,
+    token_env: Option<String>,
+    token: Option<String>,
+    #[serde(default)]
+    allow_inline_token: bool,
+    #[serde(default)]
+    edition: EditionSetting,
+    #[serde(default = "default_timeout")]
+    timeout: String,
+    ca_file: Option<PathBuf>,
+    #[serde(default)]
+    read_only: bool,
+    #[serde(default)]
+    protected: Vec<String>,
+}
+
+fn default_timeout() -> String {
+    "10s".into()
+}
+
+impl RawInstance {
+    fn validate(self, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<InstanceConfig, String> {
+        let name = self.name;
+        if name.trim().is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!(
+                "instance name `{name}` must be non-empty and without spaces"
+            ));
+        }
+        let url = reqwest::Url::parse(&self.url)
+            .map_err(|e| format!("instance `{name}`: url `{}`: {e}", self.url))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(format!(
+                "instance `{name}`: url `{}` must be http:// or https:// with a host",
+                self.url
+            ));
+        }
+        let token = match (self.token_file, self.token_env, self.token) {
+            (Some(file), None, None) => TokenSource::File(resolve(&file)),
+            (None, Some(var), None) => TokenSource::Env(var),
+            (None, None, Some(inline)) if self.allow_inline_token => {
+                TokenSource::Inline(RawToken::new(inline))
+            }
+            (None, None, Some(_)) => {
+                return Err(format!(
+                    "instance `{name}`: `token` puts a secret in the config file; use token_file or token_env \
+                     (or set allow_inline_token = true if you really mean it)"
+                ));
+            }
+            (None, None, None) => {
+                return Err(format!(
+                    "instance `{name}` needs token_file = \"PATH\" or token_env = \"VAR\" (e.g. INFLUXDB3_AUTH_TOKEN)"
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "instance `{name}`: give only one of token_file, token_env and token"
+                ));
+            }
+        };
+        if let TokenSource::Inline(t) = &token {
+            if !t.expose().starts_with(TOKEN_PREFIX) {
+                tracing::warn!(instance = %name, "the inline token does not start with {TOKEN_PREFIX}");
+            }
+        }
+        let timeout = parse_duration_key(&format!("instances.{name}.timeout"), &self.timeout)?;
+        if timeout.is_zero() {
+            return Err(format!("instance `{name}`: timeout must be more than zero"));
+        }
+        let protected =
+            ProtectedNames::new(&self.protected).map_err(|e| format!("instance `{name}`: {e}"))?;
+        Ok(InstanceConfig {
+            url: url.as_str().trim_end_matches('/').to_owned(),
+            name,
+            token,
+            edition: self.edition,
+            timeout,
+            ca_file: self.ca_file.map(|p| resolve(&p)),
+            read_only: self.read_only,
+            protected,
+        })
+    }
+}
+
+fn parse_duration_key(key: &str, value: &str) -> Result<Duration, String> {
+    humantime::parse_duration(value)
+        .map_err(|e| format!("{key} = \"{value}\" is not a duration like 30s or 5m ({e})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[store]
+path = "tokenwarden.db"
+
+[[instances]]
+name = "local"
+url = "http://127.0.0.1:8181"
+token_file = "operator.token"    # or: token_env = "INFLUXDB3_AUTH_TOKEN"
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/tw/tokenwarden.toml"))
+    }
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_minimal_file_from_the_readme_works() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.store_path, Path::new("/etc/tw/tokenwarden.db"));
+        assert_eq!(c.default_instance, "local");
+        let i = c.instance(None).unwrap();
+        assert_eq!(i.url, "http://127.0.0.1:8181");
+        assert!(
+            matches!(&i.token, TokenSource::File(p) if p == Path::new("/etc/tw/operator.token"))
+        );
+        assert_eq!(i.edition, EditionSetting::Auto);
+        assert_eq!(i.timeout, Duration::from_secs(10));
+        assert_eq!(i.protected.protecting("_admin"), Some("_admin"));
+        assert_eq!(c.gate.confirm_timeout, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn the_example_file_parses() {
+        let c = Config::parse(
+            include_str!("../config.example.toml"),
+            Path::new("config.example.toml"),
+        )
+        .unwrap();
+        assert!(c.instances.len() >= 2);
+        assert!(
+            c.instance(Some("prod"))
+                .unwrap()
+                .protected
+                .protecting("grafana-prod")
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_and_the_file() {
+        let e = err(&format!("{MINIMAL}\ntimeuot = \"5s\"\n"));
+        assert!(e.contains("/etc/tw/tokenwarden.toml"), "{e}");
+        assert!(e.contains("unknown field `timeuot`"), "{e}");
+        let e = err(
+            "[store]\npaht = \"x\"\n[[instances]]\nname=\"a\"\nurl=\"http://h\"\ntoken_env=\"T\"",
+        );
+        assert!(e.contains("unknown field `paht`"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_say_what_is_wrong() {
+        let inst =
+            |extra: &str| format!("[[instances]]\nname = \"a\"\nurl = \"http://h:1\"\n{extra}\n");
+        assert!(err("").contains("no [[instances]]"));
+        assert!(err(&inst("")).contains("needs token_file"));
+        assert!(err(&inst("token = \"apiv3_x\"")).contains("puts a secret in the config file"));
+        assert!(err(&inst("token_env = \"A\"\ntoken_file = \"f\"")).contains("only one of"));
+        assert!(
+            err(&inst("token_env = \"A\"\ntimeout = \"soon\""))
+                .contains("timeout = \"soon\" is not a duration")
+        );
+        assert!(
+            err(&inst("token_env = \"A\"\nedition = \"cloud\""))
+                .contains("unknown variant `cloud`")
+        );
+        assert!(err(&inst("token_env = \"A\"\nprotected = [\"[x\"]")).contains("not a valid glob"));
+        let dup = format!("{}{}", inst("token_env = \"A\""), inst("token_env = \"B\""));
+        assert!(err(&dup).contains("used twice"));
+        let bad_url = "[[instances]]\nname = \"a\"\nurl = \"ftp://h\"\ntoken_env = \"A\"";
+        assert!(err(bad_url).contains("must be http:// or https://"));
+        let bad_default = format!("default_instance = \"b\"\n{}", inst("token_env = \"A\""));
+        assert!(err(&bad_default).contains("default_instance `b`"));
+    }
+
+    #[test]
+    fn missing_secrets_name_their_source() {
+        let c = parse(&MINIMAL.replace(
+            "token_file = \"operator.token\"",
+            "token_env = \"TW_TEST_SURELY_UNSET\"",
+        ))
+        .unwrap();
+        let e = c.instances[0]
+            .token
+            .resolve("local")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("TW_TEST_SURELY_UNSET is not set"), "{e}");
+        let e = parse(MINIMAL).unwrap().instances[0]
+            .token
+            .resolve("local")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/etc/tw/operator.token"), "{e}");
+    }
+
+    #[test]
+    fn token_files_hold_a_bare_token_or_offline_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let bare = dir.path().join("bare");
+        std::fs::write(&bare, "apiv3_abc\n").unwrap();
+        assert_eq!(
+            TokenSource::File(bare).resolve("a").unwrap().expose(),
+            "apiv3_abc"
+        );
+        let json = dir.path().join("json");
+        std::fs::write(&json, r#"{"token":"apiv3_def","name":"_admin"}"#).unwrap();
+        assert_eq!(
+            TokenSource::File(json).resolve("a").unwrap().expose(),
+            "apiv3_def"
+        );
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        assert!(
+            TokenSource::File(empty)
+                .resolve("a")
+                .unwrap_err()
+                .to_string()
+                .contains("is empty")
+        );
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let text = "[[instances]]\nname=\"a\"\nurl=\"http://h\"\ntoken=\"apiv3_topsecret\"\nallow_inline_token=true";
+        let c = parse(text).unwrap();
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("topsecret"), "{debug}");
+        assert!(debug.contains("<redacted>"));
+    }
+
+    #[test]
+    fn unknown_instance_lists_the_known_ones() {
+        let e = parse(MINIMAL)
+            .unwrap()
+            .instance(Some("prod"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "no instance named `prod`; configured instances: local");
+    }
+}

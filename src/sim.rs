@@ -1,0 +1,223 @@
+//! An in-memory InfluxDB 3 token API (Core or Enterprise) that answers as the real server does,
+//! for `tokenwarden simulate`, the demo and the tests. Depends only on `tokens`.
+
+mod auth;
+mod catalog;
+mod format;
+mod handlers;
+mod routes;
+mod sql;
+mod state;
+mod value;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+pub use catalog::generate_token;
+pub use state::{ForcedResponse, RecordedRequest, SimSettings};
+
+use crate::tokens::{OPERATOR_TOKEN_NAME, Permission, RawToken};
+use state::SimState;
+
+/// A simulated InfluxDB 3 server.
+pub struct Simulator {
+    state: Arc<SimState>,
+}
+
+/// Test and demo controls for a simulator: seeding, clock, faults and the request log.
+#[derive(Clone)]
+pub struct SimControl {
+    state: Arc<SimState>,
+}
+
+/// A simulator serving on a local port, stopped when dropped.
+pub struct RunningSim {
+    pub addr: SocketAddr,
+    pub control: SimControl,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl RunningSim {
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for RunningSim {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl Simulator {
+    pub fn new(settings: SimSettings) -> Self {
+        Self {
+            state: Arc::new(SimState::new(settings)),
+        }
+    }
+
+    pub fn control(&self) -> SimControl {
+        SimControl {
+            state: Arc::clone(&self.state),
+        }
+    }
+
+    /// The axum app (every path goes through InfluxDB's routing order).
+    pub fn router(&self) -> axum::Router {
+        axum::Router::new()
+            .fallback(routes::dispatch)
+            .with_state(Arc::clone(&self.state))
+    }
+
+    /// Serves on `listener` until `shutdown` completes.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+
+    /// Serves on `127.0.0.1:0` in a background task.
+    pub async fn spawn(self) -> std::io::Result<RunningSim> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let control = self.control();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            if let Err(e) = self.serve(listener, shutdown).await {
+                tracing::error!(error = %e, "the simulator stopped");
+            }
+        });
+        Ok(RunningSim {
+            addr,
+            control,
+            stop: Some(stop),
+        })
+    }
+}
+
+impl SimControl {
+    /// Registers `raw` as the operator token `_admin` (like `--admin-token-file`); false if one exists.
+    pub fn register_operator(&self, raw: &RawToken) -> bool {
+        let now = self.state.now_ms();
+        self.state
+            .catalog()
+            .register(OPERATOR_TOKEN_NAME, raw, None, now)
+            .is_some()
+    }
+
+    /// Creates the operator token and returns its secret; `None` if it exists.
+    pub fn create_operator(&self) -> Option<RawToken> {
+        let now = self.state.now_ms();
+        self.state
+            .catalog()
+            .create_operator(now)
+            .ok()
+            .map(|(_, raw)| raw)
+    }
+
+    /// Creates a named admin token; `None` if the name is taken.
+    pub fn create_admin(&self, name: &str, expiry: Option<Duration>) -> Option<RawToken> {
+        let now = self.state.now_ms();
+        let secs = expiry.map(|d| d.as_secs());
+        self.state
+            .catalog()
+            .create_named_admin(name, secs, now)
+            .ok()
+            .map(|(_, raw)| raw)
+    }
+
+    /// Creates a resource token (Enterprise rules apply); the error is the server's message.
+    pub fn create_resource(
+        &self,
+        name: &str,
+        permissions: &[Permission],
+        expiry: Option<Duration>,
+    ) -> Result<RawToken, String> {
+        let now = self.state.now_ms();
+        let wire = permissions.iter().map(Permission::to_wire).collect();
+        let secs = expiry.map(|d| d.as_secs());
+        self.state
+            .catalog()
+            .create_resource(name, wire, secs, now)
+            .map(|(_, raw)| raw)
+            .map_err(|e| e.message())
+    }
+
+    pub fn create_database(&self, name: &str) {
+        self.state.catalog().create_database(name);
+    }
+
+    /// Names of all tokens, in id order.
+    pub fn token_names(&self) -> Vec<String> {
+        self.state
+            .catalog()
+            .tokens()
+            .map(|t| t.name.clone())
+            .collect()
+    }
+
+    pub fn token_count(&self) -> usize {
+        self.state.catalog().token_count()
+    }
+
+    /// Moves the simulator's clock forward, so expiries pass without waiting.
+    pub fn advance_clock(&self, by: Duration) {
+        self.state.advance_clock(by);
+    }
+
+    /// Delays every response by `latency`.
+    pub fn set_latency(&self, latency: Duration) {
+        self.state.set_latency(latency);
+    }
+
+    /// Answers matching requests with a canned response.
+    pub fn force_response(&self, response: ForcedResponse) {
+        self.state.force(response);
+    }
+
+    pub fn clear_faults(&self) {
+        self.state.clear_faults();
+    }
+
+    /// The requests seen so far (needs `record_requests`).
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state.requests()
+    }
+
+    /// Seeds the demo: databases, and a few tokens in every state (secrets discarded).
+    pub fn seed_demo(&self) {
+        for db in ["metrics", "logs", "iot"] {
+            self.create_database(db);
+        }
+        let day = Duration::from_secs(86_400);
+        self.create_admin("ci-deploy", Some(30 * day));
+        self.create_admin("grafana-admin", None);
+        self.create_admin("expiring-soon", Some(2 * day));
+        self.create_admin("old-migration", Some(Duration::from_secs(1)));
+        if self.state.is_enterprise() {
+            let p = |s: &str| Permission::parse(s).ok();
+            let perms = |list: &[&str]| list.iter().filter_map(|s| p(s)).collect::<Vec<_>>();
+            let _ = self.create_resource(
+                "grafana-reader",
+                &perms(&["db:metrics,logs:read"]),
+                Some(90 * day),
+            );
+            let _ = self.create_resource("telegraf-writer", &perms(&["db:metrics:write"]), None);
+            let _ = self.create_resource("probe", &perms(&["system:health,ping:read"]), None);
+        }
+    }
+}
