@@ -2,6 +2,8 @@
 pub mod actor;
 pub mod config;
 pub mod gate;
+pub mod influx;
+pub mod service;
 pub mod sim;
 pub mod store;
 pub mod tokens;

@@ -1,0 +1,547 @@
+//! The core: [`TokenService`] applies policy (read-only instances, protected names, edition
+//! checks), runs destructive actions through the gate, hands new secrets to a delivery port and
+//! audits every step. Adapters (CLI, MCP, Discord) call only this.
+
+mod clock;
+mod error;
+mod gated;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
+
+pub use clock::Clock;
+pub use error::{ErrorKind, ServiceError};
+pub use gated::{ApprovalResult, Executed, GateRequest, Operation, PendingRequest};
+
+use crate::actor::Actor;
+use crate::store::{AuditEntry, AuditEvent, AuditOutcome, Store};
+use crate::tokens::{
+    BackendError, CreatedToken, Edition, ListFilter, NewToken, ProtectedNames, RawToken,
+    ServerInfo, Token, TokenBackend, TokenName, TokenSpec,
+};
+
+/// Policy for one instance.
+#[derive(Debug, Clone)]
+pub struct InstanceSettings {
+    pub name: String,
+    pub read_only: bool,
+    pub protected: ProtectedNames,
+    /// `None` to detect from `/ping`.
+    pub edition: Option<Edition>,
+}
+
+struct Instance {
+    settings: InstanceSettings,
+    backend: Arc<dyn TokenBackend>,
+    detected: OnceCell<ServerInfo>,
+}
+
+/// What a delivery port reports after handing over a secret, e.g. "sent by direct message".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryReceipt(pub String);
+
+/// Why a secret could not be delivered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DeliveryFailure(pub String);
+
+/// The one way a new secret leaves the core: to its owner, through the adapter's channel.
+#[async_trait]
+pub trait SecretDelivery: Send + Sync {
+    async fn deliver(
+        &self,
+        token: &Token,
+        secret: &RawToken,
+    ) -> Result<DeliveryReceipt, DeliveryFailure>;
+}
+
+/// A token created and delivered.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    pub token: Token,
+    pub receipt: DeliveryReceipt,
+}
+
+/// What `check` learned about an instance.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    pub instance: String,
+    pub url: String,
+    pub server: ServerInfo,
+    pub edition: Option<Edition>,
+    pub token_count: usize,
+    pub read_only: bool,
+}
+
+/// The core service.
+pub struct TokenService {
+    instances: Vec<Instance>,
+    default_instance: String,
+    store: Store,
+    clock: Clock,
+    confirm_ttl: Duration,
+}
+
+impl TokenService {
+    /// `instances` pairs each instance's policy with its backend; the first is the default
+    /// unless `default_instance` names another.
+    pub fn new(
+        instances: Vec<(InstanceSettings, Arc<dyn TokenBackend>)>,
+        default_instance: Option<String>,
+        store: Store,
+        clock: Clock,
+        confirm_ttl: Duration,
+    ) -> Self {
+        let default_instance = default_instance
+            .or_else(|| instances.first().map(|(s, _)| s.name.clone()))
+            .unwrap_or_default();
+        let instances = instances
+            .into_iter()
+            .map(|(settings, backend)| Instance {
+                settings,
+                backend,
+                detected: OnceCell::new(),
+            })
+            .collect();
+        Self {
+            instances,
+            default_instance,
+            store,
+            clock,
+            confirm_ttl,
+        }
+    }
+
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The instances' policies, in configuration order.
+    pub fn instances(&self) -> impl Iterator<Item = &InstanceSettings> {
+        self.instances.iter().map(|i| &i.settings)
+    }
+
+    pub fn default_instance(&self) -> &str {
+        &self.default_instance
+    }
+
+    fn instance(&self, name: Option<&str>) -> Result<&Instance, ServiceError> {
+        let name = name.unwrap_or(&self.default_instance);
+        self.instances
+            .iter()
+            .find(|i| i.settings.name == name)
+            .ok_or_else(|| ServiceError::UnknownInstance {
+                name: name.to_owned(),
+                known: self
+                    .instances
+                    .iter()
+                    .map(|i| i.settings.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    fn backend_err(inst: &Instance) -> impl Fn(BackendError) -> ServiceError + '_ {
+        move |source| ServiceError::Backend {
+            instance: inst.settings.name.clone(),
+            source,
+        }
+    }
+
+    /// The instance's edition: configured, or detected once from `/ping`.
+    pub async fn edition(&self, instance: Option<&str>) -> Result<Edition, ServiceError> {
+        let inst = self.instance(instance)?;
+        if let Some(e) = inst.settings.edition {
+            return Ok(e);
+        }
+        let info = inst
+            .detected
+            .get_or_try_init(|| inst.backend.ping())
+            .await
+            .map_err(Self::backend_err(inst))?;
+        info.edition.ok_or_else(|| ServiceError::EditionUnknown {
+            instance: inst.settings.name.clone(),
+        })
+    }
+
+    /// Pings the instance and lists its tokens: proves the url, the token and its rights.
+    pub async fn check(
+        &self,
+        _actor: &Actor,
+        instance: Option<&str>,
+    ) -> Result<CheckReport, ServiceError> {
+        let inst = self.instance(instance)?;
+        let server = inst.backend.ping().await.map_err(Self::backend_err(inst))?;
+        let tokens = inst
+            .backend
+            .list_tokens(&ListFilter::default(), self.now())
+            .await
+            .map_err(Self::backend_err(inst))?;
+        Ok(CheckReport {
+            instance: inst.settings.name.clone(),
+            url: inst.backend.url().to_owned(),
+            edition: inst.settings.edition.or(server.edition),
+            server,
+            token_count: tokens.len(),
+            read_only: inst.settings.read_only,
+        })
+    }
+
+    /// Tokens matching `filter`, sorted by name.
+    pub async fn list(
+        &self,
+        actor: &Actor,
+        instance: Option<&str>,
+        filter: &ListFilter,
+    ) -> Result<Vec<Token>, ServiceError> {
+        let inst = self.instance(instance)?;
+        let now = self.now();
+        let mut tokens = inst
+            .backend
+            .list_tokens(filter, now)
+            .await
+            .map_err(Self::backend_err(inst))?;
+        tokens.retain(|t| filter.matches(t, now));
+        tokens.sort_by(|a, b| a.name.cmp(&b.name));
+        tracing::debug!(actor = %actor, instance = %inst.settings.name, count = tokens.len(), "listed tokens");
+        Ok(tokens)
+    }
+
+    /// The token named exactly `name`.
+    pub async fn find(
+        &self,
+        actor: &Actor,
+        instance: Option<&str>,
+        name: &TokenName,
+    ) -> Result<Token, ServiceError> {
+        let filter = ListFilter {
+            name_contains: Some(name.to_string()),
+            ..Default::default()
+        };
+        let inst = self.instance(instance)?;
+        self.list(actor, instance, &filter)
+            .await?
+            .into_iter()
+            .find(|t| t.name == name.as_str())
+            .ok_or_else(|| ServiceError::Backend {
+                instance: inst.settings.name.clone(),
+                source: BackendError::NotFound {
+                    name: name.to_string(),
+                },
+            })
+    }
+
+    /// Databases a resource token can name (InfluxDB's own `_internal` left out).
+    pub async fn list_databases(
+        &self,
+        _actor: &Actor,
+        instance: Option<&str>,
+    ) -> Result<Vec<String>, ServiceError> {
+        let inst = self.instance(instance)?;
+        let mut dbs = inst
+            .backend
+            .list_databases()
+            .await
+            .map_err(Self::backend_err(inst))?;
+        dbs.retain(|d| !d.starts_with('_'));
+        dbs.sort();
+        Ok(dbs)
+    }
+
+    /// Creates a token and hands its secret to `delivery`; if delivery fails the token is deleted again.
+    pub async fn create(
+        &self,
+        actor: &Actor,
+        instance: Option<&str>,
+        new: NewToken,
+        delivery: &dyn SecretDelivery,
+    ) -> Result<Delivered, ServiceError> {
+        let inst = self.instance(instance)?;
+        let event = match new.spec {
+            TokenSpec::Admin => "token.create_admin",
+            TokenSpec::Resource(_) => "token.create_resource",
+        };
+        let audit = |outcome, detail: Option<String>| {
+            self.audit(
+                actor,
+                event,
+                inst,
+                Some(new.name.as_str()),
+                outcome,
+                detail,
+                None,
+            )
+        };
+        if let Err(e) = self.may_mutate(inst) {
+            audit(AuditOutcome::Refused, Some(e.to_string())).await?;
+            return Err(e);
+        }
+        if let TokenSpec::Resource(perms) = &new.spec {
+            if perms.is_empty() {
+                return Err(ServiceError::Input(crate::tokens::ParseError(
+                    "a resource token needs at least one permission".into(),
+                )));
+            }
+            let edition = self.edition(instance).await?;
+            if edition != Edition::Enterprise {
+                let e = ServiceError::RequiresEnterprise {
+                    instance: inst.settings.name.clone(),
+                    edition,
+                };
+                audit(AuditOutcome::Refused, Some(e.to_string())).await?;
+                return Err(e);
+            }
+        }
+        let expiry_secs = new.expiry.expiry_secs(self.now())?;
+        audit(
+            AuditOutcome::Requested,
+            Some(format!("expiry: {}", new.expiry)),
+        )
+        .await?;
+        let created = match &new.spec {
+            TokenSpec::Admin => {
+                inst.backend
+                    .create_admin_token(&new.name, expiry_secs)
+                    .await
+            }
+            TokenSpec::Resource(perms) => {
+                inst.backend
+                    .create_resource_token(&new.name, perms, expiry_secs)
+                    .await
+            }
+        };
+        let CreatedToken { token, secret } = match created {
+            Ok(c) => c,
+            Err(e) => {
+                let outcome = outcome_of(&e);
+                self.audit_after(
+                    actor,
+                    event,
+                    inst,
+                    Some(new.name.as_str()),
+                    outcome,
+                    Some(e.to_string()),
+                    None,
+                )
+                .await;
+                return Err(Self::backend_err(inst)(e));
+            }
+        };
+        match delivery.deliver(&token, &secret).await {
+            Ok(receipt) => {
+                let detail = Some(format!("id {}; secret {}", token.id, receipt.0));
+                self.audit_after(
+                    actor,
+                    event,
+                    inst,
+                    Some(new.name.as_str()),
+                    AuditOutcome::Succeeded,
+                    detail,
+                    None,
+                )
+                .await;
+                Ok(Delivered { token, receipt })
+            }
+            Err(failure) => Err(self.roll_back(actor, inst, event, &new.name, failure).await),
+        }
+    }
+
+    async fn roll_back(
+        &self,
+        actor: &Actor,
+        inst: &Instance,
+        event: &str,
+        name: &TokenName,
+        failure: DeliveryFailure,
+    ) -> ServiceError {
+        let reason = failure.0;
+        match inst.backend.delete_token(name).await {
+            Ok(()) => {
+                let detail = Some(format!("delivery failed: {reason}"));
+                self.audit_after(
+                    actor,
+                    event,
+                    inst,
+                    Some(name.as_str()),
+                    AuditOutcome::RolledBack,
+                    detail,
+                    None,
+                )
+                .await;
+                ServiceError::DeliveryRolledBack {
+                    name: name.to_string(),
+                    reason,
+                }
+            }
+            Err(e) => {
+                let detail = Some(format!("delivery failed: {reason}; rollback failed: {e}"));
+                self.audit_after(
+                    actor,
+                    event,
+                    inst,
+                    Some(name.as_str()),
+                    AuditOutcome::Failed,
+                    detail,
+                    None,
+                )
+                .await;
+                ServiceError::DeliveryStranded {
+                    name: name.to_string(),
+                    reason,
+                    rollback: e.to_string(),
+                }
+            }
+        }
+    }
+
+    /// Creates `_admin` on a server that has none, delivering its secret.
+    pub async fn bootstrap_operator(
+        &self,
+        actor: &Actor,
+        instance: Option<&str>,
+        delivery: &dyn SecretDelivery,
+    ) -> Result<Delivered, ServiceError> {
+        let inst = self.instance(instance)?;
+        let event = "token.bootstrap_operator";
+        self.may_mutate(inst)?;
+        self.audit(
+            actor,
+            event,
+            inst,
+            Some("_admin"),
+            AuditOutcome::Requested,
+            None,
+            None,
+        )
+        .await?;
+        let CreatedToken { token, secret } = match inst.backend.bootstrap_operator_token().await {
+            Ok(c) => c,
+            Err(e) => {
+                self.audit_after(
+                    actor,
+                    event,
+                    inst,
+                    Some("_admin"),
+                    outcome_of(&e),
+                    Some(e.to_string()),
+                    None,
+                )
+                .await;
+                return Err(Self::backend_err(inst)(e));
+            }
+        };
+        let result = delivery.deliver(&token, &secret).await;
+        let (outcome, detail) = match &result {
+            Ok(r) => (AuditOutcome::Succeeded, format!("secret {}", r.0)),
+            Err(f) => (
+                AuditOutcome::Failed,
+                format!("created, but delivery failed: {f}"),
+            ),
+        };
+        self.audit_after(
+            actor,
+            event,
+            inst,
+            Some("_admin"),
+            outcome,
+            Some(detail),
+            None,
+        )
+        .await;
+        match result {
+            Ok(receipt) => Ok(Delivered { token, receipt }),
+            Err(f) => Err(ServiceError::RegeneratedUndelivered { reason: f.0 }),
+        }
+    }
+
+    /// The newest audit records.
+    pub async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, ServiceError> {
+        let store = self.store.clone();
+        blocking(move || store.recent_audit(limit)).await
+    }
+
+    fn may_mutate(&self, inst: &Instance) -> Result<(), ServiceError> {
+        if inst.settings.read_only {
+            return Err(ServiceError::ReadOnly {
+                instance: inst.settings.name.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Records an audit event (and a tracing event); failing to record stops the operation.
+    #[allow(clippy::too_many_arguments)]
+    async fn audit(
+        &self,
+        actor: &Actor,
+        event: &str,
+        inst: &Instance,
+        token_name: Option<&str>,
+        outcome: AuditOutcome,
+        detail: Option<String>,
+        pending_id: Option<String>,
+    ) -> Result<(), ServiceError> {
+        tracing::info!(
+            actor = %actor, event, instance = %inst.settings.name, token = token_name.unwrap_or("-"),
+            outcome = ?outcome, detail = detail.as_deref().unwrap_or(""), "audit"
+        );
+        let e = AuditEvent {
+            at: self.now(),
+            actor: actor.clone(),
+            event: event.to_owned(),
+            instance: Some(inst.settings.name.clone()),
+            token_name: token_name.map(str::to_owned),
+            outcome,
+            detail,
+            pending_id,
+        };
+        let store = self.store.clone();
+        blocking(move || store.append(&e)).await.map(drop)
+    }
+
+    /// Records what already happened; a failure to record is logged, not returned.
+    #[allow(clippy::too_many_arguments)]
+    async fn audit_after(
+        &self,
+        actor: &Actor,
+        event: &str,
+        inst: &Instance,
+        token_name: Option<&str>,
+        outcome: AuditOutcome,
+        detail: Option<String>,
+        pending_id: Option<String>,
+    ) {
+        if let Err(e) = self
+            .audit(actor, event, inst, token_name, outcome, detail, pending_id)
+            .await
+        {
+            tracing::error!(error = %e, "could not write the audit log");
+        }
+    }
+}
+
+/// The audit outcome of a failed backend call.
+fn outcome_of(e: &BackendError) -> AuditOutcome {
+    match e {
+        BackendError::OutcomeUnknown { .. } => AuditOutcome::Unknown,
+        _ => AuditOutcome::Failed,
+    }
+}
+
+/// Runs store work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, ServiceError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))?
+        .map_err(ServiceError::from)
+}
