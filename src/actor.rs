@@ -29,9 +29,10 @@ pub struct Actor {
 impl Actor {
     /// The person running the CLI, named by `$USER` (or `unknown`).
     pub fn cli_user() -> Self {
-        let user = std::env::var("USER")
-            .or_else(|_| std::env::var("USERNAME"))
-            .unwrap_or_else(|_| "unknown".to_owned());
+        let user = ["USER", "LOGNAME", "USERNAME"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+            .unwrap_or_else(|| "unknown".to_owned());
         Self {
             kind: ActorKind::Cli,
             id: user.clone(),

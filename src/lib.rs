@@ -1,5 +1,7 @@
 //! tokenwarden manages the authorization tokens of InfluxDB 3 servers.
 pub mod actor;
+pub mod app;
+pub mod cli;
 pub mod config;
 pub mod gate;
 pub mod influx;

@@ -1,1 +1,362 @@
-fn main() {}
+//! The `tokenwarden` binary: parses the command line, sets up logging on stderr, wires the config
+//! into the core and runs one command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tokenwarden::actor::Actor;
+use tokenwarden::app::{self, AppError, Credentials, DemoOptions, SimulateOptions};
+use tokenwarden::cli::{Cli, CliError, exit, service_exit_code};
+use tokenwarden::config::{Config, DEFAULT_CONFIG_PATH};
+use tokenwarden::tokens::{Edition, ListFilter, TokenKind, TokenStatus, parse_duration};
+
+/// Manage InfluxDB 3 authorization tokens: list, create, delete and regenerate them with
+/// confirmations, private delivery of secrets, and an audit log.
+#[derive(Parser)]
+#[command(name = "tokenwarden", version, propagate_version = true)]
+struct Opts {
+    /// Config file [default: ./tokenwarden.toml]
+    #[arg(long, global = true, env = "TOKENWARDEN_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The instance to act on [default: the config's default_instance]
+    #[arg(long, global = true, value_name = "NAME")]
+    instance: Option<String>,
+    /// Log filter such as `info` or `tokenwarden=debug` [default: RUST_LOG, else warn (info for servers)]
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
+    /// Log line format on stderr
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check that an instance answers and that tokenwarden's token works
+    Check(JsonFlag),
+    /// List, create, delete and regenerate tokens
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+    /// List the databases of an instance (for resource-token permissions)
+    Databases(JsonFlag),
+    /// Show the audit log, newest first
+    Audit {
+        /// How many records
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Run a simulated InfluxDB 3 server (the token API) for trying things out and for tests
+    Simulate(SimulateArgs),
+    /// Start a seeded simulator with a ready config, and show how to use tokenwarden against it
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Clone, Copy)]
+struct JsonFlag {
+    /// Print JSON for scripts
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ExpiryArgs {
+    /// Expire after a duration such as 30d, 12h or 1w
+    #[arg(long, value_name = "DURATION", conflicts_with = "expires_at")]
+    expires_in: Option<String>,
+    /// Expire at an RFC 3339 time such as 2027-01-01T00:00:00Z
+    #[arg(long, value_name = "TIME")]
+    expires_at: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum TokensCommand {
+    /// List tokens, optionally filtered
+    List {
+        /// Only names containing this text (taken literally)
+        #[arg(long, value_name = "SUBSTR")]
+        name: Option<String>,
+        #[arg(long, value_parser = TokenKind::parse)]
+        kind: Option<TokenKind>,
+        /// Only resource tokens that grant access to this database
+        #[arg(long, value_name = "DB")]
+        database: Option<String>,
+        #[arg(long, value_parser = TokenStatus::parse)]
+        status: Option<TokenStatus>,
+        /// Only active tokens that expire within this duration, e.g. 7d
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        expiring_within: Option<Duration>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Create a named admin token; its secret is printed once
+    CreateAdmin {
+        name: String,
+        #[command(flatten)]
+        expiry: ExpiryArgs,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Create a database-scoped resource token (InfluxDB 3 Enterprise); its secret is printed once
+    CreateResource {
+        name: String,
+        /// TYPE:NAMES:ACTIONS, e.g. db:metrics:read,write or system:*:read (repeatable)
+        #[arg(long = "permission", value_name = "PERMISSION", required = true)]
+        permissions: Vec<String>,
+        #[command(flatten)]
+        expiry: ExpiryArgs,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Delete a token, after typing its name (or --yes)
+    Delete {
+        name: String,
+        /// Do not ask for confirmation
+        #[arg(long, short)]
+        yes: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Replace the operator token's secret: every client using it breaks
+    RegenerateOperator {
+        /// Do not ask for confirmation
+        #[arg(long, short)]
+        yes: bool,
+        /// Write the new secret to this file (mode 0600, replaced atomically) instead of printing it
+        #[arg(long, value_name = "PATH")]
+        token_file: Option<PathBuf>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// On a server without an operator token, create it and store its secret in a new 0600 file
+    BootstrapOperator {
+        #[arg(long, value_name = "PATH")]
+        token_file: PathBuf,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+#[derive(Args)]
+struct SimulateArgs {
+    /// Address to listen on (port 0 picks a free one)
+    #[arg(long, default_value = "127.0.0.1:8181")]
+    listen: String,
+    #[arg(long, value_enum, default_value_t = EditionArg::Core)]
+    edition: EditionArg,
+    /// Use the token in this file as the operator token, or create one and write it there (0600)
+    #[arg(long, value_name = "PATH")]
+    operator_token_file: Option<PathBuf>,
+    /// Act like `influxdb3 serve --without-auth` (token endpoints answer 405)
+    #[arg(long)]
+    without_auth: bool,
+    /// Databases to create, comma-separated
+    #[arg(long, value_delimiter = ',', value_name = "DB,...")]
+    seed_databases: Vec<String>,
+    /// Seed the demo's databases and tokens
+    #[arg(long)]
+    seed_demo: bool,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Address for the simulator (a free port is used if it is taken)
+    #[arg(long, default_value = "127.0.0.1:8181")]
+    listen: String,
+    #[arg(long, value_enum, default_value_t = EditionArg::Enterprise)]
+    edition: EditionArg,
+    /// Folder for the demo's config, operator token and store [default: a folder in the temp dir]
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum EditionArg {
+    Core,
+    Enterprise,
+}
+
+impl From<EditionArg> for Edition {
+    fn from(e: EditionArg) -> Self {
+        match e {
+            EditionArg::Core => Edition::Core,
+            EditionArg::Enterprise => Edition::Enterprise,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let opts = Opts::parse();
+    let server = matches!(opts.command, Command::Simulate(_) | Command::Demo(_));
+    init_logging(
+        opts.log_level.as_deref(),
+        opts.log_format,
+        if server { "info" } else { "warn" },
+    );
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILED);
+        }
+    };
+    match runtime.block_on(run(opts)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+fn exit_code(e: &anyhow::Error) -> u8 {
+    if let Some(cli) = e.downcast_ref::<CliError>() {
+        return cli.exit_code();
+    }
+    match e.downcast_ref::<AppError>() {
+        Some(AppError::Config(_)) => exit::CONFIG,
+        Some(AppError::Service(s)) => service_exit_code(s),
+        _ => exit::FAILED,
+    }
+}
+
+fn init_logging(level: Option<&str>, format: LogFormat, default: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = level
+        .map(EnvFilter::try_new)
+        .or_else(|| std::env::var("RUST_LOG").ok().map(EnvFilter::try_new))
+        .and_then(Result::ok)
+        .unwrap_or_else(|| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run(opts: Opts) -> anyhow::Result<()> {
+    let config_path = opts
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+    let json_of = |c: &Command| match c {
+        Command::Check(j) | Command::Databases(j) | Command::Audit { json: j, .. } => j.json,
+        Command::Tokens(t) => match t {
+            TokensCommand::List { json, .. }
+            | TokensCommand::CreateAdmin { json, .. }
+            | TokensCommand::CreateResource { json, .. }
+            | TokensCommand::Delete { json, .. }
+            | TokensCommand::RegenerateOperator { json, .. }
+            | TokensCommand::BootstrapOperator { json, .. } => json.json,
+        },
+        Command::Simulate(_) | Command::Demo(_) => false,
+    };
+    let json = json_of(&opts.command);
+    let credentials = match &opts.command {
+        Command::Tokens(TokensCommand::BootstrapOperator { .. }) => Credentials::None,
+        _ => Credentials::Configured,
+    };
+    let command = match opts.command {
+        Command::Simulate(a) => {
+            let options = SimulateOptions {
+                listen: a.listen,
+                edition: a.edition.into(),
+                without_auth: a.without_auth,
+                operator_token_file: a.operator_token_file,
+                seed_databases: a.seed_databases,
+                seed_demo: a.seed_demo,
+            };
+            return Ok(app::simulate(options, app::shutdown_signal()).await?);
+        }
+        Command::Demo(a) => {
+            let dir = a
+                .dir
+                .unwrap_or_else(|| std::env::temp_dir().join("tokenwarden-demo"));
+            let options = DemoOptions {
+                listen: a.listen,
+                edition: a.edition.into(),
+                dir,
+            };
+            return Ok(app::demo(options, app::shutdown_signal()).await?);
+        }
+        other => other,
+    };
+    let config = Config::load(&config_path).map_err(AppError::from)?;
+    let service = app::build_service(&config, credentials)?;
+    let cli = Cli {
+        service: &service,
+        actor: Actor::cli_user(),
+        instance: opts.instance,
+        json,
+    };
+    let result = match command {
+        Command::Check(_) => cli.check().await,
+        Command::Databases(_) => cli.databases().await,
+        Command::Audit { limit, .. } => cli.audit(limit).await,
+        Command::Tokens(TokensCommand::List {
+            name,
+            kind,
+            database,
+            status,
+            expiring_within,
+            ..
+        }) => {
+            let filter = ListFilter {
+                name_contains: name,
+                kind,
+                database,
+                status,
+                expiring_within,
+            };
+            cli.list(&filter).await
+        }
+        Command::Tokens(TokensCommand::CreateAdmin { name, expiry, .. }) => {
+            cli.create(
+                &name,
+                &[],
+                expiry.expires_in.as_deref(),
+                expiry.expires_at.as_deref(),
+            )
+            .await
+        }
+        Command::Tokens(TokensCommand::CreateResource {
+            name,
+            permissions,
+            expiry,
+            ..
+        }) => {
+            cli.create(
+                &name,
+                &permissions,
+                expiry.expires_in.as_deref(),
+                expiry.expires_at.as_deref(),
+            )
+            .await
+        }
+        Command::Tokens(TokensCommand::Delete { name, yes, .. }) => cli.delete(&name, yes).await,
+        Command::Tokens(TokensCommand::RegenerateOperator {
+            yes, token_file, ..
+        }) => cli.regenerate_operator(yes, token_file.as_deref()).await,
+        Command::Tokens(TokensCommand::BootstrapOperator { token_file, .. }) => {
+            cli.bootstrap_operator(&token_file).await
+        }
+        Command::Simulate(_) | Command::Demo(_) => Ok(()),
+    };
+    Ok(result?)
+}

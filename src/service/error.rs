@@ -89,6 +89,7 @@ impl ServiceError {
             Self::Input(_) | Self::UnknownInstance { .. } => ErrorKind::Usage,
             Self::ReadOnly { .. }
             | Self::Protected { .. }
+            | Self::OperatorProtected
             | Self::RequiresEnterprise { .. }
             | Self::EditionUnknown { .. } => ErrorKind::Refused,
             Self::Gate(GateError::NotFound { .. }) | Self::Store(StoreError::NotFound { .. }) => {

@@ -163,7 +163,12 @@ impl TokenService {
         pending.reason = gate.reason;
         let (store, stored) = (self.store.clone(), pending.clone());
         blocking(move || store.insert_pending(&stored)).await?;
-        let detail = Some(format!("expires {}", pending.expires_at.to_rfc3339()));
+        let detail = Some(format!(
+            "expires {}",
+            pending
+                .expires_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ));
         let event = pending.action.event();
         self.audit(
             actor,
@@ -367,6 +372,9 @@ impl TokenService {
     fn policy_allows(&self, inst: &Instance, op: &Operation) -> Result<(), ServiceError> {
         self.may_mutate(inst)?;
         if let Operation::DeleteToken { name, .. } = op {
+            if name.is_operator() {
+                return Err(ServiceError::OperatorProtected);
+            }
             if let Some(pattern) = inst.settings.protected.protecting(name.as_str()) {
                 return Err(ServiceError::Protected {
                     name: name.to_string(),

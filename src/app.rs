@@ -1,0 +1,336 @@
+//! Wiring for the binary: builds the core from a [`Config`], and runs the simulator and the demo.
+//! Besides `main.rs`, the one module that sees every other.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::net::TcpListener;
+
+use crate::config::{Config, ConfigError, InstanceConfig, TokenSource};
+use crate::influx::{ClientOptions, InfluxClient};
+use crate::service::{Clock, InstanceSettings, ServiceError, TokenService};
+use crate::sim::{SimSettings, Simulator};
+use crate::store::Store;
+use crate::tokens::{
+    BackendError, CreatedToken, Edition, ListFilter, Permission, ServerInfo, Token, TokenBackend,
+    TokenName,
+};
+
+/// Why the binary could not start its work.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Which credentials the backends get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credentials {
+    /// Each instance's configured token.
+    Configured,
+    /// No token at all (bootstrapping a server that has none).
+    None,
+}
+
+/// Builds the core for `config`. An instance whose token cannot be read still exists, and every
+/// call to it reports why (so one broken instance does not block the others).
+pub fn build_service(config: &Config, credentials: Credentials) -> Result<TokenService, AppError> {
+    let store = Store::open(&config.store_path).map_err(ServiceError::from)?;
+    let instances = config
+        .instances
+        .iter()
+        .map(|inst| {
+            let settings = InstanceSettings {
+                name: inst.name.clone(),
+                read_only: inst.read_only,
+                protected: inst.protected.clone(),
+                edition: inst.edition.fixed(),
+            };
+            (settings, backend_for(inst, credentials))
+        })
+        .collect();
+    Ok(TokenService::new(
+        instances,
+        Some(config.default_instance.clone()),
+        store,
+        Clock::System,
+        config.gate.confirm_timeout,
+    ))
+}
+
+fn backend_for(inst: &InstanceConfig, credentials: Credentials) -> Arc<dyn TokenBackend> {
+    let token = match credentials {
+        Credentials::None => None,
+        Credentials::Configured => match inst.token.resolve(&inst.name) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                return Arc::new(Unusable {
+                    url: inst.url.clone(),
+                    why: e.to_string(),
+                });
+            }
+        },
+    };
+    let options = ClientOptions {
+        url: inst.url.clone(),
+        token,
+        timeout: inst.timeout,
+        ca_file: inst.ca_file.clone(),
+    };
+    match InfluxClient::new(options) {
+        Ok(c) => Arc::new(c),
+        Err(e) => Arc::new(Unusable {
+            url: inst.url.clone(),
+            why: e.to_string(),
+        }),
+    }
+}
+
+/// A backend that cannot be built (missing secret, unreadable CA file): every call says why.
+struct Unusable {
+    url: String,
+    why: String,
+}
+
+impl Unusable {
+    fn err<T>(&self) -> Result<T, BackendError> {
+        Err(BackendError::Setup(self.why.clone()))
+    }
+}
+
+#[async_trait]
+impl TokenBackend for Unusable {
+    fn url(&self) -> &str {
+        &self.url
+    }
+    async fn ping(&self) -> Result<ServerInfo, BackendError> {
+        self.err()
+    }
+    async fn list_tokens(
+        &self,
+        _: &ListFilter,
+        _: DateTime<Utc>,
+    ) -> Result<Vec<Token>, BackendError> {
+        self.err()
+    }
+    async fn list_databases(&self) -> Result<Vec<String>, BackendError> {
+        self.err()
+    }
+    async fn create_admin_token(
+        &self,
+        _: &TokenName,
+        _: Option<u64>,
+    ) -> Result<CreatedToken, BackendError> {
+        self.err()
+    }
+    async fn create_resource_token(
+        &self,
+        _: &TokenName,
+        _: &[Permission],
+        _: Option<u64>,
+    ) -> Result<CreatedToken, BackendError> {
+        self.err()
+    }
+    async fn delete_token(&self, _: &TokenName) -> Result<(), BackendError> {
+        self.err()
+    }
+    async fn regenerate_operator_token(&self) -> Result<CreatedToken, BackendError> {
+        self.err()
+    }
+    async fn bootstrap_operator_token(&self) -> Result<CreatedToken, BackendError> {
+        self.err()
+    }
+}
+
+/// Options of `tokenwarden simulate`.
+#[derive(Debug, Clone)]
+pub struct SimulateOptions {
+    pub listen: String,
+    pub edition: Edition,
+    pub without_auth: bool,
+    pub operator_token_file: Option<PathBuf>,
+    pub seed_databases: Vec<String>,
+    pub seed_demo: bool,
+}
+
+/// Runs a simulator until `shutdown`, printing its address on stdout once it listens.
+pub async fn simulate(
+    opts: SimulateOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AppError> {
+    let sim = Simulator::new(SimSettings {
+        edition: opts.edition,
+        without_auth: opts.without_auth,
+        ..Default::default()
+    });
+    let control = sim.control();
+    let mut note = String::new();
+    if let Some(path) = &opts.operator_token_file {
+        if opts.without_auth {
+            note = format!(" (started without auth: {} is ignored)", path.display());
+        } else if path.exists() {
+            let raw = TokenSource::File(path.clone()).resolve("simulator")?;
+            control.register_operator(&raw);
+            note = format!("; operator token read from {}", path.display());
+        } else if let Some(raw) = control.create_operator() {
+            write_private(path, raw.expose())?;
+            note = format!("; operator token written to {} (mode 0600)", path.display());
+        }
+    }
+    for db in &opts.seed_databases {
+        control.create_database(db);
+    }
+    if opts.seed_demo {
+        control.seed_demo();
+    }
+    let listener = TcpListener::bind(&opts.listen)
+        .await
+        .map_err(|source| AppError::Listen {
+            addr: opts.listen.clone(),
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| AppError::Io(e.to_string()))?;
+    println!(
+        "InfluxDB 3 simulator ({}) listening on http://{addr}{note}",
+        opts.edition
+    );
+    sim.serve(listener, shutdown)
+        .await
+        .map_err(|e| AppError::Io(e.to_string()))
+}
+
+/// Options of `tokenwarden demo`.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub listen: String,
+    pub edition: Edition,
+    pub dir: PathBuf,
+}
+
+/// Starts a seeded simulator, writes a config and operator token for it into `dir`, prints how
+/// to use them, and serves until `shutdown`.
+pub async fn demo(
+    opts: DemoOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AppError> {
+    let io = |e: std::io::Error| AppError::Io(format!("demo folder {}: {e}", opts.dir.display()));
+    std::fs::create_dir_all(&opts.dir).map_err(io)?;
+    let sim = Simulator::new(SimSettings {
+        edition: opts.edition,
+        ..Default::default()
+    });
+    let control = sim.control();
+    let token_path = opts.dir.join("operator.token");
+    let _ = std::fs::remove_file(&token_path);
+    let raw = control
+        .create_operator()
+        .ok_or_else(|| AppError::Io("the demo operator token exists".into()))?;
+    write_private(&token_path, raw.expose())?;
+    control.seed_demo();
+    let listener = bind_or_any(&opts.listen).await?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| AppError::Io(e.to_string()))?;
+    let config_path = opts.dir.join("tokenwarden.toml");
+    std::fs::write(&config_path, demo_config(addr)).map_err(io)?;
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "tokenwarden".into());
+    println!(
+        "tokenwarden demo: an InfluxDB 3 {} simulator listens on http://{addr} with {} seeded tokens.\n\
+         Its config and operator token are in {}.\n\n\
+         In another terminal:\n\
+         \x20 export TOKENWARDEN_CONFIG={}\n\
+         \x20 {exe} check\n\
+         \x20 {exe} tokens list\n\
+         \x20 {exe} tokens create-admin my-first-token --expires-in 7d\n\
+         \x20 {exe} tokens delete my-first-token\n\
+         \x20 {exe} audit\n\n\
+         Press Ctrl-C to stop.",
+        opts.edition,
+        control.token_count(),
+        opts.dir.display(),
+        config_path.display(),
+    );
+    sim.serve(listener, shutdown)
+        .await
+        .map_err(|e| AppError::Io(e.to_string()))
+}
+
+fn demo_config(addr: SocketAddr) -> String {
+    format!(
+        "# Written by `tokenwarden demo`; points at its simulator.\n\
+         [store]\npath = \"tokenwarden.db\"\n\n\
+         [[instances]]\nname = \"demo\"\nurl = \"http://{addr}\"\ntoken_file = \"operator.token\"\n\
+         protected = [\"grafana-*\"]\n"
+    )
+}
+
+/// Binds `addr`, or any free port on the same host when it is taken.
+async fn bind_or_any(addr: &str) -> Result<TcpListener, AppError> {
+    match TcpListener::bind(addr).await {
+        Ok(l) => Ok(l),
+        Err(first) => {
+            let host = addr.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h);
+            let fallback = format!("{host}:0");
+            tracing::warn!(%addr, error = %first, "address taken; using a free port");
+            TcpListener::bind(&fallback)
+                .await
+                .map_err(|source| AppError::Listen {
+                    addr: fallback,
+                    source,
+                })
+        }
+    }
+}
+
+/// Writes `secret` to a new file with mode 0600.
+fn write_private(path: &Path, secret: &str) -> Result<(), AppError> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let io = |e: std::io::Error| AppError::Io(format!("cannot write {}: {e}", path.display()));
+    let mut f = options.open(path).map_err(io)?;
+    f.write_all(format!("{secret}\n").as_bytes()).map_err(io)
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

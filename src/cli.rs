@@ -1,0 +1,338 @@
+//! The human CLI: commands over the core, readable tables, `--json` for scripts, typed
+//! confirmations for destructive actions, and exit codes scripts can rely on.
+
+mod delivery;
+mod output;
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use serde_json::json;
+
+pub use delivery::{FileDelivery, TerminalDelivery};
+
+use crate::actor::Actor;
+use crate::gate::GateMode;
+use crate::service::{ErrorKind, Executed, GateRequest, ServiceError, TokenService};
+use crate::tokens::{Expiry, ListFilter, NewToken, ParseError, Permission, TokenName, TokenSpec};
+
+/// Exit codes (also in the README).
+pub mod exit {
+    pub const FAILED: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const CONFIG: u8 = 3;
+    pub const AUTH: u8 = 4;
+    pub const NOT_FOUND: u8 = 5;
+    pub const CONFLICT: u8 = 6;
+    pub const REFUSED: u8 = 7;
+    pub const UNAVAILABLE: u8 = 8;
+    pub const UNKNOWN_OUTCOME: u8 = 9;
+}
+
+/// Why a CLI command did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    #[error("{0}")]
+    Input(#[from] ParseError),
+    #[error("not confirmed; nothing was changed (type the name at the prompt, or pass --yes)")]
+    Declined,
+    #[error("cannot prepare the token file: {0}")]
+    TokenFile(String),
+    #[error("cannot read the confirmation: {0}")]
+    Prompt(String),
+}
+
+/// The exit code for a failure of the core.
+pub fn service_exit_code(e: &ServiceError) -> u8 {
+    match e.kind() {
+        ErrorKind::Usage => exit::USAGE,
+        ErrorKind::Refused => exit::REFUSED,
+        ErrorKind::NotFound => exit::NOT_FOUND,
+        ErrorKind::Conflict => exit::CONFLICT,
+        ErrorKind::Auth => exit::AUTH,
+        ErrorKind::Unavailable => exit::UNAVAILABLE,
+        ErrorKind::Unknown => exit::UNKNOWN_OUTCOME,
+        ErrorKind::Failed => exit::FAILED,
+    }
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Service(e) => service_exit_code(e),
+            Self::Input(_) => exit::USAGE,
+            Self::Declined => exit::REFUSED,
+            Self::TokenFile(_) | Self::Prompt(_) => exit::FAILED,
+        }
+    }
+}
+
+/// One CLI invocation's context.
+pub struct Cli<'a> {
+    pub service: &'a TokenService,
+    pub actor: Actor,
+    pub instance: Option<String>,
+    pub json: bool,
+}
+
+fn print(text: impl AsRef<str>) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", text.as_ref());
+}
+
+impl Cli<'_> {
+    fn instance(&self) -> Option<&str> {
+        self.instance.as_deref()
+    }
+
+    pub async fn check(&self) -> Result<(), CliError> {
+        let r = self.service.check(&self.actor, self.instance()).await?;
+        if self.json {
+            print(serde_json::to_string_pretty(&r).unwrap_or_default());
+        } else {
+            let edition = r.edition.map_or("unknown".to_owned(), |e| e.to_string());
+            print(format!(
+                "Instance `{}` at {}: InfluxDB 3 {} {} answers, tokenwarden's token works, {} tokens listed{}.",
+                r.instance,
+                r.url,
+                edition,
+                r.server.version.as_deref().unwrap_or("(version unknown)"),
+                r.token_count,
+                if r.read_only {
+                    "; the instance is read-only in the config"
+                } else {
+                    ""
+                }
+            ));
+        }
+        Ok(())
+    }
+
+    pub async fn list(&self, filter: &ListFilter) -> Result<(), CliError> {
+        let tokens = self
+            .service
+            .list(&self.actor, self.instance(), filter)
+            .await?;
+        let now = self.service.now();
+        if self.json {
+            let rows: Vec<_> = tokens.iter().map(|t| output::token_json(t, now)).collect();
+            print(serde_json::to_string_pretty(&rows).unwrap_or_default());
+        } else {
+            print(output::tokens_table(&tokens, now));
+        }
+        Ok(())
+    }
+
+    pub async fn databases(&self) -> Result<(), CliError> {
+        let dbs = self
+            .service
+            .list_databases(&self.actor, self.instance())
+            .await?;
+        if self.json {
+            print(json!(dbs).to_string());
+        } else if dbs.is_empty() {
+            print("No databases.");
+        } else {
+            print(dbs.join("\n"));
+        }
+        Ok(())
+    }
+
+    pub async fn create(
+        &self,
+        name: &str,
+        permissions: &[String],
+        expires_in: Option<&str>,
+        expires_at: Option<&str>,
+    ) -> Result<(), CliError> {
+        let name = TokenName::parse_new(name)?;
+        let spec = if permissions.is_empty() {
+            TokenSpec::Admin
+        } else {
+            TokenSpec::Resource(
+                permissions
+                    .iter()
+                    .map(|p| Permission::parse(p))
+                    .collect::<Result<_, _>>()?,
+            )
+        };
+        let expiry = Expiry::from_options(expires_in, expires_at, self.service.now())?;
+        let delivery = TerminalDelivery { json: self.json };
+        self.service
+            .create(
+                &self.actor,
+                self.instance(),
+                NewToken { name, spec, expiry },
+                &delivery,
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete(&self, name: &str, yes: bool) -> Result<(), CliError> {
+        let name = TokenName::parse(name)?;
+        let gate = GateRequest {
+            mode: GateMode::confirm_with(name.as_str()),
+            ttl: None,
+            reason: None,
+        };
+        let request = self
+            .service
+            .request_delete(&self.actor, self.instance(), &name, gate)
+            .await?;
+        let op = request.pending.action.clone();
+        let proof = if yes {
+            name.to_string()
+        } else {
+            let about = request
+                .token
+                .as_ref()
+                .map(|t| output::token_summary(t, self.service.now()))
+                .unwrap_or_default();
+            let question = format!(
+                "About to delete token {about} on instance `{}`. Clients using it will stop working.\nType the token name to confirm: ",
+                op.instance()
+            );
+            match self.prompt(&question)? {
+                Some(typed) => typed,
+                None => {
+                    self.service
+                        .reject(
+                            &self.actor,
+                            &request.pending.id,
+                            Some("declined at the prompt".into()),
+                        )
+                        .await?;
+                    return Err(CliError::Declined);
+                }
+            }
+        };
+        let done = self
+            .service
+            .confirm(
+                &self.actor,
+                &request.pending.id,
+                &op,
+                &proof,
+                &TerminalDelivery { json: self.json },
+            )
+            .await?;
+        if let Executed::Deleted { instance, name } = done {
+            if self.json {
+                print(json!({ "deleted": name, "instance": instance }).to_string());
+            } else {
+                print(format!("Deleted token `{name}` on instance `{instance}`."));
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn regenerate_operator(
+        &self,
+        yes: bool,
+        token_file: Option<&Path>,
+    ) -> Result<(), CliError> {
+        let instance = self
+            .instance
+            .clone()
+            .unwrap_or_else(|| self.service.default_instance().to_owned());
+        let file = token_file
+            .map(|p| FileDelivery::prepare(p, true))
+            .transpose()
+            .map_err(|e| CliError::TokenFile(e.to_string()))?;
+        let gate = GateRequest {
+            mode: GateMode::confirm_with(&instance),
+            ttl: None,
+            reason: None,
+        };
+        let request = self
+            .service
+            .request_regenerate(&self.actor, Some(&instance), gate)
+            .await?;
+        let proof = if yes {
+            instance.clone()
+        } else {
+            let question = format!(
+                "About to regenerate the operator token `_admin` of instance `{instance}`. Its current secret stops working at once,\n\
+                 and every client and script that uses it breaks (tokenwarden too, if this instance's token is the operator token).\n\
+                 Type the instance name `{instance}` to confirm: "
+            );
+            match self.prompt(&question)? {
+                Some(typed) => typed,
+                None => {
+                    self.service
+                        .reject(
+                            &self.actor,
+                            &request.pending.id,
+                            Some("declined at the prompt".into()),
+                        )
+                        .await?;
+                    return Err(CliError::Declined);
+                }
+            }
+        };
+        let terminal = TerminalDelivery { json: self.json };
+        let delivery: &dyn crate::service::SecretDelivery = match &file {
+            Some(f) => f,
+            None => &terminal,
+        };
+        let op = request.pending.action.clone();
+        let done = self
+            .service
+            .confirm(&self.actor, &request.pending.id, &op, &proof, delivery)
+            .await?;
+        // Without a file the terminal delivery has printed the secret already.
+        if let (Executed::Regenerated(d), Some(_)) = (done, &file) {
+            print(format!(
+                "Regenerated the operator token of `{instance}` (id {}); the new secret is {}.",
+                d.token.id, d.receipt.0
+            ));
+        }
+        Ok(())
+    }
+
+    pub async fn bootstrap_operator(&self, token_file: &Path) -> Result<(), CliError> {
+        let file = FileDelivery::prepare(token_file, false)
+            .map_err(|e| CliError::TokenFile(e.to_string()))?;
+        let done = self
+            .service
+            .bootstrap_operator(&self.actor, self.instance(), &file)
+            .await?;
+        if self.json {
+            print(json!({ "created": done.token.name, "id": done.token.id, "token_file": token_file }).to_string());
+        } else {
+            print(format!(
+                "Created the operator token `_admin` (id {}); its secret is {}.\nPoint the instance's token_file at it.",
+                done.token.id, done.receipt.0
+            ));
+        }
+        Ok(())
+    }
+
+    pub async fn audit(&self, limit: usize) -> Result<(), CliError> {
+        let entries = self.service.audit_log(limit).await?;
+        if self.json {
+            print(serde_json::to_string_pretty(&entries).unwrap_or_default());
+        } else {
+            print(output::audit_table(&entries));
+        }
+        Ok(())
+    }
+
+    /// Asks on stderr and reads a line from stdin (a terminal or a pipe); `None` when the answer
+    /// is empty or stdin is closed (declined).
+    fn prompt(&self, question: &str) -> Result<Option<String>, CliError> {
+        let stdin = std::io::stdin();
+        eprint!("{question}");
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| CliError::Prompt(e.to_string()))?;
+        let answer = line.trim_end_matches(['\n', '\r']).to_owned();
+        Ok((!answer.trim().is_empty()).then_some(answer))
+    }
+}

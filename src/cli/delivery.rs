@@ -1,0 +1,119 @@
+//! Where the CLI hands a new secret: the terminal (printed once, with a warning) or a 0600 file.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use crate::service::{DeliveryFailure, DeliveryReceipt, SecretDelivery};
+use crate::tokens::{RawToken, Token};
+
+/// Prints the secret to stdout once: a readable block, or JSON with `--json`.
+pub struct TerminalDelivery {
+    pub json: bool,
+}
+
+#[async_trait]
+impl SecretDelivery for TerminalDelivery {
+    async fn deliver(
+        &self,
+        token: &Token,
+        secret: &RawToken,
+    ) -> Result<DeliveryReceipt, DeliveryFailure> {
+        let text = if self.json {
+            let mut v = super::output::token_json(token, chrono::Utc::now());
+            v["token"] = json!(secret.expose());
+            format!("{v}\n")
+        } else {
+            format!(
+                "Token `{}` (id {}, expires {}) is ready:\n\n    {}\n\nStore it securely now: it will not be shown again, and nobody can recover it.\n\
+                 Use it as the header `Authorization: Bearer <token>`.\n",
+                token.name,
+                token.id,
+                super::output::expiry_text(token.expiry, chrono::Utc::now()),
+                secret.expose()
+            )
+        };
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .map_err(|e| DeliveryFailure(format!("cannot write to the terminal: {e}")))?;
+        Ok(DeliveryReceipt("printed to the terminal".into()))
+    }
+}
+
+/// Writes the secret to a file with mode 0600, atomically: a temporary file beside the target is
+/// created before the token exists (so an unwritable path fails before anything happens on the
+/// server), then renamed over the target once the secret is in it.
+pub struct FileDelivery {
+    path: PathBuf,
+    temp: PathBuf,
+    file: Mutex<Option<std::fs::File>>,
+}
+
+impl FileDelivery {
+    /// Prepares to write `path`; unless `overwrite`, an existing file is an error.
+    pub fn prepare(path: &Path, overwrite: bool) -> std::io::Result<Self> {
+        if !overwrite && path.exists() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} exists already; choose a new path or move it away",
+                    path.display()
+                ),
+            ));
+        }
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("token");
+        let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let file = options.open(&temp)?;
+        Ok(Self {
+            path: path.to_owned(),
+            temp,
+            file: Mutex::new(Some(file)),
+        })
+    }
+}
+
+impl Drop for FileDelivery {
+    fn drop(&mut self) {
+        // Unused or half-written: never leave the temporary file behind.
+        let _ = std::fs::remove_file(&self.temp);
+    }
+}
+
+#[async_trait]
+impl SecretDelivery for FileDelivery {
+    async fn deliver(
+        &self,
+        _token: &Token,
+        secret: &RawToken,
+    ) -> Result<DeliveryReceipt, DeliveryFailure> {
+        let fail = |e: std::io::Error| {
+            DeliveryFailure(format!("cannot write {}: {e}", self.path.display()))
+        };
+        let mut guard = self
+            .file
+            .lock()
+            .map_err(|_| DeliveryFailure("the token file is unavailable".into()))?;
+        let mut file = guard
+            .take()
+            .ok_or_else(|| DeliveryFailure("the token file was already written".into()))?;
+        file.write_all(format!("{}\n", secret.expose()).as_bytes())
+            .map_err(fail)?;
+        file.sync_all().map_err(fail)?;
+        std::fs::rename(&self.temp, &self.path).map_err(fail)?;
+        Ok(DeliveryReceipt(format!(
+            "written to {} (mode 0600)",
+            self.path.display()
+        )))
+    }
+}
