@@ -20,6 +20,11 @@ pub enum ServiceError {
     )]
     Protected { name: String, pattern: String },
     #[error(
+        "the operator token `_admin` cannot be deleted; use `tokenwarden tokens regenerate-operator` to \
+         replace its secret instead"
+    )]
+    OperatorProtected,
+    #[error(
         "instance `{instance}` runs InfluxDB 3 {edition}, and only Enterprise has database-scoped resource \
          tokens; create an admin token instead"
     )]
