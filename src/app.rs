@@ -73,7 +73,7 @@ pub fn build_service(config: &Config, credentials: Credentials) -> Result<TokenS
 fn backend_for(inst: &InstanceConfig, credentials: Credentials) -> Arc<dyn TokenBackend> {
     let token = match credentials {
         Credentials::None => None,
-        Credentials::Configured => match inst.token.resolve(&inst.name) {
+        Credentials::Configured => match inst.token.resolve() {
             Ok(t) => Some(t),
             Err(e) => {
                 return Arc::new(Unusable {
@@ -181,7 +181,7 @@ pub async fn simulate(
         if opts.without_auth {
             note = format!(" (started without auth: {} is ignored)", path.display());
         } else if path.exists() {
-            let raw = TokenSource::File(path.clone()).resolve("simulator")?;
+            let raw = TokenSource::File(path.clone()).resolve()?;
             control.register_operator(&raw);
             note = format!("; operator token read from {}", path.display());
         } else if let Some(raw) = control.create_operator() {

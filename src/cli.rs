@@ -48,6 +48,7 @@ pub enum CliError {
 pub fn service_exit_code(e: &ServiceError) -> u8 {
     match e.kind() {
         ErrorKind::Usage => exit::USAGE,
+        ErrorKind::Config => exit::CONFIG,
         ErrorKind::Refused => exit::REFUSED,
         ErrorKind::NotFound => exit::NOT_FOUND,
         ErrorKind::Conflict => exit::CONFLICT,

@@ -24,21 +24,12 @@ pub enum ConfigError {
     Read { path: PathBuf, detail: String },
     #[error("config file {path}: {detail}")]
     Invalid { path: PathBuf, detail: String },
-    #[error(
-        "instance `{instance}`: environment variable {var} is not set; export it or use token_file"
-    )]
-    MissingEnv { instance: String, var: String },
-    #[error("instance `{instance}`: cannot read token file {path}: {detail}")]
-    TokenFile {
-        instance: String,
-        path: PathBuf,
-        detail: String,
-    },
-    #[error("instance `{instance}`: the token from {source_name} is empty")]
-    EmptyToken {
-        instance: String,
-        source_name: String,
-    },
+    #[error("environment variable {var} is not set; export it or use token_file")]
+    MissingEnv { var: String },
+    #[error("cannot read token file {path}: {detail}")]
+    TokenFile { path: PathBuf, detail: String },
+    #[error("the token from {source_name} is empty")]
+    EmptyToken { source_name: String },
     #[error("no instance named `{name}`; configured instances: {known}")]
     UnknownInstance { name: String, known: String },
 }
@@ -76,23 +67,19 @@ pub enum TokenSource {
 impl TokenSource {
     /// Reads the token. A file may hold the bare token, or the JSON that
     /// `influxdb3 create token --offline` writes (`{"token": ...}`).
-    pub fn resolve(&self, instance: &str) -> Result<RawToken, ConfigError> {
+    pub fn resolve(&self) -> Result<RawToken, ConfigError> {
         let (text, source_name) = match self {
             Self::Inline(t) => return Ok(t.clone()),
             Self::Env(var) => match std::env::var(var) {
                 Ok(v) => (v, var.clone()),
                 Err(_) => {
-                    return Err(ConfigError::MissingEnv {
-                        instance: instance.into(),
-                        var: var.clone(),
-                    });
+                    return Err(ConfigError::MissingEnv { var: var.clone() });
                 }
             },
             Self::File(path) => match std::fs::read_to_string(path) {
                 Ok(v) => (v, path.display().to_string()),
                 Err(e) => {
                     return Err(ConfigError::TokenFile {
-                        instance: instance.into(),
                         path: path.clone(),
                         detail: e.to_string(),
                     });
@@ -108,7 +95,6 @@ impl TokenSource {
             serde_json::from_str::<OfflineFile>(text)
                 .map(|f| f.token)
                 .map_err(|e| ConfigError::TokenFile {
-                    instance: instance.into(),
                     path: PathBuf::from(&source_name),
                     detail: format!("JSON without a `token` field ({})", e.classify_name()),
                 })?
@@ -116,10 +102,7 @@ impl TokenSource {
             text.to_owned()
         };
         if token.is_empty() {
-            return Err(ConfigError::EmptyToken {
-                instance: instance.into(),
-                source_name,
-            });
+            return Err(ConfigError::EmptyToken { source_name });
         }
         Ok(RawToken::new(token))
     }
@@ -516,15 +499,11 @@ token_file = "operator.token"    # or: token_env = "INFLUXDB3_AUTH_TOKEN"
             "token_env = \"TW_TEST_SURELY_UNSET\"",
         ))
         .unwrap();
-        let e = c.instances[0]
-            .token
-            .resolve("local")
-            .unwrap_err()
-            .to_string();
+        let e = c.instances[0].token.resolve().unwrap_err().to_string();
         assert!(e.contains("TW_TEST_SURELY_UNSET is not set"), "{e}");
         let e = parse(MINIMAL).unwrap().instances[0]
             .token
-            .resolve("local")
+            .resolve()
             .unwrap_err()
             .to_string();
         assert!(e.contains("/etc/tw/operator.token"), "{e}");
@@ -536,20 +515,20 @@ token_file = "operator.token"    # or: token_env = "INFLUXDB3_AUTH_TOKEN"
         let bare = dir.path().join("bare");
         std::fs::write(&bare, "apiv3_abc\n").unwrap();
         assert_eq!(
-            TokenSource::File(bare).resolve("a").unwrap().expose(),
+            TokenSource::File(bare).resolve().unwrap().expose(),
             "apiv3_abc"
         );
         let json = dir.path().join("json");
         std::fs::write(&json, r#"{"token":"apiv3_def","name":"_admin"}"#).unwrap();
         assert_eq!(
-            TokenSource::File(json).resolve("a").unwrap().expose(),
+            TokenSource::File(json).resolve().unwrap().expose(),
             "apiv3_def"
         );
         let empty = dir.path().join("empty");
         std::fs::write(&empty, "\n").unwrap();
         assert!(
             TokenSource::File(empty)
-                .resolve("a")
+                .resolve()
                 .unwrap_err()
                 .to_string()
                 .contains("is empty")

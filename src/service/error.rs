@@ -72,6 +72,8 @@ pub enum ServiceError {
 pub enum ErrorKind {
     /// Bad input or an unknown instance.
     Usage,
+    /// The configuration cannot work (a missing secret, an unreadable CA file).
+    Config,
     /// Refused by policy or the gate (read-only, protected, wrong edition, self-approval ...).
     Refused,
     /// The token or pending action does not exist.
@@ -113,6 +115,7 @@ impl ServiceError {
                     ErrorKind::Unavailable
                 }
                 BackendError::OutcomeUnknown { .. } => ErrorKind::Unknown,
+                BackendError::Setup(_) => ErrorKind::Config,
                 BackendError::OperatorUndeletable
                 | BackendError::NotEnterprise { .. }
                 | BackendError::AuthDisabled { .. } => ErrorKind::Refused,

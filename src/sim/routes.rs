@@ -93,15 +93,7 @@ async fn serve(state: &SimState, req: Request) -> Response {
         body,
         caller: None,
     };
-    let (latency, forced) = state.take_fault(&req.path);
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
-    let response = match forced {
-        Some(f) => raw(f.status, f.content_type.as_deref(), f.body),
-        None => route(state, &mut req),
-    };
-    state.record(RecordedRequest {
+    let index = state.record(RecordedRequest {
         method: req.method.to_string(),
         path: req.path.clone(),
         query: req.query.clone(),
@@ -122,10 +114,23 @@ async fn serve(state: &SimState, req: Request) -> Response {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(' ').next())
             .map(str::to_owned),
-        authenticated_as: req.caller.as_ref().map(|t| t.name.clone()),
+        authenticated_as: None,
         body: String::from_utf8_lossy(&req.body).into_owned(),
-        status: response.status().as_u16(),
+        status: 0,
     });
+    let (latency, forced) = state.take_fault(&req.path);
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let response = match forced {
+        Some(f) => raw(f.status, f.content_type.as_deref(), f.body),
+        None => route(state, &mut req),
+    };
+    state.record_outcome(
+        index,
+        response.status().as_u16(),
+        req.caller.as_ref().map(|t| t.name.clone()),
+    );
     response
 }
 

@@ -43,6 +43,7 @@ pub struct RecordedRequest {
     pub auth_scheme: Option<String>,
     pub authenticated_as: Option<String>,
     pub body: String,
+    /// The status sent; 0 if the client went away first.
     pub status: u16,
 }
 
@@ -159,9 +160,29 @@ impl SimState {
         (latency, Some(forced))
     }
 
-    pub fn record(&self, request: RecordedRequest) {
-        if self.settings.record_requests {
-            lock(&self.requests).push(request);
+    /// Logs a request as it arrives (so a client that gives up still leaves a trace); returns
+    /// its index for [`SimState::record_outcome`].
+    pub fn record(&self, request: RecordedRequest) -> Option<usize> {
+        if !self.settings.record_requests {
+            return None;
+        }
+        let mut log = lock(&self.requests);
+        log.push(request);
+        Some(log.len() - 1)
+    }
+
+    /// Adds the status sent and the token the request authenticated as.
+    pub fn record_outcome(
+        &self,
+        index: Option<usize>,
+        status: u16,
+        authenticated_as: Option<String>,
+    ) {
+        if let Some(i) = index {
+            if let Some(r) = lock(&self.requests).get_mut(i) {
+                r.status = status;
+                r.authenticated_as = authenticated_as;
+            }
         }
     }
 

@@ -1,0 +1,387 @@
+//! The CLI end to end: the built binary against `tokenwarden simulate` started by the test.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::support::assert_no_token;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tokenwarden");
+
+/// A `tokenwarden simulate` child process, killed on drop.
+struct SimProcess {
+    child: Child,
+    url: String,
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn simulate(args: &[&str]) -> SimProcess {
+    let mut child = Command::new(BIN)
+        .args(["simulate", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .trim_end_matches(';')
+        .to_owned();
+    SimProcess { child, url }
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(config: &Path, args: &[&str], stdin: &str) -> Run {
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("RUST_LOG", "trace")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let r = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert_no_token("stderr (logs and errors)", &r.stderr);
+    r
+}
+
+/// The README's minimal config, pointing at `url`, with relative paths.
+fn write_config(dir: &Path, url: &str) -> PathBuf {
+    let path = dir.join("tokenwarden.toml");
+    let text = format!(
+        "[store]\npath = \"tokenwarden.db\"\n\n[[instances]]\nname = \"local\"\nurl = \"{url}\"\ntoken_file = \"operator.token\"    # or: token_env = \"INFLUXDB3_AUTH_TOKEN\"\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn the_cli_manages_tokens_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("operator.token");
+    let sim = simulate(&[
+        "--edition",
+        "enterprise",
+        "--seed-databases",
+        "metrics",
+        "--operator-token-file",
+        token_file.to_str().unwrap(),
+    ]);
+    let cfg = write_config(dir.path(), &sim.url);
+
+    let r = run(&cfg, &["check"], "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("InfluxDB 3 enterprise")
+            && r.stdout.contains("tokenwarden's token works"),
+        "{}",
+        r.stdout
+    );
+
+    let r = run(
+        &cfg,
+        &["tokens", "create-admin", "ci-bot", "--expires-in", "7d"],
+        "",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("will not be shown again"), "{}", r.stdout);
+    let secret = r
+        .stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("apiv3_"))
+        .unwrap()
+        .to_owned();
+    assert_eq!(secret.len(), 92);
+
+    let r = run(&cfg, &["tokens", "list", "--json"], "");
+    assert_eq!(r.code, 0);
+    let rows: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let ci = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "ci-bot")
+        .unwrap();
+    assert_eq!(
+        (ci["kind"].as_str(), ci["status"].as_str()),
+        (Some("admin"), Some("active"))
+    );
+    assert!(!r.stdout.contains(&secret));
+
+    let r = run(&cfg, &["tokens", "list", "--name", "ci"], "");
+    assert!(
+        r.stdout.contains("ci-bot") && !r.stdout.contains("_admin"),
+        "{}",
+        r.stdout
+    );
+
+    let r = run(&cfg, &["tokens", "create-admin", "ci-bot"], "");
+    assert_eq!(r.code, 6, "conflict: {}", r.stderr);
+    assert!(
+        r.stderr.contains("a token named `ci-bot` already exists"),
+        "{}",
+        r.stderr
+    );
+
+    let r = run(
+        &cfg,
+        &[
+            "tokens",
+            "create-resource",
+            "reader",
+            "--permission",
+            "db:metrics:read",
+            "--json",
+        ],
+        "",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let created: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(created["permissions"][0], "db:metrics:read");
+    assert!(created["token"].as_str().unwrap().starts_with("apiv3_"));
+
+    let r = run(
+        &cfg,
+        &[
+            "tokens",
+            "create-resource",
+            "bad",
+            "--permission",
+            "db:metrics",
+        ],
+        "",
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("is not TYPE:NAMES:ACTIONS"),
+        "{}",
+        r.stderr
+    );
+
+    let r = run(&cfg, &["tokens", "delete", "ci-bot"], "wrong\n");
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("does not match; nothing was done"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&cfg, &["tokens", "delete", "ci-bot"], "");
+    assert_eq!(r.code, 7);
+    assert!(
+        r.stderr.contains("not confirmed; nothing was changed"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&cfg, &["tokens", "delete", "ci-bot"], "ci-bot\n");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("Type the token name to confirm"));
+    assert_eq!(
+        r.stdout.trim(),
+        "Deleted token `ci-bot` on instance `local`."
+    );
+    let r = run(&cfg, &["tokens", "delete", "ci-bot", "--yes"], "");
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    let r = run(&cfg, &["tokens", "delete", "_admin", "--yes"], "");
+    assert_eq!(r.code, 7);
+    assert!(r.stderr.contains("regenerate-operator"), "{}", r.stderr);
+
+    let r = run(&cfg, &["databases"], "");
+    assert_eq!(r.stdout.trim(), "metrics");
+
+    let r = run(&cfg, &["audit", "--json", "--limit", "100"], "");
+    assert_eq!(r.code, 0);
+    assert_no_token("the audit log", &r.stdout);
+    let audit: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let events: Vec<String> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| format!("{} {}", e["event"], e["outcome"]))
+        .collect();
+    assert!(
+        events.contains(&"\"token.delete\" \"succeeded\"".to_owned()),
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&"\"token.delete\" \"refused\"".to_owned()),
+        "{events:?}"
+    );
+
+    let r = run(
+        &cfg,
+        &[
+            "tokens",
+            "regenerate-operator",
+            "--yes",
+            "--token-file",
+            token_file.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        !r.stdout.contains("apiv3_"),
+        "the secret went to the file: {}",
+        r.stdout
+    );
+    let r = run(&cfg, &["check"], "");
+    assert_eq!(
+        r.code, 0,
+        "the new operator token in the file works: {}",
+        r.stderr
+    );
+
+    drop(sim);
+    let r = run(&cfg, &["tokens", "list"], "");
+    assert_eq!(r.code, 8, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("could not reach InfluxDB"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn bootstrap_writes_a_private_token_file_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = simulate(&[]);
+    let cfg = write_config(dir.path(), &sim.url);
+    let file = dir.path().join("operator.token");
+    let r = run(
+        &cfg,
+        &[
+            "tokens",
+            "bootstrap-operator",
+            "--token-file",
+            file.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stdout.contains("apiv3_"), "{}", r.stdout);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    assert_eq!(run(&cfg, &["check"], "").code, 0);
+
+    let again = dir.path().join("second.token");
+    let r = run(
+        &cfg,
+        &[
+            "tokens",
+            "bootstrap-operator",
+            "--token-file",
+            again.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("already has an operator token"),
+        "{}",
+        r.stderr
+    );
+    assert!(!again.exists(), "no file is left behind");
+    let leftovers = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".tmp")
+        })
+        .count();
+    assert_eq!(leftovers, 0);
+    let r = run(
+        &cfg,
+        &[
+            "tokens",
+            "bootstrap-operator",
+            "--token-file",
+            file.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(r.stderr.contains("exists already"), "{}", r.stderr);
+}
+
+#[test]
+fn config_problems_exit_3_with_the_promised_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.toml");
+    let r = run(&missing, &["tokens", "list"], "");
+    assert_eq!(r.code, 3);
+    assert!(
+        r.stderr.contains("no config file at") && r.stderr.contains("tokenwarden demo"),
+        "{}",
+        r.stderr
+    );
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[instances]]\nname = \"a\"\nurl = \"http://h\"\ntoken_env = \"X\"\nretries = 3\n",
+    )
+    .unwrap();
+    let r = run(&bad, &["tokens", "list"], "");
+    assert_eq!(r.code, 3);
+    assert!(
+        r.stderr.contains("bad.toml") && r.stderr.contains("unknown field `retries`"),
+        "{}",
+        r.stderr
+    );
+
+    let env = dir.path().join("env.toml");
+    std::fs::write(&env, "[[instances]]\nname = \"a\"\nurl = \"http://127.0.0.1:9\"\ntoken_env = \"TW_SURELY_UNSET_VAR\"\n").unwrap();
+    let r = run(&env, &["tokens", "list"], "");
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("TW_SURELY_UNSET_VAR is not set"),
+        "{}",
+        r.stderr
+    );
+
+    let r = run(&env, &["tokens", "list", "--kind", "bogus"], "");
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("unknown token kind `bogus`"),
+        "{}",
+        r.stderr
+    );
+}

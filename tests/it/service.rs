@@ -1,0 +1,611 @@
+//! The core against the simulator: policy before the gate, the gate's rules end to end,
+//! delivery and rollback, and an audit log without secrets.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokenwarden::actor::Actor;
+use tokenwarden::gate::{GateError, GateMode, PendingState};
+use tokenwarden::service::{
+    ApprovalResult, ErrorKind, Executed, GateRequest, ServiceError, TokenService,
+};
+use tokenwarden::sim::{ForcedResponse, RunningSim};
+use tokenwarden::store::{AuditOutcome, Store};
+use tokenwarden::tokens::{Edition, Expiry, NewToken, Permission, RawToken, TokenName, TokenSpec};
+
+use crate::support::{Recorder, assert_logs_clean, assert_no_token, instance, service, sim};
+
+fn ann() -> Actor {
+    Actor::discord(1, "ann")
+}
+fn bob() -> Actor {
+    Actor::discord(2, "bob")
+}
+
+fn name(s: &str) -> TokenName {
+    TokenName::parse(s).unwrap()
+}
+
+fn admin(n: &str) -> NewToken {
+    NewToken {
+        name: TokenName::parse_new(n).unwrap(),
+        spec: TokenSpec::Admin,
+        expiry: Expiry::Never,
+    }
+}
+
+async fn setup(
+    edition: Edition,
+    protected: &[&str],
+    read_only: bool,
+) -> (RunningSim, RawToken, TokenService) {
+    let (s, op) = sim(edition).await;
+    let svc = service(
+        &s,
+        &op,
+        instance("local", None, protected, read_only),
+        Store::open_in_memory().unwrap(),
+    );
+    (s, op, svc)
+}
+
+fn confirm_gate(proof: &str) -> GateRequest {
+    GateRequest {
+        mode: GateMode::confirm_with(proof),
+        ttl: None,
+        reason: None,
+    }
+}
+
+fn approval_gate(required: u8, allow_self: bool) -> GateRequest {
+    GateRequest {
+        mode: GateMode::Approvals {
+            required,
+            allow_self,
+        },
+        ttl: Some(Duration::from_secs(900)),
+        reason: Some("rotate".into()),
+    }
+}
+
+async fn audit_text(svc: &TokenService) -> String {
+    format!("{:?}", svc.audit_log(1000).await.unwrap())
+}
+
+#[tokio::test]
+async fn create_delivers_the_secret_once_and_audits_without_it() {
+    let (s, _op, svc) = setup(Edition::Core, &[], false).await;
+    let rec = Recorder::default();
+    let done = svc
+        .create(&ann(), None, admin("ci-bot"), &rec)
+        .await
+        .unwrap();
+    assert_eq!(done.token.name, "ci-bot");
+    let secrets = rec.secrets();
+    assert_eq!(secrets.len(), 1);
+    assert!(s.control.token_names().contains(&"ci-bot".to_owned()));
+    let audit = svc.audit_log(10).await.unwrap();
+    let outcomes: Vec<_> = audit.iter().rev().map(|e| e.event.outcome).collect();
+    assert_eq!(outcomes, [AuditOutcome::Requested, AuditOutcome::Succeeded]);
+    assert_eq!(audit[0].event.actor, ann());
+    assert_eq!(audit[0].event.token_name.as_deref(), Some("ci-bot"));
+    let text = audit_text(&svc).await;
+    assert!(!text.contains(&secrets[0]));
+    assert_no_token("the audit log", &text);
+    assert!(
+        !format!("{done:?}").contains(&secrets[0]),
+        "the result holds no secret"
+    );
+    assert!(
+        crate::support::logs().contains("token.create_admin"),
+        "the capture sees the audit events"
+    );
+    assert_logs_clean();
+}
+
+#[tokio::test]
+async fn a_failed_delivery_deletes_the_new_token_again() {
+    let (s, _op, svc) = setup(Edition::Core, &[], false).await;
+    let err = svc
+        .create(&ann(), None, admin("orphan"), &Recorder::failing())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ServiceError::DeliveryRolledBack { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("it was deleted again"), "{err}");
+    assert!(!s.control.token_names().contains(&"orphan".to_owned()));
+    assert_eq!(
+        svc.audit_log(1).await.unwrap()[0].event.outcome,
+        AuditOutcome::RolledBack
+    );
+}
+
+#[tokio::test]
+async fn a_failed_rollback_says_how_to_clean_up() {
+    let (s, _op, svc) = setup(Edition::Core, &[], false).await;
+    /// Fails delivery after breaking deletes on the server.
+    struct BreakThenFail(tokenwarden::sim::SimControl);
+    #[async_trait::async_trait]
+    impl tokenwarden::service::SecretDelivery for BreakThenFail {
+        async fn deliver(
+            &self,
+            _: &tokenwarden::tokens::Token,
+            _: &RawToken,
+        ) -> Result<tokenwarden::service::DeliveryReceipt, tokenwarden::service::DeliveryFailure>
+        {
+            self.0.force_response(ForcedResponse {
+                path_prefix: "/api/v3/configure/token".into(),
+                status: 500,
+                content_type: None,
+                body: "disk full".into(),
+                times: None,
+            });
+            Err(tokenwarden::service::DeliveryFailure(
+                "DMs are closed".into(),
+            ))
+        }
+    }
+    let err = svc
+        .create(
+            &ann(),
+            None,
+            admin("stranded"),
+            &BreakThenFail(s.control.clone()),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ServiceError::DeliveryStranded { .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("tokenwarden tokens delete stranded"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn policy_refuses_before_any_request() {
+    let (s, _op, svc) = setup(Edition::Core, &["ci-*"], true).await;
+    let before = s.control.requests().len();
+    let err = svc
+        .create(&ann(), None, admin("x"), &Recorder::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ServiceError::ReadOnly { .. }), "{err}");
+    let err = svc
+        .request_delete(&ann(), None, &name("x"), confirm_gate("x"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Refused);
+    let err = svc
+        .request_regenerate(&ann(), None, confirm_gate("local"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ServiceError::ReadOnly { .. }));
+    assert_eq!(
+        s.control.requests().len(),
+        before,
+        "nothing reached InfluxDB"
+    );
+
+    let (s, _op, svc) = setup(Edition::Core, &["ci-*"], false).await;
+    s.control.create_admin("ci-deploy", None);
+    let err = svc
+        .request_delete(&ann(), None, &name("ci-deploy"), confirm_gate("ci-deploy"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "token `ci-deploy` is protected (matches `ci-*`) and cannot be deleted through tokenwarden"
+    );
+    let err = svc
+        .request_delete(&ann(), None, &name("_admin"), confirm_gate("_admin"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("use `tokenwarden tokens regenerate-operator`"),
+        "{err}"
+    );
+    assert!(
+        svc.open_pending().await.unwrap().is_empty(),
+        "no pending action for refused requests"
+    );
+    assert_eq!(
+        svc.audit_log(1).await.unwrap()[0].event.outcome,
+        AuditOutcome::Refused
+    );
+}
+
+#[tokio::test]
+async fn resource_tokens_on_core_are_refused_before_creating() {
+    let (s, _op, svc) = setup(Edition::Core, &[], false).await;
+    let new = NewToken {
+        name: TokenName::parse_new("reader").unwrap(),
+        spec: TokenSpec::Resource(vec![Permission::parse("db:metrics:read").unwrap()]),
+        expiry: Expiry::Never,
+    };
+    let err = svc
+        .create(&ann(), None, new, &Recorder::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ServiceError::RequiresEnterprise {
+                edition: Edition::Core,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let paths: Vec<String> = s.control.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(
+        paths,
+        ["/ping"],
+        "the edition was detected, nothing was created"
+    );
+}
+
+#[tokio::test]
+async fn confirmation_gate_end_to_end() {
+    let (s, _op, svc) = setup(Edition::Core, &[], false).await;
+    s.control.create_admin("victim", None);
+    let rec = Recorder::default();
+    let req = svc
+        .request_delete(&ann(), None, &name("victim"), confirm_gate("victim"))
+        .await
+        .unwrap();
+    assert_eq!(req.token.as_ref().unwrap().name, "victim");
+    let (id, op) = (req.pending.id.clone(), req.pending.action.clone());
+
+    let err = svc
+        .confirm(&bob(), &id, &op, "victim", &rec)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ServiceError::Gate(GateError::NotRequester { .. })),
+        "{err}"
+    );
+    let err = svc
+        .confirm(&ann(), &id, &op, "vIctim", &rec)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ServiceError::Gate(GateError::WrongProof { .. })),
+        "{err}"
+    );
+    let other = tokenwarden::service::Operation::DeleteToken {
+        instance: "local".into(),
+        name: name("_admin"),
+    };
+    let err = svc
+        .confirm(&ann(), &id, &other, "victim", &rec)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ServiceError::Gate(GateError::ActionMismatch { .. })),
+        "{err}"
+    );
+    assert!(
+        s.control.token_names().contains(&"victim".to_owned()),
+        "nothing happened yet"
+    );
+
+    let done = svc.confirm(&ann(), &id, &op, "victim", &rec).await.unwrap();
+    assert!(matches!(done, Executed::Deleted { .. }));
+    assert!(!s.control.token_names().contains(&"victim".to_owned()));
+    let err = svc
+        .confirm(&ann(), &id, &op, "victim", &rec)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ServiceError::Gate(GateError::Closed {
+                state: "succeeded",
+                ..
+            })
+        ),
+        "replay: {err}"
+    );
+    assert_eq!(
+        svc.pending(&id).await.unwrap().state,
+        PendingState::Succeeded
+    );
+}
+
+#[tokio::test]
+async fn confirmations_expire() {
+    let (s, _op, svc) = setup(Edition::Core, &[], false).await;
+    s.control.create_admin("victim", None);
+    let req = svc
+        .request_delete(&ann(), None, &name("victim"), confirm_gate("victim"))
+        .await
+        .unwrap();
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(301)).await;
+    tokio::time::resume();
+    let err = svc
+        .confirm(
+            &ann(),
+            &req.pending.id,
+            &req.pending.action,
+            "victim",
+            &Recorder::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ServiceError::Gate(GateError::Expired { .. })),
+        "{err}"
+    );
+    assert!(s.control.token_names().contains(&"victim".to_owned()));
+    assert_eq!(
+        svc.pending(&req.pending.id).await.unwrap().state,
+        PendingState::Expired
+    );
+}
+
+#[tokio::test]
+async fn approvals_need_other_people() {
+    let (s, _op, svc) = setup(Edition::Core, &[], false).await;
+    s.control.create_admin("victim", None);
+    let rec = Recorder::default();
+    let id = svc
+        .request_delete(&ann(), None, &name("victim"), approval_gate(2, false))
+        .await
+        .unwrap()
+        .pending
+        .id;
+    let err = svc.approve(&ann(), &id, &rec).await.unwrap_err();
+    assert!(
+        matches!(err, ServiceError::Gate(GateError::SelfApproval { .. })),
+        "{err}"
+    );
+    assert!(matches!(
+        svc.approve(&bob(), &id, &rec).await.unwrap(),
+        ApprovalResult::Recorded {
+            have: 1,
+            need: 2,
+            ..
+        }
+    ));
+    let err = svc.approve(&bob(), &id, &rec).await.unwrap_err();
+    assert!(
+        matches!(err, ServiceError::Gate(GateError::AlreadyApproved { .. })),
+        "{err}"
+    );
+    assert!(s.control.token_names().contains(&"victim".to_owned()));
+    match svc
+        .approve(&Actor::discord(3, "cat"), &id, &rec)
+        .await
+        .unwrap()
+    {
+        ApprovalResult::Executed { pending, result } => {
+            assert!(result.is_ok());
+            assert_eq!(pending.state, PendingState::Succeeded);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!s.control.token_names().contains(&"victim".to_owned()));
+}
+
+#[tokio::test]
+async fn self_approval_when_the_policy_allows_it() {
+    let (s, _op, svc) = setup(Edition::Core, &[], false).await;
+    s.control.create_admin("victim", None);
+    let id = svc
+        .request_delete(&ann(), None, &name("victim"), approval_gate(1, true))
+        .await
+        .unwrap()
+        .pending
+        .id;
+    assert!(matches!(
+        svc.approve(&ann(), &id, &Recorder::default())
+            .await
+            .unwrap(),
+        ApprovalResult::Executed { .. }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_approvals_execute_once() {
+    let (s, _op, svc) = setup(Edition::Core, &[], false).await;
+    s.control.create_admin("victim", None);
+    let svc = Arc::new(svc);
+    let id = svc
+        .request_delete(&ann(), None, &name("victim"), approval_gate(1, false))
+        .await
+        .unwrap()
+        .pending
+        .id;
+    let tasks: Vec<_> = (10..20u64)
+        .map(|i| {
+            let (svc, id) = (Arc::clone(&svc), id.clone());
+            tokio::spawn(async move {
+                svc.approve(&Actor::discord(i, "approver"), &id, &Recorder::default())
+                    .await
+            })
+        })
+        .collect();
+    let mut executed = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(ApprovalResult::Executed { .. }) => executed += 1,
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => assert!(
+                matches!(e, ServiceError::Gate(GateError::Closed { .. })),
+                "{e}"
+            ),
+        }
+    }
+    assert_eq!(executed, 1);
+    let deletes = s
+        .control
+        .requests()
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .count();
+    assert_eq!(deletes, 1, "InfluxDB saw one delete");
+}
+
+#[tokio::test]
+async fn a_pending_approval_survives_a_restart() {
+    let (s, op) = sim(Edition::Core).await;
+    s.control.create_admin("victim", None);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let id = {
+        let svc = service(
+            &s,
+            &op,
+            instance("local", None, &[], false),
+            Store::open(&path).unwrap(),
+        );
+        svc.request_delete(&ann(), None, &name("victim"), approval_gate(1, false))
+            .await
+            .unwrap()
+            .pending
+            .id
+    };
+    let svc = service(
+        &s,
+        &op,
+        instance("local", None, &[], false),
+        Store::open(&path).unwrap(),
+    );
+    assert_eq!(svc.open_pending().await.unwrap().len(), 1);
+    assert!(matches!(
+        svc.approve(&bob(), &id, &Recorder::default())
+            .await
+            .unwrap(),
+        ApprovalResult::Executed { .. }
+    ));
+    assert!(!s.control.token_names().contains(&"victim".to_owned()));
+}
+
+#[tokio::test]
+async fn reject_and_expiry_close_requests() {
+    let (s, _op, svc) = setup(Edition::Core, &[], false).await;
+    s.control.create_admin("victim", None);
+    let id = svc
+        .request_delete(&ann(), None, &name("victim"), approval_gate(1, false))
+        .await
+        .unwrap()
+        .pending
+        .id;
+    let p = svc
+        .reject(&bob(), &id, Some("still used by CI".into()))
+        .await
+        .unwrap();
+    assert!(matches!(p.state, PendingState::Rejected { .. }));
+    let err = svc
+        .approve(&Actor::discord(3, "cat"), &id, &Recorder::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ServiceError::Gate(GateError::Closed {
+                state: "rejected",
+                ..
+            })
+        ),
+        "{err}"
+    );
+
+    let id = svc
+        .request_delete(&ann(), None, &name("victim"), approval_gate(1, false))
+        .await
+        .unwrap()
+        .pending
+        .id;
+    assert!(svc.expire_due().await.unwrap().is_empty());
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(901)).await;
+    tokio::time::resume();
+    let expired = svc.expire_due().await.unwrap();
+    assert_eq!(
+        expired.iter().map(|p| p.id.clone()).collect::<Vec<_>>(),
+        [id]
+    );
+    assert_eq!(
+        svc.audit_log(1).await.unwrap()[0].event.outcome,
+        AuditOutcome::Expired
+    );
+    assert!(s.control.token_names().contains(&"victim".to_owned()));
+}
+
+#[tokio::test]
+async fn regenerate_goes_through_the_gate_and_delivers() {
+    let (s, op, svc) = setup(Edition::Core, &[], false).await;
+    let rec = Recorder::default();
+    let req = svc
+        .request_regenerate(&ann(), None, confirm_gate("local"))
+        .await
+        .unwrap();
+    let done = svc
+        .confirm(&ann(), &req.pending.id, &req.pending.action, "local", &rec)
+        .await
+        .unwrap();
+    assert!(matches!(done, Executed::Regenerated(_)));
+    let new = rec.secrets().pop().unwrap();
+    assert_ne!(new, op.expose());
+    let fresh = crate::support::client(&s, Some(&RawToken::new(new)));
+    tokenwarden::tokens::TokenBackend::ping(&fresh)
+        .await
+        .unwrap();
+    assert_no_token("the audit log", &audit_text(&svc).await);
+    assert_logs_clean();
+}
+
+#[tokio::test]
+async fn an_unknown_delete_outcome_is_recorded_as_unknown() {
+    let (s, op) = sim(Edition::Core).await;
+    s.control.create_admin("victim", None);
+    let backend = Arc::new(
+        tokenwarden::influx::InfluxClient::new(tokenwarden::influx::ClientOptions {
+            url: s.url(),
+            token: Some(op.clone()),
+            timeout: Duration::from_millis(400),
+            ca_file: None,
+        })
+        .unwrap(),
+    );
+    let svc = TokenService::new(
+        vec![(instance("local", None, &[], false), backend)],
+        None,
+        Store::open_in_memory().unwrap(),
+        tokenwarden::service::Clock::System,
+        Duration::from_secs(300),
+    );
+    let req = svc
+        .request_delete(&ann(), None, &name("victim"), confirm_gate("victim"))
+        .await
+        .unwrap();
+    s.control.set_latency(Duration::from_secs(2));
+    let err = svc
+        .confirm(
+            &ann(),
+            &req.pending.id,
+            &req.pending.action,
+            "victim",
+            &Recorder::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unknown, "{err}");
+    assert!(matches!(
+        svc.pending(&req.pending.id).await.unwrap().state,
+        PendingState::Unknown { .. }
+    ));
+    assert_eq!(
+        svc.audit_log(1).await.unwrap()[0].event.outcome,
+        AuditOutcome::Unknown
+    );
+}

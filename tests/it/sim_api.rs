@@ -1,0 +1,811 @@
+//! The simulator answers as InfluxDB 3 does: the captured exchanges in
+//! `influxdb3-core-captures.md` are the golden fixtures (status, content type, body).
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha512};
+use tokenwarden::sim::Simulator;
+use tokenwarden::tokens::{Edition, Permission, RawToken};
+
+use crate::support::{self, sim};
+
+/// Status, content type (None when absent) and body of one request.
+struct Reply {
+    status: u16,
+    content_type: Option<String>,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+async fn call(
+    base: &str,
+    method: Method,
+    path: &str,
+    auth: Option<&str>,
+    body: Option<(&str, &str)>,
+) -> Reply {
+    let mut rb = reqwest::Client::new().request(method, format!("{base}{path}"));
+    if let Some(a) = auth {
+        rb = rb.header("authorization", a);
+    }
+    if let Some((ct, b)) = body {
+        if !ct.is_empty() {
+            rb = rb.header("content-type", ct);
+        }
+        rb = rb.body(b.to_owned());
+    }
+    let r = rb.send().await.unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let content_type = headers
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    Reply {
+        status,
+        content_type,
+        headers,
+        body: r.text().await.unwrap(),
+    }
+}
+
+fn bearer(t: &RawToken) -> String {
+    format!("Bearer {}", t.expose())
+}
+
+const JSON: &str = "application/json";
+
+#[tokio::test]
+async fn ping_reports_the_edition_and_needs_a_token() {
+    let (s, op) = sim(Edition::Core).await;
+    let r = call(&s.url(), Method::GET, "/ping", Some(&bearer(&op)), None).await;
+    assert_eq!((r.status, r.content_type.as_deref()), (200, Some(JSON)));
+    assert_eq!(r.headers["x-influxdb-build"], "Core");
+    assert!(r.headers.contains_key("x-influxdb-version"));
+    assert!(r.headers.contains_key("cluster-uuid"));
+    assert_eq!(r.headers["access-control-allow-origin"], "*");
+    assert_eq!(r.json()["product_name"], "InfluxDB 3 Core");
+
+    let r = call(&s.url(), Method::GET, "/ping", None, None).await;
+    assert_eq!((r.status, r.content_type.as_deref()), (401, None));
+    assert_eq!(r.body, r#"{"error": "the request was not authenticated"}"#);
+    assert!(
+        r.headers.contains_key("cluster-uuid"),
+        "errors carry cluster-uuid too"
+    );
+    assert!(!r.headers.contains_key("access-control-allow-origin"));
+
+    let (e, op) = sim(Edition::Enterprise).await;
+    let r = call(&e.url(), Method::GET, "/ping", Some(&bearer(&op)), None).await;
+    assert_eq!(r.headers["x-influxdb-build"], "Enterprise");
+}
+
+#[tokio::test]
+async fn authorization_header_rules() {
+    let (s, op) = sim(Edition::Core).await;
+    let ok = |auth: String| {
+        let url = s.url();
+        async move {
+            call(&url, Method::GET, "/health", Some(&auth), None)
+                .await
+                .status
+        }
+    };
+    assert_eq!(ok(bearer(&op)).await, 200);
+    assert_eq!(ok(format!("Token {}", op.expose())).await, 200);
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("me:{}", op.expose()));
+    assert_eq!(ok(format!("Basic {basic}")).await, 200);
+    let r = call(
+        &s.url(),
+        Method::GET,
+        "/health",
+        Some(&format!("bearer {}", op.expose())),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.body,
+        r#"{"error": "Authorization header was malformed, the request was not in the form of 'Authorization: <auth-scheme> <token>', supported auth-schemes are Bearer, Token and Basic"}"#
+    );
+    assert_eq!(ok("Bearer apiv3_unknown".into()).await, 401);
+    let r = call(&s.url(), Method::GET, "/health", Some(&bearer(&op)), None).await;
+    assert_eq!(
+        (r.content_type.as_deref(), r.body.as_str()),
+        (Some("text/plain; charset=utf-8"), "OK")
+    );
+}
+
+#[tokio::test]
+async fn named_admin_tokens_match_the_captures() {
+    let (s, op) = sim(Edition::Core).await;
+    let auth = bearer(&op);
+    let post = |body: &'static str| {
+        let (url, auth) = (s.url(), auth.clone());
+        async move {
+            call(
+                &url,
+                Method::POST,
+                "/api/v3/configure/token/named_admin",
+                Some(&auth),
+                Some((JSON, body)),
+            )
+            .await
+        }
+    };
+    let r = post(r#"{"token_name": "grafana-reader", "expiry_secs": 86400}"#).await;
+    assert_eq!((r.status, r.content_type.as_deref()), (201, Some("json")));
+    let v = r.json();
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        ["id", "name", "token", "hash", "created_at", "expiry"]
+    );
+    let token = v["token"].as_str().unwrap();
+    assert!(
+        token.starts_with("apiv3_") && token.len() == 92,
+        "{}",
+        token.len()
+    );
+    assert_eq!(v["hash"], hex::encode(Sha512::digest(token.as_bytes())));
+    let created = chrono::DateTime::parse_from_rfc3339(v["created_at"].as_str().unwrap()).unwrap();
+    let expiry = chrono::DateTime::parse_from_rfc3339(v["expiry"].as_str().unwrap()).unwrap();
+    assert_eq!((expiry - created).num_seconds(), 86_400);
+    assert!(v["created_at"].as_str().unwrap().ends_with('Z'));
+
+    let r = post(r#"{"token_name": "ci-bot"}"#).await;
+    assert_eq!(r.status, 201);
+    assert_eq!(r.json()["expiry"], Value::Null, "expiry is always present");
+
+    let r = post(r#"{"token_name": "ci-bot"}"#).await;
+    assert_eq!(
+        (r.status, r.content_type.as_deref(), r.body.as_str()),
+        (409, None, "token name already exists, ci-bot")
+    );
+    let r = post(r#"{"expiry_secs": 5}"#).await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (
+            400,
+            "serde json error: missing field `token_name` at line 1 column 18"
+        )
+    );
+    let r = post(r#"{"token_name": "neg", "expiry_secs": -5}"#).await;
+    assert_eq!(
+        r.body,
+        "serde json error: invalid value: integer `-5`, expected u64 at line 1 column 39"
+    );
+    let r = call(
+        &s.url(),
+        Method::POST,
+        "/api/v3/configure/token/named_admin",
+        Some(&auth),
+        Some(("text/plain", "{}")),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (415, "unacceptable content-type, expected: application/json")
+    );
+    let r = call(
+        &s.url(),
+        Method::POST,
+        "/api/v3/configure/token/named_admin",
+        Some(&auth),
+        Some((
+            "application/vnd.x+json; charset=utf-8",
+            r#"{"token_name":"plus"}"#,
+        )),
+    )
+    .await;
+    assert_eq!(r.status, 201, "+json with parameters is accepted");
+}
+
+#[tokio::test]
+async fn expiry_really_expires() {
+    let (s, op) = sim(Edition::Core).await;
+    let short = s
+        .control
+        .create_admin("short", Some(Duration::from_secs(60)))
+        .unwrap();
+    assert_eq!(
+        call(
+            &s.url(),
+            Method::GET,
+            "/health",
+            Some(&bearer(&short)),
+            None
+        )
+        .await
+        .status,
+        200
+    );
+    s.control.advance_clock(Duration::from_secs(61));
+    let r = call(
+        &s.url(),
+        Method::GET,
+        "/health",
+        Some(&bearer(&short)),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (401, r#"{"error": "the request was not authenticated"}"#)
+    );
+    // Expired tokens stay listed.
+    let r = call(
+        &s.url(),
+        Method::POST,
+        "/api/v3/query_sql",
+        Some(&bearer(&op)),
+        Some((JSON, r#"{"db":"_internal","q":"SELECT name FROM system.tokens WHERE name = 'short'","format":"json"}"#)),
+    )
+    .await;
+    assert_eq!(r.body, r#"[{"name":"short"}]"#);
+}
+
+#[tokio::test]
+async fn listing_matches_the_captures() {
+    let (s, op) = sim(Edition::Core).await;
+    s.control
+        .create_admin("short-1", Some(Duration::from_secs(1)));
+    s.control
+        .create_admin("grafana-reader", Some(Duration::from_secs(86_400)));
+    s.control.create_admin("ci-bot", None);
+    let q = |body: String| {
+        let (url, auth) = (s.url(), bearer(&op));
+        async move {
+            call(
+                &url,
+                Method::POST,
+                "/api/v3/query_sql",
+                Some(&auth),
+                Some((JSON, &body)),
+            )
+            .await
+        }
+    };
+    let r = q(
+        json!({"db":"_internal","q":"SELECT * FROM system.tokens","format":"json","params":null})
+            .to_string(),
+    )
+    .await;
+    assert_eq!((r.status, r.content_type.as_deref()), (200, Some(JSON)));
+    let rows = r.json();
+    let admin = &rows[0];
+    let keys: Vec<&str> = admin
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        ["token_id", "name", "hash", "created_at", "permissions"],
+        "null keys are dropped"
+    );
+    assert_eq!(admin["hash"].as_str().unwrap().len(), 9);
+    assert!(!admin["created_at"].as_str().unwrap().ends_with('Z'));
+    assert!(rows[2]["expiry"].is_string());
+
+    let sql = "SELECT token_id, name, expiry FROM system.tokens WHERE name LIKE $pat ORDER BY name LIMIT 10";
+    let r = q(json!({"db":"_internal","q":sql,"format":"json","params":{"pat":"%i%"}}).to_string())
+        .await;
+    assert_eq!(
+        r.body,
+        r#"[{"token_id":0,"name":"_admin"},{"token_id":3,"name":"ci-bot"}]"#
+    );
+
+    let sql = "SELECT name, permissions FROM system.tokens ORDER BY token_id";
+    let r = q(json!({"db":"_internal","q":sql,"format":"jsonl"}).to_string()).await;
+    assert_eq!(r.content_type.as_deref(), Some("application/jsonl"));
+    assert_eq!(
+        r.body.lines().next(),
+        Some(r#"{"name":"_admin","permissions":"*:*:*"}"#)
+    );
+    let r = q(json!({"db":"_internal","q":sql,"format":"csv"}).to_string()).await;
+    assert_eq!(r.content_type.as_deref(), Some("text/csv"));
+    assert!(
+        r.body
+            .starts_with("name,permissions\n_admin,*:*:*\nshort-1,*:*:*\n"),
+        "{}",
+        r.body
+    );
+    let r = q(json!({"db":"_internal","q":sql,"format":"pretty"}).to_string()).await;
+    assert_eq!(r.content_type.as_deref(), Some("text/plain; charset=utf-8"));
+    assert!(
+        r.body.starts_with("+----------------+-------------+\n| name           | permissions |\n+----------------+-------------+\n| _admin "),
+        "{}",
+        r.body
+    );
+}
+
+#[tokio::test]
+async fn query_errors_match_the_captures() {
+    let (s, op) = sim(Edition::Core).await;
+    let q = |sql: &str, db: &str| {
+        let (url, auth) = (s.url(), bearer(&op));
+        let body = json!({"db": db, "q": sql, "format": "json", "params": null}).to_string();
+        async move {
+            call(
+                &url,
+                Method::POST,
+                "/api/v3/query_sql",
+                Some(&auth),
+                Some((JSON, &body)),
+            )
+            .await
+        }
+    };
+    let r = q("SELECT nope FROM system.tokens", "_internal").await;
+    assert_eq!((r.status, r.content_type.as_deref()), (500, None));
+    assert_eq!(
+        r.body,
+        "Schema error: No field named nope. Valid fields are system.tokens.token_id, system.tokens.name, system.tokens.hash, system.tokens.created_at, system.tokens.description, system.tokens.created_by_token_id, system.tokens.updated_at, system.tokens.updated_by_token_id, system.tokens.expiry, system.tokens.permissions."
+    );
+    let r = q("SELEC name FROM system.tokens", "_internal").await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (
+            400,
+            r#"SQL error: ParserError("Expected: an SQL statement, found: SELEC at Line: 1, Column: 1")"#
+        )
+    );
+    let r = q(
+        "SELECT name FROM system.tokens WHERE name = $missing",
+        "_internal",
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (
+            400,
+            "Error during planning: No value found for placeholder with name $missing"
+        )
+    );
+    let r = q("SELECT * FROM system.tokens", "nosuchdb").await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (
+            404,
+            r#"{"error":"query error: database not found: nosuchdb"}"#
+        )
+    );
+    let r = q("SELECT count(*) FROM system.tokens", "_internal").await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("does not support"), "{}", r.body);
+
+    let mut rb = reqwest::Client::new()
+        .get(format!("{}/api/v3/query_sql", s.url()))
+        .query(&[
+            ("db", "_internal"),
+            ("q", "SELECT name FROM system.tokens WHERE name = $n"),
+            ("params", r#"{"n":"_admin"}"#),
+        ]);
+    rb = rb.header("authorization", bearer(&op));
+    assert_eq!(
+        rb.send().await.unwrap().text().await.unwrap(),
+        r#"[{"name":"_admin"}]"#,
+        "GET with params"
+    );
+    let r = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v3/query_sql?db=_internal&q=SELECT%20name%20FROM%20system.tokens",
+            s.url()
+        ))
+        .header("authorization", bearer(&op))
+        .header("accept", "application/xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.text().await.unwrap()),
+        (400, "invalid mime type (application/xml)".into())
+    );
+}
+
+#[tokio::test]
+async fn databases_match_the_captures() {
+    let (s, op) = sim(Edition::Core).await;
+    let auth = bearer(&op);
+    let r = call(
+        &s.url(),
+        Method::POST,
+        "/api/v3/configure/database",
+        Some(&auth),
+        Some((JSON, r#"{"db": "metrics"}"#)),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.content_type.as_deref(), r.body.as_str()),
+        (200, None, "")
+    );
+    let r = call(
+        &s.url(),
+        Method::POST,
+        "/api/v3/configure/database",
+        Some(&auth),
+        Some((JSON, r#"{"db": "bad name!"}"#)),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (
+            400,
+            r#"{"error":"invalid character in database or rp name: must be ASCII, containing only letters, numbers, underscores, or hyphens"}"#
+        )
+    );
+    let r = call(
+        &s.url(),
+        Method::GET,
+        "/api/v3/configure/database?format=json",
+        Some(&auth),
+        None,
+    )
+    .await;
+    assert_eq!(
+        r.body,
+        r#"[{"iox::database":"_internal"},{"iox::database":"metrics"}]"#
+    );
+}
+
+#[tokio::test]
+async fn delete_rules_match_the_captures() {
+    let (s, op) = sim(Edition::Core).await;
+    let auth = bearer(&op);
+    let ci = s.control.create_admin("ci-bot", None).unwrap();
+    let del = |q: &'static str| {
+        let (url, auth) = (s.url(), auth.clone());
+        async move {
+            call(
+                &url,
+                Method::DELETE,
+                &format!("/api/v3/configure/token{q}"),
+                Some(&auth),
+                None,
+            )
+            .await
+        }
+    };
+    let r = del("?token_name=ci-bot").await;
+    assert_eq!(
+        (r.status, r.content_type.as_deref(), r.body.as_str()),
+        (200, None, "")
+    );
+    assert_eq!(
+        call(&s.url(), Method::GET, "/health", Some(&bearer(&ci)), None)
+            .await
+            .status,
+        401,
+        "deleted tokens stop at once"
+    );
+    let r = del("?token_name=ci-bot").await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (404, "the requested resource was not found: ci-bot")
+    );
+    let r = del("").await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (400, "serde error: missing field `token_name`")
+    );
+    let r = del("?token_name=_admin").await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (405, "cannot delete operator token")
+    );
+    s.control.create_admin("with space", None).unwrap();
+    assert_eq!(
+        del("?token_name=with+space").await.status,
+        200,
+        "+ decodes to a space"
+    );
+}
+
+#[tokio::test]
+async fn routing_order_and_fallbacks() {
+    let (s, op) = sim(Edition::Core).await;
+    let r = call(
+        &s.url(),
+        Method::POST,
+        "/api/v3/enterprise/configure/token",
+        Some(&bearer(&op)),
+        Some((JSON, "{}")),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (404, "Not found"),
+        "Core has no resource tokens"
+    );
+    assert_eq!(
+        call(&s.url(), Method::GET, "/api/v3/configure/token", None, None)
+            .await
+            .status,
+        401,
+        "auth comes before routing"
+    );
+    assert_eq!(
+        call(
+            &s.url(),
+            Method::POST,
+            "/api/v3/configure/token",
+            Some(&bearer(&op)),
+            None
+        )
+        .await
+        .status,
+        404
+    );
+    let r = call(
+        &s.url(),
+        Method::OPTIONS,
+        "/api/v3/configure/token",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 204, "OPTIONS before auth");
+}
+
+#[tokio::test]
+async fn operator_token_bootstrap_and_regeneration() {
+    support::init_logs();
+    let s = Simulator::new(support::settings(Edition::Core))
+        .spawn()
+        .await
+        .unwrap();
+    let boot = || {
+        let url = s.url();
+        async move {
+            call(
+                &url,
+                Method::POST,
+                "/api/v3/configure/token/admin",
+                Some("garbage header"),
+                None,
+            )
+            .await
+        }
+    };
+    let r = boot().await;
+    assert_eq!(
+        (r.status, r.content_type.as_deref()),
+        (201, Some("json")),
+        "unauthenticated, header ignored"
+    );
+    let first: String = r.json()["token"].as_str().unwrap().into();
+    let id = r.json()["id"].clone();
+    let r = boot().await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (409, "token name already exists, _admin")
+    );
+
+    let r = call(
+        &s.url(),
+        Method::POST,
+        "/api/v3/configure/token/admin/regenerate",
+        Some(&format!("Bearer {first}")),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    let v = r.json();
+    assert_eq!((v["id"].clone(), v["name"].as_str()), (id, Some("_admin")));
+    let second = v["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        call(
+            &s.url(),
+            Method::GET,
+            "/health",
+            Some(&format!("Bearer {first}")),
+            None
+        )
+        .await
+        .status,
+        401
+    );
+    let body = json!({"db":"_internal","q":"SELECT name, updated_at, updated_by_token_id FROM system.tokens"}).to_string();
+    let r = call(
+        &s.url(),
+        Method::POST,
+        "/api/v3/query_sql",
+        Some(&format!("Bearer {second}")),
+        Some((JSON, &body)),
+    )
+    .await;
+    let row = &r.json()[0];
+    assert!(
+        row["updated_at"].is_string() && row["updated_by_token_id"] == 0,
+        "{row}"
+    );
+
+    let empty = Simulator::new(support::settings(Edition::Core))
+        .spawn()
+        .await
+        .unwrap();
+    let named = empty.control.create_admin("named", None).unwrap();
+    let r = call(
+        &empty.url(),
+        Method::POST,
+        "/api/v3/configure/token/admin/regenerate",
+        Some(&bearer(&named)),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (500, "missing admin token, cannot update")
+    );
+}
+
+#[tokio::test]
+async fn without_auth_disables_token_endpoints() {
+    support::init_logs();
+    let settings = tokenwarden::sim::SimSettings {
+        without_auth: true,
+        ..support::settings(Edition::Core)
+    };
+    let s = Simulator::new(settings).spawn().await.unwrap();
+    for (m, p) in [
+        (Method::POST, "/api/v3/configure/token/admin"),
+        (Method::POST, "/api/v3/configure/token/named_admin"),
+        (Method::DELETE, "/api/v3/configure/token?token_name=x"),
+        (Method::GET, "/api/v3/configure/tokenX"),
+    ] {
+        let r = call(&s.url(), m, p, None, None).await;
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (405, "endpoint disabled, started without auth"),
+            "{p}"
+        );
+    }
+    assert_eq!(
+        call(&s.url(), Method::GET, "/ping", None, None)
+            .await
+            .status,
+        200
+    );
+    s.control.create_admin("x", None);
+    let body = r#"{"db":"_internal","q":"SELECT * FROM system.tokens"}"#;
+    let r = call(
+        &s.url(),
+        Method::POST,
+        "/api/v3/query_sql",
+        None,
+        Some((JSON, body)),
+    )
+    .await;
+    assert!(
+        r.json()[0].get("hash").is_none(),
+        "no hash column without auth: {}",
+        r.body
+    );
+}
+
+#[tokio::test]
+async fn enterprise_resource_tokens_and_their_limits() {
+    let (s, op) = sim(Edition::Enterprise).await;
+    s.control.create_database("metrics");
+    let body = r#"{"token_name": "r", "permissions": [{"resource_type": "db", "resource_names": ["metrics"], "actions": ["read"]}], "expiry_secs": 3600}"#;
+    let r = call(
+        &s.url(),
+        Method::POST,
+        "/api/v3/enterprise/configure/token",
+        Some(&bearer(&op)),
+        Some((JSON, body)),
+    )
+    .await;
+    assert_eq!((r.status, r.content_type.as_deref()), (201, Some("json")));
+    let resource = format!("Bearer {}", r.json()["token"].as_str().unwrap());
+    let bad = r#"{"token_name": "r2", "permissions": [{"resource_type": "db", "resource_identifier": ["metrics"], "actions": ["read"]}]}"#;
+    let r = call(
+        &s.url(),
+        Method::POST,
+        "/api/v3/enterprise/configure/token",
+        Some(&bearer(&op)),
+        Some((JSON, bad)),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body
+            .starts_with("serde json error: missing field `resource_names`"),
+        "{}",
+        r.body
+    );
+    let nodb = body.replace("metrics", "nope").replace("\"r\"", "\"r3\"");
+    let r = call(
+        &s.url(),
+        Method::POST,
+        "/api/v3/enterprise/configure/token",
+        Some(&bearer(&op)),
+        Some((JSON, &nodb)),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (
+            400,
+            "cannot parse token permission, invalid resource name nope"
+        )
+    );
+
+    let r = call(
+        &s.url(),
+        Method::POST,
+        "/api/v3/configure/token/named_admin",
+        Some(&resource),
+        Some((JSON, r#"{"token_name":"x"}"#)),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (
+            403,
+            r#"{"error": "unauthorized to perform requested action with the token"}"#
+        )
+    );
+    let q = r#"{"db":"_internal","q":"SELECT * FROM system.tokens"}"#;
+    assert_eq!(
+        call(
+            &s.url(),
+            Method::POST,
+            "/api/v3/query_sql",
+            Some(&resource),
+            Some((JSON, q))
+        )
+        .await
+        .status,
+        403
+    );
+    let r = call(
+        &s.url(),
+        Method::POST,
+        "/api/v3/query_sql",
+        Some(&bearer(&op)),
+        Some((JSON, &q.replace('*', "name, permissions"))),
+    )
+    .await;
+    assert_eq!(
+        r.json()[1],
+        json!({"name": "r", "permissions": "db:metrics:read"})
+    );
+
+    let probe = s
+        .control
+        .create_resource(
+            "probe",
+            &[Permission::parse("system:ping:read").unwrap()],
+            None,
+        )
+        .unwrap();
+    assert_eq!(
+        call(&s.url(), Method::GET, "/ping", Some(&bearer(&probe)), None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        call(
+            &s.url(),
+            Method::GET,
+            "/health",
+            Some(&bearer(&probe)),
+            None
+        )
+        .await
+        .status,
+        403
+    );
+}
