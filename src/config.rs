@@ -372,10 +372,10 @@ impl RawInstance {
                 ));
             }
         };
-        if let TokenSource::Inline(t) = &token {
-            if !t.expose().starts_with(TOKEN_PREFIX) {
-                tracing::warn!(instance = %name, "the inline token does not start with {TOKEN_PREFIX}");
-            }
+        if let TokenSource::Inline(t) = &token
+            && !t.expose().starts_with(TOKEN_PREFIX)
+        {
+            tracing::warn!(instance = %name, "the inline token does not start with {TOKEN_PREFIX}");
         }
         let timeout = parse_duration_key(&format!("instances.{name}.timeout"), &self.timeout)?;
         if timeout.is_zero() {

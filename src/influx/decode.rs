@@ -164,14 +164,13 @@ pub fn ping(headers: &HeaderMap, body: &[u8]) -> ServerInfo {
 pub fn error_message(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let text = text.trim();
-    if let Ok(v) = serde_json::from_str::<serde_json::Value>(text) {
-        if let Some(m) = v
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(text)
+        && let Some(m) = v
             .get("error")
             .or_else(|| v.get("message"))
             .and_then(|m| m.as_str())
-        {
-            return redact(m);
-        }
+    {
+        return redact(m);
     }
     if text.starts_with('<') {
         return "an HTML page instead of an InfluxDB answer (is the url pointing at a proxy or another service?)".into();

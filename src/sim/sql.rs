@@ -317,25 +317,25 @@ fn column(parts: &[ast::Ident], ctx: &Ctx) -> Result<Ex, SqlError> {
 }
 
 fn order_key(e: &Expr, projection: &[(String, Ex)], ctx: &Ctx) -> Result<Ex, SqlError> {
-    if let Expr::Identifier(i) = e {
-        if let Some((_, ex)) = projection.iter().find(|(name, _)| *name == normalise(i)) {
-            return Ok(ex.clone());
-        }
+    if let Expr::Identifier(i) = e
+        && let Some((_, ex)) = projection.iter().find(|(name, _)| *name == normalise(i))
+    {
+        return Ok(ex.clone());
     }
-    if let Expr::Value(v) = e {
-        if let ast::Value::Number(n, _) = &v.value {
-            let pos: usize = n
-                .parse()
-                .map_err(|_| SqlError::unsupported(format!("ORDER BY {n}")))?;
-            return projection
-                .get(pos.wrapping_sub(1))
-                .map(|(_, ex)| ex.clone())
-                .ok_or_else(|| {
-                    SqlError::bad(format!(
-                        "Error during planning: Order by column out of bounds: {pos}"
-                    ))
-                });
-        }
+    if let Expr::Value(v) = e
+        && let ast::Value::Number(n, _) = &v.value
+    {
+        let pos: usize = n
+            .parse()
+            .map_err(|_| SqlError::unsupported(format!("ORDER BY {n}")))?;
+        return projection
+            .get(pos.wrapping_sub(1))
+            .map(|(_, ex)| ex.clone())
+            .ok_or_else(|| {
+                SqlError::bad(format!(
+                    "Error during planning: Order by column out of bounds: {pos}"
+                ))
+            });
     }
     compile(e, ctx)
 }

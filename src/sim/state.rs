@@ -178,11 +178,11 @@ impl SimState {
         status: u16,
         authenticated_as: Option<String>,
     ) {
-        if let Some(i) = index {
-            if let Some(r) = lock(&self.requests).get_mut(i) {
-                r.status = status;
-                r.authenticated_as = authenticated_as;
-            }
+        if let Some(i) = index
+            && let Some(r) = lock(&self.requests).get_mut(i)
+        {
+            r.status = status;
+            r.authenticated_as = authenticated_as;
         }
     }
 

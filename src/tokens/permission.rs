@@ -276,10 +276,10 @@ pub fn validate_database_name(name: &str) -> Result<(), ParseError> {
 /// space are all accepted.
 pub fn split_listed_permissions(column: &str) -> Vec<String> {
     let column = column.trim();
-    if column.starts_with('[') {
-        if let Ok(list) = serde_json::from_str::<Vec<String>>(column) {
-            return list;
-        }
+    if column.starts_with('[')
+        && let Ok(list) = serde_json::from_str::<Vec<String>>(column)
+    {
+        return list;
     }
     column
         .split(|c: char| c == ';' || c.is_whitespace())
