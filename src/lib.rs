@@ -1,4 +1,24 @@
 //! tokenwarden manages the authorization tokens of InfluxDB 3 servers.
+//!
+//! # Layout
+//!
+//! - [`tokens`]: the domain (names, permissions, expiries, the token view) and the
+//!   [`tokens::TokenBackend`] port. [`actor`]: who asks.
+//! - [`gate`]: pending destructive actions as a pure state machine.
+//! - [`store`]: SQLite persistence of the audit log and pending actions.
+//! - [`service`]: the core every adapter calls: policy, gate flows, secret delivery, audit.
+//! - [`influx`]: the InfluxDB 3 HTTP client implementing the backend port.
+//! - [`sim`]: a simulator of the InfluxDB 3 token API.
+//! - [`cli`]: the human CLI adapter.
+//! - [`config`] and [`app`]: the configuration file and the binary's wiring.
+//!
+//! # Dependency rule
+//!
+//! `actor` and `tokens` depend on nothing in the crate; `gate` only on `actor`; `store` on
+//! `gate`, `actor` and `tokens`; `service` on `tokens`, `gate`, `store` and `actor`; `influx` and
+//! `sim` only on `tokens`; adapters (`cli`) on `service`, `gate` and `tokens`, never on `influx`,
+//! `sim` or each other. Only `app` and `main.rs` see everything.
+
 pub mod actor;
 pub mod app;
 pub mod cli;
