@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::config::{Config, ConfigError, InstanceConfig, TokenSource};
 use crate::influx::{ClientOptions, InfluxClient};
+use crate::mcp::{self, McpCore, McpError};
 use crate::service::{Clock, InstanceSettings, ServiceError, TokenService};
 use crate::sim::{SimSettings, Simulator};
 use crate::store::Store;
@@ -26,6 +27,8 @@ pub enum AppError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Service(#[from] ServiceError),
+    #[error(transparent)]
+    Mcp(#[from] McpError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -213,16 +216,47 @@ pub async fn simulate(
         .map_err(|e| AppError::Io(e.to_string()))
 }
 
+/// Runs the MCP server on stdin/stdout for the configured instances.
+pub async fn mcp_stdio(config: &Config) -> Result<(), AppError> {
+    let service = Arc::new(build_service(config, Credentials::Configured)?);
+    let core = McpCore::new(service, config.mcp.settings.clone());
+    Ok(mcp::serve_stdio(core).await?)
+}
+
+/// Runs the MCP server over streamable HTTP until `shutdown`, printing its URL on stderr.
+pub async fn mcp_http(
+    config: &Config,
+    listen: Option<SocketAddr>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AppError> {
+    let http = config.mcp.http(listen)?;
+    http.check()?;
+    let listener = TcpListener::bind(http.listen)
+        .await
+        .map_err(|source| AppError::Listen {
+            addr: http.listen.to_string(),
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| AppError::Io(e.to_string()))?;
+    let service = Arc::new(build_service(config, Credentials::Configured)?);
+    let core = McpCore::new(service, config.mcp.settings.clone());
+    eprintln!("tokenwarden MCP server listening on http://{addr}/mcp");
+    Ok(mcp::serve_http(core, http, listener, shutdown).await?)
+}
+
 /// Options of `tokenwarden demo`.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
     pub listen: String,
+    pub mcp_listen: String,
     pub edition: Edition,
     pub dir: PathBuf,
 }
 
-/// Starts a seeded simulator, writes a config and operator token for it into `dir`, prints how
-/// to use them, and serves until `shutdown`.
+/// Starts a seeded simulator and an MCP HTTP server for it, writes their config and secrets into
+/// `dir`, prints how to use them, and serves until `shutdown`.
 pub async fn demo(
     opts: DemoOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -235,7 +269,10 @@ pub async fn demo(
     });
     let control = sim.control();
     let token_path = opts.dir.join("operator.token");
-    let _ = std::fs::remove_file(&token_path);
+    let mcp_token_path = opts.dir.join("mcp.token");
+    for stale in [&token_path, &mcp_token_path] {
+        let _ = std::fs::remove_file(stale);
+    }
     let raw = control
         .create_operator()
         .ok_or_else(|| AppError::Io("the demo operator token exists".into()))?;
@@ -245,38 +282,69 @@ pub async fn demo(
     let addr = listener
         .local_addr()
         .map_err(|e| AppError::Io(e.to_string()))?;
+    let mcp_listener = bind_or_any(&opts.mcp_listen).await?;
+    let mcp_addr = mcp_listener
+        .local_addr()
+        .map_err(|e| AppError::Io(e.to_string()))?;
+    let mut bytes = [0u8; 24];
+    rand::Rng::fill_bytes(&mut rand::rng(), &mut bytes);
+    let bearer = format!("twmcp_{}", hex::encode(bytes));
+    write_private(&mcp_token_path, &bearer)?;
     let config_path = opts.dir.join("tokenwarden.toml");
-    std::fs::write(&config_path, demo_config(addr)).map_err(io)?;
+    std::fs::write(&config_path, demo_config(addr, mcp_addr)).map_err(io)?;
+    let config = Config::load(&config_path)?;
+    let http = config.mcp.http(Some(mcp_addr))?;
+    let service = Arc::new(build_service(&config, Credentials::Configured)?);
+    let core = McpCore::new(service, config.mcp.settings.clone());
+
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "tokenwarden".into());
+    let mcp_url = format!("http://{mcp_addr}/mcp");
     println!(
-        "tokenwarden demo: an InfluxDB 3 {} simulator listens on http://{addr} with {} seeded tokens.\n\
-         Its config and operator token are in {}.\n\n\
-         In another terminal:\n\
+        "tokenwarden demo: an InfluxDB 3 {} simulator listens on http://{addr} with {} seeded tokens,\n\
+         and tokenwarden's MCP server on {mcp_url} (bearer token {bearer}).\n\
+         Config, operator token and MCP token are in {}.\n\n\
+         The CLI, in another terminal:\n\
          \x20 export TOKENWARDEN_CONFIG={}\n\
-         \x20 {exe} check\n\
          \x20 {exe} tokens list\n\
          \x20 {exe} tokens create-admin my-first-token --expires-in 7d\n\
          \x20 {exe} tokens delete my-first-token\n\
          \x20 {exe} audit\n\n\
+         An AI assistant (Claude Code):\n\
+         \x20 claude mcp add --transport http tokenwarden {mcp_url} --header \"Authorization: Bearer {bearer}\"\n\
+         or any MCP client config:\n\
+         \x20 {{\"mcpServers\": {{\"tokenwarden\": {{\"type\": \"http\", \"url\": \"{mcp_url}\", \"headers\": {{\"Authorization\": \"Bearer {bearer}\"}}}}}}}}\n\n\
          Press Ctrl-C to stop.",
         opts.edition,
         control.token_count(),
         opts.dir.display(),
         config_path.display(),
     );
-    sim.serve(listener, shutdown)
-        .await
-        .map_err(|e| AppError::Io(e.to_string()))
+    let stop = tokio_util::sync::CancellationToken::new();
+    let trigger = stop.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        trigger.cancel();
+    });
+    let sim_stop = stop.clone().cancelled_owned();
+    let mcp_stop = stop.cancelled_owned();
+    let (sim_result, mcp_result) = tokio::join!(
+        sim.serve(listener, sim_stop),
+        mcp::serve_http(core, http, mcp_listener, mcp_stop)
+    );
+    sim_result.map_err(|e| AppError::Io(e.to_string()))?;
+    Ok(mcp_result?)
 }
 
-fn demo_config(addr: SocketAddr) -> String {
+fn demo_config(addr: SocketAddr, mcp_addr: SocketAddr) -> String {
     format!(
         "# Written by `tokenwarden demo`; points at its simulator.\n\
          [store]\npath = \"tokenwarden.db\"\n\n\
          [[instances]]\nname = \"demo\"\nurl = \"http://{addr}\"\ntoken_file = \"operator.token\"\n\
-         protected = [\"grafana-*\"]\n"
+         protected = [\"grafana-*\"]\n\n\
+         [mcp.http]\nlisten = \"{mcp_addr}\"\n\n\
+         [[mcp.http.clients]]\nname = \"demo-assistant\"\ntoken_file = \"mcp.token\"\n"
     )
 }
 

@@ -1,6 +1,7 @@
 //! The human CLI: commands over the core, readable tables, `--json` for scripts, typed
 //! confirmations for destructive actions, and exit codes scripts can rely on.
 
+mod approvals;
 mod delivery;
 mod output;
 

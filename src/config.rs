@@ -1,6 +1,8 @@
 //! The configuration file: TOML in, a validated [`Config`] out. Unknown keys are errors, paths
 //! are relative to the file, and secrets are read from files or the environment, never printed.
 
+mod mcp;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -8,6 +10,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::tokens::{Edition, ProtectedNames, RawToken, TOKEN_PREFIX};
+
+pub use mcp::{DEFAULT_HTTP_LISTEN, McpConfig};
 
 /// The file read when neither `--config` nor `TOKENWARDEN_CONFIG` names one.
 pub const DEFAULT_CONFIG_PATH: &str = "tokenwarden.toml";
@@ -164,6 +168,8 @@ pub struct Config {
     pub instances: Vec<InstanceConfig>,
     /// Name of the instance used when none is given.
     pub default_instance: String,
+    /// The `[mcp]` section (defaults when absent).
+    pub mcp: McpConfig,
 }
 
 impl Config {
@@ -239,6 +245,11 @@ impl Config {
             },
             instances,
             default_instance,
+            mcp: raw
+                .mcp
+                .unwrap_or_default()
+                .validate(&resolve)
+                .map_err(invalid)?,
         })
     }
 
@@ -268,6 +279,7 @@ struct RawConfig {
     gate: Option<RawGate>,
     #[serde(default)]
     instances: Vec<RawInstance>,
+    mcp: Option<mcp::RawMcp>,
 }
 
 #[derive(Deserialize)]

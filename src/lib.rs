@@ -25,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod gate;
 pub mod influx;
+pub mod mcp;
 pub mod service;
 pub mod sim;
 pub mod store;

@@ -1,6 +1,7 @@
 //! The `tokenwarden` binary: parses the command line, sets up logging on stderr, wires the config
 //! into the core and runs one command.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -56,6 +57,15 @@ enum Command {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Run the MCP server for AI assistants: stdio by default, or streamable HTTP at /mcp
+    Mcp {
+        /// Serve streamable HTTP instead of stdio, on ADDR [default: [mcp.http] listen, else 127.0.0.1:8765]
+        #[arg(long, value_name = "ADDR")]
+        http: Option<Option<SocketAddr>>,
+    },
+    /// List, approve or reject actions waiting for a person's approval
+    #[command(subcommand)]
+    Approvals(ApprovalsCommand),
     /// Run a simulated InfluxDB 3 server (the token API) for trying things out and for tests
     Simulate(SimulateArgs),
     /// Start a seeded simulator with a ready config, and show how to use tokenwarden against it
@@ -147,6 +157,27 @@ enum TokensCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum ApprovalsCommand {
+    /// Actions waiting for approval
+    List(JsonFlag),
+    /// Approve an action; the last approval needed runs it
+    Approve {
+        id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Reject an action so it never runs
+    Reject {
+        id: String,
+        /// Why, for the requester and the audit log
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
 #[derive(Args)]
 struct SimulateArgs {
     /// Address to listen on (port 0 picks a free one)
@@ -173,6 +204,9 @@ struct DemoArgs {
     /// Address for the simulator (a free port is used if it is taken)
     #[arg(long, default_value = "127.0.0.1:8181")]
     listen: String,
+    /// Address for the MCP HTTP server (a free port is used if it is taken)
+    #[arg(long, default_value = tokenwarden::config::DEFAULT_HTTP_LISTEN)]
+    mcp_listen: String,
     #[arg(long, value_enum, default_value_t = EditionArg::Enterprise)]
     edition: EditionArg,
     /// Folder for the demo's config, operator token and store [default: a folder in the temp dir]
@@ -197,7 +231,10 @@ impl From<EditionArg> for Edition {
 
 fn main() -> ExitCode {
     let opts = Opts::parse();
-    let server = matches!(opts.command, Command::Simulate(_) | Command::Demo(_));
+    let server = matches!(
+        opts.command,
+        Command::Simulate(_) | Command::Demo(_) | Command::Mcp { .. }
+    );
     init_logging(
         opts.log_level.as_deref(),
         opts.log_format,
@@ -265,7 +302,10 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
             | TokensCommand::RegenerateOperator { json, .. }
             | TokensCommand::BootstrapOperator { json, .. } => json.json,
         },
-        Command::Simulate(_) | Command::Demo(_) => false,
+        Command::Approvals(ApprovalsCommand::List(j))
+        | Command::Approvals(ApprovalsCommand::Approve { json: j, .. })
+        | Command::Approvals(ApprovalsCommand::Reject { json: j, .. }) => j.json,
+        Command::Simulate(_) | Command::Demo(_) | Command::Mcp { .. } => false,
     };
     let json = json_of(&opts.command);
     let credentials = match &opts.command {
@@ -290,6 +330,7 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
                 .unwrap_or_else(|| std::env::temp_dir().join("tokenwarden-demo"));
             let options = DemoOptions {
                 listen: a.listen,
+                mcp_listen: a.mcp_listen,
                 edition: a.edition.into(),
                 dir,
             };
@@ -298,6 +339,15 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         other => other,
     };
     let config = Config::load(&config_path).map_err(AppError::from)?;
+    if let Command::Mcp { http } = command {
+        return {
+            let _: () = match http {
+                None => app::mcp_stdio(&config).await?,
+                Some(listen) => app::mcp_http(&config, listen, app::shutdown_signal()).await?,
+            };
+            Ok(())
+        };
+    }
     let service = app::build_service(&config, credentials)?;
     let cli = Cli {
         service: &service,
@@ -356,7 +406,14 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         Command::Tokens(TokensCommand::BootstrapOperator { token_file, .. }) => {
             cli.bootstrap_operator(&token_file).await
         }
-        Command::Simulate(_) | Command::Demo(_) => Ok(()),
+        Command::Approvals(ApprovalsCommand::List(_)) => cli.approvals_list().await,
+        Command::Approvals(ApprovalsCommand::Approve { id, .. }) => {
+            cli.approvals_approve(&id).await
+        }
+        Command::Approvals(ApprovalsCommand::Reject { id, reason, .. }) => {
+            cli.approvals_reject(&id, reason).await
+        }
+        Command::Simulate(_) | Command::Demo(_) | Command::Mcp { .. } => Ok(()),
     };
     Ok(result?)
 }

@@ -172,6 +172,12 @@ impl TokenService {
         })
     }
 
+    /// What the instance's `/ping` says.
+    pub async fn server_info(&self, instance: Option<&str>) -> Result<ServerInfo, ServiceError> {
+        let inst = self.instance(instance)?;
+        inst.backend.ping().await.map_err(Self::backend_err(inst))
+    }
+
     /// Pings the instance and lists its tokens: proves the url, the token and its rights.
     pub async fn check(
         &self,
@@ -363,43 +369,61 @@ impl TokenService {
         failure: DeliveryFailure,
     ) -> ServiceError {
         let reason = failure.0;
-        match inst.backend.delete_token(name).await {
-            Ok(()) => {
-                let detail = Some(format!("delivery failed: {reason}"));
-                self.audit_after(
-                    actor,
-                    event,
-                    inst,
-                    Some(name.as_str()),
-                    AuditOutcome::RolledBack,
-                    detail,
-                    None,
-                )
-                .await;
-                ServiceError::DeliveryRolledBack {
-                    name: name.to_string(),
-                    reason,
-                }
-            }
-            Err(e) => {
-                let detail = Some(format!("delivery failed: {reason}; rollback failed: {e}"));
-                self.audit_after(
-                    actor,
-                    event,
-                    inst,
-                    Some(name.as_str()),
-                    AuditOutcome::Failed,
-                    detail,
-                    None,
-                )
-                .await;
-                ServiceError::DeliveryStranded {
-                    name: name.to_string(),
-                    reason,
-                    rollback: e.to_string(),
-                }
-            }
+        let why = format!("delivery failed: {reason}");
+        match self.withdraw_as(actor, inst, event, name, &why).await {
+            Ok(()) => ServiceError::DeliveryRolledBack {
+                name: name.to_string(),
+                reason,
+            },
+            Err(e) => ServiceError::DeliveryStranded {
+                name: name.to_string(),
+                reason,
+                rollback: e.to_string(),
+            },
         }
+    }
+
+    /// Deletes a token whose secret never reached its owner (say, a reveal link expired
+    /// unopened), and audits why.
+    pub async fn withdraw(
+        &self,
+        actor: &Actor,
+        instance: &str,
+        name: &TokenName,
+        why: &str,
+    ) -> Result<(), ServiceError> {
+        let inst = self.instance(Some(instance))?;
+        self.withdraw_as(actor, inst, "token.withdraw", name, why)
+            .await
+    }
+
+    async fn withdraw_as(
+        &self,
+        actor: &Actor,
+        inst: &Instance,
+        event: &str,
+        name: &TokenName,
+        why: &str,
+    ) -> Result<(), ServiceError> {
+        let result = inst.backend.delete_token(name).await;
+        let (outcome, detail) = match &result {
+            Ok(()) => (AuditOutcome::RolledBack, why.to_owned()),
+            Err(e) => (
+                AuditOutcome::Failed,
+                format!("{why}; deleting it failed: {e}"),
+            ),
+        };
+        self.audit_after(
+            actor,
+            event,
+            inst,
+            Some(name.as_str()),
+            outcome,
+            Some(detail),
+            None,
+        )
+        .await;
+        result.map_err(Self::backend_err(inst))
     }
 
     /// Creates `_admin` on a server that has none, delivering its secret.

@@ -1,0 +1,194 @@
+//! The `[mcp]` section: the MCP server's policy, secret delivery and HTTP transport.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{TokenSource, parse_duration_key};
+use crate::mcp::{ApprovalPolicy, HttpClient, HttpSettings, McpSettings, SecretMode};
+
+/// The `[mcp]` section as written.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMcp {
+    #[serde(default)]
+    read_only: bool,
+    #[serde(default)]
+    allow_regenerate: bool,
+    secret_delivery: Option<String>,
+    secret_dir: Option<PathBuf>,
+    reveal_ttl: Option<String>,
+    reveal_listen: Option<String>,
+    #[serde(default)]
+    approve_deletes: bool,
+    approval_timeout: Option<String>,
+    required_approvals: Option<u8>,
+    elicitation_timeout: Option<String>,
+    http: Option<RawHttp>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: Option<String>,
+    #[serde(default)]
+    clients: Vec<RawClient>,
+    #[serde(default)]
+    allow_no_auth: bool,
+    allowed_hosts: Option<Vec<String>>,
+    #[serde(default)]
+    allowed_origins: Vec<String>,
+    max_body_bytes: Option<usize>,
+    public_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClient {
+    name: String,
+    token_env: Option<String>,
+    token_file: Option<PathBuf>,
+}
+
+/// The validated `[mcp]` section; HTTP client tokens are read when the HTTP server starts.
+#[derive(Debug, Clone)]
+pub struct McpConfig {
+    pub settings: McpSettings,
+    pub http_listen: SocketAddr,
+    pub http_clients: Vec<(String, TokenSource)>,
+    pub allow_no_auth: bool,
+    pub allowed_hosts: Option<Vec<String>>,
+    pub allowed_origins: Vec<String>,
+    pub max_body_bytes: usize,
+    pub public_url: Option<String>,
+}
+
+/// The default address of `tokenwarden mcp --http`.
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8765";
+
+impl RawMcp {
+    pub(super) fn validate(self, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<McpConfig, String> {
+        let d = |key: &str, value: Option<String>, default: &str| {
+            parse_duration_key(&format!("mcp.{key}"), value.as_deref().unwrap_or(default))
+        };
+        let secret_mode = match self.secret_delivery.as_deref().unwrap_or("reveal_link") {
+            "reveal_link" => SecretMode::RevealLink,
+            "inline" => SecretMode::Inline,
+            "file" => {
+                SecretMode::File(resolve(self.secret_dir.as_deref().ok_or(
+                    "mcp.secret_delivery = \"file\" needs mcp.secret_dir = \"FOLDER\"",
+                )?))
+            }
+            other => {
+                return Err(format!(
+                    "mcp.secret_delivery = \"{other}\" is not one of reveal_link, file, inline"
+                ));
+            }
+        };
+        let reveal_listen = self.reveal_listen.unwrap_or_else(|| "127.0.0.1:0".into());
+        let reveal_addr: SocketAddr = reveal_listen.parse().map_err(|_| {
+            format!("mcp.reveal_listen = \"{reveal_listen}\" is not an IP:port address")
+        })?;
+        if !reveal_addr.ip().is_loopback() {
+            return Err(format!(
+                "mcp.reveal_listen must be a loopback address, not {reveal_addr}"
+            ));
+        }
+        let required = self.required_approvals.unwrap_or(1);
+        if required == 0 {
+            return Err("mcp.required_approvals must be at least 1".into());
+        }
+        let approvals = self
+            .approve_deletes
+            .then(|| {
+                d("approval_timeout", self.approval_timeout.clone(), "1h")
+                    .map(|timeout| ApprovalPolicy { required, timeout })
+            })
+            .transpose()?;
+        let settings = McpSettings {
+            read_only: self.read_only,
+            allow_regenerate: self.allow_regenerate,
+            secret_mode,
+            reveal_ttl: d("reveal_ttl", self.reveal_ttl, "10m")?,
+            reveal_listen,
+            approvals,
+            elicitation_timeout: d("elicitation_timeout", self.elicitation_timeout, "2m")?,
+        };
+        let http = self.http.unwrap_or_default();
+        let listen = http.listen.unwrap_or_else(|| DEFAULT_HTTP_LISTEN.into());
+        let http_listen = listen
+            .parse()
+            .map_err(|_| format!("mcp.http.listen = \"{listen}\" is not an IP:port address"))?;
+        let mut http_clients = Vec::new();
+        for c in http.clients {
+            let source = match (c.token_env, c.token_file) {
+                (Some(var), None) => TokenSource::Env(var),
+                (None, Some(file)) => TokenSource::File(resolve(&file)),
+                _ => {
+                    return Err(format!(
+                        "mcp.http.clients `{}` needs exactly one of token_env and token_file",
+                        c.name
+                    ));
+                }
+            };
+            http_clients.push((c.name, source));
+        }
+        if http.allow_no_auth && http_clients.is_empty() {
+            let ip: SocketAddr = http_listen;
+            if !ip.ip().is_loopback() {
+                return Err(format!(
+                    "mcp.http.allow_no_auth only works on a loopback listen address, not {ip}"
+                ));
+            }
+        }
+        Ok(McpConfig {
+            settings,
+            http_listen,
+            http_clients,
+            allow_no_auth: http.allow_no_auth,
+            allowed_hosts: http.allowed_hosts,
+            allowed_origins: http.allowed_origins,
+            max_body_bytes: http.max_body_bytes.unwrap_or(1024 * 1024),
+            public_url: http.public_url,
+        })
+    }
+}
+
+impl McpConfig {
+    /// The HTTP settings for listening on `listen` (the config's address unless overridden),
+    /// with the client tokens read now.
+    pub fn http(&self, listen: Option<SocketAddr>) -> Result<HttpSettings, super::ConfigError> {
+        let listen = listen.unwrap_or(self.http_listen);
+        let clients = self
+            .http_clients
+            .iter()
+            .map(|(name, source)| {
+                Ok(HttpClient {
+                    name: name.clone(),
+                    token: source.resolve()?,
+                })
+            })
+            .collect::<Result<Vec<_>, super::ConfigError>>()?;
+        let allowed_hosts = self.allowed_hosts.clone().unwrap_or_else(|| {
+            let mut hosts = vec![
+                "localhost".to_owned(),
+                "127.0.0.1".to_owned(),
+                "::1".to_owned(),
+            ];
+            if !listen.ip().is_unspecified() && !listen.ip().is_loopback() {
+                hosts.push(listen.ip().to_string());
+            }
+            hosts
+        });
+        Ok(HttpSettings {
+            listen,
+            clients,
+            allow_no_auth: self.allow_no_auth,
+            allowed_hosts,
+            allowed_origins: self.allowed_origins.clone(),
+            max_body_bytes: self.max_body_bytes,
+            public_url: self.public_url.clone(),
+        })
+    }
+}

@@ -1,0 +1,222 @@
+//! The MCP server: token tools for AI assistants over stdio or streamable HTTP. Deletes and
+//! regenerations pass a confirmation gate (elicitation in both protocol eras, else a one-time
+//! code, or a human approval elsewhere); new secrets go to the user through a one-time reveal
+//! link and never, by default, into a tool result or the model's context.
+
+mod args;
+mod create;
+mod delivery;
+mod gated;
+mod http;
+mod reveal;
+mod tools;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
+use rmcp::service::{RequestContext, RoleServer};
+use rmcp::{ServerHandler, ServiceExt, tool_handler};
+
+pub use http::{HttpSettings, serve_http};
+pub use reveal::RevealHub;
+
+use crate::actor::Actor;
+use crate::service::TokenService;
+use crate::tokens::RawToken;
+
+/// How new secrets reach the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretMode {
+    /// A one-time reveal link (and URL-mode elicitation where the client supports it).
+    RevealLink,
+    /// A 0600 file in this folder.
+    File(PathBuf),
+    /// In the tool result: the model provider sees the secret. An explicit opt-in.
+    Inline,
+}
+
+/// Deletes need a person's approval elsewhere (Discord, or `tokenwarden approvals approve`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalPolicy {
+    pub required: u8,
+    pub timeout: Duration,
+}
+
+/// The MCP server's policy.
+#[derive(Debug, Clone)]
+pub struct McpSettings {
+    /// List no tool that changes anything.
+    pub read_only: bool,
+    /// Offer `regenerate_operator_token`.
+    pub allow_regenerate: bool,
+    pub secret_mode: SecretMode,
+    /// How long a reveal link works.
+    pub reveal_ttl: Duration,
+    /// Where the reveal-link listener binds in stdio mode (loopback).
+    pub reveal_listen: String,
+    /// `Some`: deletes need a human approval instead of the user's confirmation.
+    pub approvals: Option<ApprovalPolicy>,
+    /// How long to wait for the user to answer an elicitation.
+    pub elicitation_timeout: Duration,
+}
+
+impl Default for McpSettings {
+    fn default() -> Self {
+        Self {
+            read_only: false,
+            allow_regenerate: false,
+            secret_mode: SecretMode::RevealLink,
+            reveal_ttl: Duration::from_secs(600),
+            reveal_listen: "127.0.0.1:0".into(),
+            approvals: None,
+            elicitation_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Why the MCP server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum McpError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(
+        "the MCP HTTP server needs bearer tokens: add [[mcp.http.clients]] to the config, or set \
+         allow_no_auth = true (only possible on a loopback address)"
+    )]
+    NoAuth,
+    #[error(
+        "allow_no_auth only works on a loopback address, not {0}; configure [[mcp.http.clients]]"
+    )]
+    NoAuthNotLoopback(SocketAddr),
+    #[error("the MCP session failed: {0}")]
+    Session(String),
+}
+
+/// The authenticated HTTP caller, put into request extensions by the auth layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal(pub String);
+
+/// State shared by every MCP session of one process.
+#[derive(Clone)]
+pub struct McpCore {
+    service: Arc<TokenService>,
+    settings: Arc<McpSettings>,
+    reveal: Arc<RevealHub>,
+}
+
+impl McpCore {
+    pub fn new(service: Arc<TokenService>, settings: McpSettings) -> Self {
+        let reveal = RevealHub::new(
+            Arc::clone(&service),
+            settings.reveal_ttl,
+            settings.reveal_listen.clone(),
+        );
+        Self {
+            service,
+            settings: Arc::new(settings),
+            reveal,
+        }
+    }
+
+    pub fn reveal(&self) -> &Arc<RevealHub> {
+        &self.reveal
+    }
+
+    pub fn service(&self) -> &Arc<TokenService> {
+        &self.service
+    }
+}
+
+/// One MCP session's handler.
+#[derive(Clone)]
+pub struct McpServer {
+    core: McpCore,
+    tool_router: ToolRouter<Self>,
+    /// Identifies this connection when the transport has no session of its own (stdio).
+    connection: String,
+}
+
+impl McpServer {
+    pub fn new(core: McpCore) -> Self {
+        let mut tool_router = Self::tool_router();
+        for (name, enabled, _) in tools::availability(&core) {
+            if !enabled {
+                tool_router.remove_route(name);
+            }
+        }
+        let connection = crate::gate::PendingId::random().to_string();
+        Self {
+            core,
+            tool_router,
+            connection,
+        }
+    }
+
+    /// Who is calling: the client's name, the HTTP principal, and the session.
+    fn actor(&self, ctx: &RequestContext<RoleServer>) -> Actor {
+        let client = ctx
+            .client_info()
+            .map(|i| i.name)
+            .unwrap_or_else(|| "mcp-client".to_owned());
+        match ctx.extensions.get::<axum::http::request::Parts>() {
+            Some(parts) => {
+                let principal = parts.extensions.get::<Principal>().map(|p| p.0.clone());
+                let session = parts
+                    .headers
+                    .get("mcp-session-id")
+                    .and_then(|v| v.to_str().ok());
+                Actor::mcp(
+                    &client,
+                    Some(principal.as_deref().unwrap_or("anonymous")),
+                    session,
+                )
+            }
+            None => Actor::mcp(&client, Some("stdio"), Some(&self.connection)),
+        }
+    }
+}
+
+const INSTRUCTIONS: &str = "tokenwarden manages InfluxDB 3 authorization tokens. Use list_tokens to see \
+tokens (never their secrets), list_databases before creating resource tokens, and server_info to see \
+instances and which tools are enabled. Creating a token never shows you its secret: the result says \
+how the user receives it (usually a one-time link to pass on). Deleting asks the user to confirm; \
+never send a confirmation_code the user has not agreed to.";
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for McpServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new(
+                "tokenwarden",
+                env!("CARGO_PKG_VERSION"),
+            ))
+            .with_instructions(INSTRUCTIONS)
+    }
+}
+
+/// Serves one MCP session on stdin/stdout until the client closes it. Logs must go to stderr.
+pub async fn serve_stdio(core: McpCore) -> Result<(), McpError> {
+    let running = McpServer::new(core)
+        .serve(rmcp::transport::stdio())
+        .await
+        .map_err(|e| McpError::Session(e.to_string()))?;
+    running
+        .waiting()
+        .await
+        .map_err(|e| McpError::Session(e.to_string()))?;
+    Ok(())
+}
+
+/// A bearer token an HTTP client presents, with the name the audit log shows for it.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    pub name: String,
+    pub token: RawToken,
+}

@@ -1,0 +1,316 @@
+//! The MCP tools' arguments and results. Field names are part of the interface; doc comments
+//! become the JSON schema descriptions the model reads.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::tokens::{Token, TokenKind, TokenStatus};
+
+/// `admin` or `resource`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Admin,
+    Resource,
+}
+
+impl From<Kind> for TokenKind {
+    fn from(k: Kind) -> Self {
+        match k {
+            Kind::Admin => TokenKind::Admin,
+            Kind::Resource => TokenKind::Resource,
+        }
+    }
+}
+
+/// `active` or `expired`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Active,
+    Expired,
+}
+
+impl From<Status> for TokenStatus {
+    fn from(s: Status) -> Self {
+        match s {
+            Status::Active => TokenStatus::Active,
+            Status::Expired => TokenStatus::Expired,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListTokensArgs {
+    /// Only tokens whose name contains this text (taken literally, no wildcards).
+    pub name: Option<String>,
+    /// Only `admin` or only `resource` tokens.
+    pub kind: Option<Kind>,
+    /// Only resource tokens that grant access to this database (by name or through `db:*`).
+    pub database: Option<String>,
+    /// Only `active` or only `expired` tokens (InfluxDB keeps expired tokens until deleted).
+    pub status: Option<Status>,
+    /// Only active tokens expiring within this duration, such as `7d` or `12h`.
+    pub expiring_within: Option<String>,
+    /// The configured InfluxDB instance; the default instance when omitted.
+    pub instance: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceArgs {
+    /// The configured InfluxDB instance; the default instance when omitted.
+    pub instance: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAdminArgs {
+    /// Name of the new token: 1-128 letters, digits, `-`, `_` or `.`, starting with a letter or digit.
+    pub name: String,
+    /// Expire after this duration, such as `30d` or `12h`. Give this or `expires_at`, or neither for no expiry.
+    pub expires_in: Option<String>,
+    /// Expire at this RFC 3339 time, such as `2027-01-01T00:00:00Z`.
+    pub expires_at: Option<String>,
+    /// The configured InfluxDB instance; the default instance when omitted.
+    pub instance: Option<String>,
+}
+
+/// What a resource token may do on a database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DbAction {
+    Read,
+    Write,
+    Create,
+    Describe,
+    Delete,
+}
+
+impl DbAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Write => "write",
+            Self::Create => "create",
+            Self::Describe => "describe",
+            Self::Delete => "delete",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DbPermission {
+    /// A database name (see `list_databases`), or `*` for every database.
+    pub database: String,
+    /// What the token may do there; usually `read` and/or `write`.
+    pub actions: Vec<DbAction>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateResourceArgs {
+    /// Name of the new token: 1-128 letters, digits, `-`, `_` or `.`, starting with a letter or digit.
+    pub name: String,
+    /// One entry per database; at least one.
+    pub permissions: Vec<DbPermission>,
+    /// Expire after this duration, such as `30d` or `12h`.
+    pub expires_in: Option<String>,
+    /// Expire at this RFC 3339 time, such as `2027-01-01T00:00:00Z`.
+    pub expires_at: Option<String>,
+    /// The configured InfluxDB instance; the default instance when omitted.
+    pub instance: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteArgs {
+    /// The exact name of the token to delete.
+    pub name: String,
+    /// The configured InfluxDB instance; the default instance when omitted.
+    pub instance: Option<String>,
+    /// The code from an earlier `confirmation_required` answer, sent only after the user agreed.
+    pub confirmation_code: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegenerateArgs {
+    /// The configured InfluxDB instance; the default instance when omitted.
+    pub instance: Option<String>,
+    /// The code from an earlier `confirmation_required` answer, sent only after the user agreed.
+    pub confirmation_code: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PendingArgs {
+    /// The id returned with `approval_required`.
+    pub id: String,
+}
+
+/// A token as listed (never its secret).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct TokenView {
+    pub name: String,
+    pub id: u64,
+    pub kind: Kind,
+    pub status: Status,
+    /// `*:*:*` for admin tokens; `TYPE:NAMES:ACTIONS` otherwise.
+    pub permissions: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    /// Absent when the token never expires.
+    pub expiry: Option<DateTime<Utc>>,
+    /// The id of the token that created this one, when InfluxDB records it.
+    pub created_by: Option<u64>,
+}
+
+impl TokenView {
+    pub fn new(t: &Token, now: DateTime<Utc>) -> Self {
+        Self {
+            name: t.name.clone(),
+            id: t.id,
+            kind: match t.kind {
+                TokenKind::Admin => Kind::Admin,
+                TokenKind::Resource => Kind::Resource,
+            },
+            status: match t.status(now) {
+                TokenStatus::Active => Status::Active,
+                TokenStatus::Expired => Status::Expired,
+            },
+            permissions: t.permissions.clone(),
+            created_at: t.created_at,
+            expiry: t.expiry,
+            created_by: t.created_by,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TokenList {
+    pub instance: String,
+    pub count: usize,
+    pub tokens: Vec<TokenView>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DatabaseList {
+    pub instance: String,
+    pub databases: Vec<String>,
+}
+
+/// How the new secret reached (or will reach) the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Handoff {
+    /// The client showed the user a one-time link; the secret never passed through the model.
+    UrlElicitation,
+    /// A one-time link to give the user; the page shows the secret once.
+    RevealLink,
+    /// Written to a file readable only by the server's user.
+    File,
+    /// In this result (configured `inline`: the model provider sees it).
+    Inline,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SecretHandoff {
+    pub method: Handoff,
+    /// For `reveal_link`: the link to give the user. It works once.
+    pub reveal_url: Option<String>,
+    /// When the link stops working; the token is deleted if the link was never opened.
+    pub reveal_expires_at: Option<DateTime<Utc>>,
+    /// For `file`: where the secret is.
+    pub file: Option<String>,
+    /// For `inline` only: the secret.
+    pub secret: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Created {
+    pub instance: String,
+    pub token: TokenView,
+    pub secret_handoff: SecretHandoff,
+    /// What to tell the user.
+    pub next_step: String,
+}
+
+/// Where a destructive request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GateStatus {
+    /// Done.
+    Done,
+    /// Show the user what will happen; call again with `confirmation_code` only if they agree.
+    ConfirmationRequired,
+    /// A person must approve elsewhere; poll `get_pending_action`.
+    ApprovalRequired,
+    /// The user declined; nothing happened.
+    Cancelled,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct GateAnswer {
+    pub status: GateStatus,
+    pub instance: String,
+    /// The token concerned, as it is now.
+    pub token: Option<TokenView>,
+    /// For `confirmation_required`: pass it back after the user agreed. Single use.
+    pub confirmation_code: Option<String>,
+    /// For `approval_required`: the id to give approvers and to poll.
+    pub pending_id: Option<String>,
+    /// When the code or the request expires.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// For a regenerated operator token: how its new secret reaches the user.
+    pub secret_handoff: Option<SecretHandoff>,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PendingView {
+    pub id: String,
+    /// What was asked.
+    pub operation: String,
+    /// `open`, `executing`, `succeeded`, `failed`, `unknown`, `rejected` or `expired`.
+    pub state: String,
+    pub requested_by: String,
+    pub approvals: usize,
+    pub required_approvals: usize,
+    pub expires_at: DateTime<Utc>,
+    pub reason: Option<String>,
+    /// Why it failed or was rejected.
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct InstanceInfo {
+    pub name: String,
+    pub default: bool,
+    /// `core`, `enterprise`, or `unknown` when it could not be detected.
+    pub edition: String,
+    pub version: Option<String>,
+    pub read_only: bool,
+    /// Why the instance could not be asked, if it could not.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ToolInfo {
+    pub name: String,
+    pub enabled: bool,
+    pub why: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ServerInfoView {
+    pub tokenwarden_version: String,
+    pub instances: Vec<InstanceInfo>,
+    pub tools: Vec<ToolInfo>,
+    /// How new secrets are handed over.
+    pub secret_delivery: String,
+    /// How deletes are confirmed.
+    pub delete_gate: String,
+}

@@ -1,0 +1,167 @@
+//! Creating tokens over MCP: the core creates and delivers; where the client supports URL-mode
+//! elicitation the user is shown the one-time link directly (a server request on 2025-11-25, an
+//! `InputRequiredResult` round on 2026-07-28), otherwise the link goes in the result for the
+//! assistant to pass on. Declining the link withdraws the token.
+
+use rmcp::ErrorData;
+use rmcp::model::{
+    CallToolResponse, ElicitRequest, ElicitRequestParams, ElicitResult, ElicitationAction,
+    InputRequest, InputRequests, InputRequiredResult, InputResponses,
+};
+use rmcp::service::{ElicitationMode, RequestContext, RoleServer};
+
+use super::McpServer;
+use super::args::{Created, Handoff, TokenView};
+use super::delivery::{Handed, McpDelivery};
+use super::gated::{can_elicit, is_modern, structured, tool_error};
+use crate::actor::Actor;
+use crate::tokens::{NewToken, ParseError, Token, TokenName};
+
+const REVEAL_STATE: &str = "reveal";
+const REVEAL_KEY: &str = "reveal";
+
+impl McpServer {
+    /// Creates `new` on `instance` and hands its secret to the user.
+    pub(super) async fn create(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        state: Option<String>,
+        responses: Option<InputResponses>,
+        instance: Option<String>,
+        new: Result<NewToken, ParseError>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let actor = self.actor(ctx);
+        let new = match new {
+            Ok(n) => n,
+            Err(e) => return Ok(tool_error(e)),
+        };
+        let instance = instance.unwrap_or_else(|| self.core.service.default_instance().to_owned());
+        if state.as_deref() == Some(REVEAL_STATE) {
+            return self
+                .finish_reveal(&actor, &instance, &new.name, responses)
+                .await;
+        }
+        let delivery = McpDelivery::new(
+            self.core.settings.secret_mode.clone(),
+            self.core.reveal.clone(),
+            instance.clone(),
+            actor.clone(),
+            true,
+        );
+        let done = match self
+            .core
+            .service
+            .create(&actor, Some(&instance), new, &delivery)
+            .await
+        {
+            Ok(d) => d,
+            Err(e) => return Ok(tool_error(e)),
+        };
+        let Some(handed) = delivery.handed() else {
+            return Ok(tool_error("the secret was not handed over; this is a bug"));
+        };
+        if let Handed::Link(link) = &handed
+            && can_elicit(ctx, ElicitationMode::Url)
+        {
+            let message = format!(
+                "Token `{}` was created on `{instance}`. Open this one-time link to see its secret; it works once \
+                     and expires, after which the token is deleted if unopened.",
+                done.token.name
+            );
+            if is_modern(ctx) {
+                let request = InputRequest::Elicitation(ElicitRequest::new(
+                    ElicitRequestParams::UrlElicitationParams {
+                        meta: None,
+                        message,
+                        url: link.url.clone(),
+                        elicitation_id: uuid::Uuid::new_v4().to_string(),
+                    },
+                ));
+                let mut requests = InputRequests::new();
+                requests.insert(REVEAL_KEY.to_owned(), request);
+                return Ok(
+                    InputRequiredResult::new(Some(requests), Some(REVEAL_STATE.to_owned())).into(),
+                );
+            }
+            if let Ok(url) = url::Url::parse(&link.url) {
+                let timeout = Some(self.core.settings.elicitation_timeout);
+                let shown = ctx
+                    .peer
+                    .elicit_url_with_timeout(
+                        message,
+                        url,
+                        uuid::Uuid::new_v4().to_string(),
+                        timeout,
+                    )
+                    .await;
+                match shown {
+                    Ok(ElicitationAction::Accept) => return self.shown(&instance, &done.token),
+                    Ok(_) => return self.declined(&actor, &instance, &done.token.name).await,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "URL elicitation failed; the link goes in the result")
+                    }
+                }
+            }
+        }
+        structured(&Created {
+            instance,
+            token: TokenView::new(&done.token, self.core.service.now()),
+            next_step: handed.next_step(),
+            secret_handoff: handed.handoff(),
+        })
+    }
+
+    fn shown(&self, instance: &str, token: &Token) -> Result<CallToolResponse, ErrorData> {
+        structured(&Created {
+            instance: instance.to_owned(),
+            token: TokenView::new(token, self.core.service.now()),
+            secret_handoff: super::args::SecretHandoff {
+                method: Handoff::UrlElicitation,
+                reveal_url: None,
+                reveal_expires_at: None,
+                file: None,
+                secret: None,
+            },
+            next_step: "The user was shown a one-time link to the secret; nothing more to pass on."
+                .to_owned(),
+        })
+    }
+
+    async fn declined(
+        &self,
+        actor: &Actor,
+        instance: &str,
+        name: &str,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let why = "the user declined to open its one-time reveal link";
+        self.core
+            .reveal
+            .withdraw_for(actor, instance, name, why)
+            .await;
+        Ok(tool_error(format!(
+            "The user declined to open the link to the secret, so token `{name}` was deleted again; nobody holds it."
+        )))
+    }
+
+    async fn finish_reveal(
+        &self,
+        actor: &Actor,
+        instance: &str,
+        name: &TokenName,
+        responses: Option<InputResponses>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let action = responses
+            .and_then(|mut r| r.remove(REVEAL_KEY))
+            .and_then(|v| serde_json::from_value::<ElicitResult>(v).ok())
+            .map(|r| r.action);
+        match action {
+            Some(ElicitationAction::Accept) => {
+                match self.core.service.find(actor, Some(instance), name).await {
+                    Ok(token) => self.shown(instance, &token),
+                    Err(e) => Ok(tool_error(e)),
+                }
+            }
+            _ => self.declined(actor, instance, name.as_str()).await,
+        }
+    }
+}

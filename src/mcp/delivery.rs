@@ -1,0 +1,177 @@
+//! How the MCP server hands over a new secret: a one-time reveal link, a 0600 file, or (opt-in)
+//! inline. The link or path is kept here for the tool result; the audit log only learns the method.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use super::SecretMode;
+use super::args::{Handoff, SecretHandoff};
+use super::reveal::{RevealHub, RevealLink};
+use crate::actor::Actor;
+use crate::service::{DeliveryFailure, DeliveryReceipt, SecretDelivery};
+use crate::tokens::{RawToken, Token, TokenName};
+
+/// What was handed over, for the tool result.
+#[derive(Debug, Clone)]
+pub enum Handed {
+    Link(RevealLink),
+    File(PathBuf),
+    Inline(RawToken),
+}
+
+impl Handed {
+    pub fn handoff(&self) -> SecretHandoff {
+        let mut h = SecretHandoff {
+            method: Handoff::RevealLink,
+            reveal_url: None,
+            reveal_expires_at: None,
+            file: None,
+            secret: None,
+        };
+        match self {
+            Self::Link(link) => {
+                h.reveal_url = Some(link.url.clone());
+                h.reveal_expires_at = Some(link.expires_at);
+            }
+            Self::File(path) => {
+                h.method = Handoff::File;
+                h.file = Some(path.display().to_string());
+            }
+            Self::Inline(secret) => {
+                h.method = Handoff::Inline;
+                h.secret = Some(secret.expose().to_owned());
+            }
+        }
+        h
+    }
+
+    /// A sentence for the user.
+    pub fn next_step(&self) -> String {
+        match self {
+            Self::Link(link) => format!(
+                "Give the user this one-time link: {} . It shows the secret once and stops working at {}; \
+                 if nobody opens it by then, the token is deleted again.",
+                link.url,
+                link.expires_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+            Self::File(path) => format!(
+                "The secret is in {} (readable only by tokenwarden's user).",
+                path.display()
+            ),
+            Self::Inline(_) => {
+                "The secret is in `secret_handoff.secret`; show it to the user once.".to_owned()
+            }
+        }
+    }
+}
+
+/// The delivery port for one MCP request.
+pub struct McpDelivery {
+    mode: SecretMode,
+    hub: Arc<RevealHub>,
+    instance: String,
+    requester: Actor,
+    /// Whether an unopened link withdraws the token (not for the operator token).
+    withdrawable: bool,
+    handed: Mutex<Option<Handed>>,
+}
+
+impl McpDelivery {
+    pub fn new(
+        mode: SecretMode,
+        hub: Arc<RevealHub>,
+        instance: String,
+        requester: Actor,
+        withdrawable: bool,
+    ) -> Self {
+        Self {
+            mode,
+            hub,
+            instance,
+            requester,
+            withdrawable,
+            handed: Mutex::new(None),
+        }
+    }
+
+    /// What was handed over, once `deliver` ran.
+    pub fn handed(&self) -> Option<Handed> {
+        self.handed.lock().ok().and_then(|h| h.clone())
+    }
+
+    fn keep(&self, h: Handed) {
+        if let Ok(mut slot) = self.handed.lock() {
+            *slot = Some(h);
+        }
+    }
+}
+
+#[async_trait]
+impl SecretDelivery for McpDelivery {
+    async fn deliver(
+        &self,
+        token: &Token,
+        secret: &RawToken,
+    ) -> Result<DeliveryReceipt, DeliveryFailure> {
+        match &self.mode {
+            SecretMode::RevealLink => {
+                let name =
+                    TokenName::parse(&token.name).map_err(|e| DeliveryFailure(e.to_string()))?;
+                let link = self
+                    .hub
+                    .register(
+                        secret.clone(),
+                        name,
+                        self.instance.clone(),
+                        self.requester.clone(),
+                        self.withdrawable,
+                    )
+                    .await
+                    .map_err(|e| {
+                        DeliveryFailure(format!("cannot start the reveal-link listener: {e}"))
+                    })?;
+                let receipt = format!(
+                    "one-time reveal link, expires {}",
+                    link.expires_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                );
+                self.keep(Handed::Link(link));
+                Ok(DeliveryReceipt(receipt))
+            }
+            SecretMode::File(dir) => {
+                let path = dir.join(format!("{}-{}.token", token.name, token.id));
+                write_private(&path, secret.expose()).map_err(|e| {
+                    DeliveryFailure(format!("cannot write {}: {e}", path.display()))
+                })?;
+                self.keep(Handed::File(path.clone()));
+                Ok(DeliveryReceipt(format!("written to {}", path.display())))
+            }
+            SecretMode::Inline => {
+                self.keep(Handed::Inline(secret.clone()));
+                Ok(DeliveryReceipt(
+                    "returned inline to the MCP client (configured)".into(),
+                ))
+            }
+        }
+    }
+}
+
+fn write_private(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(path)?;
+    f.write_all(format!("{secret}\n").as_bytes())?;
+    f.sync_all()
+}

@@ -1,0 +1,447 @@
+//! Deletes and regenerations through the gate, as MCP flows: form elicitation in both protocol
+//! eras (a server request on 2025-11-25, `InputRequiredResult` on 2026-07-28), a one-time
+//! confirmation code for clients that cannot elicit, or a human approval elsewhere.
+
+use rand::Rng;
+use rmcp::ErrorData;
+use rmcp::elicit_safe;
+use rmcp::model::{
+    CallToolResponse, CallToolResult, ContentBlock, ElicitRequest, ElicitRequestParams,
+    ElicitResult, ElicitationAction, ElicitationSchema, InputRequest, InputRequests,
+    InputRequiredResult, InputResponses, ProtocolVersion,
+};
+use rmcp::service::{ElicitationError, ElicitationMode, RequestContext, RoleServer};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::McpServer;
+use super::args::{GateAnswer, GateStatus, TokenView};
+use super::delivery::McpDelivery;
+use crate::actor::Actor;
+use crate::gate::{GateError, GateMode, PendingId};
+use crate::service::{Executed, GateRequest, Operation, PendingRequest, ServiceError};
+
+/// The answer typed to confirm a delete.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct TypedTokenName {
+    /// Type the token's exact name to delete it.
+    pub token_name: String,
+}
+
+/// The answer typed to confirm a regeneration.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct TypedInstanceName {
+    /// Type the instance's exact name to regenerate its operator token.
+    pub instance_name: String,
+}
+
+elicit_safe!(TypedTokenName, TypedInstanceName);
+
+const STATE_PREFIX: &str = "confirm:";
+const CONFIRM_KEY: &str = "confirm";
+
+/// Whether the request speaks the 2026-07-28 protocol (no server-to-client requests).
+pub fn is_modern(ctx: &RequestContext<RoleServer>) -> bool {
+    ctx.protocol_version()
+        .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28)
+}
+
+/// Whether the client can answer an elicitation of `mode` on this request.
+pub fn can_elicit(ctx: &RequestContext<RoleServer>, mode: ElicitationMode) -> bool {
+    if is_modern(ctx) {
+        ctx.client_capabilities()
+            .and_then(|c| c.elicitation)
+            .is_some_and(|e| match mode {
+                ElicitationMode::Url => e.url.is_some(),
+                _ => e.form.is_some() || e.url.is_none(),
+            })
+    } else {
+        ctx.peer.supported_elicitation_modes().contains(&mode)
+    }
+}
+
+pub fn tool_error(msg: impl std::fmt::Display) -> CallToolResponse {
+    CallToolResult::error(vec![ContentBlock::text(msg.to_string())]).into()
+}
+
+pub fn structured<T: serde::Serialize>(v: &T) -> Result<CallToolResponse, ErrorData> {
+    let value =
+        serde_json::to_value(v).map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+    Ok(CallToolResult::structured(value).into())
+}
+
+/// One destructive request as the tools describe it.
+pub struct Gated {
+    pub op: Operation,
+    pub code: Option<String>,
+    /// What the user must type.
+    pub expected: String,
+}
+
+impl Gated {
+    fn is_delete(&self) -> bool {
+        matches!(self.op, Operation::DeleteToken { .. })
+    }
+
+    fn prompt(&self, token: Option<&TokenView>) -> String {
+        match (&self.op, token) {
+            (Operation::DeleteToken { instance, name }, Some(t)) => format!(
+                "Delete token `{name}` on instance `{instance}`? It is a {} token with permissions {}, created {}, expiring {}. \
+                 Clients using it stop working at once. Type `{name}` to confirm.",
+                serde_json::to_value(t.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                t.permissions.join(" "),
+                t.created_at.format("%Y-%m-%d %H:%M UTC"),
+                t.expiry.map_or("never".to_owned(), |e| e
+                    .format("%Y-%m-%d %H:%M UTC")
+                    .to_string()),
+            ),
+            (Operation::DeleteToken { instance, name }, None) => {
+                format!("Delete token `{name}` on instance `{instance}`? Type `{name}` to confirm.")
+            }
+            (Operation::RegenerateOperator { instance }, _) => format!(
+                "Regenerate the operator token `_admin` of instance `{instance}`? Its current secret stops working at once \
+                 and every client using it breaks. Type `{instance}` to confirm."
+            ),
+        }
+    }
+}
+
+fn answer(op: &Operation, status: GateStatus, message: String) -> GateAnswer {
+    GateAnswer {
+        status,
+        instance: op.instance().to_owned(),
+        token: None,
+        confirmation_code: None,
+        pending_id: None,
+        expires_at: None,
+        secret_handoff: None,
+        message,
+    }
+}
+
+impl McpServer {
+    async fn request(
+        &self,
+        actor: &Actor,
+        op: &Operation,
+        gate: GateRequest,
+    ) -> Result<PendingRequest, ServiceError> {
+        let svc = &self.core.service;
+        match op {
+            Operation::DeleteToken { instance, name } => {
+                svc.request_delete(actor, Some(instance), name, gate).await
+            }
+            Operation::RegenerateOperator { instance } => {
+                svc.request_regenerate(actor, Some(instance), gate).await
+            }
+        }
+    }
+
+    fn token_view(&self, p: &PendingRequest) -> Option<TokenView> {
+        p.token
+            .as_ref()
+            .map(|t| TokenView::new(t, self.core.service.now()))
+    }
+
+    /// Runs a destructive tool call through the gate, whichever round of whichever flow it is.
+    pub(super) async fn gated(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        state: Option<String>,
+        responses: Option<InputResponses>,
+        g: Gated,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let actor = self.actor(ctx);
+        // Round two of the 2026-07-28 flow: the client answered our elicitation.
+        if let Some(state) = state {
+            return self.finish_elicited(&actor, &state, responses, &g).await;
+        }
+        // Round two of the code flow: the assistant relays the user's agreement.
+        if let Some(code) = &g.code {
+            let Some((id, nonce)) = code.trim().split_once('-') else {
+                return Ok(tool_error(
+                    "that confirmation_code is malformed; request the action again without one",
+                ));
+            };
+            let id = match PendingId::parse(id) {
+                Ok(id) => id,
+                Err(e) => return Ok(tool_error(e)),
+            };
+            return self.execute(&actor, &id, &g.op, nonce, false).await;
+        }
+        if g.is_delete()
+            && let Some(policy) = &self.core.settings.approvals
+        {
+            let gate = GateRequest {
+                mode: GateMode::Approvals {
+                    required: policy.required,
+                    allow_self: false,
+                },
+                ttl: Some(policy.timeout),
+                reason: Some(format!("requested through MCP by {}", actor.name)),
+            };
+            return match self.request(&actor, &g.op, gate).await {
+                Ok(p) => {
+                    let mut a = answer(
+                        &g.op,
+                        GateStatus::ApprovalRequired,
+                        format!(
+                            "Deleting needs a teammate's approval. Ask them to approve pending action {} (in the Discord \
+                                 approvals channel, or with `tokenwarden approvals approve {}`), then check it with get_pending_action.",
+                            p.pending.id, p.pending.id
+                        ),
+                    );
+                    a.token = self.token_view(&p);
+                    a.pending_id = Some(p.pending.id.to_string());
+                    a.expires_at = Some(p.pending.expires_at);
+                    structured(&a)
+                }
+                Err(e) => Ok(tool_error(e)),
+            };
+        }
+        if can_elicit(ctx, ElicitationMode::Form) {
+            let gate = GateRequest {
+                mode: GateMode::confirm_with(&g.expected),
+                ttl: None,
+                reason: None,
+            };
+            let p = match self.request(&actor, &g.op, gate).await {
+                Ok(p) => p,
+                Err(e) => return Ok(tool_error(e)),
+            };
+            let prompt = g.prompt(self.token_view(&p).as_ref());
+            return if is_modern(ctx) {
+                self.ask_modern(&p, prompt, &g)
+            } else {
+                self.ask_legacy(ctx, &actor, &p, prompt, &g).await
+            };
+        }
+        self.code_flow(&actor, &g).await
+    }
+
+    async fn code_flow(&self, actor: &Actor, g: &Gated) -> Result<CallToolResponse, ErrorData> {
+        let mut bytes = [0u8; 6];
+        rand::rng().fill_bytes(&mut bytes);
+        let nonce = hex::encode(bytes);
+        let gate = GateRequest {
+            mode: GateMode::confirm_with(&nonce),
+            ttl: None,
+            reason: None,
+        };
+        let p = match self.request(actor, &g.op, gate).await {
+            Ok(p) => p,
+            Err(e) => return Ok(tool_error(e)),
+        };
+        let mut a = answer(
+            &g.op,
+            GateStatus::ConfirmationRequired,
+            format!(
+                "Nothing has happened yet. Show the user exactly what will happen ({}) and ask them to agree. Only if \
+                 they agree, call this tool again with the same arguments and confirmation_code. The code works once, \
+                 for this request only, until expires_at.",
+                g.op.describe()
+            ),
+        );
+        a.token = self.token_view(&p);
+        a.confirmation_code = Some(format!("{}-{nonce}", p.pending.id));
+        a.expires_at = Some(p.pending.expires_at);
+        structured(&a)
+    }
+
+    fn ask_modern(
+        &self,
+        p: &PendingRequest,
+        prompt: String,
+        g: &Gated,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let schema = if g.is_delete() {
+            ElicitationSchema::from_type::<TypedTokenName>()
+        } else {
+            ElicitationSchema::from_type::<TypedInstanceName>()
+        }
+        .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        let request = InputRequest::Elicitation(ElicitRequest::new(
+            ElicitRequestParams::FormElicitationParams {
+                meta: None,
+                message: prompt,
+                requested_schema: schema,
+            },
+        ));
+        let mut requests = InputRequests::new();
+        requests.insert(CONFIRM_KEY.to_owned(), request);
+        Ok(InputRequiredResult::new(
+            Some(requests),
+            Some(format!("{STATE_PREFIX}{}", p.pending.id)),
+        )
+        .into())
+    }
+
+    async fn ask_legacy(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        actor: &Actor,
+        p: &PendingRequest,
+        prompt: String,
+        g: &Gated,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let timeout = Some(self.core.settings.elicitation_timeout);
+        let typed = if g.is_delete() {
+            ctx.peer
+                .elicit_with_timeout::<TypedTokenName>(prompt, timeout)
+                .await
+                .map(|t| t.map(|t| t.token_name))
+        } else {
+            ctx.peer
+                .elicit_with_timeout::<TypedInstanceName>(prompt, timeout)
+                .await
+                .map(|t| t.map(|t| t.instance_name))
+        };
+        let id = &p.pending.id;
+        match typed {
+            Ok(Some(text)) => self.execute(actor, id, &g.op, &text, true).await,
+            Ok(None) | Err(ElicitationError::UserDeclined | ElicitationError::UserCancelled) => {
+                self.cancel(actor, id, &g.op).await
+            }
+            Err(e) => {
+                let _ = self
+                    .core
+                    .service
+                    .reject(actor, id, Some(format!("no confirmation: {e}")))
+                    .await;
+                Ok(tool_error(format!(
+                    "the user did not confirm ({e}); nothing was done"
+                )))
+            }
+        }
+    }
+
+    async fn finish_elicited(
+        &self,
+        actor: &Actor,
+        state: &str,
+        responses: Option<InputResponses>,
+        g: &Gated,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let Some(id) = state
+            .strip_prefix(STATE_PREFIX)
+            .and_then(|s| PendingId::parse(s).ok())
+        else {
+            return Ok(tool_error(
+                "unknown requestState; call the tool again without it",
+            ));
+        };
+        let result = responses
+            .and_then(|mut r| r.remove(CONFIRM_KEY))
+            .and_then(|v| serde_json::from_value::<ElicitResult>(v).ok());
+        let Some(result) = result else {
+            return Ok(tool_error(
+                "the confirmation answer is missing; nothing was done",
+            ));
+        };
+        match result.action {
+            ElicitationAction::Accept => {
+                let field = if g.is_delete() {
+                    "token_name"
+                } else {
+                    "instance_name"
+                };
+                let typed = result
+                    .content
+                    .as_ref()
+                    .and_then(|c| c.get(field))
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default();
+                self.execute(actor, &id, &g.op, typed, true).await
+            }
+            _ => self.cancel(actor, &id, &g.op).await,
+        }
+    }
+
+    async fn cancel(
+        &self,
+        actor: &Actor,
+        id: &PendingId,
+        op: &Operation,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if let Err(e) = self
+            .core
+            .service
+            .reject(actor, id, Some("declined by the user".into()))
+            .await
+        {
+            return Ok(tool_error(e));
+        }
+        structured(&answer(
+            op,
+            GateStatus::Cancelled,
+            format!("The user declined; nothing was done ({}).", op.describe()),
+        ))
+    }
+
+    /// Confirms with `proof` and runs the operation once. A mismatch closes an elicited request
+    /// (the user answered once) but leaves a code open until it expires.
+    async fn execute(
+        &self,
+        actor: &Actor,
+        id: &PendingId,
+        op: &Operation,
+        proof: &str,
+        close_on_mismatch: bool,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let delivery = McpDelivery::new(
+            self.core.settings.secret_mode.clone(),
+            self.core.reveal.clone(),
+            op.instance().to_owned(),
+            actor.clone(),
+            false,
+        );
+        match self
+            .core
+            .service
+            .confirm(actor, id, op, proof, &delivery)
+            .await
+        {
+            Ok(Executed::Deleted { instance, name }) => structured(&answer(
+                op,
+                GateStatus::Done,
+                format!("Deleted token `{name}` on instance `{instance}`."),
+            )),
+            Ok(Executed::Regenerated(done)) => {
+                let handed = delivery.handed();
+                let mut a = answer(
+                    op,
+                    GateStatus::Done,
+                    format!(
+                        "Regenerated the operator token of `{}` (id {}). Its old secret no longer works. {}",
+                        op.instance(),
+                        done.token.id,
+                        handed.as_ref().map(|h| h.next_step()).unwrap_or_default()
+                    ),
+                );
+                a.secret_handoff = handed.map(|h| h.handoff());
+                structured(&a)
+            }
+            Err(ServiceError::Gate(GateError::WrongProof { .. })) => {
+                if close_on_mismatch {
+                    let _ = self
+                        .core
+                        .service
+                        .reject(
+                            actor,
+                            id,
+                            Some("the typed confirmation did not match".into()),
+                        )
+                        .await;
+                }
+                Ok(tool_error(format!(
+                    "the confirmation does not match (expected the exact text shown to the user); nothing was done ({})",
+                    op.describe()
+                )))
+            }
+            Err(e) => Ok(tool_error(e)),
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! One-time reveal links: a new secret waits in memory behind an unguessable URL; opening the
+//! link and pressing the button shows it once, after which the link answers 410. A link that
+//! expires unopened withdraws its token, so no token exists that nobody holds.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use rand::Rng;
+use tokio::sync::OnceCell;
+
+use crate::actor::Actor;
+use crate::service::TokenService;
+use crate::tokens::{RawToken, TokenName};
+
+/// What happens to a token whose link expires unopened.
+struct Waiting {
+    secret: RawToken,
+    token_name: TokenName,
+    instance: String,
+    requester: Actor,
+    /// False for the operator token, which cannot be deleted.
+    withdrawable: bool,
+}
+
+enum Slot {
+    Waiting(Box<Waiting>),
+    /// Used or expired: answers 410.
+    Gone,
+}
+
+/// The store of pending reveals and the HTTP routes that serve them.
+pub struct RevealHub {
+    slots: Mutex<HashMap<String, Slot>>,
+    ttl: Duration,
+    service: Arc<TokenService>,
+    /// Where links point: set when the routes are mounted on a server.
+    base_url: OnceCell<String>,
+    /// For stdio: the loopback address a listener is started on at first use.
+    listen: String,
+}
+
+/// A link just made.
+#[derive(Debug, Clone)]
+pub struct RevealLink {
+    pub id: String,
+    pub url: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl RevealHub {
+    pub fn new(service: Arc<TokenService>, ttl: Duration, listen: String) -> Arc<Self> {
+        Arc::new(Self {
+            slots: Mutex::new(HashMap::new()),
+            ttl,
+            service,
+            base_url: OnceCell::new(),
+            listen,
+        })
+    }
+
+    /// Serve links from an existing server reachable at `base_url` (mount [`RevealHub::router`] there).
+    pub fn set_base_url(&self, base_url: String) {
+        let _ = self.base_url.set(base_url.trim_end_matches('/').to_owned());
+    }
+
+    /// The routes: `GET /reveal/{id}` (a page with a button) and `POST /reveal/{id}` (the secret, once).
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/reveal/{id}", get(page).post(reveal))
+            .with_state(Arc::clone(self))
+    }
+
+    /// The base URL, starting a loopback listener on first use when none was set.
+    async fn base(self: &Arc<Self>) -> std::io::Result<String> {
+        let hub = Arc::clone(self);
+        self.base_url
+            .get_or_try_init(|| async move {
+                let listener = tokio::net::TcpListener::bind(&hub.listen).await?;
+                let addr = listener.local_addr()?;
+                let app = hub.router();
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, app).await {
+                        tracing::error!(error = %e, "the reveal-link listener stopped");
+                    }
+                });
+                tracing::info!(%addr, "reveal-link listener started");
+                Ok(format!("http://{addr}"))
+            })
+            .await
+            .cloned()
+    }
+
+    /// Keeps `secret` behind a new link, and arranges its withdrawal if nobody opens it in time.
+    pub async fn register(
+        self: &Arc<Self>,
+        secret: RawToken,
+        token_name: TokenName,
+        instance: String,
+        requester: Actor,
+        withdrawable: bool,
+    ) -> std::io::Result<RevealLink> {
+        let base = self.base().await?;
+        let mut bytes = [0u8; 24];
+        rand::rng().fill_bytes(&mut bytes);
+        let id = hex::encode(bytes);
+        let waiting = Waiting {
+            secret,
+            token_name,
+            instance,
+            requester,
+            withdrawable,
+        };
+        lock(&self.slots).insert(id.clone(), Slot::Waiting(Box::new(waiting)));
+        let hub = Arc::clone(self);
+        let expiring = id.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(hub.ttl).await;
+            hub.expire(&expiring).await;
+        });
+        let ttl = chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::minutes(10));
+        Ok(RevealLink {
+            url: format!("{base}/reveal/{id}"),
+            id,
+            expires_at: self.service.now() + ttl,
+        })
+    }
+
+    /// Whether link `id` still waits to be opened.
+    pub fn is_waiting(&self, id: &str) -> bool {
+        matches!(lock(&self.slots).get(id), Some(Slot::Waiting(_)))
+    }
+
+    /// Withdraws an unopened link now (the user declined): the token is deleted again.
+    pub async fn withdraw(&self, id: &str, why: &str) -> bool {
+        let taken = match lock(&self.slots).insert(id.to_owned(), Slot::Gone) {
+            Some(Slot::Waiting(w)) => Some(w),
+            _ => None,
+        };
+        match taken {
+            Some(w) if !w.withdrawable => {
+                tracing::warn!(token = %w.token_name, why, "a secret was never delivered and its token cannot be withdrawn");
+                true
+            }
+            Some(w) => {
+                if let Err(e) = self
+                    .service
+                    .withdraw(&w.requester, &w.instance, &w.token_name, why)
+                    .await
+                {
+                    tracing::error!(error = %e, token = %w.token_name, "could not withdraw an undelivered token");
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Withdraws the unopened link of `token_name` requested by `requester`, if there is one.
+    pub async fn withdraw_for(
+        &self,
+        requester: &Actor,
+        instance: &str,
+        token_name: &str,
+        why: &str,
+    ) -> bool {
+        let id = lock(&self.slots).iter().find_map(|(id, slot)| match slot {
+            Slot::Waiting(w)
+                if w.requester.same_as(requester)
+                    && w.instance == instance
+                    && w.token_name.as_str() == token_name =>
+            {
+                Some(id.clone())
+            }
+            _ => None,
+        });
+        match id {
+            Some(id) => self.withdraw(&id, why).await,
+            None => false,
+        }
+    }
+
+    /// Withdraws every unopened link (the server is stopping and the links die with it).
+    pub async fn withdraw_all(&self, why: &str) {
+        let ids: Vec<String> = lock(&self.slots)
+            .iter()
+            .filter(|(_, s)| matches!(s, Slot::Waiting(_)))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            self.withdraw(&id, why).await;
+        }
+    }
+
+    async fn expire(&self, id: &str) {
+        if self
+            .withdraw(id, "its one-time reveal link expired unopened")
+            .await
+        {
+            tracing::info!("a reveal link expired unopened; its token was deleted");
+        }
+    }
+
+    fn take(&self, id: &str) -> Option<Box<Waiting>> {
+        let mut slots = lock(&self.slots);
+        match slots.get(id) {
+            Some(Slot::Waiting(_)) => match slots.insert(id.to_owned(), Slot::Gone) {
+                Some(Slot::Waiting(w)) => Some(w),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn state(&self, id: &str) -> Option<Result<String, ()>> {
+        match lock(&self.slots).get(id) {
+            Some(Slot::Waiting(w)) => Some(Ok(w.token_name.to_string())),
+            Some(Slot::Gone) => Some(Err(())),
+            None => None,
+        }
+    }
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem}\
+code{display:block;padding:1rem;background:#f4f4f4;word-break:break-all;font-size:1rem}\
+button{font-size:1rem;padding:.5rem 1rem}";
+
+fn html(status: StatusCode, title: &str, body: &str) -> Response {
+    let page = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"robots\" content=\"noindex\">\
+         <title>{title}</title><style>{STYLE}</style></head><body><h1>{title}</h1>{body}</body></html>"
+    );
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+            ),
+        ],
+        page,
+    )
+        .into_response()
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn gone() -> Response {
+    html(
+        StatusCode::GONE,
+        "This link is gone",
+        "<p>It was used already or it expired. Secrets are shown once; ask for a new token if you missed it.</p>",
+    )
+}
+
+async fn page(State(hub): State<Arc<RevealHub>>, Path(id): Path<String>) -> Response {
+    match hub.state(&id) {
+        Some(Ok(name)) => html(
+            StatusCode::OK,
+            "A new InfluxDB 3 token is ready",
+            &format!(
+                "<p>The secret of token <b>{}</b> is shown once, when you press the button. Have a safe \
+                 place ready for it.</p><form method=\"post\"><button type=\"submit\">Show the secret once</button></form>",
+                escape(&name)
+            ),
+        ),
+        Some(Err(())) => gone(),
+        None => html(
+            StatusCode::NOT_FOUND,
+            "Unknown link",
+            "<p>No such reveal link.</p>",
+        ),
+    }
+}
+
+async fn reveal(State(hub): State<Arc<RevealHub>>, Path(id): Path<String>) -> Response {
+    match hub.take(&id) {
+        Some(w) => {
+            tracing::info!(token = %w.token_name, "a reveal link was opened");
+            html(
+                StatusCode::OK,
+                "Your InfluxDB 3 token",
+                &format!(
+                    "<p>Token <b>{}</b>. Copy it now: this page will not show it again.</p><code>{}</code>\
+                     <p>Send it as the header <i>Authorization: Bearer &lt;token&gt;</i>.</p>",
+                    escape(w.token_name.as_str()),
+                    escape(w.secret.expose())
+                ),
+            )
+        }
+        None => match hub.state(&id) {
+            Some(_) => gone(),
+            None => html(
+                StatusCode::NOT_FOUND,
+                "Unknown link",
+                "<p>No such reveal link.</p>",
+            ),
+        },
+    }
+}
