@@ -6,12 +6,12 @@ use std::process::{Child, Command, Stdio};
 
 use crate::support::assert_no_token;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tokenwarden");
+pub const BIN: &str = env!("CARGO_BIN_EXE_tokenwarden");
 
 /// A `tokenwarden simulate` child process, killed on drop.
-struct SimProcess {
+pub struct SimProcess {
     child: Child,
-    url: String,
+    pub url: String,
 }
 
 impl Drop for SimProcess {
@@ -21,7 +21,7 @@ impl Drop for SimProcess {
     }
 }
 
-fn simulate(args: &[&str]) -> SimProcess {
+pub fn simulate(args: &[&str]) -> SimProcess {
     let mut child = Command::new(BIN)
         .args(["simulate", "--listen", "127.0.0.1:0"])
         .args(args)
@@ -76,7 +76,7 @@ fn run(config: &Path, args: &[&str], stdin: &str) -> Run {
 }
 
 /// The README's minimal config, pointing at `url`, with relative paths.
-fn write_config(dir: &Path, url: &str) -> PathBuf {
+pub fn write_config(dir: &Path, url: &str) -> PathBuf {
     let path = dir.join("tokenwarden.toml");
     let text = format!(
         "[store]\npath = \"tokenwarden.db\"\n\n[[instances]]\nname = \"local\"\nurl = \"{url}\"\ntoken_file = \"operator.token\"    # or: token_env = \"INFLUXDB3_AUTH_TOKEN\"\n"

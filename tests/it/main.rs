@@ -2,6 +2,10 @@
 
 mod cli;
 mod client;
+mod mcp;
+mod mcp_e2e;
+mod mcp_http;
+mod mcp_support;
 mod service;
 mod sim_api;
 mod support;

@@ -1,0 +1,618 @@
+//! The MCP server with a real rmcp client over duplex, in both protocol eras, against the
+//! simulator: tools/list, every tool, the delete gate, secret handoff.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::model::{ElicitRequestParams, ElicitationAction};
+use serde_json::{Value, json};
+use tokenwarden::actor::Actor;
+use tokenwarden::mcp::{ApprovalPolicy, McpCore, McpSettings};
+use tokenwarden::service::ApprovalResult;
+use tokenwarden::sim::RunningSim;
+use tokenwarden::store::Store;
+use tokenwarden::tokens::{Edition, RawToken, TokenBackend};
+
+use crate::mcp_support::{ERAS, Era, Form, TestClient, call, connect, err, ok};
+use crate::support::{Recorder, assert_logs_clean, client, instance, service, sim};
+
+async fn setup(edition: Edition, settings: McpSettings) -> (RunningSim, McpCore) {
+    let (s, op) = sim(edition).await;
+    s.control.create_database("metrics");
+    let svc = service(
+        &s,
+        &op,
+        instance("local", None, &["keep-*"], false),
+        Store::open_in_memory().unwrap(),
+    );
+    (s, McpCore::new(Arc::new(svc), settings))
+}
+
+fn has(s: &RunningSim, name: &str) -> bool {
+    s.control.token_names().iter().any(|n| n == name)
+}
+
+/// Opens a reveal link like a person: the page, then the button. Returns the secret.
+async fn reveal(url: &str) -> String {
+    let http = reqwest::Client::new();
+    let page = http.get(url).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    let body = page.text().await.unwrap();
+    assert!(!body.contains("apiv3_"), "the page alone shows no secret");
+    let shown = http.post(url).send().await.unwrap();
+    assert_eq!(shown.status(), 200);
+    let body = shown.text().await.unwrap();
+    let start = body.find("apiv3_").expect("the secret is on the page");
+    body[start..].split('<').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn tools_list_names_annotations_and_schemas() {
+    for era in ERAS {
+        let (_s, core) = setup(Edition::Enterprise, McpSettings::default()).await;
+        let c = connect(&core, TestClient::plain(), era).await;
+        let tools = c.list_all_tools().await.unwrap();
+        let names: BTreeSet<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+        assert_eq!(
+            names,
+            BTreeSet::from([
+                "create_admin_token",
+                "create_resource_token",
+                "delete_token",
+                "get_pending_action",
+                "list_databases",
+                "list_tokens",
+                "server_info"
+            ]),
+            "{era:?}"
+        );
+        let tool = |n: &str| tools.iter().find(|t| t.name == n).unwrap();
+        let hints = |n: &str| {
+            let a = tool(n).annotations.clone().unwrap();
+            (
+                a.read_only_hint,
+                a.destructive_hint,
+                a.idempotent_hint,
+                a.open_world_hint,
+            )
+        };
+        assert_eq!(
+            hints("list_tokens"),
+            (Some(true), Some(false), Some(true), Some(false))
+        );
+        assert_eq!(
+            hints("delete_token"),
+            (Some(false), Some(true), Some(false), Some(false))
+        );
+        assert_eq!(
+            hints("create_admin_token"),
+            (Some(false), Some(false), Some(false), Some(false))
+        );
+        let input = serde_json::to_value(&tool("delete_token").input_schema).unwrap();
+        let props: BTreeSet<&str> = input["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            props,
+            BTreeSet::from(["name", "instance", "confirmation_code"])
+        );
+        assert_eq!(input["required"], json!(["name"]));
+        assert_eq!(input["additionalProperties"], json!(false));
+        let input = serde_json::to_value(&tool("create_resource_token").input_schema).unwrap();
+        assert!(input["properties"]["permissions"].is_object(), "{input}");
+        for n in [
+            "list_tokens",
+            "create_admin_token",
+            "delete_token",
+            "server_info",
+        ] {
+            assert!(tool(n).output_schema.is_some(), "{n} has an output schema");
+        }
+        assert!(
+            tool("delete_token")
+                .description
+                .as_deref()
+                .unwrap()
+                .contains("confirmation_code")
+        );
+    }
+
+    let read_only = McpSettings {
+        read_only: true,
+        ..Default::default()
+    };
+    let (_s, core) = setup(Edition::Core, read_only).await;
+    let c = connect(&core, TestClient::plain(), Era::Legacy).await;
+    let names: BTreeSet<String> = c
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(
+            [
+                "get_pending_action",
+                "list_databases",
+                "list_tokens",
+                "server_info"
+            ]
+            .map(String::from)
+        )
+    );
+
+    let regen = McpSettings {
+        allow_regenerate: true,
+        ..Default::default()
+    };
+    let (_s, core) = setup(Edition::Core, regen).await;
+    let c = connect(&core, TestClient::plain(), Era::Legacy).await;
+    assert!(
+        c.list_all_tools()
+            .await
+            .unwrap()
+            .iter()
+            .any(|t| t.name == "regenerate_operator_token")
+    );
+}
+
+#[tokio::test]
+async fn list_databases_and_server_info() {
+    for era in ERAS {
+        let (s, core) = setup(Edition::Enterprise, McpSettings::default()).await;
+        s.control.create_admin("ci-bot", None);
+        s.control.create_admin("old", Some(Duration::from_secs(1)));
+        let c = connect(&core, TestClient::plain(), era).await;
+        let v = ok(&call(&c, "list_tokens", json!({"name": "ci"})).await);
+        assert_eq!(v["count"], 1);
+        assert_eq!(v["tokens"][0]["name"], "ci-bot");
+        assert_eq!(v["tokens"][0]["kind"], "admin");
+        assert_eq!(v["tokens"][0]["status"], "active");
+        let v = ok(&call(
+            &c,
+            "list_tokens",
+            json!({"kind": "admin", "expiring_within": "30d"}),
+        )
+        .await);
+        assert_eq!(
+            (v["count"].as_u64(), v["tokens"][0]["name"].as_str()),
+            (Some(1), Some("old")),
+            "{v}"
+        );
+        let e = err(&call(&c, "list_tokens", json!({"expiring_within": "soon"})).await);
+        assert!(e.contains("not a duration"), "{e}");
+        let e = err(&call(&c, "list_tokens", json!({"instance": "prod"})).await);
+        assert!(e.contains("no instance named `prod`"), "{e}");
+        let v = ok(&call(&c, "list_databases", json!({})).await);
+        assert_eq!(v["databases"], json!(["metrics"]));
+        let v = ok(&call(&c, "server_info", json!({})).await);
+        assert_eq!(v["instances"][0]["edition"], "enterprise");
+        assert_eq!(v["instances"][0]["default"], true);
+        let regen = v["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "regenerate_operator_token")
+            .unwrap();
+        assert_eq!(regen["enabled"], false);
+        assert!(regen["why"].as_str().unwrap().contains("allow_regenerate"));
+    }
+}
+
+#[tokio::test]
+async fn bad_arguments_are_refused_before_anything_happens() {
+    let (s, core) = setup(Edition::Core, McpSettings::default()).await;
+    let c = connect(&core, TestClient::plain(), Era::Legacy).await;
+    for (bad, why) in [
+        (
+            json!({"name": 5}),
+            "invalid type: integer `5`, expected a string",
+        ),
+        (
+            json!({"name": "x", "surprise": true}),
+            "unknown field `surprise`",
+        ),
+        (json!({}), "missing field `name`"),
+    ] {
+        let e = err(&call(&c, "create_admin_token", bad.clone()).await);
+        assert!(
+            e.contains("failed to deserialize parameters") && e.contains(why),
+            "{bad}: {e}"
+        );
+    }
+    let e = err(&call(&c, "create_admin_token", json!({"name": "bad name"})).await);
+    assert!(e.contains("contains ` `"), "{e}");
+    let e = err(&call(
+        &c,
+        "create_admin_token",
+        json!({"name": "x", "expires_at": "2001-01-01T00:00:00Z"}),
+    )
+    .await);
+    assert!(e.contains("in the past"), "{e}");
+    let huge = "a".repeat(100_000);
+    let e = err(&call(&c, "delete_token", json!({"name": huge})).await);
+    assert!(e.contains("at most 256 bytes"), "{e}");
+    assert_eq!(s.control.token_count(), 1, "nothing was created");
+}
+
+#[tokio::test]
+async fn create_hands_over_a_one_time_reveal_link() {
+    for era in ERAS {
+        let (s, core) = setup(Edition::Core, McpSettings::default()).await;
+        let c = connect(&core, TestClient::plain(), era).await;
+        let v = ok(&call(
+            &c,
+            "create_admin_token",
+            json!({"name": "ci-bot", "expires_in": "7d"}),
+        )
+        .await);
+        assert_eq!(v["token"]["name"], "ci-bot");
+        assert_eq!(v["secret_handoff"]["method"], "reveal_link");
+        assert_eq!(v["secret_handoff"]["secret"], Value::Null);
+        let url = v["secret_handoff"]["reveal_url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(v["next_step"].as_str().unwrap().contains(&url));
+        let secret = reveal(&url).await;
+        client(&s, Some(&RawToken::new(secret)))
+            .ping()
+            .await
+            .expect("the revealed secret works");
+        let again = reqwest::Client::new().post(&url).send().await.unwrap();
+        assert_eq!(again.status(), 410, "shown once");
+        assert_eq!(reqwest::get(&url).await.unwrap().status(), 410);
+        let unknown = url.rsplit_once('/').unwrap().0.to_owned() + "/nope";
+        assert_eq!(reqwest::get(&unknown).await.unwrap().status(), 404);
+    }
+    assert_logs_clean();
+}
+
+#[tokio::test]
+async fn an_unopened_reveal_link_withdraws_its_token() {
+    let settings = McpSettings {
+        reveal_ttl: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let (s, core) = setup(Edition::Core, settings).await;
+    let c = connect(&core, TestClient::plain(), Era::Legacy).await;
+    let v = ok(&call(&c, "create_admin_token", json!({"name": "forgotten"})).await);
+    assert!(has(&s, "forgotten"));
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert!(!has(&s, "forgotten"), "withdrawn after the link expired");
+    let url = v["secret_handoff"]["reveal_url"].as_str().unwrap();
+    assert_eq!(
+        reqwest::Client::new()
+            .post(url)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        410
+    );
+    let audit = core.service().audit_log(1).await.unwrap();
+    assert_eq!(audit[0].event.event, "token.withdraw");
+    assert!(
+        audit[0]
+            .event
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("expired unopened")
+    );
+}
+
+#[tokio::test]
+async fn url_elicitation_shows_the_link_to_the_user_not_the_model() {
+    for era in ERAS {
+        let (s, core) = setup(Edition::Core, McpSettings::default()).await;
+        let user = TestClient::url(ElicitationAction::Accept);
+        let c = connect(&core, user.clone(), era).await;
+        let v = ok(&call(&c, "create_admin_token", json!({"name": "shown"})).await);
+        assert_eq!(
+            v["secret_handoff"]["method"], "url_elicitation",
+            "{era:?}: {v}"
+        );
+        assert_eq!(
+            v["secret_handoff"]["reveal_url"],
+            Value::Null,
+            "the model never sees the link"
+        );
+        let asked = user.asked();
+        let Some(ElicitRequestParams::UrlElicitationParams { url, .. }) = asked.first() else {
+            panic!("{asked:?}")
+        };
+        let secret = reveal(url).await;
+        client(&s, Some(&RawToken::new(secret)))
+            .ping()
+            .await
+            .unwrap();
+
+        let c = connect(&core, TestClient::url(ElicitationAction::Decline), era).await;
+        let e = err(&call(&c, "create_admin_token", json!({"name": "unwanted"})).await);
+        assert!(e.contains("deleted again"), "{e}");
+        assert!(
+            !has(&s, "unwanted"),
+            "{era:?}: a declined secret withdraws its token"
+        );
+    }
+}
+
+#[tokio::test]
+async fn resource_tokens_need_enterprise() {
+    for era in ERAS {
+        let (_s, core) = setup(Edition::Core, McpSettings::default()).await;
+        let c = connect(&core, TestClient::plain(), era).await;
+        let args = json!({"name": "reader", "permissions": [{"database": "metrics", "actions": ["read"]}]});
+        let e = err(&call(&c, "create_resource_token", args.clone()).await);
+        assert!(e.contains("runs InfluxDB 3 core"), "{e}");
+
+        let (s, core) = setup(Edition::Enterprise, McpSettings::default()).await;
+        let c = connect(&core, TestClient::plain(), era).await;
+        let v = ok(&call(&c, "create_resource_token", args).await);
+        assert_eq!(v["token"]["permissions"], json!(["db:metrics:read"]));
+        assert!(has(&s, "reader"));
+        let e = err(&call(
+            &c,
+            "create_resource_token",
+            json!({"name": "x", "permissions": []}),
+        )
+        .await);
+        assert!(e.contains("at least one permission"), "{e}");
+        let bad =
+            json!({"name": "x", "permissions": [{"database": "bad db", "actions": ["read"]}]});
+        assert!(
+            err(&call(&c, "create_resource_token", bad).await).contains("invalid database name")
+        );
+    }
+}
+
+#[tokio::test]
+async fn delete_with_form_elicitation_in_both_eras() {
+    for era in ERAS {
+        let (s, core) = setup(Edition::Core, McpSettings::default()).await;
+        for n in ["a", "b", "c", "d"] {
+            s.control.create_admin(n, None);
+        }
+        let user = TestClient::form(Form::Accept("a".into()));
+        let c = connect(&core, user.clone(), era).await;
+        let v = ok(&call(&c, "delete_token", json!({"name": "a"})).await);
+        assert_eq!(v["status"], "done", "{era:?}: {v}");
+        assert!(!has(&s, "a"));
+        let Some(ElicitRequestParams::FormElicitationParams { message, .. }) =
+            user.asked().first().cloned()
+        else {
+            panic!()
+        };
+        assert!(
+            message.contains("Delete token `a`") && message.contains("admin token"),
+            "{message}"
+        );
+
+        let c = connect(&core, TestClient::form(Form::Decline), era).await;
+        assert_eq!(
+            ok(&call(&c, "delete_token", json!({"name": "b"})).await)["status"],
+            "cancelled"
+        );
+        let c = connect(&core, TestClient::form(Form::Cancel), era).await;
+        assert_eq!(
+            ok(&call(&c, "delete_token", json!({"name": "c"})).await)["status"],
+            "cancelled"
+        );
+        let c = connect(&core, TestClient::form(Form::Accept("D".into())), era).await;
+        let e = err(&call(&c, "delete_token", json!({"name": "d"})).await);
+        assert!(e.contains("does not match"), "{e}");
+        assert!(
+            has(&s, "b") && has(&s, "c") && has(&s, "d"),
+            "{era:?}: nothing else was deleted"
+        );
+        assert!(
+            core.service().open_pending().await.unwrap().is_empty(),
+            "declined and failed requests are closed"
+        );
+    }
+}
+
+#[tokio::test]
+async fn delete_with_a_confirmation_code() {
+    for era in ERAS {
+        let (s, core) = setup(Edition::Core, McpSettings::default()).await;
+        s.control.create_admin("victim", None);
+        let c = connect(&core, TestClient::plain(), era).await;
+        let first = ok(&call(&c, "delete_token", json!({"name": "victim"})).await);
+        assert_eq!(first["status"], "confirmation_required");
+        assert_eq!(first["token"]["name"], "victim");
+        assert!(first["expires_at"].is_string());
+        assert!(
+            has(&s, "victim"),
+            "nothing happens before the code comes back"
+        );
+        let code = first["confirmation_code"].as_str().unwrap().to_owned();
+
+        let wrong = format!("{}-000000000000", code.split('-').next().unwrap());
+        assert!(
+            err(&call(
+                &c,
+                "delete_token",
+                json!({"name": "victim", "confirmation_code": wrong})
+            )
+            .await)
+            .contains("does not match")
+        );
+        let other = connect(&core, TestClient::plain(), era).await;
+        let e = err(&call(
+            &other,
+            "delete_token",
+            json!({"name": "victim", "confirmation_code": code}),
+        )
+        .await);
+        assert!(
+            e.contains("only the person who requested"),
+            "{era:?}: another session cannot use the code: {e}"
+        );
+        s.control.create_admin("bystander", None);
+        let e = err(&call(
+            &c,
+            "delete_token",
+            json!({"name": "bystander", "confirmation_code": code}),
+        )
+        .await);
+        assert!(
+            e.contains("different action"),
+            "the code is bound to the token: {e}"
+        );
+
+        let done = ok(&call(
+            &c,
+            "delete_token",
+            json!({"name": "victim", "confirmation_code": code}),
+        )
+        .await);
+        assert_eq!(done["status"], "done");
+        assert!(!has(&s, "victim"));
+        let e = err(&call(
+            &c,
+            "delete_token",
+            json!({"name": "victim", "confirmation_code": code}),
+        )
+        .await);
+        assert!(e.contains("already succeeded"), "single use: {e}");
+        assert!(has(&s, "bystander"));
+    }
+}
+
+#[tokio::test]
+async fn confirmation_codes_expire() {
+    let (s, core) = setup(Edition::Core, McpSettings::default()).await;
+    s.control.create_admin("victim", None);
+    let c = connect(&core, TestClient::plain(), Era::Modern).await;
+    let first = ok(&call(&c, "delete_token", json!({"name": "victim"})).await);
+    let code = first["confirmation_code"].as_str().unwrap().to_owned();
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(301)).await;
+    tokio::time::resume();
+    let e = err(&call(
+        &c,
+        "delete_token",
+        json!({"name": "victim", "confirmation_code": code}),
+    )
+    .await);
+    assert!(e.contains("expired"), "{e}");
+    assert!(has(&s, "victim"));
+}
+
+#[tokio::test]
+async fn deletes_can_require_a_human_approval_elsewhere() {
+    let policy = McpSettings {
+        approvals: Some(ApprovalPolicy {
+            required: 1,
+            timeout: Duration::from_secs(3600),
+        }),
+        ..Default::default()
+    };
+    let (s, core) = setup(Edition::Core, policy).await;
+    s.control.create_admin("victim", None);
+    let c = connect(
+        &core,
+        TestClient::form(Form::Accept("victim".into())),
+        Era::Legacy,
+    )
+    .await;
+    let v = ok(&call(&c, "delete_token", json!({"name": "victim"})).await);
+    assert_eq!(v["status"], "approval_required", "{v}");
+    let id = v["pending_id"].as_str().unwrap().to_owned();
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("tokenwarden approvals approve {id}"))
+    );
+    let p = ok(&call(&c, "get_pending_action", json!({"id": id})).await);
+    assert_eq!(
+        (
+            p["state"].as_str(),
+            p["approvals"].as_u64(),
+            p["required_approvals"].as_u64()
+        ),
+        (Some("open"), Some(0), Some(1))
+    );
+    assert!(has(&s, "victim"));
+
+    let pid = tokenwarden::gate::PendingId::parse(&id).unwrap();
+    let approved = core
+        .service()
+        .approve(&Actor::cli_user(), &pid, &Recorder::default())
+        .await
+        .unwrap();
+    assert!(matches!(approved, ApprovalResult::Executed { .. }));
+    assert!(!has(&s, "victim"));
+    assert_eq!(
+        ok(&call(&c, "get_pending_action", json!({"id": id})).await)["state"],
+        "succeeded"
+    );
+    assert!(
+        err(&call(&c, "get_pending_action", json!({"id": "nonsense"})).await)
+            .contains("no pending action")
+    );
+}
+
+#[tokio::test]
+async fn protected_tokens_are_refused_before_any_gate() {
+    let (s, core) = setup(Edition::Core, McpSettings::default()).await;
+    s.control.create_admin("keep-me", None);
+    let user = TestClient::form(Form::Accept("keep-me".into()));
+    let c = connect(&core, user.clone(), Era::Legacy).await;
+    assert!(
+        err(&call(&c, "delete_token", json!({"name": "keep-me"})).await)
+            .contains("is protected (matches `keep-*`)")
+    );
+    assert!(
+        err(&call(&c, "delete_token", json!({"name": "_admin"})).await)
+            .contains("regenerate-operator")
+    );
+    assert!(user.asked().is_empty(), "the user was never asked");
+    assert!(core.service().open_pending().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn regenerate_is_gated_and_hands_over_the_new_secret() {
+    let settings = McpSettings {
+        allow_regenerate: true,
+        ..Default::default()
+    };
+    let (s, core) = setup(Edition::Core, settings).await;
+    let c = connect(&core, TestClient::plain(), Era::Legacy).await;
+    let first = ok(&call(&c, "regenerate_operator_token", json!({})).await);
+    assert_eq!(first["status"], "confirmation_required");
+    let code = first["confirmation_code"].as_str().unwrap();
+    let done = ok(&call(
+        &c,
+        "regenerate_operator_token",
+        json!({"confirmation_code": code}),
+    )
+    .await);
+    assert_eq!(done["status"], "done", "{done}");
+    let url = done["secret_handoff"]["reveal_url"].as_str().unwrap();
+    let secret = reveal(url).await;
+    client(&s, Some(&RawToken::new(secret)))
+        .ping()
+        .await
+        .expect("the new operator secret works");
+
+    let c = connect(
+        &core,
+        TestClient::form(Form::Accept("wrong".into())),
+        Era::Modern,
+    )
+    .await;
+    assert!(
+        err(&call(&c, "regenerate_operator_token", json!({})).await).contains("does not match")
+    );
+}
