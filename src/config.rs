@@ -469,6 +469,51 @@ token_file = "operator.token"    # or: token_env = "INFLUXDB3_AUTH_TOKEN"
     }
 
     #[test]
+    fn the_mcp_section_has_safe_defaults_and_checks_its_values() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(
+            c.mcp.settings.secret_mode,
+            crate::mcp::SecretMode::RevealLink
+        );
+        assert!(
+            !c.mcp.settings.read_only
+                && !c.mcp.settings.allow_regenerate
+                && c.mcp.settings.approvals.is_none()
+        );
+        assert_eq!(c.mcp.http_listen.to_string(), "127.0.0.1:8765");
+        let example = Config::parse(
+            include_str!("../config.example.toml"),
+            Path::new("/x/config.example.toml"),
+        )
+        .unwrap();
+        assert_eq!(example.mcp.http_clients.len(), 1);
+
+        let with = |mcp: &str| err(&format!("{MINIMAL}\n{mcp}\n"));
+        assert!(
+            with("[mcp]\nsecret_delivery = \"email\"")
+                .contains("is not one of reveal_link, file, inline")
+        );
+        assert!(with("[mcp]\nsecret_delivery = \"file\"").contains("needs mcp.secret_dir"));
+        assert!(
+            with("[mcp]\nreveal_listen = \"0.0.0.0:9000\"").contains("must be a loopback address")
+        );
+        assert!(
+            with("[mcp.http]\nlisten = \"0.0.0.0:8765\"\nallow_no_auth = true")
+                .contains("only works on a loopback")
+        );
+        assert!(with("[mcp]\nrequired_approvals = 0").contains("at least 1"));
+        assert!(with("[mcp.http]\nlistne = \"x\"").contains("unknown field `listne`"));
+        let file = parse(&format!(
+            "{MINIMAL}\n[mcp]\nsecret_delivery = \"file\"\nsecret_dir = \"secrets\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            file.mcp.settings.secret_mode,
+            crate::mcp::SecretMode::File("/etc/tw/secrets".into())
+        );
+    }
+
+    #[test]
     fn unknown_keys_name_the_key_and_the_file() {
         let e = err(&format!("{MINIMAL}\ntimeuot = \"5s\"\n"));
         assert!(e.contains("/etc/tw/tokenwarden.toml"), "{e}");

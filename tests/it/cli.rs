@@ -385,3 +385,69 @@ fn config_problems_exit_3_with_the_promised_messages() {
         r.stderr
     );
 }
+
+#[test]
+fn the_demo_serves_the_cli_and_mcp() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--mcp-listen",
+            "127.0.0.1:0",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut printed = String::new();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    while !printed.contains("Press Ctrl-C") {
+        assert!(
+            out.read_line(&mut printed).unwrap() > 0,
+            "the demo stopped early: {printed}"
+        );
+    }
+    let cfg = dir.path().join("tokenwarden.toml");
+    assert!(
+        printed.contains(&format!("export TOKENWARDEN_CONFIG={}", cfg.display())),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("claude mcp add --transport http tokenwarden http://127.0.0.1:"),
+        "{printed}"
+    );
+    let r = run(&cfg, &["tokens", "list", "--json"], "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let names: Vec<String> = serde_json::from_str::<Vec<serde_json::Value>>(&r.stdout)
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        names.contains(&"grafana-reader".to_owned()) && names.contains(&"_admin".to_owned()),
+        "{names:?}"
+    );
+    let mcp_url = printed
+        .split_whitespace()
+        .find(|w| w.starts_with("http://") && w.ends_with("/mcp"))
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let status = rt.block_on(async {
+        reqwest::Client::new()
+            .post(mcp_url)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status, 401, "the MCP endpoint wants the bearer token");
+    let _ = child.kill();
+    let _ = child.wait();
+}
