@@ -616,3 +616,60 @@ async fn regenerate_is_gated_and_hands_over_the_new_secret() {
         err(&call(&c, "regenerate_operator_token", json!({})).await).contains("does not match")
     );
 }
+
+#[tokio::test]
+async fn secrets_can_go_to_a_private_file_or_inline_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let file_mode = McpSettings {
+        secret_mode: tokenwarden::mcp::SecretMode::File(dir.path().join("secrets")),
+        ..Default::default()
+    };
+    let (s, core) = setup(Edition::Core, file_mode).await;
+    let c = connect(
+        &core,
+        TestClient::url(ElicitationAction::Accept),
+        Era::Legacy,
+    )
+    .await;
+    let v = ok(&call(&c, "create_admin_token", json!({"name": "to-file"})).await);
+    assert_eq!(v["secret_handoff"]["method"], "file");
+    let path = std::path::PathBuf::from(v["secret_handoff"]["file"].as_str().unwrap());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let secret = std::fs::read_to_string(&path).unwrap().trim().to_owned();
+    client(&s, Some(&RawToken::new(secret)))
+        .ping()
+        .await
+        .unwrap();
+
+    let inline = McpSettings {
+        secret_mode: tokenwarden::mcp::SecretMode::Inline,
+        ..Default::default()
+    };
+    let (s, core) = setup(Edition::Core, inline).await;
+    let c = connect(&core, TestClient::plain(), Era::Modern).await;
+    let args = json!({"name": "inline"}).as_object().cloned().unwrap();
+    let r = c
+        .call_tool(
+            rmcp::model::CallToolRequestParams::new("create_admin_token").with_arguments(args),
+        )
+        .await
+        .unwrap();
+    let v = ok(&r);
+    assert_eq!(v["secret_handoff"]["method"], "inline");
+    let secret = v["secret_handoff"]["secret"].as_str().unwrap();
+    assert!(
+        secret.starts_with("apiv3_"),
+        "the explicit opt-in puts the secret in the result"
+    );
+    client(&s, Some(&RawToken::new(secret.to_owned())))
+        .ping()
+        .await
+        .unwrap();
+}
