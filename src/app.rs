@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use tokio::net::TcpListener;
 
 use crate::config::{Config, ConfigError, InstanceConfig, TokenSource};
+use crate::discord::{self, Bot, DiscordError};
 use crate::influx::{ClientOptions, InfluxClient};
 use crate::mcp::{self, McpCore, McpError};
 use crate::service::{Clock, InstanceSettings, ServiceError, TokenService};
@@ -29,6 +30,10 @@ pub enum AppError {
     Service(#[from] ServiceError),
     #[error(transparent)]
     Mcp(#[from] McpError),
+    #[error(transparent)]
+    Discord(#[from] DiscordError),
+    #[error("the config has no [discord] section; see config.example.toml")]
+    NoDiscord,
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -246,6 +251,90 @@ pub async fn mcp_http(
     Ok(mcp::serve_http(core, http, listener, shutdown).await?)
 }
 
+/// Registers the `/token` slash command with Discord.
+pub async fn discord_register(config: &Config) -> Result<String, AppError> {
+    let d = config.discord.as_ref().ok_or(AppError::NoDiscord)?;
+    let http = discord::rest_client(&d.settings, &d.bot_token.resolve()?);
+    Ok(discord::register(&http, &d.settings.guild_ids).await?)
+}
+
+fn bot(
+    config: &Config,
+    service: Arc<crate::service::TokenService>,
+) -> Result<(Arc<Bot>, crate::tokens::RawToken), AppError> {
+    let d = config.discord.as_ref().ok_or(AppError::NoDiscord)?;
+    let token = d.bot_token.resolve()?;
+    Ok((Bot::new(service, d.settings.clone(), &token), token))
+}
+
+/// Runs the Discord bot (gateway, or the interactions endpoint on `interactions`) until `stop`.
+async fn discord_with(
+    config: &Config,
+    service: Arc<crate::service::TokenService>,
+    interactions: Option<SocketAddr>,
+    stop: tokio_util::sync::CancellationToken,
+) -> Result<(), AppError> {
+    let (bot, token) = bot(config, service)?;
+    match interactions {
+        Some(addr) => Ok(discord::serve_interactions(bot, addr, stop).await?),
+        None => Ok(discord::run_gateway(bot, &token, stop).await?),
+    }
+}
+
+/// Runs the Discord bot until `shutdown`.
+pub async fn discord_run(
+    config: &Config,
+    interactions: Option<SocketAddr>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AppError> {
+    let service = Arc::new(build_service(config, Credentials::Configured)?);
+    discord_with(config, service, interactions, cancel_on(shutdown)).await
+}
+
+/// Runs the MCP HTTP server and the Discord bot in one process, over one core, until `shutdown`.
+pub async fn serve(
+    config: &Config,
+    mcp_listen: Option<SocketAddr>,
+    interactions: Option<SocketAddr>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AppError> {
+    let http = config.mcp.http(mcp_listen)?;
+    http.check()?;
+    let listener = TcpListener::bind(http.listen)
+        .await
+        .map_err(|source| AppError::Listen {
+            addr: http.listen.to_string(),
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| AppError::Io(e.to_string()))?;
+    let service = Arc::new(build_service(config, Credentials::Configured)?);
+    let core = McpCore::new(Arc::clone(&service), config.mcp.settings.clone());
+    let stop = cancel_on(shutdown);
+    eprintln!("tokenwarden MCP server listening on http://{addr}/mcp");
+    let (mcp_result, discord_result) = tokio::join!(
+        mcp::serve_http(core, http, listener, stop.clone().cancelled_owned()),
+        discord_with(config, service, interactions, stop.clone()),
+    );
+    stop.cancel();
+    mcp_result?;
+    discord_result
+}
+
+/// A cancellation token cancelled when `shutdown` completes.
+fn cancel_on(
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> tokio_util::sync::CancellationToken {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let trigger = stop.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        trigger.cancel();
+    });
+    stop
+}
+
 /// Options of `tokenwarden demo`.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -321,12 +410,7 @@ pub async fn demo(
         opts.dir.display(),
         config_path.display(),
     );
-    let stop = tokio_util::sync::CancellationToken::new();
-    let trigger = stop.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        trigger.cancel();
-    });
+    let stop = cancel_on(shutdown);
     let sim_stop = stop.clone().cancelled_owned();
     let mcp_stop = stop.cancelled_owned();
     let (sim_result, mcp_result) = tokio::join!(
@@ -379,6 +463,17 @@ fn write_private(path: &Path, secret: &str) -> Result<(), AppError> {
     let io = |e: std::io::Error| AppError::Io(format!("cannot write {}: {e}", path.display()));
     let mut f = options.open(path).map_err(io)?;
     f.write_all(format!("{secret}\n").as_bytes()).map_err(io)
+}
+
+/// The log filter for `spec` (an `EnvFilter` directive list such as `info` or
+/// `tokenwarden=debug`), with rmcp's message tracing held at `info` whatever `spec` says: at
+/// `debug` and below rmcp logs whole JSON-RPC messages, which carry reveal links, confirmation
+/// codes and, in `inline` mode, secrets. An invalid `spec` falls back to `fallback`.
+pub fn log_filter(spec: &str, fallback: &str) -> tracing_subscriber::EnvFilter {
+    let quiet = "rmcp=info";
+    tracing_subscriber::EnvFilter::try_new(format!("{spec},{quiet}"))
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(format!("{fallback},{quiet}")))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(quiet))
 }
 
 /// Waits for Ctrl-C or SIGTERM.

@@ -1,6 +1,7 @@
 //! The configuration file: TOML in, a validated [`Config`] out. Unknown keys are errors, paths
 //! are relative to the file, and secrets are read from files or the environment, never printed.
 
+mod discord;
 mod mcp;
 
 use std::collections::BTreeSet;
@@ -11,6 +12,7 @@ use serde::Deserialize;
 
 use crate::tokens::{Edition, ProtectedNames, RawToken, TOKEN_PREFIX};
 
+pub use discord::DiscordConfig;
 pub use mcp::{DEFAULT_HTTP_LISTEN, McpConfig};
 
 /// The file read when neither `--config` nor `TOKENWARDEN_CONFIG` names one.
@@ -170,6 +172,8 @@ pub struct Config {
     pub default_instance: String,
     /// The `[mcp]` section (defaults when absent).
     pub mcp: McpConfig,
+    /// The `[discord]` section, if any.
+    pub discord: Option<DiscordConfig>,
 }
 
 impl Config {
@@ -250,6 +254,11 @@ impl Config {
                 .unwrap_or_default()
                 .validate(&resolve)
                 .map_err(invalid)?,
+            discord: raw
+                .discord
+                .map(|d| d.validate(&resolve))
+                .transpose()
+                .map_err(invalid)?,
         })
     }
 
@@ -280,6 +289,7 @@ struct RawConfig {
     #[serde(default)]
     instances: Vec<RawInstance>,
     mcp: Option<mcp::RawMcp>,
+    discord: Option<discord::RawDiscord>,
 }
 
 #[derive(Deserialize)]

@@ -25,6 +25,7 @@ pub mod actor;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod discord;
 pub mod gate;
 pub mod influx;
 pub mod mcp;

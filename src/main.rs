@@ -63,6 +63,17 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         http: Option<Option<SocketAddr>>,
     },
+    /// Run the Discord bot (gateway by default), or register its slash command
+    Discord(DiscordArgs),
+    /// Run the MCP HTTP server and the Discord bot in one process
+    Serve {
+        /// Address of the MCP HTTP server [default: [mcp.http] listen]
+        #[arg(long, value_name = "ADDR")]
+        http: Option<SocketAddr>,
+        /// Serve Discord's HTTP interactions endpoint on ADDR instead of connecting to the gateway
+        #[arg(long, value_name = "ADDR")]
+        interactions: Option<SocketAddr>,
+    },
     /// List, approve or reject actions waiting for a person's approval
     #[command(subcommand)]
     Approvals(ApprovalsCommand),
@@ -155,6 +166,21 @@ enum TokensCommand {
         #[command(flatten)]
         json: JsonFlag,
     },
+}
+
+#[derive(Args)]
+struct DiscordArgs {
+    #[command(subcommand)]
+    action: Option<DiscordAction>,
+    /// Serve Discord's HTTP interactions endpoint (POST /interactions) on ADDR instead of the gateway
+    #[arg(long, value_name = "ADDR")]
+    interactions: Option<SocketAddr>,
+}
+
+#[derive(Subcommand)]
+enum DiscordAction {
+    /// Register the /token slash command (in [discord] guild_ids, or globally)
+    Register,
 }
 
 #[derive(Subcommand)]
@@ -271,12 +297,11 @@ fn exit_code(e: &anyhow::Error) -> u8 {
 }
 
 fn init_logging(level: Option<&str>, format: LogFormat, default: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = level
-        .map(EnvFilter::try_new)
-        .or_else(|| std::env::var("RUST_LOG").ok().map(EnvFilter::try_new))
-        .and_then(Result::ok)
-        .unwrap_or_else(|| EnvFilter::new(default));
+    let spec = level
+        .map(str::to_owned)
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| default.to_owned());
+    let filter = app::log_filter(&spec, default);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -305,7 +330,11 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         Command::Approvals(ApprovalsCommand::List(j))
         | Command::Approvals(ApprovalsCommand::Approve { json: j, .. })
         | Command::Approvals(ApprovalsCommand::Reject { json: j, .. }) => j.json,
-        Command::Simulate(_) | Command::Demo(_) | Command::Mcp { .. } => false,
+        Command::Simulate(_)
+        | Command::Demo(_)
+        | Command::Mcp { .. }
+        | Command::Discord(_)
+        | Command::Serve { .. } => false,
     };
     let json = json_of(&opts.command);
     let credentials = match &opts.command {
@@ -413,7 +442,11 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         Command::Approvals(ApprovalsCommand::Reject { id, reason, .. }) => {
             cli.approvals_reject(&id, reason).await
         }
-        Command::Simulate(_) | Command::Demo(_) | Command::Mcp { .. } => Ok(()),
+        Command::Simulate(_)
+        | Command::Demo(_)
+        | Command::Mcp { .. }
+        | Command::Discord(_)
+        | Command::Serve { .. } => Ok(()),
     };
     Ok(result?)
 }

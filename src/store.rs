@@ -38,7 +38,13 @@ CREATE TABLE IF NOT EXISTS pending (
     body        TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS pending_state ON pending (state, expires_at);
-PRAGMA user_version = 1;
+CREATE TABLE IF NOT EXISTS pending_refs (
+    pending_id  TEXT NOT NULL,
+    adapter     TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    PRIMARY KEY (pending_id, adapter)
+);
+PRAGMA user_version = 2;
 "#;
 
 /// What went wrong with the store file.
@@ -268,6 +274,39 @@ impl Store {
         Ok(out)
     }
 
+    /// Claims the right to attach `adapter`'s reference (say, a Discord card) to a pending action:
+    /// true for exactly one caller, whichever process it runs in.
+    pub fn claim_ref(&self, id: &PendingId, adapter: &str) -> Result<bool, StoreError> {
+        let changed = self.conn().execute(
+            "INSERT INTO pending_refs (pending_id, adapter, value) VALUES (?1, ?2, '') ON CONFLICT DO NOTHING",
+            params![id.as_str(), adapter],
+        )?;
+        Ok(changed == 1)
+    }
+
+    /// Records `adapter`'s reference for a pending action.
+    pub fn set_ref(&self, id: &PendingId, adapter: &str, value: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO pending_refs (pending_id, adapter, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT (pending_id, adapter) DO UPDATE SET value = excluded.value",
+            params![id.as_str(), adapter, value],
+        )?;
+        Ok(())
+    }
+
+    /// `adapter`'s reference for a pending action, once set.
+    pub fn get_ref(&self, id: &PendingId, adapter: &str) -> Result<Option<String>, StoreError> {
+        let value: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT value FROM pending_refs WHERE pending_id = ?1 AND adapter = ?2",
+                params![id.as_str(), adapter],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(value.filter(|v| !v.is_empty()))
+    }
+
     /// Pending actions still open (possibly past their expiry), oldest first.
     pub fn open_pending<A: DeserializeOwned>(&self) -> Result<Vec<Pending<A>>, StoreError> {
         let conn = self.conn();
@@ -442,6 +481,25 @@ mod tests {
             .filter(|r| r == &Ok(Progress::Ready))
             .count();
         assert_eq!(ready, 1);
+    }
+
+    #[test]
+    fn references_are_claimed_once_and_kept() {
+        let store = Store::open_in_memory().unwrap();
+        let id = PendingId::random();
+        assert!(store.claim_ref(&id, "discord").unwrap());
+        assert!(!store.claim_ref(&id, "discord").unwrap());
+        assert_eq!(
+            store.get_ref(&id, "discord").unwrap(),
+            None,
+            "claimed but not set"
+        );
+        store.set_ref(&id, "discord", "1:2").unwrap();
+        assert_eq!(
+            store.get_ref(&id, "discord").unwrap().as_deref(),
+            Some("1:2")
+        );
+        assert_eq!(store.get_ref(&id, "other").unwrap(), None);
     }
 
     #[test]

@@ -310,6 +310,37 @@ impl TokenService {
         blocking(move || store.open_pending()).await
     }
 
+    /// Claims the right to attach `adapter`'s reference to pending action `id` (true once).
+    pub async fn claim_pending_ref(
+        &self,
+        id: &PendingId,
+        adapter: &'static str,
+    ) -> Result<bool, ServiceError> {
+        let (store, id) = (self.store.clone(), id.clone());
+        blocking(move || store.claim_ref(&id, adapter)).await
+    }
+
+    /// Records `adapter`'s reference (a Discord card, say) for pending action `id`.
+    pub async fn set_pending_ref(
+        &self,
+        id: &PendingId,
+        adapter: &'static str,
+        value: String,
+    ) -> Result<(), ServiceError> {
+        let (store, id) = (self.store.clone(), id.clone());
+        blocking(move || store.set_ref(&id, adapter, &value)).await
+    }
+
+    /// `adapter`'s reference for pending action `id`, if set.
+    pub async fn pending_ref(
+        &self,
+        id: &PendingId,
+        adapter: &'static str,
+    ) -> Result<Option<String>, ServiceError> {
+        let (store, id) = (self.store.clone(), id.clone());
+        blocking(move || store.get_ref(&id, adapter)).await
+    }
+
     /// Marks every open action past its expiry as expired; returns those it changed.
     pub async fn expire_due(&self) -> Result<Vec<Pending<Operation>>, ServiceError> {
         let now = self.now();

@@ -2,6 +2,9 @@
 
 mod cli;
 mod client;
+mod discord;
+mod discord_fake;
+mod discord_support;
 mod mcp;
 mod mcp_e2e;
 mod mcp_http;

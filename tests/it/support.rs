@@ -19,7 +19,7 @@ static LOGS: LazyLock<Arc<Mutex<Vec<u8>>>> = LazyLock::new(|| {
     let buf = Arc::new(Mutex::new(Vec::new()));
     let writer = Capture(Arc::clone(&buf));
     let _ = tracing_subscriber::fmt()
-        .with_env_filter("trace")
+        .with_env_filter(tokenwarden::app::log_filter("trace", "trace"))
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .try_init();

@@ -1,0 +1,178 @@
+//! The `[discord]` section: the application, its token, where approvals go, and who may do what.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{TokenSource, parse_duration_key};
+use crate::discord::{Access, Capability, DISCORD_API, DiscordSettings};
+
+/// A Discord snowflake, written as a string (as Discord shows them) or a number.
+#[derive(Deserialize, Clone)]
+#[serde(untagged)]
+enum Snowflake {
+    Text(String),
+    Number(u64),
+}
+
+impl Snowflake {
+    fn parse(&self, key: &str) -> Result<u64, String> {
+        let id = match self {
+            Self::Number(n) => Some(*n),
+            Self::Text(s) => s.trim().parse::<u64>().ok(),
+        };
+        id.filter(|n| *n > 0).ok_or_else(|| {
+            format!(
+                "discord.{key} must be a Discord id (a number), not {}",
+                self.show()
+            )
+        })
+    }
+
+    fn show(&self) -> String {
+        match self {
+            Self::Number(n) => n.to_string(),
+            Self::Text(s) => format!("\"{s}\""),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawIds {
+    #[serde(default)]
+    list: Vec<Snowflake>,
+    #[serde(default)]
+    create: Vec<Snowflake>,
+    #[serde(default)]
+    delete: Vec<Snowflake>,
+    #[serde(default)]
+    approve: Vec<Snowflake>,
+}
+
+impl RawIds {
+    fn parse(&self, table: &str) -> Result<BTreeMap<Capability, Vec<u64>>, String> {
+        let mut out = BTreeMap::new();
+        for (cap, ids) in [
+            (Capability::List, &self.list),
+            (Capability::Create, &self.create),
+            (Capability::Delete, &self.delete),
+            (Capability::Approve, &self.approve),
+        ] {
+            let key = format!("{table}.{}", cap.key());
+            out.insert(
+                cap,
+                ids.iter()
+                    .map(|i| i.parse(&key))
+                    .collect::<Result<_, _>>()?,
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// The `[discord]` section as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDiscord {
+    application_id: Snowflake,
+    public_key: Option<String>,
+    bot_token_env: Option<String>,
+    bot_token_file: Option<PathBuf>,
+    api_base: Option<String>,
+    #[serde(default)]
+    guild_ids: Vec<Snowflake>,
+    approvals_channel_id: Option<Snowflake>,
+    approval_timeout: Option<String>,
+    required_approvals: Option<u8>,
+    #[serde(default)]
+    allow_self_approval: bool,
+    poll_interval: Option<String>,
+    #[serde(default)]
+    roles: RawIds,
+    #[serde(default)]
+    users: RawIds,
+}
+
+/// The validated `[discord]` section; the bot token is read when the bot starts.
+#[derive(Debug, Clone)]
+pub struct DiscordConfig {
+    pub settings: DiscordSettings,
+    pub bot_token: TokenSource,
+}
+
+impl RawDiscord {
+    pub(super) fn validate(
+        self,
+        resolve: &dyn Fn(&Path) -> PathBuf,
+    ) -> Result<DiscordConfig, String> {
+        let bot_token = match (self.bot_token_env, self.bot_token_file) {
+            (Some(var), None) => TokenSource::Env(var),
+            (None, Some(file)) => TokenSource::File(resolve(&file)),
+            _ => {
+                return Err(
+                    "[discord] needs exactly one of bot_token_env and bot_token_file".into(),
+                );
+            }
+        };
+        let public_key = self
+            .public_key
+            .map(|hex_key| {
+                let bytes = hex::decode(hex_key.trim())
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok());
+                bytes.ok_or_else(|| {
+                    "discord.public_key must be the application's public key: 64 hex characters"
+                        .to_owned()
+                })
+            })
+            .transpose()?;
+        let api_base = self.api_base.unwrap_or_else(|| DISCORD_API.to_owned());
+        let url = reqwest::Url::parse(&api_base)
+            .map_err(|e| format!("discord.api_base `{api_base}`: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!(
+                "discord.api_base `{api_base}` must be an http(s) URL"
+            ));
+        }
+        let required_approvals = self.required_approvals.unwrap_or(1);
+        if required_approvals == 0 {
+            return Err("discord.required_approvals must be at least 1".into());
+        }
+        let duration = |key: &str, v: Option<String>, default: &str| {
+            parse_duration_key(&format!("discord.{key}"), v.as_deref().unwrap_or(default))
+        };
+        let poll_interval: Duration = duration("poll_interval", self.poll_interval, "10s")?;
+        if poll_interval.is_zero() {
+            return Err("discord.poll_interval must be more than zero".into());
+        }
+        let settings = DiscordSettings {
+            application_id: self.application_id.parse("application_id")?,
+            public_key,
+            api_base: api_base.trim_end_matches('/').to_owned(),
+            guild_ids: self
+                .guild_ids
+                .iter()
+                .map(|g| g.parse("guild_ids"))
+                .collect::<Result<_, _>>()?,
+            approvals_channel_id: self
+                .approvals_channel_id
+                .map(|c| c.parse("approvals_channel_id"))
+                .transpose()?,
+            approval_timeout: duration("approval_timeout", self.approval_timeout, "15m")?,
+            required_approvals,
+            allow_self_approval: self.allow_self_approval,
+            access: Access {
+                roles: self.roles.parse("roles")?,
+                users: self.users.parse("users")?,
+            },
+            poll_interval,
+        };
+        Ok(DiscordConfig {
+            settings,
+            bot_token,
+        })
+    }
+}

@@ -1,0 +1,169 @@
+//! The HTTP interactions endpoint (`POST /interactions`): Ed25519 signature and timestamp
+//! freshness checked before anything else, the initial answer as the HTTP response, and the
+//! deferred work started only once that answer has gone out.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use http_body::{Frame, SizeHint};
+use serenity::interactions_endpoint::Verifier;
+use serenity::model::application::Interaction;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use super::{Bot, DiscordError};
+
+/// Requests older or newer than this are refused (replays).
+const MAX_SKEW_SECS: i64 = 300;
+/// Interaction payloads are small; anything bigger is refused.
+const MAX_BODY: usize = 256 * 1024;
+
+struct Endpoint {
+    bot: Arc<Bot>,
+    verifier: Verifier,
+}
+
+/// The `/interactions` route for `bot`.
+pub fn interactions_router(bot: Arc<Bot>) -> Result<Router, DiscordError> {
+    let key = bot.settings.public_key.ok_or(DiscordError::NoPublicKey)?;
+    let verifier = Verifier::try_new(key).map_err(|_| DiscordError::BadPublicKey)?;
+    Ok(Router::new()
+        .route("/interactions", post(interactions))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(Arc::new(Endpoint { bot, verifier })))
+}
+
+/// Serves the endpoint on `addr` (and the bot's background work) until `stop`.
+pub async fn serve_interactions(
+    bot: Arc<Bot>,
+    addr: SocketAddr,
+    stop: CancellationToken,
+) -> Result<(), DiscordError> {
+    let app = interactions_router(Arc::clone(&bot))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| DiscordError::Listen {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| DiscordError::Listen {
+            addr: addr.to_string(),
+            source,
+        })?;
+    eprintln!("tokenwarden Discord interactions endpoint listening on http://{local}/interactions");
+    tokio::spawn(Arc::clone(&bot).run_background(stop.child_token()));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await
+        .map_err(|source| DiscordError::Listen {
+            addr: local.to_string(),
+            source,
+        })
+}
+
+fn refuse(status: StatusCode, why: &'static str) -> Response {
+    (status, why).into_response()
+}
+
+async fn interactions(
+    State(ep): State<Arc<Endpoint>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (Some(signature), Some(timestamp)) = (
+        header("x-signature-ed25519"),
+        header("x-signature-timestamp"),
+    ) else {
+        return refuse(StatusCode::UNAUTHORIZED, "missing request signature");
+    };
+    if ep.verifier.verify(signature, timestamp, &body).is_err() {
+        return refuse(StatusCode::UNAUTHORIZED, "invalid request signature");
+    }
+    let fresh = timestamp
+        .parse::<i64>()
+        .is_ok_and(|t| (chrono::Utc::now().timestamp() - t).abs() <= MAX_SKEW_SECS);
+    if !fresh {
+        return refuse(StatusCode::UNAUTHORIZED, "stale request timestamp");
+    }
+    let interaction: Interaction = match serde_json::from_slice(&body) {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::warn!(error = %e, "an interaction tokenwarden cannot read");
+            return refuse(StatusCode::BAD_REQUEST, "unreadable interaction");
+        }
+    };
+    let reply = ep.bot.handle(interaction).await;
+    let json = match serde_json::to_vec(&reply.initial) {
+        Ok(j) => j,
+        Err(_) => {
+            return refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot encode the response",
+            );
+        }
+    };
+    let (sent, gone) = oneshot::channel();
+    if let Some(later) = reply.later {
+        tokio::spawn(async move {
+            // Discord only accepts follow-ups once it has the initial response.
+            let _ = gone.await;
+            later.await;
+        });
+    }
+    let body = Body::new(Notify {
+        data: Some(Bytes::from(json)),
+        sent: Some(sent),
+    });
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// A response body that signals when the server is done with it (written, or dropped).
+struct Notify {
+    data: Option<Bytes>,
+    sent: Option<oneshot::Sender<()>>,
+}
+
+impl http_body::Body for Notify {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.data.take() {
+            Some(d) => Poll::Ready(Some(Ok(Frame::data(d)))),
+            None => {
+                if let Some(s) = self.sent.take() {
+                    let _ = s.send(());
+                }
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
+    }
+}
+
+impl Drop for Notify {
+    fn drop(&mut self) {
+        if let Some(s) = self.sent.take() {
+            let _ = s.send(());
+        }
+    }
+}

@@ -1,0 +1,480 @@
+//! Dispatching interactions: commands, button clicks and autocomplete. Every answer that needs
+//! InfluxDB is deferred at once and completed later, so Discord's 3-second limit always holds.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serenity::builder::{
+    CreateAutocompleteResponse, CreateInteractionResponse, CreateInteractionResponseMessage,
+    EditInteractionResponse,
+};
+use serenity::model::application::{
+    CommandInteraction, ComponentInteraction, Interaction, ResolvedOption, ResolvedValue,
+};
+use serenity::model::id::ChannelId;
+
+use super::cards::{APPROVE, REJECT, claim, token_line};
+use super::dm::{DmDelivery, dm_error, send_dm};
+use super::listing::PAGE_PREFIX;
+use super::{Access, Bot, Capability, Reply, actor_of, deferred, ephemeral};
+use crate::gate::{GateMode, PendingId};
+use crate::service::GateRequest;
+use crate::tokens::{
+    Expiry, ListFilter, NewToken, ParseError, Permission, TokenKind, TokenName, TokenSpec,
+    TokenStatus,
+};
+
+/// How long autocomplete may wait for InfluxDB (Discord allows 3 s in all).
+const SUGGEST_WITHIN: Duration = Duration::from_millis(2_000);
+
+/// A subcommand's name and its string options.
+fn subcommand(cmd: &CommandInteraction) -> Option<(String, HashMap<String, String>)> {
+    let options = cmd.data.options();
+    let ResolvedOption {
+        name,
+        value: ResolvedValue::SubCommand(sub),
+        ..
+    } = options.into_iter().next()?
+    else {
+        return None;
+    };
+    let args = sub
+        .into_iter()
+        .filter_map(|o| match o.value {
+            ResolvedValue::String(s) => Some((o.name.to_owned(), s.to_owned())),
+            _ => None,
+        })
+        .collect();
+    Some((name.to_owned(), args))
+}
+
+impl Bot {
+    /// The answer to one interaction.
+    pub async fn handle(self: &Arc<Self>, interaction: Interaction) -> Reply {
+        match interaction {
+            Interaction::Ping(_) => Reply::now(CreateInteractionResponse::Pong),
+            Interaction::Command(cmd) => self.command(cmd),
+            Interaction::Component(comp) => self.component(comp),
+            Interaction::Autocomplete(ac) => Reply::now(self.autocomplete(&ac).await),
+            _ => Reply::now(ephemeral(
+                "tokenwarden does not handle this kind of interaction.",
+            )),
+        }
+    }
+
+    fn allowed(
+        &self,
+        cap: Capability,
+        cmd_user: &serenity::model::user::User,
+        member: Option<&serenity::model::guild::Member>,
+    ) -> bool {
+        self.settings.access.allows(cap, cmd_user, member)
+    }
+
+    fn command(self: &Arc<Self>, cmd: CommandInteraction) -> Reply {
+        if cmd.guild_id.is_none() || cmd.member.is_none() {
+            return Reply::now(ephemeral(
+                "tokenwarden's commands work in servers only, not in direct messages.",
+            ));
+        }
+        let Some((sub, args)) = subcommand(&cmd).filter(|_| cmd.data.name == "token") else {
+            return Reply::now(ephemeral(
+                "Unknown command; run `tokenwarden discord register` again to update it.",
+            ));
+        };
+        let cap = match sub.as_str() {
+            "list" => Capability::List,
+            "create-admin" | "create-resource" => Capability::Create,
+            "delete" => Capability::Delete,
+            _ => {
+                return Reply::now(ephemeral(
+                    "Unknown subcommand; run `tokenwarden discord register` again to update it.",
+                ));
+            }
+        };
+        if !self.allowed(cap, &cmd.user, cmd.member.as_deref()) {
+            return Reply::now(ephemeral(Access::refusal(cap)));
+        }
+        let instance = args.get("instance").cloned();
+        let bot = Arc::clone(self);
+        match sub.as_str() {
+            "list" => {
+                let filter = match list_filter(&args) {
+                    Ok(f) => f,
+                    Err(e) => return Reply::now(ephemeral(e.to_string())),
+                };
+                Reply::then(
+                    deferred(),
+                    async move { bot.list(cmd, instance, filter).await },
+                )
+            }
+            "delete" => match TokenName::parse(args.get("name").map_or("", String::as_str)) {
+                Ok(name) => Reply::then(deferred(), async move {
+                    bot.request_delete(cmd, instance, name, args.get("reason").cloned())
+                        .await
+                }),
+                Err(e) => Reply::now(ephemeral(e.to_string())),
+            },
+            _ => match new_token(&sub, &args, self.service.now()) {
+                Ok(new) => Reply::then(
+                    deferred(),
+                    async move { bot.create(cmd, instance, new).await },
+                ),
+                Err(e) => Reply::now(ephemeral(e.to_string())),
+            },
+        }
+    }
+
+    async fn edit(&self, cmd: &CommandInteraction, edit: EditInteractionResponse) {
+        if let Err(e) = cmd.edit_response(&self.http, edit).await {
+            tracing::warn!(error = %e, "could not complete a deferred Discord response");
+        }
+    }
+
+    async fn list(&self, cmd: CommandInteraction, instance: Option<String>, filter: ListFilter) {
+        let actor = actor_of(&cmd.user);
+        match self
+            .service
+            .list(&actor, instance.as_deref(), &filter)
+            .await
+        {
+            Ok(tokens) => {
+                let name = instance.unwrap_or_else(|| self.service.default_instance().to_owned());
+                let id = self.keep_list(cmd.user.id.get(), name, tokens);
+                if let Some((embed, rows)) = self.list_page(&id, 0, cmd.user.id.get()) {
+                    self.edit(
+                        &cmd,
+                        EditInteractionResponse::new().embed(embed).components(rows),
+                    )
+                    .await;
+                }
+            }
+            Err(e) => {
+                self.edit(
+                    &cmd,
+                    EditInteractionResponse::new().content(format!("Could not list tokens: {e}")),
+                )
+                .await
+            }
+        }
+    }
+
+    async fn create(&self, cmd: CommandInteraction, instance: Option<String>, new: NewToken) {
+        let actor = actor_of(&cmd.user);
+        let instance = instance.unwrap_or_else(|| self.service.default_instance().to_owned());
+        let probe = format!(
+            "Creating token `{}` on `{instance}` for you; its secret follows in this conversation.",
+            new.name
+        );
+        let channel = match send_dm(&self.http, cmd.user.id, probe).await {
+            Ok(c) => c,
+            Err(e) => {
+                let text = format!(
+                    "Nothing was created: I need to send you the secret by DM, but {}.",
+                    dm_error(&e)
+                );
+                return self
+                    .edit(&cmd, EditInteractionResponse::new().content(text))
+                    .await;
+            }
+        };
+        let delivery = DmDelivery {
+            http: Arc::clone(&self.http),
+            channel,
+            instance: instance.clone(),
+        };
+        let text = match self
+            .service
+            .create(&actor, Some(&instance), new, &delivery)
+            .await
+        {
+            Ok(done) => format!(
+                "Created token `{}` on `{instance}` ({}). Its secret was sent to your DMs.",
+                done.token.name,
+                token_line(&done.token)
+            ),
+            Err(e) => format!("Could not create the token: {e}"),
+        };
+        self.edit(&cmd, EditInteractionResponse::new().content(text))
+            .await;
+    }
+
+    async fn request_delete(
+        &self,
+        cmd: CommandInteraction,
+        instance: Option<String>,
+        name: TokenName,
+        reason: Option<String>,
+    ) {
+        let actor = actor_of(&cmd.user);
+        let s = &self.settings;
+        let gate = GateRequest {
+            mode: GateMode::Approvals {
+                required: s.required_approvals,
+                allow_self: s.allow_self_approval,
+            },
+            ttl: Some(s.approval_timeout),
+            reason,
+        };
+        let request = match self
+            .service
+            .request_delete(&actor, instance.as_deref(), &name, gate)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                return self
+                    .edit(
+                        &cmd,
+                        EditInteractionResponse::new().content(format!("Cannot delete: {e}")),
+                    )
+                    .await;
+            }
+        };
+        let channel = s
+            .approvals_channel_id
+            .map_or(cmd.channel_id, ChannelId::new);
+        let text = if claim(self, &request.pending.id).await {
+            match self
+                .post_card(
+                    &request.pending,
+                    request.token.as_ref().map(token_line),
+                    channel,
+                )
+                .await
+            {
+                Ok(_) => format!(
+                    "Asked for approval in <#{channel}>: deleting `{name}` needs {} approval(s) from another team member \
+                     before <t:{}:t>. You will get a DM with the outcome.",
+                    s.required_approvals,
+                    request.pending.expires_at.timestamp()
+                ),
+                Err(e) => {
+                    let _ = self
+                        .service
+                        .reject(&actor, &request.pending.id, Some(e.clone()))
+                        .await;
+                    format!("Nothing was requested: {e}")
+                }
+            }
+        } else {
+            "The approval card is being posted.".to_owned()
+        };
+        self.edit(&cmd, EditInteractionResponse::new().content(text))
+            .await;
+    }
+
+    fn component(self: &Arc<Self>, comp: ComponentInteraction) -> Reply {
+        let id = comp.data.custom_id.clone();
+        if let Some(rest) = id.strip_prefix(PAGE_PREFIX) {
+            let page = rest
+                .rsplit_once(':')
+                .and_then(|(list, p)| Some((list.to_owned(), p.parse::<usize>().ok()?)));
+            return match page.and_then(|(list, p)| self.list_page(&list, p, comp.user.id.get())) {
+                Some((embed, rows)) => Reply::now(CreateInteractionResponse::UpdateMessage(
+                    CreateInteractionResponseMessage::new()
+                        .embed(embed)
+                        .components(rows),
+                )),
+                None => Reply::now(ephemeral("This list expired; run /token list again.")),
+            };
+        }
+        let (approve, pending) = match (id.strip_prefix(APPROVE), id.strip_prefix(REJECT)) {
+            (Some(p), _) => (true, p),
+            (_, Some(p)) => (false, p),
+            _ => {
+                return Reply::now(ephemeral(
+                    "This button is not tokenwarden's, or it is outdated.",
+                ));
+            }
+        };
+        let Ok(pending) = PendingId::parse(pending) else {
+            return Reply::now(ephemeral(
+                "This button is not tokenwarden's, or it is outdated.",
+            ));
+        };
+        if comp.guild_id.is_none()
+            || !self.allowed(Capability::Approve, &comp.user, comp.member.as_ref())
+        {
+            return Reply::now(ephemeral(Access::refusal(Capability::Approve)));
+        }
+        let bot = Arc::clone(self);
+        Reply::then(CreateInteractionResponse::Acknowledge, async move {
+            bot.click(comp, pending, approve).await
+        })
+    }
+
+    async fn autocomplete(&self, ac: &CommandInteraction) -> CreateInteractionResponse {
+        let none = CreateInteractionResponse::Autocomplete(CreateAutocompleteResponse::new());
+        let Some(focused) = ac.data.autocomplete() else {
+            return none;
+        };
+        let sub = ac
+            .data
+            .options
+            .first()
+            .map(|o| o.name.as_str())
+            .unwrap_or_default();
+        let (cap, wants_dbs) = match (sub, focused.name) {
+            ("delete", "name") => (Capability::Delete, false),
+            ("create-resource", "permissions") => (Capability::Create, true),
+            ("list", "database") => (Capability::List, true),
+            _ => return none,
+        };
+        if ac.guild_id.is_none() || !self.allowed(cap, &ac.user, ac.member.as_deref()) {
+            return none;
+        }
+        let actor = actor_of(&ac.user);
+        let typed = focused.value.to_owned();
+        let choices: Vec<(String, String)> = if wants_dbs {
+            let dbs =
+                tokio::time::timeout(SUGGEST_WITHIN, self.service.list_databases(&actor, None))
+                    .await;
+            let dbs = dbs.ok().and_then(Result::ok).unwrap_or_default();
+            if sub == "list" {
+                dbs.into_iter()
+                    .filter(|d| d.starts_with(&typed))
+                    .map(|d| (d.clone(), d))
+                    .collect()
+            } else {
+                permission_choices(&typed, &dbs)
+            }
+        } else {
+            let filter = ListFilter {
+                name_contains: (!typed.is_empty()).then_some(typed.clone()),
+                ..Default::default()
+            };
+            let tokens =
+                tokio::time::timeout(SUGGEST_WITHIN, self.service.list(&actor, None, &filter))
+                    .await;
+            let tokens = tokens.ok().and_then(Result::ok).unwrap_or_default();
+            tokens
+                .into_iter()
+                .filter(|t| !t.is_operator())
+                .map(|t| (t.name.clone(), t.name))
+                .collect()
+        };
+        let mut response = CreateAutocompleteResponse::new();
+        for (name, value) in choices
+            .into_iter()
+            .filter(|(n, v)| n.len() <= 100 && v.len() <= 100)
+            .take(25)
+        {
+            response = response.add_string_choice(name, value);
+        }
+        CreateInteractionResponse::Autocomplete(response)
+    }
+}
+
+/// Suggestions for the last word of a permissions field: `db:<db>:read` and `db:<db>:read,write`.
+fn permission_choices(typed: &str, dbs: &[String]) -> Vec<(String, String)> {
+    let (head, last) = match typed.rsplit_once(' ') {
+        Some((h, l)) => (format!("{h} "), l),
+        None => (String::new(), typed),
+    };
+    let needle = last
+        .trim_start_matches("db:")
+        .split(':')
+        .next()
+        .unwrap_or_default();
+    dbs.iter()
+        .filter(|d| d.starts_with(needle))
+        .flat_map(|d| {
+            [
+                format!("{head}db:{d}:read"),
+                format!("{head}db:{d}:read,write"),
+            ]
+        })
+        .map(|v| (v.clone(), v))
+        .collect()
+}
+
+fn list_filter(args: &HashMap<String, String>) -> Result<ListFilter, ParseError> {
+    Ok(ListFilter {
+        name_contains: args.get("name").cloned(),
+        kind: args.get("kind").map(|k| TokenKind::parse(k)).transpose()?,
+        database: args.get("database").cloned(),
+        status: args
+            .get("status")
+            .map(|s| TokenStatus::parse(s))
+            .transpose()?,
+        expiring_within: None,
+    })
+}
+
+fn new_token(
+    sub: &str,
+    args: &HashMap<String, String>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<NewToken, ParseError> {
+    let name = TokenName::parse_new(args.get("name").map_or("", String::as_str))?;
+    let expiry = match args.get("expires") {
+        Some(e) => Expiry::parse_any(e, now)?,
+        None => Expiry::Never,
+    };
+    let spec = if sub == "create-resource" {
+        let perms = args.get("permissions").map_or("", String::as_str);
+        let parsed = perms
+            .split_whitespace()
+            .map(Permission::parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        if parsed.is_empty() {
+            return Err(ParseError(
+                "give at least one permission, like db:metrics:read".into(),
+            ));
+        }
+        TokenSpec::Resource(parsed)
+    } else {
+        TokenSpec::Admin
+    };
+    Ok(NewToken { name, spec, expiry })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_suggestions_complete_the_last_word() {
+        let dbs = vec!["metrics".to_owned(), "logs".to_owned()];
+        let c = permission_choices("db:logs:read me", &dbs);
+        assert_eq!(c[0].1, "db:logs:read db:metrics:read");
+        assert_eq!(c[1].1, "db:logs:read db:metrics:read,write");
+        assert_eq!(permission_choices("", &dbs).len(), 4);
+    }
+
+    #[test]
+    fn new_tokens_are_parsed_before_anything_runs() {
+        let now = chrono::Utc::now();
+        let args = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<HashMap<_, _>>()
+        };
+        assert!(
+            new_token(
+                "create-admin",
+                &args(&[("name", "ok"), ("expires", "7d")]),
+                now
+            )
+            .is_ok()
+        );
+        assert!(new_token("create-admin", &args(&[("name", "bad name")]), now).is_err());
+        let e = new_token(
+            "create-resource",
+            &args(&[("name", "r"), ("permissions", "db:metrics")]),
+            now,
+        )
+        .unwrap_err();
+        assert!(e.0.contains("TYPE:NAMES:ACTIONS"));
+        let r = new_token(
+            "create-resource",
+            &args(&[("name", "r"), ("permissions", "db:a:read  db:b:write")]),
+            now,
+        )
+        .unwrap();
+        assert!(matches!(r.spec, TokenSpec::Resource(p) if p.len() == 2));
+    }
+}

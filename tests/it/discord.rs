@@ -1,0 +1,828 @@
+//! The Discord bot offline: its real interactions endpoint with signed requests, serenity's real
+//! `Http` against a fake Discord REST API, and the simulator as InfluxDB.
+
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use serde_json::{Value, json};
+use tokenwarden::actor::Actor;
+use tokenwarden::gate::{GateMode, PendingId, PendingState};
+use tokenwarden::service::GateRequest;
+use tokenwarden::store::Store;
+use tokenwarden::tokens::{Edition, RawToken, TokenBackend, TokenName};
+
+use crate::discord_fake::{Call, DM_BASE};
+use crate::discord_support::*;
+use crate::support::{assert_logs_clean, assert_no_token, client};
+
+const EPHEMERAL: u64 = 64;
+
+fn is_ephemeral_message(r: &Value) -> bool {
+    r["type"] == 4 && r["data"]["flags"].as_u64() == Some(EPHEMERAL)
+}
+
+fn is_deferred(r: &Value) -> bool {
+    r["type"] == 5 && r["data"]["flags"].as_u64() == Some(EPHEMERAL)
+}
+
+fn original(id: u64) -> String {
+    format!("/webhooks/{APP}/itoken-{id}/messages/@original")
+}
+
+async fn card_for(h: &Harness, token: &str) -> (Call, String) {
+    let card = h
+        .fake
+        .wait_for("the approval card", |c| {
+            c.method == "POST"
+                && c.path == format!("/api/v10/channels/{APPROVALS}/messages")
+                && c.body.to_string().contains(token)
+        })
+        .await;
+    let approve = card.body["components"][0]["components"][0]["custom_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (card, approve)
+}
+
+#[tokio::test]
+async fn the_endpoint_verifies_every_request() {
+    let h = Harness::new(Edition::Core, Store::open_in_memory().unwrap(), |_| {}).await;
+    let ping = json!({"id": "1", "application_id": APP.to_string(), "type": 1, "token": "t", "version": 1}).to_string();
+    let now = chrono::Utc::now().timestamp();
+    let (status, body) = h.post_signed(&ping, now, &h.key).await;
+    assert_eq!(
+        (
+            status,
+            serde_json::from_str::<Value>(&body).unwrap()["type"].as_u64()
+        ),
+        (200, Some(1)),
+        "PING -> PONG"
+    );
+    let forger = SigningKey::from_bytes(&[9; 32]);
+    assert_eq!(
+        h.post_signed(&ping, now, &forger).await.0,
+        401,
+        "bad signature"
+    );
+    assert_eq!(
+        h.post_signed(&ping, now - 600, &h.key).await.0,
+        401,
+        "stale timestamp"
+    );
+    assert_eq!(
+        h.post_signed(&ping, now + 600, &h.key).await.0,
+        401,
+        "timestamp from the future"
+    );
+    let r = reqwest::Client::new()
+        .post(&h.url)
+        .body(ping.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "unsigned");
+    assert_eq!(
+        h.post_signed("{\"nonsense\": true}", now, &h.key).await.0,
+        400,
+        "signed but unreadable"
+    );
+    let tampered = ping.replace("\"t\"", "\"u\"");
+    let sig_for_original = hex::encode(
+        ed25519_dalek::Signer::sign(&h.key, format!("{now}{ping}").as_bytes()).to_bytes(),
+    );
+    let r = reqwest::Client::new()
+        .post(&h.url)
+        .header("x-signature-ed25519", sig_for_original)
+        .header("x-signature-timestamp", now.to_string())
+        .body(tampered)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a body changed after signing");
+    assert!(h.fake.calls().is_empty(), "nothing reached Discord");
+}
+
+#[tokio::test]
+async fn permissions_are_checked_on_every_command_and_click() {
+    let h = Harness::new(Edition::Core, Store::open_in_memory().unwrap(), |_| {}).await;
+    for sub in ["list", "create-admin", "delete"] {
+        let r = h
+            .send(command(h.next_id(), MALLORY, sub, &[("name", "x")]))
+            .await;
+        assert!(is_ephemeral_message(&r), "{r}");
+        assert!(
+            r["data"]["content"]
+                .as_str()
+                .unwrap()
+                .contains("not allowed"),
+            "{r}"
+        );
+    }
+    let r = h
+        .send(command(
+            h.next_id(),
+            CAROL,
+            "create-admin",
+            &[("name", "x")],
+        ))
+        .await;
+    assert!(
+        r["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("[discord.roles] `create`"),
+        "{r}"
+    );
+    let r = h.send(command_in_dm(h.next_id(), ALICE, "list")).await;
+    assert!(
+        r["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("servers only"),
+        "{r}"
+    );
+    let r = h
+        .send(click(
+            h.next_id(),
+            ALICE,
+            &format!("tw:ok:{}", PendingId::random()),
+            APPROVALS,
+            1,
+        ))
+        .await;
+    assert!(
+        is_ephemeral_message(&r) && r["data"]["content"].as_str().unwrap().contains("approve"),
+        "{r}"
+    );
+    let r = h
+        .send(click(
+            h.next_id(),
+            CAROL,
+            "somebody-elses-button",
+            APPROVALS,
+            1,
+        ))
+        .await;
+    assert!(
+        r["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("not tokenwarden's"),
+        "{r}"
+    );
+    assert_eq!(h.sim.control.token_count(), 1, "nothing was created");
+    assert!(h.fake.calls().is_empty());
+}
+
+#[tokio::test]
+async fn list_is_ephemeral_readable_and_paged() {
+    let h = Harness::new(Edition::Core, Store::open_in_memory().unwrap(), |_| {}).await;
+    for i in 0..20 {
+        h.sim.control.create_admin(&format!("ci-{i:02}"), None);
+    }
+    let id = h.next_id();
+    let r = h.send(command(id, ALICE, "list", &[("name", "ci")])).await;
+    assert!(is_deferred(&r), "{r}");
+    let edit = h
+        .fake
+        .wait_for("the list", |c| {
+            c.method == "PATCH" && c.path.ends_with(&original(id))
+        })
+        .await;
+    let embed = &edit.body["embeds"][0];
+    assert!(
+        embed["title"]
+            .as_str()
+            .unwrap()
+            .contains("20 (page 1 of 2)"),
+        "{embed}"
+    );
+    assert!(embed["description"].as_str().unwrap().contains("ci-00"));
+    assert!(!embed["description"].as_str().unwrap().contains("ci-19"));
+    let next = edit.body["components"][0]["components"][1]["custom_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = h.send(click(h.next_id(), ALICE, &next, 600, 1)).await;
+    assert_eq!(r["type"], 7, "paging updates the message: {r}");
+    assert!(
+        r["data"]["embeds"][0]["description"]
+            .as_str()
+            .unwrap()
+            .contains("ci-19")
+    );
+    let r = h.send(click(h.next_id(), BOB, &next, 600, 1)).await;
+    assert!(
+        r["data"]["content"].as_str().unwrap().contains("expired"),
+        "someone else's list: {r}"
+    );
+}
+
+#[tokio::test]
+async fn create_sends_the_secret_by_dm_only() {
+    let h = Harness::new(Edition::Core, Store::open_in_memory().unwrap(), |_| {}).await;
+    let id = h.next_id();
+    let r = h
+        .send(command(
+            id,
+            ALICE,
+            "create-admin",
+            &[("name", "ci-bot"), ("expires", "30d")],
+        ))
+        .await;
+    assert!(is_deferred(&r), "{r}");
+    let done = h
+        .fake
+        .wait_for("the answer", |c| c.path.ends_with(&original(id)))
+        .await;
+    assert!(
+        done.body["content"]
+            .as_str()
+            .unwrap()
+            .contains("sent to your DMs"),
+        "{}",
+        done.body
+    );
+    let dm = format!("/api/v10/channels/{}/messages", DM_BASE + ALICE.id);
+    let dms: Vec<String> = h
+        .fake
+        .calls_to("POST", &dm)
+        .into_iter()
+        .map(|c| c.body["content"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(dms.len(), 2, "a probe, then the secret: {dms:?}");
+    let secret = dms[1]
+        .split_whitespace()
+        .find(|w| w.starts_with("apiv3_"))
+        .unwrap()
+        .to_owned();
+    client(&h.sim, Some(&RawToken::new(secret.clone())))
+        .ping()
+        .await
+        .expect("the DM'd secret works");
+    let everything_else: String = h
+        .fake
+        .calls()
+        .iter()
+        .filter(|c| !c.path.ends_with(&dm))
+        .map(|c| c.body.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_no_token("channel messages and responses", &everything_else);
+    assert_no_token("the initial response", &r.to_string());
+    assert!(
+        h.fake
+            .calls()
+            .iter()
+            .all(|c| c.auth.as_deref() == Some(&format!("Bot {BOT_TOKEN}"))),
+        "serenity sends the bot token"
+    );
+    assert_no_token(
+        "the audit log",
+        &format!("{:?}", h.service.audit_log(100).await.unwrap()),
+    );
+    assert_logs_clean();
+}
+
+#[tokio::test]
+async fn closed_dms_create_nothing_or_roll_back() {
+    let h = Harness::new(Edition::Core, Store::open_in_memory().unwrap(), |_| {}).await;
+    let id = h.next_id();
+    h.send(command(id, DAVE, "create-admin", &[("name", "never-made")]))
+        .await;
+    let done = h
+        .fake
+        .wait_for("the answer", |c| c.path.ends_with(&original(id)))
+        .await;
+    let text = done.body["content"].as_str().unwrap();
+    assert!(
+        text.contains("Nothing was created") && text.contains("direct messages are closed"),
+        "{text}"
+    );
+    assert!(!h.has("never-made"));
+
+    let id = h.next_id();
+    h.send(command(
+        id,
+        ERIN,
+        "create-admin",
+        &[("name", "rolled-back")],
+    ))
+    .await;
+    let done = h
+        .fake
+        .wait_for("the answer", |c| c.path.ends_with(&original(id)))
+        .await;
+    let text = done.body["content"].as_str().unwrap();
+    assert!(text.contains("deleted again"), "{text}");
+    assert!(!h.has("rolled-back"), "no token exists that nobody holds");
+    let audit = h.service.audit_log(1).await.unwrap();
+    assert_eq!(
+        audit[0].event.outcome,
+        tokenwarden::store::AuditOutcome::RolledBack
+    );
+}
+
+#[tokio::test]
+async fn resource_tokens_and_bad_input() {
+    let h = Harness::new(
+        Edition::Enterprise,
+        Store::open_in_memory().unwrap(),
+        |_| {},
+    )
+    .await;
+    let r = h
+        .send(command(
+            h.next_id(),
+            ALICE,
+            "create-admin",
+            &[("name", "bad name")],
+        ))
+        .await;
+    assert!(
+        is_ephemeral_message(&r)
+            && r["data"]["content"]
+                .as_str()
+                .unwrap()
+                .contains("contains ` `"),
+        "{r}"
+    );
+    let r = h
+        .send(command(
+            h.next_id(),
+            ALICE,
+            "create-resource",
+            &[("name", "r"), ("permissions", "db:metrics")],
+        ))
+        .await;
+    assert!(
+        r["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("TYPE:NAMES:ACTIONS"),
+        "{r}"
+    );
+    let id = h.next_id();
+    h.send(command(
+        id,
+        ALICE,
+        "create-resource",
+        &[("name", "reader"), ("permissions", "db:metrics:read")],
+    ))
+    .await;
+    let done = h
+        .fake
+        .wait_for("the answer", |c| c.path.ends_with(&original(id)))
+        .await;
+    assert!(
+        done.body["content"]
+            .as_str()
+            .unwrap()
+            .contains("db:metrics:read"),
+        "{}",
+        done.body
+    );
+    assert!(h.has("reader"));
+}
+
+#[tokio::test]
+async fn delete_needs_another_persons_approval() {
+    let h = Harness::new(Edition::Core, Store::open_in_memory().unwrap(), |_| {}).await;
+    h.sim.control.create_admin("victim", None);
+    let id = h.next_id();
+    let r = h
+        .send(command(
+            id,
+            BOB,
+            "delete",
+            &[("name", "victim"), ("reason", "leaked in a log")],
+        ))
+        .await;
+    assert!(is_deferred(&r));
+    let (card, approve) = card_for(&h, "victim").await;
+    let embed = card.body["embeds"][0].to_string();
+    assert!(
+        embed.contains("Delete token `victim`")
+            && embed.contains("leaked in a log")
+            && embed.contains("<@2>"),
+        "{embed}"
+    );
+    let buttons = &card.body["components"][0]["components"];
+    assert_eq!(
+        (buttons[0]["label"].as_str(), buttons[0]["style"].as_u64()),
+        (Some("Approve"), Some(3))
+    );
+    assert_eq!(
+        (buttons[1]["label"].as_str(), buttons[1]["style"].as_u64()),
+        (Some("Reject"), Some(4))
+    );
+    let answer = h
+        .fake
+        .wait_for("the requester's answer", |c| {
+            c.path.ends_with(&original(id))
+        })
+        .await;
+    assert!(
+        answer.body["content"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("<#{APPROVALS}>"))
+    );
+
+    let card_id = 10_000;
+    let own = h.next_id();
+    let r = h.send(click(own, BOB, &approve, APPROVALS, card_id)).await;
+    assert_eq!(r["type"], 6, "clicks are acknowledged at once: {r}");
+    let refusal = h
+        .fake
+        .wait_for("the refusal", |c| {
+            c.method == "POST" && c.path == format!("/api/v10/webhooks/{APP}/itoken-{own}")
+        })
+        .await;
+    assert!(
+        refusal.body["content"]
+            .as_str()
+            .unwrap()
+            .contains("someone else must approve"),
+        "{}",
+        refusal.body
+    );
+    assert_eq!(refusal.body["flags"].as_u64(), Some(EPHEMERAL));
+    assert!(h.has("victim"));
+
+    let r = h
+        .send(click(h.next_id(), ALICE, &approve, APPROVALS, card_id))
+        .await;
+    assert!(is_ephemeral_message(&r), "no approve role: {r}");
+    assert!(h.has("victim"));
+
+    h.send(click(h.next_id(), CAROL, &approve, APPROVALS, card_id))
+        .await;
+    let edited = h
+        .fake
+        .wait_for("the card edit", |c| {
+            c.method == "PATCH"
+                && c.path == format!("/api/v10/channels/{APPROVALS}/messages/{card_id}")
+        })
+        .await;
+    assert!(
+        edited.body["embeds"][0]["title"]
+            .as_str()
+            .unwrap()
+            .contains("Deleted token `victim`"),
+        "{}",
+        edited.body
+    );
+    assert_eq!(
+        edited.body["components"],
+        json!([]),
+        "no buttons on a closed card"
+    );
+    assert!(!h.has("victim"));
+    let dm = h
+        .fake
+        .wait_for("the requester's DM", |c| {
+            c.path == format!("/api/v10/channels/{}/messages", DM_BASE + BOB.id)
+        })
+        .await;
+    assert!(
+        dm.body["content"]
+            .as_str()
+            .unwrap()
+            .contains("approved and done"),
+        "{}",
+        dm.body
+    );
+}
+
+#[tokio::test]
+async fn racing_approvals_delete_once() {
+    let h = Harness::new(Edition::Core, Store::open_in_memory().unwrap(), |_| {}).await;
+    h.sim.control.create_admin("victim", None);
+    h.send(command(h.next_id(), ALICE, "delete", &[("name", "victim")]))
+        .await;
+    let (_, approve) = card_for(&h, "victim").await;
+    let (a, b) = (h.next_id(), h.next_id());
+    let (ra, rb) = tokio::join!(
+        h.send(click(a, CAROL, &approve, APPROVALS, 10_000)),
+        h.send(click(b, FRANK, &approve, APPROVALS, 10_000))
+    );
+    assert_eq!(
+        (ra["type"].as_u64(), rb["type"].as_u64()),
+        (Some(6), Some(6))
+    );
+    h.fake
+        .wait_for("the card edit", |c| {
+            c.method == "PATCH" && c.body.to_string().contains("Deleted token")
+        })
+        .await;
+    h.fake
+        .wait_for("the loser's notice", |c| {
+            c.method == "POST"
+                && (c.path.ends_with(&format!("itoken-{a}"))
+                    || c.path.ends_with(&format!("itoken-{b}")))
+        })
+        .await;
+    let deletes = h
+        .sim
+        .control
+        .requests()
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .count();
+    assert_eq!(deletes, 1, "InfluxDB saw one delete");
+}
+
+#[tokio::test]
+async fn reject_closes_the_card() {
+    let h = Harness::new(Edition::Core, Store::open_in_memory().unwrap(), |_| {}).await;
+    h.sim.control.create_admin("victim", None);
+    h.send(command(h.next_id(), ALICE, "delete", &[("name", "victim")]))
+        .await;
+    let (card, _) = card_for(&h, "victim").await;
+    let reject = card.body["components"][0]["components"][1]["custom_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    h.send(click(h.next_id(), CAROL, &reject, APPROVALS, 10_000))
+        .await;
+    let edited = h
+        .fake
+        .wait_for("the card edit", |c| {
+            c.method == "PATCH" && c.path.ends_with("/messages/10000")
+        })
+        .await;
+    assert!(
+        edited.body.to_string().contains("Rejected"),
+        "{}",
+        edited.body
+    );
+    assert!(h.has("victim"));
+    let dm = h
+        .fake
+        .wait_for("the requester's DM", |c| {
+            c.path == format!("/api/v10/channels/{}/messages", DM_BASE + ALICE.id)
+        })
+        .await;
+    assert!(
+        dm.body["content"]
+            .as_str()
+            .unwrap()
+            .contains("rejected by carol"),
+        "{}",
+        dm.body
+    );
+}
+
+#[tokio::test]
+async fn expiry_edits_the_card_and_removes_its_buttons() {
+    let h = Harness::new(Edition::Core, Store::open_in_memory().unwrap(), |_| {}).await;
+    h.sim.control.create_admin("victim", None);
+    h.send(command(h.next_id(), ALICE, "delete", &[("name", "victim")]))
+        .await;
+    let (_, approve) = card_for(&h, "victim").await;
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(901)).await;
+    tokio::time::resume();
+    h.bot.sweep().await;
+    let edited = h
+        .fake
+        .wait_for("the expiry edit", |c| {
+            c.method == "PATCH" && c.body.to_string().contains("Expired")
+        })
+        .await;
+    assert_eq!(edited.body["components"], json!([]));
+    let r = h
+        .send(click(h.next_id(), CAROL, &approve, APPROVALS, 10_000))
+        .await;
+    assert_eq!(r["type"], 6);
+    h.fake
+        .wait_for("the late click's notice", |c| {
+            c.body.to_string().contains("expired")
+        })
+        .await;
+    assert!(h.has("victim"));
+}
+
+#[tokio::test]
+async fn an_old_card_still_works_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let mut h = Harness::new(Edition::Core, Store::open(&path).unwrap(), |_| {}).await;
+    h.sim.control.create_admin("victim", None);
+    h.send(command(h.next_id(), ALICE, "delete", &[("name", "victim")]))
+        .await;
+    let (_, approve) = card_for(&h, "victim").await;
+    h.restart(Store::open(&path).unwrap()).await;
+    h.send(click(h.next_id(), CAROL, &approve, APPROVALS, 10_000))
+        .await;
+    h.fake
+        .wait_for("the card edit", |c| {
+            c.method == "PATCH" && c.body.to_string().contains("Deleted token")
+        })
+        .await;
+    assert!(!h.has("victim"));
+}
+
+#[tokio::test]
+async fn a_slow_influxdb_gets_a_deferred_answer_then_a_follow_up() {
+    let h = Harness::new(Edition::Core, Store::open_in_memory().unwrap(), |_| {}).await;
+    h.sim.control.set_latency(Duration::from_millis(1500));
+    let id = h.next_id();
+    let r = h.send(command(id, ALICE, "list", &[])).await;
+    assert!(is_deferred(&r), "{r}");
+    assert!(
+        h.fake.calls_to("PATCH", &original(id)).is_empty(),
+        "answered before InfluxDB did"
+    );
+    let edit = h
+        .fake
+        .wait_for("the follow-up", |c| c.path.ends_with(&original(id)))
+        .await;
+    assert!(
+        edit.body["embeds"][0]["description"]
+            .as_str()
+            .unwrap()
+            .contains("_admin")
+    );
+
+    h.sim.control.set_latency(Duration::ZERO);
+    h.sim
+        .control
+        .force_response(tokenwarden::sim::ForcedResponse {
+            path_prefix: "/api/v3/query_sql".into(),
+            status: 503,
+            content_type: None,
+            body: "down".into(),
+            times: None,
+        });
+    let id = h.next_id();
+    h.send(command(id, ALICE, "list", &[])).await;
+    let edit = h
+        .fake
+        .wait_for("the error", |c| c.path.ends_with(&original(id)))
+        .await;
+    assert!(
+        edit.body["content"]
+            .as_str()
+            .unwrap()
+            .contains("Could not list tokens"),
+        "{}",
+        edit.body
+    );
+}
+
+#[tokio::test]
+async fn autocomplete_suggests_names_and_databases_to_those_allowed() {
+    let h = Harness::new(
+        Edition::Enterprise,
+        Store::open_in_memory().unwrap(),
+        |_| {},
+    )
+    .await;
+    h.sim.control.create_admin("victim", None);
+    h.sim.control.create_admin("vital", None);
+    let r = h
+        .send(autocomplete(h.next_id(), ALICE, "delete", "name", "vi"))
+        .await;
+    assert_eq!(r["type"], 8);
+    let names: Vec<&str> = r["data"]["choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["value"].as_str())
+        .collect();
+    assert_eq!(names, ["victim", "vital"]);
+    let r = h
+        .send(autocomplete(h.next_id(), MALLORY, "delete", "name", "vi"))
+        .await;
+    assert_eq!(
+        r["data"]["choices"],
+        json!([]),
+        "nothing for those without the role"
+    );
+    let r = h
+        .send(autocomplete(
+            h.next_id(),
+            ALICE,
+            "create-resource",
+            "permissions",
+            "met",
+        ))
+        .await;
+    let values: Vec<&str> = r["data"]["choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["value"].as_str())
+        .collect();
+    assert_eq!(values, ["db:metrics:read", "db:metrics:read,write"]);
+}
+
+#[tokio::test]
+async fn approvals_requested_through_mcp_get_cards_too() {
+    let h = Harness::new(Edition::Core, Store::open_in_memory().unwrap(), |_| {}).await;
+    h.sim.control.create_admin("victim", None);
+    let mcp = Actor::mcp("claude", Some("alice-laptop"), None);
+    let gate = GateRequest {
+        mode: GateMode::Approvals {
+            required: 1,
+            allow_self: false,
+        },
+        ttl: Some(Duration::from_secs(600)),
+        reason: None,
+    };
+    let req = h
+        .service
+        .request_delete(&mcp, None, &TokenName::parse("victim").unwrap(), gate)
+        .await
+        .unwrap();
+    h.bot.sweep().await;
+    h.bot.sweep().await;
+    let (card, approve) = card_for(&h, "victim").await;
+    assert!(
+        card.body.to_string().contains("claude (MCP)"),
+        "{}",
+        card.body
+    );
+    assert_eq!(
+        h.fake
+            .calls_to("POST", &format!("/channels/{APPROVALS}/messages"))
+            .len(),
+        1,
+        "one card, however often the sweep runs"
+    );
+    h.send(click(h.next_id(), CAROL, &approve, APPROVALS, 10_000))
+        .await;
+    h.fake
+        .wait_for("the card edit", |c| {
+            c.method == "PATCH" && c.body.to_string().contains("Deleted token")
+        })
+        .await;
+    assert_eq!(
+        h.service.pending(&req.pending.id).await.unwrap().state,
+        PendingState::Succeeded,
+        "the MCP side sees the outcome"
+    );
+}
+
+#[tokio::test]
+async fn protected_tokens_are_refused_at_once() {
+    let h = Harness::new(Edition::Core, Store::open_in_memory().unwrap(), |_| {}).await;
+    h.sim.control.create_admin("keep-this", None);
+    let id = h.next_id();
+    h.send(command(id, ALICE, "delete", &[("name", "keep-this")]))
+        .await;
+    let answer = h
+        .fake
+        .wait_for("the refusal", |c| c.path.ends_with(&original(id)))
+        .await;
+    assert!(
+        answer.body["content"]
+            .as_str()
+            .unwrap()
+            .contains("is protected"),
+        "{}",
+        answer.body
+    );
+    assert!(
+        h.fake
+            .calls_to("POST", &format!("/channels/{APPROVALS}/messages"))
+            .is_empty(),
+        "no card"
+    );
+}
+
+#[tokio::test]
+async fn commands_are_registered_per_guild() {
+    let h = Harness::new(Edition::Core, Store::open_in_memory().unwrap(), |_| {}).await;
+    let msg = tokenwarden::discord::register(h.bot.http(), &[GUILD])
+        .await
+        .unwrap();
+    assert!(msg.contains("1 guild"));
+    let put = h.fake.calls_to(
+        "PUT",
+        &format!("/applications/{APP}/guilds/{GUILD}/commands"),
+    );
+    assert_eq!(put.len(), 1);
+    let cmd = &put[0].body[0];
+    assert_eq!(cmd["name"], "token");
+    let subs: Vec<&str> = cmd["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o["name"].as_str())
+        .collect();
+    assert_eq!(subs, ["list", "create-admin", "create-resource", "delete"]);
+    tokenwarden::discord::register(h.bot.http(), &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        h.fake
+            .calls_to("PUT", &format!("/applications/{APP}/commands"))
+            .len(),
+        1,
+        "global without guilds"
+    );
+}

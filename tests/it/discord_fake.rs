@@ -1,0 +1,231 @@
+//! A local fake of the Discord REST routes the bot uses, recording every request, so serenity's
+//! real `Http` can be pointed at it (proxy + rate limiter off).
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{patch, post, put};
+use serde_json::{Value, json};
+
+/// One request the bot made.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub method: String,
+    pub path: String,
+    pub body: Value,
+    pub auth: Option<String>,
+}
+
+#[derive(Default)]
+pub struct FakeState {
+    pub calls: Mutex<Vec<Call>>,
+    /// Users whose DMs are closed (403, code 50007).
+    pub closed: Mutex<HashSet<u64>>,
+    /// Users whose DMs close after the first message.
+    pub closing: Mutex<HashSet<u64>>,
+    next: AtomicU64,
+}
+
+#[derive(Clone)]
+pub struct FakeDiscord {
+    pub url: String,
+    pub state: Arc<FakeState>,
+}
+
+/// DM channel ids are the user id plus this.
+pub const DM_BASE: u64 = 9_000_000;
+
+pub fn user_json(id: u64, name: &str) -> Value {
+    json!({"id": id.to_string(), "username": name, "discriminator": "0", "global_name": name, "avatar": null, "bot": false})
+}
+
+fn message(id: u64, channel: &str, body: &Value) -> Value {
+    json!({
+        "id": id.to_string(), "channel_id": channel, "author": user_json(42, "tokenwarden"),
+        "content": body.get("content").cloned().unwrap_or(json!("")), "timestamp": "2026-11-28T00:00:00+00:00",
+        "edited_timestamp": null, "tts": false, "mention_everyone": false, "mentions": [], "mention_roles": [],
+        "attachments": [], "embeds": body.get("embeds").cloned().unwrap_or(json!([])), "pinned": false, "type": 0,
+        "components": []
+    })
+}
+
+fn record(st: &FakeState, method: Method, uri: &Uri, headers: &HeaderMap, body: &str) {
+    let body = serde_json::from_str(body).unwrap_or(Value::Null);
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    st.calls.lock().unwrap().push(Call {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        body,
+        auth,
+    });
+}
+
+async fn dm_channel(
+    State(st): State<Arc<FakeState>>,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    body: String,
+) -> Response {
+    record(&st, m, &uri, &h, &body);
+    let v: Value = serde_json::from_str(&body).unwrap_or_default();
+    let user: u64 = v["recipient_id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let channel = json!({"id": (DM_BASE + user).to_string(), "type": 1, "recipients": [user_json(user, "someone")], "last_message_id": null});
+    axum::Json(channel).into_response()
+}
+
+async fn send(
+    State(st): State<Arc<FakeState>>,
+    Path(channel): Path<String>,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    body: String,
+) -> Response {
+    record(&st, m, &uri, &h, &body);
+    let id: u64 = channel.parse().unwrap_or(0);
+    if id > DM_BASE {
+        let user = id - DM_BASE;
+        let closed = st.closed.lock().unwrap().contains(&user);
+        if closed {
+            return (
+                StatusCode::FORBIDDEN,
+                axum::Json(json!({"code": 50007, "message": "Cannot send messages to this user"})),
+            )
+                .into_response();
+        }
+        if st.closing.lock().unwrap().remove(&user) {
+            st.closed.lock().unwrap().insert(user);
+        }
+    }
+    let n = st.next.fetch_add(1, Ordering::SeqCst) + 10_000;
+    axum::Json(message(
+        n,
+        &channel,
+        &serde_json::from_str(&body).unwrap_or_default(),
+    ))
+    .into_response()
+}
+
+async fn edit(
+    State(st): State<Arc<FakeState>>,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    body: String,
+) -> Response {
+    record(&st, m, &uri, &h, &body);
+    axum::Json(message(
+        1,
+        "1",
+        &serde_json::from_str(&body).unwrap_or_default(),
+    ))
+    .into_response()
+}
+
+async fn no_content(
+    State(st): State<Arc<FakeState>>,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    body: String,
+) -> Response {
+    record(&st, m, &uri, &h, &body);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn commands(
+    State(st): State<Arc<FakeState>>,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    body: String,
+) -> Response {
+    record(&st, m, &uri, &h, &body);
+    axum::Json(json!([])).into_response()
+}
+
+async fn unknown(
+    State(st): State<Arc<FakeState>>,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    body: String,
+) -> Response {
+    record(&st, m, &uri, &h, &body);
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({"code": 0, "message": "404: Not Found"})),
+    )
+        .into_response()
+}
+
+impl FakeDiscord {
+    pub async fn start() -> Self {
+        let state = Arc::new(FakeState::default());
+        let app = Router::new()
+            .route("/api/v10/users/@me/channels", post(dm_channel))
+            .route("/api/v10/channels/{channel}/messages", post(send))
+            .route(
+                "/api/v10/channels/{channel}/messages/{message}",
+                patch(edit),
+            )
+            .route(
+                "/api/v10/webhooks/{app}/{token}/messages/@original",
+                patch(edit),
+            )
+            .route("/api/v10/webhooks/{app}/{token}", post(edit))
+            .route(
+                "/api/v10/interactions/{id}/{token}/callback",
+                post(no_content),
+            )
+            .route(
+                "/api/v10/applications/{app}/guilds/{guild}/commands",
+                put(commands),
+            )
+            .route("/api/v10/applications/{app}/commands", put(commands))
+            .fallback(unknown)
+            .with_state(Arc::clone(&state));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { url, state }
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.state.calls.lock().unwrap().clone()
+    }
+
+    /// Waits (up to 5 s) until a call matching `f` arrives, and returns it.
+    pub async fn wait_for(&self, what: &str, f: impl Fn(&Call) -> bool) -> Call {
+        for _ in 0..250 {
+            if let Some(c) = self.calls().into_iter().find(|c| f(c)) {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("Discord never saw {what}; calls: {:#?}", self.calls());
+    }
+
+    /// Calls whose path ends with `suffix`.
+    pub fn calls_to(&self, method: &str, suffix: &str) -> Vec<Call> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.method == method && c.path.ends_with(suffix))
+            .collect()
+    }
+}
