@@ -16,6 +16,10 @@ use crate::mcp::{self, McpCore, McpError};
 use crate::service::{Clock, InstanceSettings, ServiceError, TokenService};
 use crate::sim::{SimSettings, Simulator};
 use crate::store::Store;
+mod demo;
+
+pub use demo::{DemoOptions, demo};
+
 use crate::tokens::{
     BackendError, CreatedToken, Edition, ListFilter, Permission, ServerInfo, Token, TokenBackend,
     TokenName,
@@ -335,123 +339,8 @@ fn cancel_on(
     stop
 }
 
-/// Options of `tokenwarden demo`.
-#[derive(Debug, Clone)]
-pub struct DemoOptions {
-    pub listen: String,
-    pub mcp_listen: String,
-    pub edition: Edition,
-    pub dir: PathBuf,
-}
-
-/// Starts a seeded simulator and an MCP HTTP server for it, writes their config and secrets into
-/// `dir`, prints how to use them, and serves until `shutdown`.
-pub async fn demo(
-    opts: DemoOptions,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), AppError> {
-    let io = |e: std::io::Error| AppError::Io(format!("demo folder {}: {e}", opts.dir.display()));
-    std::fs::create_dir_all(&opts.dir).map_err(io)?;
-    let sim = Simulator::new(SimSettings {
-        edition: opts.edition,
-        ..Default::default()
-    });
-    let control = sim.control();
-    let token_path = opts.dir.join("operator.token");
-    let mcp_token_path = opts.dir.join("mcp.token");
-    for stale in [&token_path, &mcp_token_path] {
-        let _ = std::fs::remove_file(stale);
-    }
-    let raw = control
-        .create_operator()
-        .ok_or_else(|| AppError::Io("the demo operator token exists".into()))?;
-    write_private(&token_path, raw.expose())?;
-    control.seed_demo();
-    let listener = bind_or_any(&opts.listen).await?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| AppError::Io(e.to_string()))?;
-    let mcp_listener = bind_or_any(&opts.mcp_listen).await?;
-    let mcp_addr = mcp_listener
-        .local_addr()
-        .map_err(|e| AppError::Io(e.to_string()))?;
-    let mut bytes = [0u8; 24];
-    rand::Rng::fill_bytes(&mut rand::rng(), &mut bytes);
-    let bearer = format!("twmcp_{}", hex::encode(bytes));
-    write_private(&mcp_token_path, &bearer)?;
-    let config_path = opts.dir.join("tokenwarden.toml");
-    std::fs::write(&config_path, demo_config(addr, mcp_addr)).map_err(io)?;
-    let config = Config::load(&config_path)?;
-    let http = config.mcp.http(Some(mcp_addr))?;
-    let service = Arc::new(build_service(&config, Credentials::Configured)?);
-    let core = McpCore::new(service, config.mcp.settings.clone());
-
-    let exe = std::env::current_exe()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| "tokenwarden".into());
-    let mcp_url = format!("http://{mcp_addr}/mcp");
-    println!(
-        "tokenwarden demo: an InfluxDB 3 {} simulator listens on http://{addr} with {} seeded tokens,\n\
-         and tokenwarden's MCP server on {mcp_url} (bearer token {bearer}).\n\
-         Config, operator token and MCP token are in {}.\n\n\
-         The CLI, in another terminal:\n\
-         \x20 export TOKENWARDEN_CONFIG={}\n\
-         \x20 {exe} tokens list\n\
-         \x20 {exe} tokens create-admin my-first-token --expires-in 7d\n\
-         \x20 {exe} tokens delete my-first-token\n\
-         \x20 {exe} audit\n\n\
-         An AI assistant (Claude Code):\n\
-         \x20 claude mcp add --transport http tokenwarden {mcp_url} --header \"Authorization: Bearer {bearer}\"\n\
-         or any MCP client config:\n\
-         \x20 {{\"mcpServers\": {{\"tokenwarden\": {{\"type\": \"http\", \"url\": \"{mcp_url}\", \"headers\": {{\"Authorization\": \"Bearer {bearer}\"}}}}}}}}\n\n\
-         Press Ctrl-C to stop.",
-        opts.edition,
-        control.token_count(),
-        opts.dir.display(),
-        config_path.display(),
-    );
-    let stop = cancel_on(shutdown);
-    let sim_stop = stop.clone().cancelled_owned();
-    let mcp_stop = stop.cancelled_owned();
-    let (sim_result, mcp_result) = tokio::join!(
-        sim.serve(listener, sim_stop),
-        mcp::serve_http(core, http, mcp_listener, mcp_stop)
-    );
-    sim_result.map_err(|e| AppError::Io(e.to_string()))?;
-    Ok(mcp_result?)
-}
-
-fn demo_config(addr: SocketAddr, mcp_addr: SocketAddr) -> String {
-    format!(
-        "# Written by `tokenwarden demo`; points at its simulator.\n\
-         [store]\npath = \"tokenwarden.db\"\n\n\
-         [[instances]]\nname = \"demo\"\nurl = \"http://{addr}\"\ntoken_file = \"operator.token\"\n\
-         protected = [\"grafana-*\"]\n\n\
-         [mcp.http]\nlisten = \"{mcp_addr}\"\n\n\
-         [[mcp.http.clients]]\nname = \"demo-assistant\"\ntoken_file = \"mcp.token\"\n"
-    )
-}
-
-/// Binds `addr`, or any free port on the same host when it is taken.
-async fn bind_or_any(addr: &str) -> Result<TcpListener, AppError> {
-    match TcpListener::bind(addr).await {
-        Ok(l) => Ok(l),
-        Err(first) => {
-            let host = addr.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h);
-            let fallback = format!("{host}:0");
-            tracing::warn!(%addr, error = %first, "address taken; using a free port");
-            TcpListener::bind(&fallback)
-                .await
-                .map_err(|source| AppError::Listen {
-                    addr: fallback,
-                    source,
-                })
-        }
-    }
-}
-
 /// Writes `secret` to a new file with mode 0600.
-fn write_private(path: &Path, secret: &str) -> Result<(), AppError> {
+pub(crate) fn write_private(path: &Path, secret: &str) -> Result<(), AppError> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

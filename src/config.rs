@@ -524,6 +524,35 @@ token_file = "operator.token"    # or: token_env = "INFLUXDB3_AUTH_TOKEN"
     }
 
     #[test]
+    fn the_discord_section_is_checked() {
+        let example = Config::parse(
+            include_str!("../config.example.toml"),
+            Path::new("/x/config.example.toml"),
+        )
+        .unwrap();
+        let d = example.discord.unwrap();
+        assert_eq!(d.settings.application_id, 123_456_789_012_345_678);
+        assert_eq!(d.settings.guild_ids, vec![234_567_890_123_456_789]);
+        assert_eq!(d.settings.approval_timeout, Duration::from_secs(900));
+        let approvers = &d.settings.access.roles[&crate::discord::Capability::Approve];
+        assert_eq!(approvers, &vec![567_890_123_456_789_012]);
+        assert!(parse(MINIMAL).unwrap().discord.is_none());
+
+        let base = "[discord]\napplication_id = \"42\"\nbot_token_env = \"T\"\n";
+        let with = |extra: &str| err(&format!("{MINIMAL}\n{base}{extra}\n"));
+        assert!(parse(&format!("{MINIMAL}\n{base}")).is_ok());
+        assert!(with("guild_ids = [\"abc\"]").contains("discord.guild_ids must be a Discord id"));
+        assert!(with("public_key = \"abcd\"").contains("64 hex characters"));
+        assert!(
+            with("bot_token_file = \"f\"")
+                .contains("exactly one of bot_token_env and bot_token_file")
+        );
+        assert!(with("required_approvals = 0").contains("at least 1"));
+        assert!(with("[discord.roles]\nadmin = [\"1\"]").contains("unknown field `admin`"));
+        assert!(with("api_base = \"ftp://x\"").contains("must be an http(s) URL"));
+    }
+
+    #[test]
     fn unknown_keys_name_the_key_and_the_file() {
         let e = err(&format!("{MINIMAL}\ntimeuot = \"5s\"\n"));
         assert!(e.contains("/etc/tw/tokenwarden.toml"), "{e}");

@@ -11,13 +11,14 @@
 //! - [`sim`]: a simulator of the InfluxDB 3 token API.
 //! - [`cli`]: the human CLI adapter.
 //! - [`mcp`]: the MCP server adapter (stdio and streamable HTTP).
+//! - [`discord`]: the Discord bot adapter (gateway and HTTP interactions endpoint).
 //! - [`config`] and [`app`]: the configuration file and the binary's wiring.
 //!
 //! # Dependency rule
 //!
 //! `actor` and `tokens` depend on nothing in the crate; `gate` only on `actor`; `store` on
 //! `gate`, `actor` and `tokens`; `service` on `tokens`, `gate`, `store` and `actor`; `influx` and
-//! `sim` only on `tokens`; adapters (`cli`, `mcp`) on `service`, `gate`, `tokens` and `actor`,
+//! `sim` only on `tokens`; adapters (`cli`, `mcp`, `discord`) on `service`, `gate`, `tokens` and `actor`,
 //! never on `influx`, `sim` or each other. `config` builds the adapters' settings; only `app` and
 //! `main.rs` see everything.
 

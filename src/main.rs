@@ -233,6 +233,10 @@ struct DemoArgs {
     /// Address for the MCP HTTP server (a free port is used if it is taken)
     #[arg(long, default_value = tokenwarden::config::DEFAULT_HTTP_LISTEN)]
     mcp_listen: String,
+    /// Also serve the Discord interactions endpoint [default ADDR: 127.0.0.1:8080]; needs
+    /// DISCORD_APPLICATION_ID, DISCORD_PUBLIC_KEY, DISCORD_BOT_TOKEN, DISCORD_GUILD_ID, DISCORD_ROLE_ID
+    #[arg(long, value_name = "ADDR")]
+    discord: Option<Option<SocketAddr>>,
     #[arg(long, value_enum, default_value_t = EditionArg::Enterprise)]
     edition: EditionArg,
     /// Folder for the demo's config, operator token and store [default: a folder in the temp dir]
@@ -360,6 +364,9 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
             let options = DemoOptions {
                 listen: a.listen,
                 mcp_listen: a.mcp_listen,
+                discord: a
+                    .discord
+                    .map(|addr| addr.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)))),
                 edition: a.edition.into(),
                 dir,
             };
@@ -368,14 +375,28 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         other => other,
     };
     let config = Config::load(&config_path).map_err(AppError::from)?;
-    if let Command::Mcp { http } = command {
-        return {
-            let _: () = match http {
-                None => app::mcp_stdio(&config).await?,
-                Some(listen) => app::mcp_http(&config, listen, app::shutdown_signal()).await?,
-            };
-            Ok(())
-        };
+    match command {
+        Command::Mcp { http: None } => return Ok(app::mcp_stdio(&config).await?),
+        Command::Mcp { http: Some(listen) } => {
+            return Ok(app::mcp_http(&config, listen, app::shutdown_signal()).await?);
+        }
+        Command::Discord(DiscordArgs {
+            action: Some(DiscordAction::Register),
+            ..
+        }) => {
+            println!("{}", app::discord_register(&config).await?);
+            return Ok(());
+        }
+        Command::Discord(DiscordArgs {
+            action: None,
+            interactions,
+        }) => {
+            return Ok(app::discord_run(&config, interactions, app::shutdown_signal()).await?);
+        }
+        Command::Serve { http, interactions } => {
+            return Ok(app::serve(&config, http, interactions, app::shutdown_signal()).await?);
+        }
+        _ => {}
     }
     let service = app::build_service(&config, credentials)?;
     let cli = Cli {

@@ -451,3 +451,292 @@ fn the_demo_serves_the_cli_and_mcp() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn the_demo_can_serve_the_discord_interactions_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = |envs: &[(&str, String)]| {
+        let mut cmd = Command::new(BIN);
+        cmd.args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--mcp-listen",
+            "127.0.0.1:0",
+            "--discord",
+            "127.0.0.1:0",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        for v in [
+            "DISCORD_APPLICATION_ID",
+            "DISCORD_PUBLIC_KEY",
+            "DISCORD_BOT_TOKEN",
+            "DISCORD_GUILD_ID",
+            "DISCORD_ROLE_ID",
+        ] {
+            cmd.env_remove(v);
+        }
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        cmd.spawn().unwrap()
+    };
+    let out = demo(&[]).wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("needs a Discord application") && err.contains("DISCORD_PUBLIC_KEY"),
+        "{err}"
+    );
+
+    let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let envs = [
+        ("DISCORD_APPLICATION_ID", "42".to_owned()),
+        (
+            "DISCORD_PUBLIC_KEY",
+            hex::encode(key.verifying_key().to_bytes()),
+        ),
+        ("DISCORD_BOT_TOKEN", "demo-bot-token".to_owned()),
+        ("DISCORD_GUILD_ID", "500".to_owned()),
+        ("DISCORD_ROLE_ID", "10".to_owned()),
+    ];
+    let mut child = demo(&envs);
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let endpoint = loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "the demo stopped early"
+        );
+        if let Some(rest) = line.split("interactions endpoint listening on ").nth(1) {
+            break rest.trim().to_owned();
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (unsigned, pong) = rt.block_on(async {
+        let http = reqwest::Client::new();
+        let unsigned = http
+            .post(&endpoint)
+            .body("{}")
+            .send()
+            .await
+            .unwrap()
+            .status();
+        let body = r#"{"id":"1","application_id":"42","type":1,"token":"t","version":1}"#;
+        let ts = chrono::Utc::now().timestamp();
+        let sig = hex::encode(
+            ed25519_dalek::Signer::sign(&key, format!("{ts}{body}").as_bytes()).to_bytes(),
+        );
+        let pong = http
+            .post(&endpoint)
+            .header("x-signature-ed25519", sig)
+            .header("x-signature-timestamp", ts.to_string())
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        (unsigned, pong)
+    });
+    assert_eq!(unsigned, 401);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&pong).unwrap()["type"],
+        1
+    );
+    let config = std::fs::read_to_string(dir.path().join("tokenwarden.toml")).unwrap();
+    assert!(
+        config.contains("[discord]") && config.contains("bot_token_env = \"DISCORD_BOT_TOKEN\""),
+        "{config}"
+    );
+    assert!(
+        !config.contains("demo-bot-token"),
+        "the bot token stays in the environment"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn serve_runs_mcp_and_the_discord_endpoint_over_one_core() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("operator.token");
+    let sim = simulate(&["--operator-token-file", token_file.to_str().unwrap()]);
+    let cfg = write_config(dir.path(), &sim.url);
+    let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!(
+        "\n[[mcp.http.clients]]\nname = \"t\"\ntoken_file = \"mcp.token\"\n\n[discord]\napplication_id = \"42\"\npublic_key = \"{}\"\n\
+         bot_token_file = \"discord.token\"\napi_base = \"http://127.0.0.1:9\"\n",
+        hex::encode(key.verifying_key().to_bytes())
+    ));
+    std::fs::write(&cfg, text).unwrap();
+    std::fs::write(dir.path().join("mcp.token"), "twmcp_serve").unwrap();
+    std::fs::write(dir.path().join("discord.token"), "bot").unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "--config",
+            cfg.to_str().unwrap(),
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--interactions",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let (mut mcp, mut discord) = (None, None);
+    while mcp.is_none() || discord.is_none() {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "serve stopped early"
+        );
+        if let Some(url) = line
+            .split("listening on ")
+            .nth(1)
+            .map(|u| u.trim().to_owned())
+        {
+            if url.ends_with("/mcp") {
+                mcp = Some(url)
+            } else {
+                discord = Some(url)
+            }
+        }
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let statuses = rt.block_on(async {
+        let http = reqwest::Client::new();
+        let a = http.post(mcp.unwrap()).send().await.unwrap().status();
+        let b = http
+            .post(discord.unwrap())
+            .body("{}")
+            .send()
+            .await
+            .unwrap()
+            .status();
+        (a, b)
+    });
+    assert_eq!(
+        statuses,
+        (
+            reqwest::StatusCode::UNAUTHORIZED,
+            reqwest::StatusCode::UNAUTHORIZED
+        )
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn approvals_from_another_process_are_approved_on_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("operator.token");
+    let sim = simulate(&["--operator-token-file", token_file.to_str().unwrap()]);
+    let cfg = write_config(dir.path(), &sim.url);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let op = tokenwarden::tokens::RawToken::new(
+        std::fs::read_to_string(&token_file)
+            .unwrap()
+            .trim()
+            .to_owned(),
+    );
+    // Another process (an MCP server under approve_deletes) asks, through the shared store file.
+    let ids = rt.block_on(async {
+        let backend = std::sync::Arc::new(
+            tokenwarden::influx::InfluxClient::new(tokenwarden::influx::ClientOptions {
+                url: sim.url.clone(),
+                token: Some(op),
+                timeout: std::time::Duration::from_secs(5),
+                ca_file: None,
+            })
+            .unwrap(),
+        );
+        let store = tokenwarden::store::Store::open(&dir.path().join("tokenwarden.db")).unwrap();
+        let svc = tokenwarden::service::TokenService::new(
+            vec![(crate::support::instance("local", None, &[], false), backend)],
+            None,
+            store,
+            tokenwarden::service::Clock::System,
+            std::time::Duration::from_secs(300),
+        );
+        let actor = tokenwarden::actor::Actor::mcp("claude", Some("laptop"), None);
+        let mut ids = vec![];
+        for name in ["doomed", "spared"] {
+            let token = tokenwarden::tokens::TokenName::parse_new(name).unwrap();
+            let new = tokenwarden::tokens::NewToken {
+                name: token.clone(),
+                spec: tokenwarden::tokens::TokenSpec::Admin,
+                expiry: tokenwarden::tokens::Expiry::Never,
+            };
+            svc.create(&actor, None, new, &crate::support::Recorder::default())
+                .await
+                .unwrap();
+            let gate = tokenwarden::service::GateRequest {
+                mode: tokenwarden::gate::GateMode::Approvals {
+                    required: 1,
+                    allow_self: false,
+                },
+                ttl: Some(std::time::Duration::from_secs(600)),
+                reason: Some("rotation".into()),
+            };
+            ids.push(
+                svc.request_delete(&actor, None, &token, gate)
+                    .await
+                    .unwrap()
+                    .pending
+                    .id
+                    .to_string(),
+            );
+        }
+        ids
+    });
+    let r = run(&cfg, &["approvals", "list"], "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains(&ids[0])
+            && r.stdout.contains("delete token `doomed`")
+            && r.stdout.contains("rotation"),
+        "{}",
+        r.stdout
+    );
+    let r = run(&cfg, &["approvals", "approve", &ids[0]], "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("deleted token `doomed`"), "{}", r.stdout);
+    let r = run(
+        &cfg,
+        &["approvals", "reject", &ids[1], "--reason", "still used"],
+        "",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(&cfg, &["approvals", "approve", &ids[1]], "");
+    assert_eq!(
+        r.code, 7,
+        "a rejected action cannot be approved: {}",
+        r.stderr
+    );
+    let r = run(&cfg, &["approvals", "approve", "nonsense"], "");
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    let r = run(&cfg, &["tokens", "list", "--json"], "");
+    assert!(
+        !r.stdout.contains("doomed") && r.stdout.contains("spared"),
+        "{}",
+        r.stdout
+    );
+}
