@@ -2,6 +2,7 @@
 //! are relative to the file, and secrets are read from files or the environment, never printed.
 
 mod discord;
+mod instance;
 mod mcp;
 
 use std::collections::BTreeSet;
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::tokens::{Edition, ProtectedNames, RawToken, TOKEN_PREFIX};
+use crate::tokens::{Edition, ProtectedNames, RawToken};
 
 pub use discord::DiscordConfig;
 pub use mcp::{DEFAULT_HTTP_LISTEN, McpConfig};
@@ -287,7 +288,7 @@ struct RawConfig {
     store: Option<RawStore>,
     gate: Option<RawGate>,
     #[serde(default)]
-    instances: Vec<RawInstance>,
+    instances: Vec<instance::RawInstance>,
     mcp: Option<mcp::RawMcp>,
     discord: Option<discord::RawDiscord>,
 }
@@ -328,94 +329,6 @@ impl Default for RawGate {
 
 fn default_confirm_timeout() -> String {
     "5m".into()
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawInstance {
-    name: String,
-    url: String,
-    token_file: Option<PathBuf>,
-    token_env: Option<String>,
-    token: Option<String>,
-    #[serde(default)]
-    allow_inline_token: bool,
-    #[serde(default)]
-    edition: EditionSetting,
-    #[serde(default = "default_timeout")]
-    timeout: String,
-    ca_file: Option<PathBuf>,
-    #[serde(default)]
-    read_only: bool,
-    #[serde(default)]
-    protected: Vec<String>,
-}
-
-fn default_timeout() -> String {
-    "10s".into()
-}
-
-impl RawInstance {
-    fn validate(self, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<InstanceConfig, String> {
-        let name = self.name;
-        if name.trim().is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!(
-                "instance name `{name}` must be non-empty and without spaces"
-            ));
-        }
-        let url = reqwest::Url::parse(&self.url)
-            .map_err(|e| format!("instance `{name}`: url `{}`: {e}", self.url))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(format!(
-                "instance `{name}`: url `{}` must be http:// or https:// with a host",
-                self.url
-            ));
-        }
-        let token = match (self.token_file, self.token_env, self.token) {
-            (Some(file), None, None) => TokenSource::File(resolve(&file)),
-            (None, Some(var), None) => TokenSource::Env(var),
-            (None, None, Some(inline)) if self.allow_inline_token => {
-                TokenSource::Inline(RawToken::new(inline))
-            }
-            (None, None, Some(_)) => {
-                return Err(format!(
-                    "instance `{name}`: `token` puts a secret in the config file; use token_file or token_env \
-                     (or set allow_inline_token = true if you really mean it)"
-                ));
-            }
-            (None, None, None) => {
-                return Err(format!(
-                    "instance `{name}` needs token_file = \"PATH\" or token_env = \"VAR\" (e.g. INFLUXDB3_AUTH_TOKEN)"
-                ));
-            }
-            _ => {
-                return Err(format!(
-                    "instance `{name}`: give only one of token_file, token_env and token"
-                ));
-            }
-        };
-        if let TokenSource::Inline(t) = &token
-            && !t.expose().starts_with(TOKEN_PREFIX)
-        {
-            tracing::warn!(instance = %name, "the inline token does not start with {TOKEN_PREFIX}");
-        }
-        let timeout = parse_duration_key(&format!("instances.{name}.timeout"), &self.timeout)?;
-        if timeout.is_zero() {
-            return Err(format!("instance `{name}`: timeout must be more than zero"));
-        }
-        let protected =
-            ProtectedNames::new(&self.protected).map_err(|e| format!("instance `{name}`: {e}"))?;
-        Ok(InstanceConfig {
-            url: url.as_str().trim_end_matches('/').to_owned(),
-            name,
-            token,
-            edition: self.edition,
-            timeout,
-            ca_file: self.ca_file.map(|p| resolve(&p)),
-            read_only: self.read_only,
-            protected,
-        })
-    }
 }
 
 fn parse_duration_key(key: &str, value: &str) -> Result<Duration, String> {

@@ -11,6 +11,8 @@ mod endpoint;
 mod gateway;
 mod interact;
 mod listing;
+mod options;
+mod suggest;
 
 use std::collections::HashMap;
 use std::future::Future;

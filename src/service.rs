@@ -3,8 +3,10 @@
 //! audits every step. Adapters (CLI, MCP, Discord) call only this.
 
 mod clock;
+mod create;
 mod error;
 mod gated;
+mod pending;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,8 +22,8 @@ pub use gated::{ApprovalResult, Executed, GateRequest, Operation, PendingRequest
 use crate::actor::Actor;
 use crate::store::{AuditEntry, AuditEvent, AuditOutcome, Store};
 use crate::tokens::{
-    BackendError, CreatedToken, Edition, ListFilter, NewToken, ProtectedNames, RawToken,
-    ServerInfo, Token, TokenBackend, TokenName, TokenSpec,
+    BackendError, Edition, ListFilter, ProtectedNames, RawToken, ServerInfo, Token, TokenBackend,
+    TokenName,
 };
 
 /// Policy for one instance.
@@ -260,230 +262,6 @@ impl TokenService {
         dbs.retain(|d| !d.starts_with('_'));
         dbs.sort();
         Ok(dbs)
-    }
-
-    /// Creates a token and hands its secret to `delivery`; if delivery fails the token is deleted again.
-    pub async fn create(
-        &self,
-        actor: &Actor,
-        instance: Option<&str>,
-        new: NewToken,
-        delivery: &dyn SecretDelivery,
-    ) -> Result<Delivered, ServiceError> {
-        let inst = self.instance(instance)?;
-        let event = match new.spec {
-            TokenSpec::Admin => "token.create_admin",
-            TokenSpec::Resource(_) => "token.create_resource",
-        };
-        let audit = |outcome, detail: Option<String>| {
-            self.audit(
-                actor,
-                event,
-                inst,
-                Some(new.name.as_str()),
-                outcome,
-                detail,
-                None,
-            )
-        };
-        if let Err(e) = self.may_mutate(inst) {
-            audit(AuditOutcome::Refused, Some(e.to_string())).await?;
-            return Err(e);
-        }
-        if let TokenSpec::Resource(perms) = &new.spec {
-            if perms.is_empty() {
-                return Err(ServiceError::Input(crate::tokens::ParseError(
-                    "a resource token needs at least one permission".into(),
-                )));
-            }
-            let edition = self.edition(instance).await?;
-            if edition != Edition::Enterprise {
-                let e = ServiceError::RequiresEnterprise {
-                    instance: inst.settings.name.clone(),
-                    edition,
-                };
-                audit(AuditOutcome::Refused, Some(e.to_string())).await?;
-                return Err(e);
-            }
-        }
-        let expiry_secs = new.expiry.expiry_secs(self.now())?;
-        audit(
-            AuditOutcome::Requested,
-            Some(format!("expiry: {}", new.expiry)),
-        )
-        .await?;
-        let created = match &new.spec {
-            TokenSpec::Admin => {
-                inst.backend
-                    .create_admin_token(&new.name, expiry_secs)
-                    .await
-            }
-            TokenSpec::Resource(perms) => {
-                inst.backend
-                    .create_resource_token(&new.name, perms, expiry_secs)
-                    .await
-            }
-        };
-        let CreatedToken { token, secret } = match created {
-            Ok(c) => c,
-            Err(e) => {
-                let outcome = outcome_of(&e);
-                self.audit_after(
-                    actor,
-                    event,
-                    inst,
-                    Some(new.name.as_str()),
-                    outcome,
-                    Some(e.to_string()),
-                    None,
-                )
-                .await;
-                return Err(Self::backend_err(inst)(e));
-            }
-        };
-        match delivery.deliver(&token, &secret).await {
-            Ok(receipt) => {
-                let detail = Some(format!("id {}; secret {}", token.id, receipt.0));
-                self.audit_after(
-                    actor,
-                    event,
-                    inst,
-                    Some(new.name.as_str()),
-                    AuditOutcome::Succeeded,
-                    detail,
-                    None,
-                )
-                .await;
-                Ok(Delivered { token, receipt })
-            }
-            Err(failure) => Err(self.roll_back(actor, inst, event, &new.name, failure).await),
-        }
-    }
-
-    async fn roll_back(
-        &self,
-        actor: &Actor,
-        inst: &Instance,
-        event: &str,
-        name: &TokenName,
-        failure: DeliveryFailure,
-    ) -> ServiceError {
-        let reason = failure.0;
-        let why = format!("delivery failed: {reason}");
-        match self.withdraw_as(actor, inst, event, name, &why).await {
-            Ok(()) => ServiceError::DeliveryRolledBack {
-                name: name.to_string(),
-                reason,
-            },
-            Err(e) => ServiceError::DeliveryStranded {
-                name: name.to_string(),
-                reason,
-                rollback: e.to_string(),
-            },
-        }
-    }
-
-    /// Deletes a token whose secret never reached its owner (say, a reveal link expired
-    /// unopened), and audits why.
-    pub async fn withdraw(
-        &self,
-        actor: &Actor,
-        instance: &str,
-        name: &TokenName,
-        why: &str,
-    ) -> Result<(), ServiceError> {
-        let inst = self.instance(Some(instance))?;
-        self.withdraw_as(actor, inst, "token.withdraw", name, why)
-            .await
-    }
-
-    async fn withdraw_as(
-        &self,
-        actor: &Actor,
-        inst: &Instance,
-        event: &str,
-        name: &TokenName,
-        why: &str,
-    ) -> Result<(), ServiceError> {
-        let result = inst.backend.delete_token(name).await;
-        let (outcome, detail) = match &result {
-            Ok(()) => (AuditOutcome::RolledBack, why.to_owned()),
-            Err(e) => (
-                AuditOutcome::Failed,
-                format!("{why}; deleting it failed: {e}"),
-            ),
-        };
-        self.audit_after(
-            actor,
-            event,
-            inst,
-            Some(name.as_str()),
-            outcome,
-            Some(detail),
-            None,
-        )
-        .await;
-        result.map_err(Self::backend_err(inst))
-    }
-
-    /// Creates `_admin` on a server that has none, delivering its secret.
-    pub async fn bootstrap_operator(
-        &self,
-        actor: &Actor,
-        instance: Option<&str>,
-        delivery: &dyn SecretDelivery,
-    ) -> Result<Delivered, ServiceError> {
-        let inst = self.instance(instance)?;
-        let event = "token.bootstrap_operator";
-        self.may_mutate(inst)?;
-        self.audit(
-            actor,
-            event,
-            inst,
-            Some("_admin"),
-            AuditOutcome::Requested,
-            None,
-            None,
-        )
-        .await?;
-        let CreatedToken { token, secret } = match inst.backend.bootstrap_operator_token().await {
-            Ok(c) => c,
-            Err(e) => {
-                self.audit_after(
-                    actor,
-                    event,
-                    inst,
-                    Some("_admin"),
-                    outcome_of(&e),
-                    Some(e.to_string()),
-                    None,
-                )
-                .await;
-                return Err(Self::backend_err(inst)(e));
-            }
-        };
-        let result = delivery.deliver(&token, &secret).await;
-        let (outcome, detail) = match &result {
-            Ok(r) => (AuditOutcome::Succeeded, format!("secret {}", r.0)),
-            Err(f) => (
-                AuditOutcome::Failed,
-                format!("created, but delivery failed: {f}"),
-            ),
-        };
-        self.audit_after(
-            actor,
-            event,
-            inst,
-            Some("_admin"),
-            outcome,
-            Some(detail),
-            None,
-        )
-        .await;
-        match result {
-            Ok(receipt) => Ok(Delivered { token, receipt }),
-            Err(f) => Err(ServiceError::RegeneratedUndelivered { reason: f.0 }),
-        }
     }
 
     /// The newest audit records.

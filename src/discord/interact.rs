@@ -1,53 +1,22 @@
 //! Dispatching interactions: commands, button clicks and autocomplete. Every answer that needs
 //! InfluxDB is deferred at once and completed later, so Discord's 3-second limit always holds.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serenity::builder::{
-    CreateAutocompleteResponse, CreateInteractionResponse, CreateInteractionResponseMessage,
-    EditInteractionResponse,
+    CreateInteractionResponse, CreateInteractionResponseMessage, EditInteractionResponse,
 };
-use serenity::model::application::{
-    CommandInteraction, ComponentInteraction, Interaction, ResolvedOption, ResolvedValue,
-};
+use serenity::model::application::{CommandInteraction, ComponentInteraction, Interaction};
 use serenity::model::id::ChannelId;
 
 use super::cards::{APPROVE, REJECT, claim, token_line};
 use super::dm::{DmDelivery, dm_error, send_dm};
 use super::listing::PAGE_PREFIX;
+use super::options::{list_filter, new_token, subcommand};
 use super::{Access, Bot, Capability, Reply, actor_of, deferred, ephemeral};
 use crate::gate::{GateMode, PendingId};
 use crate::service::GateRequest;
-use crate::tokens::{
-    Expiry, ListFilter, NewToken, ParseError, Permission, TokenKind, TokenName, TokenSpec,
-    TokenStatus,
-};
-
-/// How long autocomplete may wait for InfluxDB (Discord allows 3 s in all).
-const SUGGEST_WITHIN: Duration = Duration::from_millis(2_000);
-
-/// A subcommand's name and its string options.
-fn subcommand(cmd: &CommandInteraction) -> Option<(String, HashMap<String, String>)> {
-    let options = cmd.data.options();
-    let ResolvedOption {
-        name,
-        value: ResolvedValue::SubCommand(sub),
-        ..
-    } = options.into_iter().next()?
-    else {
-        return None;
-    };
-    let args = sub
-        .into_iter()
-        .filter_map(|o| match o.value {
-            ResolvedValue::String(s) => Some((o.name.to_owned(), s.to_owned())),
-            _ => None,
-        })
-        .collect();
-    Some((name.to_owned(), args))
-}
+use crate::tokens::{ListFilter, NewToken, TokenName};
 
 impl Bot {
     /// The answer to one interaction.
@@ -63,7 +32,7 @@ impl Bot {
         }
     }
 
-    fn allowed(
+    pub(super) fn allowed(
         &self,
         cap: Capability,
         cmd_user: &serenity::model::user::User,
@@ -303,178 +272,5 @@ impl Bot {
         Reply::then(CreateInteractionResponse::Acknowledge, async move {
             bot.click(comp, pending, approve).await
         })
-    }
-
-    async fn autocomplete(&self, ac: &CommandInteraction) -> CreateInteractionResponse {
-        let none = CreateInteractionResponse::Autocomplete(CreateAutocompleteResponse::new());
-        let Some(focused) = ac.data.autocomplete() else {
-            return none;
-        };
-        let sub = ac
-            .data
-            .options
-            .first()
-            .map(|o| o.name.as_str())
-            .unwrap_or_default();
-        let (cap, wants_dbs) = match (sub, focused.name) {
-            ("delete", "name") => (Capability::Delete, false),
-            ("create-resource", "permissions") => (Capability::Create, true),
-            ("list", "database") => (Capability::List, true),
-            _ => return none,
-        };
-        if ac.guild_id.is_none() || !self.allowed(cap, &ac.user, ac.member.as_deref()) {
-            return none;
-        }
-        let actor = actor_of(&ac.user);
-        let typed = focused.value.to_owned();
-        let choices: Vec<(String, String)> = if wants_dbs {
-            let dbs =
-                tokio::time::timeout(SUGGEST_WITHIN, self.service.list_databases(&actor, None))
-                    .await;
-            let dbs = dbs.ok().and_then(Result::ok).unwrap_or_default();
-            if sub == "list" {
-                dbs.into_iter()
-                    .filter(|d| d.starts_with(&typed))
-                    .map(|d| (d.clone(), d))
-                    .collect()
-            } else {
-                permission_choices(&typed, &dbs)
-            }
-        } else {
-            let filter = ListFilter {
-                name_contains: (!typed.is_empty()).then_some(typed.clone()),
-                ..Default::default()
-            };
-            let tokens =
-                tokio::time::timeout(SUGGEST_WITHIN, self.service.list(&actor, None, &filter))
-                    .await;
-            let tokens = tokens.ok().and_then(Result::ok).unwrap_or_default();
-            tokens
-                .into_iter()
-                .filter(|t| !t.is_operator())
-                .map(|t| (t.name.clone(), t.name))
-                .collect()
-        };
-        let mut response = CreateAutocompleteResponse::new();
-        for (name, value) in choices
-            .into_iter()
-            .filter(|(n, v)| n.len() <= 100 && v.len() <= 100)
-            .take(25)
-        {
-            response = response.add_string_choice(name, value);
-        }
-        CreateInteractionResponse::Autocomplete(response)
-    }
-}
-
-/// Suggestions for the last word of a permissions field: `db:<db>:read` and `db:<db>:read,write`.
-fn permission_choices(typed: &str, dbs: &[String]) -> Vec<(String, String)> {
-    let (head, last) = match typed.rsplit_once(' ') {
-        Some((h, l)) => (format!("{h} "), l),
-        None => (String::new(), typed),
-    };
-    let needle = last
-        .trim_start_matches("db:")
-        .split(':')
-        .next()
-        .unwrap_or_default();
-    dbs.iter()
-        .filter(|d| d.starts_with(needle))
-        .flat_map(|d| {
-            [
-                format!("{head}db:{d}:read"),
-                format!("{head}db:{d}:read,write"),
-            ]
-        })
-        .map(|v| (v.clone(), v))
-        .collect()
-}
-
-fn list_filter(args: &HashMap<String, String>) -> Result<ListFilter, ParseError> {
-    Ok(ListFilter {
-        name_contains: args.get("name").cloned(),
-        kind: args.get("kind").map(|k| TokenKind::parse(k)).transpose()?,
-        database: args.get("database").cloned(),
-        status: args
-            .get("status")
-            .map(|s| TokenStatus::parse(s))
-            .transpose()?,
-        expiring_within: None,
-    })
-}
-
-fn new_token(
-    sub: &str,
-    args: &HashMap<String, String>,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<NewToken, ParseError> {
-    let name = TokenName::parse_new(args.get("name").map_or("", String::as_str))?;
-    let expiry = match args.get("expires") {
-        Some(e) => Expiry::parse_any(e, now)?,
-        None => Expiry::Never,
-    };
-    let spec = if sub == "create-resource" {
-        let perms = args.get("permissions").map_or("", String::as_str);
-        let parsed = perms
-            .split_whitespace()
-            .map(Permission::parse)
-            .collect::<Result<Vec<_>, _>>()?;
-        if parsed.is_empty() {
-            return Err(ParseError(
-                "give at least one permission, like db:metrics:read".into(),
-            ));
-        }
-        TokenSpec::Resource(parsed)
-    } else {
-        TokenSpec::Admin
-    };
-    Ok(NewToken { name, spec, expiry })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn permission_suggestions_complete_the_last_word() {
-        let dbs = vec!["metrics".to_owned(), "logs".to_owned()];
-        let c = permission_choices("db:logs:read me", &dbs);
-        assert_eq!(c[0].1, "db:logs:read db:metrics:read");
-        assert_eq!(c[1].1, "db:logs:read db:metrics:read,write");
-        assert_eq!(permission_choices("", &dbs).len(), 4);
-    }
-
-    #[test]
-    fn new_tokens_are_parsed_before_anything_runs() {
-        let now = chrono::Utc::now();
-        let args = |pairs: &[(&str, &str)]| {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<HashMap<_, _>>()
-        };
-        assert!(
-            new_token(
-                "create-admin",
-                &args(&[("name", "ok"), ("expires", "7d")]),
-                now
-            )
-            .is_ok()
-        );
-        assert!(new_token("create-admin", &args(&[("name", "bad name")]), now).is_err());
-        let e = new_token(
-            "create-resource",
-            &args(&[("name", "r"), ("permissions", "db:metrics")]),
-            now,
-        )
-        .unwrap_err();
-        assert!(e.0.contains("TYPE:NAMES:ACTIONS"));
-        let r = new_token(
-            "create-resource",
-            &args(&[("name", "r"), ("permissions", "db:a:read  db:b:write")]),
-            now,
-        )
-        .unwrap();
-        assert!(matches!(r.spec, TokenSpec::Resource(p) if p.len() == 2));
     }
 }

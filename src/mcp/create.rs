@@ -13,7 +13,7 @@ use rmcp::service::{ElicitationMode, RequestContext, RoleServer};
 use super::McpServer;
 use super::args::{Created, Handoff, TokenView};
 use super::delivery::{Handed, McpDelivery};
-use super::gated::{can_elicit, is_modern, structured, tool_error};
+use super::reply::{can_elicit, is_modern, structured, tool_error};
 use crate::actor::Actor;
 use crate::tokens::{NewToken, ParseError, Token, TokenName};
 

@@ -6,9 +6,8 @@ use rand::Rng;
 use rmcp::ErrorData;
 use rmcp::elicit_safe;
 use rmcp::model::{
-    CallToolResponse, CallToolResult, ContentBlock, ElicitRequest, ElicitRequestParams,
-    ElicitResult, ElicitationAction, ElicitationSchema, InputRequest, InputRequests,
-    InputRequiredResult, InputResponses, ProtocolVersion,
+    CallToolResponse, ElicitRequest, ElicitRequestParams, ElicitResult, ElicitationAction,
+    ElicitationSchema, InputRequest, InputRequests, InputRequiredResult, InputResponses,
 };
 use rmcp::service::{ElicitationError, ElicitationMode, RequestContext, RoleServer};
 use schemars::JsonSchema;
@@ -17,6 +16,7 @@ use serde::Deserialize;
 use super::McpServer;
 use super::args::{GateAnswer, GateStatus, TokenView};
 use super::delivery::McpDelivery;
+use super::reply::{can_elicit, is_modern, structured, tool_error};
 use crate::actor::Actor;
 use crate::gate::{GateError, GateMode, PendingId};
 use crate::service::{Executed, GateRequest, Operation, PendingRequest, ServiceError};
@@ -39,36 +39,6 @@ elicit_safe!(TypedTokenName, TypedInstanceName);
 
 const STATE_PREFIX: &str = "confirm:";
 const CONFIRM_KEY: &str = "confirm";
-
-/// Whether the request speaks the 2026-07-28 protocol (no server-to-client requests).
-pub fn is_modern(ctx: &RequestContext<RoleServer>) -> bool {
-    ctx.protocol_version()
-        .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28)
-}
-
-/// Whether the client can answer an elicitation of `mode` on this request.
-pub fn can_elicit(ctx: &RequestContext<RoleServer>, mode: ElicitationMode) -> bool {
-    if is_modern(ctx) {
-        ctx.client_capabilities()
-            .and_then(|c| c.elicitation)
-            .is_some_and(|e| match mode {
-                ElicitationMode::Url => e.url.is_some(),
-                _ => e.form.is_some() || e.url.is_none(),
-            })
-    } else {
-        ctx.peer.supported_elicitation_modes().contains(&mode)
-    }
-}
-
-pub fn tool_error(msg: impl std::fmt::Display) -> CallToolResponse {
-    CallToolResult::error(vec![ContentBlock::text(msg.to_string())]).into()
-}
-
-pub fn structured<T: serde::Serialize>(v: &T) -> Result<CallToolResponse, ErrorData> {
-    let value =
-        serde_json::to_value(v).map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
-    Ok(CallToolResult::structured(value).into())
-}
 
 /// One destructive request as the tools describe it.
 pub struct Gated {

@@ -240,7 +240,7 @@ impl McpServer {
     ) -> Result<CallToolResponse, ErrorData> {
         let name = match TokenName::parse(&a.name) {
             Ok(n) => n,
-            Err(e) => return Ok(super::gated::tool_error(e)),
+            Err(e) => return Ok(super::reply::tool_error(e)),
         };
         let instance = a
             .instance

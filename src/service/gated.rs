@@ -33,7 +33,7 @@ impl Operation {
         }
     }
 
-    fn event(&self) -> &'static str {
+    pub(super) fn event(&self) -> &'static str {
         match self {
             Self::DeleteToken { .. } => "token.delete",
             Self::RegenerateOperator { .. } => "token.regenerate_operator",
@@ -296,86 +296,6 @@ impl TokenService {
         )
         .await;
         Ok(pending)
-    }
-
-    /// A pending action as stored.
-    pub async fn pending(&self, id: &PendingId) -> Result<Pending<Operation>, ServiceError> {
-        let (store, id) = (self.store.clone(), id.clone());
-        blocking(move || store.get_pending(&id)).await
-    }
-
-    /// Open pending actions, oldest first.
-    pub async fn open_pending(&self) -> Result<Vec<Pending<Operation>>, ServiceError> {
-        let store = self.store.clone();
-        blocking(move || store.open_pending()).await
-    }
-
-    /// Claims the right to attach `adapter`'s reference to pending action `id` (true once).
-    pub async fn claim_pending_ref(
-        &self,
-        id: &PendingId,
-        adapter: &'static str,
-    ) -> Result<bool, ServiceError> {
-        let (store, id) = (self.store.clone(), id.clone());
-        blocking(move || store.claim_ref(&id, adapter)).await
-    }
-
-    /// Records `adapter`'s reference (a Discord card, say) for pending action `id`.
-    pub async fn set_pending_ref(
-        &self,
-        id: &PendingId,
-        adapter: &'static str,
-        value: String,
-    ) -> Result<(), ServiceError> {
-        let (store, id) = (self.store.clone(), id.clone());
-        blocking(move || store.set_ref(&id, adapter, &value)).await
-    }
-
-    /// `adapter`'s reference for pending action `id`, if set.
-    pub async fn pending_ref(
-        &self,
-        id: &PendingId,
-        adapter: &'static str,
-    ) -> Result<Option<String>, ServiceError> {
-        let (store, id) = (self.store.clone(), id.clone());
-        blocking(move || store.get_ref(&id, adapter)).await
-    }
-
-    /// Marks every open action past its expiry as expired; returns those it changed.
-    pub async fn expire_due(&self) -> Result<Vec<Pending<Operation>>, ServiceError> {
-        let now = self.now();
-        let mut expired = Vec::new();
-        for p in self
-            .open_pending()
-            .await?
-            .into_iter()
-            .filter(|p| p.expires_at <= now)
-        {
-            let (store, id) = (self.store.clone(), p.id.clone());
-            let changed = blocking(move || {
-                store.update_pending(&id, |q: &mut Pending<Operation>| {
-                    q.expire_if_due(now).then(|| q.clone())
-                })
-            })
-            .await?;
-            if let Some(q) = changed {
-                if let Ok(inst) = self.instance(Some(q.action.instance())) {
-                    let system = crate::actor::Actor::system();
-                    self.audit_after(
-                        &system,
-                        q.action.event(),
-                        inst,
-                        Some(q.action.token_name()),
-                        AuditOutcome::Expired,
-                        None,
-                        Some(q.id.to_string()),
-                    )
-                    .await;
-                }
-                expired.push(q);
-            }
-        }
-        Ok(expired)
     }
 
     async fn refused(

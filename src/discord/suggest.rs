@@ -1,0 +1,113 @@
+//! Autocomplete: token names for deletes, databases for permissions and filters, only for
+//! those allowed, and always within Discord's time limit.
+
+use std::time::Duration;
+
+use serenity::builder::{CreateAutocompleteResponse, CreateInteractionResponse};
+use serenity::model::application::CommandInteraction;
+
+use super::{Bot, Capability, actor_of};
+use crate::tokens::ListFilter;
+
+/// How long autocomplete may wait for InfluxDB (Discord allows 3 s in all).
+const SUGGEST_WITHIN: Duration = Duration::from_millis(2_000);
+
+impl Bot {
+    pub(super) async fn autocomplete(&self, ac: &CommandInteraction) -> CreateInteractionResponse {
+        let none = CreateInteractionResponse::Autocomplete(CreateAutocompleteResponse::new());
+        let Some(focused) = ac.data.autocomplete() else {
+            return none;
+        };
+        let sub = ac
+            .data
+            .options
+            .first()
+            .map(|o| o.name.as_str())
+            .unwrap_or_default();
+        let (cap, wants_dbs) = match (sub, focused.name) {
+            ("delete", "name") => (Capability::Delete, false),
+            ("create-resource", "permissions") => (Capability::Create, true),
+            ("list", "database") => (Capability::List, true),
+            _ => return none,
+        };
+        if ac.guild_id.is_none() || !self.allowed(cap, &ac.user, ac.member.as_deref()) {
+            return none;
+        }
+        let actor = actor_of(&ac.user);
+        let typed = focused.value.to_owned();
+        let choices: Vec<(String, String)> = if wants_dbs {
+            let dbs =
+                tokio::time::timeout(SUGGEST_WITHIN, self.service.list_databases(&actor, None))
+                    .await;
+            let dbs = dbs.ok().and_then(Result::ok).unwrap_or_default();
+            if sub == "list" {
+                dbs.into_iter()
+                    .filter(|d| d.starts_with(&typed))
+                    .map(|d| (d.clone(), d))
+                    .collect()
+            } else {
+                permission_choices(&typed, &dbs)
+            }
+        } else {
+            let filter = ListFilter {
+                name_contains: (!typed.is_empty()).then_some(typed.clone()),
+                ..Default::default()
+            };
+            let tokens =
+                tokio::time::timeout(SUGGEST_WITHIN, self.service.list(&actor, None, &filter))
+                    .await;
+            let tokens = tokens.ok().and_then(Result::ok).unwrap_or_default();
+            tokens
+                .into_iter()
+                .filter(|t| !t.is_operator())
+                .map(|t| (t.name.clone(), t.name))
+                .collect()
+        };
+        let mut response = CreateAutocompleteResponse::new();
+        for (name, value) in choices
+            .into_iter()
+            .filter(|(n, v)| n.len() <= 100 && v.len() <= 100)
+            .take(25)
+        {
+            response = response.add_string_choice(name, value);
+        }
+        CreateInteractionResponse::Autocomplete(response)
+    }
+}
+
+/// Suggestions for the last word of a permissions field: `db:<db>:read` and `db:<db>:read,write`.
+fn permission_choices(typed: &str, dbs: &[String]) -> Vec<(String, String)> {
+    let (head, last) = match typed.rsplit_once(' ') {
+        Some((h, l)) => (format!("{h} "), l),
+        None => (String::new(), typed),
+    };
+    let needle = last
+        .trim_start_matches("db:")
+        .split(':')
+        .next()
+        .unwrap_or_default();
+    dbs.iter()
+        .filter(|d| d.starts_with(needle))
+        .flat_map(|d| {
+            [
+                format!("{head}db:{d}:read"),
+                format!("{head}db:{d}:read,write"),
+            ]
+        })
+        .map(|v| (v.clone(), v))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_suggestions_complete_the_last_word() {
+        let dbs = vec!["metrics".to_owned(), "logs".to_owned()];
+        let c = permission_choices("db:logs:read me", &dbs);
+        assert_eq!(c[0].1, "db:logs:read db:metrics:read");
+        assert_eq!(c[1].1, "db:logs:read db:metrics:read,write");
+        assert_eq!(permission_choices("", &dbs).len(), 4);
+    }
+}

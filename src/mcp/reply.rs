@@ -1,0 +1,36 @@
+//! What the MCP tools answer with, and what the client on the other end can do: the protocol
+//! era of a request and the elicitation modes its client declared.
+
+use rmcp::ErrorData;
+use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock, ProtocolVersion};
+use rmcp::service::{ElicitationMode, RequestContext, RoleServer};
+
+/// Whether the request speaks the 2026-07-28 protocol (no server-to-client requests).
+pub fn is_modern(ctx: &RequestContext<RoleServer>) -> bool {
+    ctx.protocol_version()
+        .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28)
+}
+
+/// Whether the client can answer an elicitation of `mode` on this request.
+pub fn can_elicit(ctx: &RequestContext<RoleServer>, mode: ElicitationMode) -> bool {
+    if is_modern(ctx) {
+        ctx.client_capabilities()
+            .and_then(|c| c.elicitation)
+            .is_some_and(|e| match mode {
+                ElicitationMode::Url => e.url.is_some(),
+                _ => e.form.is_some() || e.url.is_none(),
+            })
+    } else {
+        ctx.peer.supported_elicitation_modes().contains(&mode)
+    }
+}
+
+pub fn tool_error(msg: impl std::fmt::Display) -> CallToolResponse {
+    CallToolResult::error(vec![ContentBlock::text(msg.to_string())]).into()
+}
+
+pub fn structured<T: serde::Serialize>(v: &T) -> Result<CallToolResponse, ErrorData> {
+    let value =
+        serde_json::to_value(v).map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+    Ok(CallToolResult::structured(value).into())
+}
