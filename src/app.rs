@@ -240,19 +240,25 @@ pub async fn mcp_http(
 ) -> Result<(), AppError> {
     let http = config.mcp.http(listen)?;
     http.check()?;
-    let listener = TcpListener::bind(http.listen)
-        .await
-        .map_err(|source| AppError::Listen {
-            addr: http.listen.to_string(),
-            source,
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| AppError::Io(e.to_string()))?;
+    let (listener, addr) = bind(http.listen).await?;
     let service = Arc::new(build_service(config, Credentials::Configured)?);
     let core = McpCore::new(service, config.mcp.settings.clone());
     eprintln!("tokenwarden MCP server listening on http://{addr}/mcp");
     Ok(mcp::serve_http(core, http, listener, shutdown).await?)
+}
+
+/// Binds `addr`, and says where it ended up (port 0 picks one).
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), AppError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| AppError::Listen {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| AppError::Io(e.to_string()))?;
+    Ok((listener, local))
 }
 
 /// Registers the `/token` slash command with Discord.
@@ -304,15 +310,7 @@ pub async fn serve(
 ) -> Result<(), AppError> {
     let http = config.mcp.http(mcp_listen)?;
     http.check()?;
-    let listener = TcpListener::bind(http.listen)
-        .await
-        .map_err(|source| AppError::Listen {
-            addr: http.listen.to_string(),
-            source,
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| AppError::Io(e.to_string()))?;
+    let (listener, addr) = bind(http.listen).await?;
     let service = Arc::new(build_service(config, Credentials::Configured)?);
     let core = McpCore::new(Arc::clone(&service), config.mcp.settings.clone());
     let stop = cancel_on(shutdown);

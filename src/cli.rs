@@ -197,19 +197,7 @@ impl Cli<'_> {
                 "About to delete token {about} on instance `{}`. Clients using it will stop working.\nType the token name to confirm: ",
                 op.instance()
             );
-            match self.prompt(&question)? {
-                Some(typed) => typed,
-                None => {
-                    self.service
-                        .reject(
-                            &self.actor,
-                            &request.pending.id,
-                            Some("declined at the prompt".into()),
-                        )
-                        .await?;
-                    return Err(CliError::Declined);
-                }
-            }
+            self.ask_or_decline(&question, &request.pending.id).await?
         };
         let done = self
             .service
@@ -261,19 +249,7 @@ impl Cli<'_> {
                  and every client and script that uses it breaks (tokenwarden too, if this instance's token is the operator token).\n\
                  Type the instance name `{instance}` to confirm: "
             );
-            match self.prompt(&question)? {
-                Some(typed) => typed,
-                None => {
-                    self.service
-                        .reject(
-                            &self.actor,
-                            &request.pending.id,
-                            Some("declined at the prompt".into()),
-                        )
-                        .await?;
-                    return Err(CliError::Declined);
-                }
-            }
+            self.ask_or_decline(&question, &request.pending.id).await?
         };
         let terminal = TerminalDelivery { json: self.json };
         let delivery: &dyn crate::service::SecretDelivery = match &file {
@@ -321,6 +297,23 @@ impl Cli<'_> {
             print(output::audit_table(&entries));
         }
         Ok(())
+    }
+
+    /// Asks `question`; an empty answer closes pending action `id` and declines.
+    async fn ask_or_decline(
+        &self,
+        question: &str,
+        id: &crate::gate::PendingId,
+    ) -> Result<String, CliError> {
+        match self.prompt(question)? {
+            Some(typed) => Ok(typed),
+            None => {
+                self.service
+                    .reject(&self.actor, id, Some("declined at the prompt".into()))
+                    .await?;
+                Err(CliError::Declined)
+            }
+        }
     }
 
     /// Asks on stderr and reads a line from stdin (a terminal or a pipe); `None` when the answer

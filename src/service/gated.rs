@@ -192,24 +192,13 @@ impl TokenService {
         proof: &str,
         delivery: &dyn SecretDelivery,
     ) -> Result<Executed, ServiceError> {
-        let (store, id2, who, op2, proof, now) = (
-            self.store.clone(),
-            id.clone(),
-            actor.clone(),
-            op.clone(),
-            proof.to_owned(),
-            self.now(),
-        );
-        let step = blocking(move || {
-            store.update_pending(&id2, |p: &mut Pending<Operation>| {
+        let (who, op2, proof, now) = (actor.clone(), op.clone(), proof.to_owned(), self.now());
+        let pending = self
+            .transition(actor, id, move |p| {
                 p.confirm(&who, &op2, &proof, now).map(|()| p.clone())
             })
-        })
-        .await?;
-        match step {
-            Ok(pending) => self.execute(actor, pending, delivery).await.1,
-            Err(e) => Err(self.refused(actor, op, id, e).await),
-        }
+            .await?;
+        self.execute(actor, pending, delivery).await.1
     }
 
     /// `actor` approves; the approval that completes the count runs the operation, once.
@@ -219,31 +208,14 @@ impl TokenService {
         id: &PendingId,
         delivery: &dyn SecretDelivery,
     ) -> Result<ApprovalResult, ServiceError> {
-        let (store, id2, who, now) = (self.store.clone(), id.clone(), actor.clone(), self.now());
-        let step = blocking(move || {
-            store.update_pending(&id2, |p: &mut Pending<Operation>| {
+        let (who, now) = (actor.clone(), self.now());
+        let (progress, pending) = self
+            .transition(actor, id, move |p| {
                 p.approve(&who, now).map(|progress| (progress, p.clone()))
             })
-        })
-        .await?;
-        let (progress, pending) = match step {
-            Ok(ok) => ok,
-            Err(e) => {
-                let op = self.pending(id).await?.action;
-                return Err(self.refused(actor, &op, id, e).await);
-            }
-        };
-        let inst = self.instance(Some(pending.action.instance()))?;
-        self.audit_after(
-            actor,
-            pending.action.event(),
-            inst,
-            Some(pending.action.token_name()),
-            AuditOutcome::Approved,
-            None,
-            Some(id.to_string()),
-        )
-        .await;
+            .await?;
+        self.audit_pending(actor, &pending, AuditOutcome::Approved, None)
+            .await;
         match progress {
             Progress::Recorded { have, need } => Ok(ApprovalResult::Recorded {
                 pending,
@@ -264,38 +236,56 @@ impl TokenService {
         id: &PendingId,
         reason: Option<String>,
     ) -> Result<Pending<Operation>, ServiceError> {
-        let (store, id2, who, now, why) = (
-            self.store.clone(),
-            id.clone(),
-            actor.clone(),
-            self.now(),
-            reason.clone(),
-        );
-        let step = blocking(move || {
-            store.update_pending(&id2, |p: &mut Pending<Operation>| {
+        let (who, now, why) = (actor.clone(), self.now(), reason.clone());
+        let pending = self
+            .transition(actor, id, move |p| {
                 p.reject(&who, why, now).map(|()| p.clone())
             })
-        })
-        .await?;
-        let pending = match step {
-            Ok(p) => p,
+            .await?;
+        self.audit_pending(actor, &pending, AuditOutcome::Rejected, reason)
+            .await;
+        Ok(pending)
+    }
+
+    /// Applies a gate transition to pending action `id` in one store transaction; a refusal is
+    /// audited and returned.
+    async fn transition<T: Send + 'static>(
+        &self,
+        actor: &Actor,
+        id: &PendingId,
+        step: impl FnOnce(&mut Pending<Operation>) -> Result<T, GateError> + Send + 'static,
+    ) -> Result<T, ServiceError> {
+        let (store, id2) = (self.store.clone(), id.clone());
+        match blocking(move || store.update_pending(&id2, step)).await? {
+            Ok(t) => Ok(t),
             Err(e) => {
                 let op = self.pending(id).await?.action;
-                return Err(self.refused(actor, &op, id, e).await);
+                Err(self.refused(actor, &op, id, e).await)
             }
-        };
-        let inst = self.instance(Some(pending.action.instance()))?;
-        self.audit_after(
-            actor,
-            pending.action.event(),
-            inst,
-            Some(pending.action.token_name()),
-            AuditOutcome::Rejected,
-            reason,
-            Some(id.to_string()),
-        )
-        .await;
-        Ok(pending)
+        }
+    }
+
+    /// Audits a step of pending action `p`.
+    pub(super) async fn audit_pending(
+        &self,
+        actor: &Actor,
+        p: &Pending<Operation>,
+        outcome: AuditOutcome,
+        detail: Option<String>,
+    ) {
+        if let Ok(inst) = self.instance(Some(p.action.instance())) {
+            let id = Some(p.id.to_string());
+            self.audit_after(
+                actor,
+                p.action.event(),
+                inst,
+                Some(p.action.token_name()),
+                outcome,
+                detail,
+                id,
+            )
+            .await;
+        }
     }
 
     async fn refused(
@@ -375,18 +365,8 @@ impl TokenService {
                 pending
             }
         };
-        if let Ok(inst) = self.instance(Some(pending.action.instance())) {
-            self.audit_after(
-                actor,
-                pending.action.event(),
-                inst,
-                Some(pending.action.token_name()),
-                audit_outcome,
-                detail,
-                Some(pending.id.to_string()),
-            )
+        self.audit_pending(actor, &pending, audit_outcome, detail)
             .await;
-        }
         (pending, result)
     }
 

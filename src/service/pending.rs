@@ -67,19 +67,13 @@ impl TokenService {
             })
             .await?;
             if let Some(q) = changed {
-                if let Ok(inst) = self.instance(Some(q.action.instance())) {
-                    let system = crate::actor::Actor::system();
-                    self.audit_after(
-                        &system,
-                        q.action.event(),
-                        inst,
-                        Some(q.action.token_name()),
-                        AuditOutcome::Expired,
-                        None,
-                        Some(q.id.to_string()),
-                    )
-                    .await;
-                }
+                self.audit_pending(
+                    &crate::actor::Actor::system(),
+                    &q,
+                    AuditOutcome::Expired,
+                    None,
+                )
+                .await;
                 expired.push(q);
             }
         }
