@@ -21,8 +21,8 @@ mod demo;
 pub use demo::{DemoOptions, demo};
 
 use crate::tokens::{
-    BackendError, CreatedToken, Edition, ListFilter, Permission, ServerInfo, Token, TokenBackend,
-    TokenName,
+    BackendError, CreatedToken, Edition, ListFilter, Page, Permission, ServerInfo, Token,
+    TokenBackend, TokenName,
 };
 
 /// Why the binary could not start its work.
@@ -133,6 +133,7 @@ impl TokenBackend for Unusable {
     async fn list_tokens(
         &self,
         _: &ListFilter,
+        _: Option<Page>,
         _: DateTime<Utc>,
     ) -> Result<Vec<Token>, BackendError> {
         self.err()
@@ -175,6 +176,7 @@ pub struct SimulateOptions {
     pub operator_token_file: Option<PathBuf>,
     pub seed_databases: Vec<String>,
     pub seed_demo: bool,
+    pub seed_tokens: usize,
 }
 
 /// Runs a simulator until `shutdown`, printing its address on stdout once it listens.
@@ -207,6 +209,7 @@ pub async fn simulate(
     if opts.seed_demo {
         control.seed_demo();
     }
+    control.seed_tokens(opts.seed_tokens);
     let listener = TcpListener::bind(&opts.listen)
         .await
         .map_err(|source| AppError::Listen {

@@ -15,7 +15,9 @@ pub use delivery::{FileDelivery, TerminalDelivery};
 use crate::actor::Actor;
 use crate::gate::GateMode;
 use crate::service::{ErrorKind, Executed, GateRequest, ServiceError, TokenService};
-use crate::tokens::{Expiry, ListFilter, NewToken, ParseError, Permission, TokenName, TokenSpec};
+use crate::tokens::{
+    Expiry, ListFilter, NewToken, Page, ParseError, Permission, TokenName, TokenSpec,
+};
 
 /// Exit codes (also in the README).
 pub mod exit {
@@ -96,12 +98,13 @@ impl Cli<'_> {
         } else {
             let edition = r.edition.map_or("unknown".to_owned(), |e| e.to_string());
             print(format!(
-                "Instance `{}` at {}: InfluxDB 3 {} {} answers, tokenwarden's token works, {} tokens listed{}.",
+                "Instance `{}` at {}: InfluxDB 3 {} {} answers, tokenwarden's token works, {}{} tokens listed{}.",
                 r.instance,
                 r.url,
                 edition,
                 r.server.version.as_deref().unwrap_or("(version unknown)"),
                 r.token_count,
+                if r.more_tokens { "+" } else { "" },
                 if r.read_only {
                     "; the instance is read-only in the config"
                 } else {
@@ -112,17 +115,35 @@ impl Cli<'_> {
         Ok(())
     }
 
-    pub async fn list(&self, filter: &ListFilter) -> Result<(), CliError> {
-        let tokens = self
-            .service
-            .list(&self.actor, self.instance(), filter)
-            .await?;
+    /// One page of tokens (`all`: every page), as a table or as
+    /// `{"tokens": [...], "next_cursor": ...}`.
+    pub async fn list(&self, filter: &ListFilter, page: Page, all: bool) -> Result<(), CliError> {
+        let (tokens, next) = if all {
+            (
+                self.service
+                    .list(&self.actor, self.instance(), filter)
+                    .await?,
+                None,
+            )
+        } else {
+            let p = self
+                .service
+                .list_page(&self.actor, self.instance(), filter, page)
+                .await?;
+            (p.tokens, p.next)
+        };
         let now = self.service.now();
         if self.json {
             let rows: Vec<_> = tokens.iter().map(|t| output::token_json(t, now)).collect();
-            print(serde_json::to_string_pretty(&rows).unwrap_or_default());
+            let out = json!({ "tokens": rows, "next_cursor": next.map(|n| n.to_string()) });
+            print(serde_json::to_string_pretty(&out).unwrap_or_default());
         } else {
             print(output::tokens_table(&tokens, now));
+            if let Some(n) = next {
+                print(format!(
+                    "More tokens follow: add --cursor {n} for the next page, or --all."
+                ));
+            }
         }
         Ok(())
     }

@@ -16,8 +16,8 @@ use reqwest::{RequestBuilder, StatusCode};
 use serde_json::json;
 
 use crate::tokens::{
-    ADMIN_PERMISSION, BackendError, CreatedToken, ListFilter, Permission, RawToken, ServerInfo,
-    Token, TokenBackend, TokenName, redact,
+    ADMIN_PERMISSION, BackendError, CreatedToken, ListFilter, Page, Permission, RawToken,
+    ServerInfo, Token, TokenBackend, TokenName, redact,
 };
 
 pub use decode::timestamp as parse_timestamp;
@@ -213,9 +213,10 @@ impl TokenBackend for InfluxClient {
     async fn list_tokens(
         &self,
         filter: &ListFilter,
+        page: Option<Page>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Token>, BackendError> {
-        let (sql, params) = query::list_tokens(filter, now);
+        let (sql, params) = query::list_tokens(filter, page, now);
         let body = json!({ "db": "_internal", "q": sql, "format": "json", "params": params });
         let a = self
             .read(|| {

@@ -11,7 +11,7 @@ use tokenwarden::actor::Actor;
 use tokenwarden::app::{self, AppError, Credentials, DemoOptions, SimulateOptions};
 use tokenwarden::cli::{Cli, CliError, exit, service_exit_code};
 use tokenwarden::config::{Config, DEFAULT_CONFIG_PATH};
-use tokenwarden::tokens::{Edition, ListFilter, TokenKind, TokenStatus, parse_duration};
+use tokenwarden::tokens::{Edition, ListFilter, Page, TokenKind, TokenStatus, parse_duration};
 
 /// Manage InfluxDB 3 authorization tokens: list, create, delete and regenerate them with
 /// confirmations, private delivery of secrets, and an audit log.
@@ -117,6 +117,15 @@ enum TokensCommand {
         /// Only active tokens that expire within this duration, e.g. 7d
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         expiring_within: Option<Duration>,
+        /// Tokens per page
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+        /// Where the page starts: the cursor printed with the previous page
+        #[arg(long, default_value_t = 0)]
+        cursor: usize,
+        /// Every matching token, however many pages
+        #[arg(long, conflicts_with = "cursor")]
+        all: bool,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -223,6 +232,9 @@ struct SimulateArgs {
     /// Seed the demo's databases and tokens
     #[arg(long)]
     seed_demo: bool,
+    /// Seed this many tokens (load-000001, ...) for scale tests
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    seed_tokens: usize,
 }
 
 #[derive(Args)]
@@ -354,6 +366,7 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
                 operator_token_file: a.operator_token_file,
                 seed_databases: a.seed_databases,
                 seed_demo: a.seed_demo,
+                seed_tokens: a.seed_tokens,
             };
             return Ok(app::simulate(options, app::shutdown_signal()).await?);
         }
@@ -415,6 +428,9 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
             database,
             status,
             expiring_within,
+            limit,
+            cursor,
+            all,
             ..
         }) => {
             let filter = ListFilter {
@@ -424,7 +440,15 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
                 status,
                 expiring_within,
             };
-            cli.list(&filter).await
+            cli.list(
+                &filter,
+                Page {
+                    offset: cursor,
+                    limit: limit as usize,
+                },
+                all,
+            )
+            .await
         }
         Command::Tokens(TokensCommand::CreateAdmin { name, expiry, .. }) => {
             cli.create(

@@ -22,8 +22,8 @@ pub use gated::{ApprovalResult, Executed, GateRequest, Operation, PendingRequest
 use crate::actor::Actor;
 use crate::store::{AuditEntry, AuditEvent, AuditOutcome, Store};
 use crate::tokens::{
-    BackendError, Edition, ListFilter, ProtectedNames, RawToken, ServerInfo, Token, TokenBackend,
-    TokenName,
+    BackendError, Edition, ListFilter, Page, ProtectedNames, RawToken, ServerInfo, Token,
+    TokenBackend, TokenName,
 };
 
 /// Policy for one instance.
@@ -75,9 +75,24 @@ pub struct CheckReport {
     pub url: String,
     pub server: ServerInfo,
     pub edition: Option<Edition>,
+    /// Tokens seen on the first page (at most `CHECK_PAGE`).
     pub token_count: usize,
+    /// Whether there are more than `token_count`.
+    pub more_tokens: bool,
     pub read_only: bool,
 }
+
+/// A page of tokens, and the offset of the next page if there is one.
+#[derive(Debug, Clone)]
+pub struct TokenPage {
+    pub tokens: Vec<Token>,
+    pub next: Option<usize>,
+}
+
+/// The largest page a backend is asked for.
+pub const MAX_PAGE: usize = 1000;
+/// How many tokens `check` lists.
+const CHECK_PAGE: usize = 1000;
 
 /// The core service.
 pub struct TokenService {
@@ -180,47 +195,87 @@ impl TokenService {
         inst.backend.ping().await.map_err(Self::backend_err(inst))
     }
 
-    /// Pings the instance and lists its tokens: proves the url, the token and its rights.
+    /// Pings the instance and lists a page of its tokens: proves the url, the token and its rights.
     pub async fn check(
         &self,
-        _actor: &Actor,
+        actor: &Actor,
         instance: Option<&str>,
     ) -> Result<CheckReport, ServiceError> {
         let inst = self.instance(instance)?;
         let server = inst.backend.ping().await.map_err(Self::backend_err(inst))?;
-        let tokens = inst
-            .backend
-            .list_tokens(&ListFilter::default(), self.now())
-            .await
-            .map_err(Self::backend_err(inst))?;
+        let page = Page {
+            offset: 0,
+            limit: CHECK_PAGE,
+        };
+        let listed = self
+            .list_page(actor, instance, &ListFilter::default(), page)
+            .await?;
         Ok(CheckReport {
             instance: inst.settings.name.clone(),
             url: inst.backend.url().to_owned(),
             edition: inst.settings.edition.or(server.edition),
             server,
-            token_count: tokens.len(),
+            token_count: listed.tokens.len(),
+            more_tokens: listed.next.is_some(),
             read_only: inst.settings.read_only,
         })
     }
 
-    /// Tokens matching `filter`, sorted by name.
+    /// One page of the tokens matching `filter`, in name order, and where the next page starts.
+    pub async fn list_page(
+        &self,
+        actor: &Actor,
+        instance: Option<&str>,
+        filter: &ListFilter,
+        page: Page,
+    ) -> Result<TokenPage, ServiceError> {
+        let inst = self.instance(instance)?;
+        let now = self.now();
+        let limit = page.limit.clamp(1, MAX_PAGE);
+        // One row more than asked tells whether another page follows.
+        let probe = Page {
+            offset: page.offset,
+            limit: limit + 1,
+        };
+        let mut tokens = inst
+            .backend
+            .list_tokens(filter, Some(probe), now)
+            .await
+            .map_err(Self::backend_err(inst))?;
+        let next = (tokens.len() > limit).then_some(page.offset + limit);
+        tokens.truncate(limit);
+        tokens.retain(|t| filter.matches(t, now));
+        tracing::debug!(actor = %actor, instance = %inst.settings.name, count = tokens.len(), "listed tokens");
+        Ok(TokenPage { tokens, next })
+    }
+
+    /// Every token matching `filter`, in name order, fetched page by page.
     pub async fn list(
         &self,
         actor: &Actor,
         instance: Option<&str>,
         filter: &ListFilter,
     ) -> Result<Vec<Token>, ServiceError> {
-        let inst = self.instance(instance)?;
-        let now = self.now();
-        let mut tokens = inst
-            .backend
-            .list_tokens(filter, now)
-            .await
-            .map_err(Self::backend_err(inst))?;
-        tokens.retain(|t| filter.matches(t, now));
-        tokens.sort_by(|a, b| a.name.cmp(&b.name));
-        tracing::debug!(actor = %actor, instance = %inst.settings.name, count = tokens.len(), "listed tokens");
-        Ok(tokens)
+        let mut all = Vec::new();
+        let mut offset = 0;
+        loop {
+            let page = self
+                .list_page(
+                    actor,
+                    instance,
+                    filter,
+                    Page {
+                        offset,
+                        limit: MAX_PAGE,
+                    },
+                )
+                .await?;
+            all.extend(page.tokens);
+            match page.next {
+                Some(next) => offset = next,
+                None => return Ok(all),
+            }
+        }
     }
 
     /// The token named exactly `name`.

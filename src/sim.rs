@@ -198,6 +198,37 @@ impl SimControl {
         self.state.requests()
     }
 
+    /// Seeds `n` tokens named `load-000001`... for scale tests: a third already expired, a third
+    /// expiring within a month, the rest never; on Enterprise every fourth is a resource token.
+    /// Secrets are discarded.
+    pub fn seed_tokens(&self, n: usize) {
+        let now = self.state.now_ms();
+        let enterprise = self.state.is_enterprise();
+        let mut catalog = self.state.catalog();
+        if enterprise {
+            catalog.create_database("metrics");
+        }
+        for i in 1..=n {
+            let name = format!("load-{i:06}");
+            let expiry = match i % 3 {
+                0 => Some(0),
+                1 => Some((i as u64 % 30 + 1) * 86_400),
+                _ => None,
+            };
+            let created = if enterprise && i % 4 == 0 {
+                let read = crate::tokens::WirePermission {
+                    resource_type: "db".into(),
+                    resource_names: vec!["metrics".into()],
+                    actions: vec!["read".into()],
+                };
+                catalog.create_resource(&name, vec![read], expiry, now)
+            } else {
+                catalog.create_named_admin(&name, expiry, now)
+            };
+            drop(created);
+        }
+    }
+
     /// Seeds the demo: databases, and a few tokens in every state (secrets discarded).
     pub fn seed_demo(&self) {
         for db in ["metrics", "logs", "iot"] {

@@ -165,6 +165,13 @@ impl ListFilter {
     }
 }
 
+/// A window of a listing, in the server's order (by name, then id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub offset: usize,
+    pub limit: usize,
+}
+
 /// What a new token may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenSpec {
@@ -223,10 +230,13 @@ pub trait TokenBackend: Send + Sync {
     /// The server's address, for messages.
     fn url(&self) -> &str;
     async fn ping(&self) -> Result<ServerInfo, BackendError>;
-    /// Tokens matching `filter` at time `now` (a backend may return more; callers re-check).
+    /// Tokens matching `filter` at time `now`, in name order, within `page` when given (a
+    /// backend may return tokens the filter does not match; callers re-check). The page counts
+    /// the server's rows, so re-checking may leave a page shorter than its limit.
     async fn list_tokens(
         &self,
         filter: &ListFilter,
+        page: Option<Page>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Token>, BackendError>;
     async fn list_databases(&self) -> Result<Vec<String>, BackendError>;

@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use serenity::builder::{
-    CreateInteractionResponse, CreateInteractionResponseMessage, EditInteractionResponse,
-};
+use serenity::builder::{CreateInteractionResponse, EditInteractionResponse};
 use serenity::model::application::{CommandInteraction, ComponentInteraction, Interaction};
 use serenity::model::id::ChannelId;
 
@@ -102,31 +100,12 @@ impl Bot {
     }
 
     async fn list(&self, cmd: CommandInteraction, instance: Option<String>, filter: ListFilter) {
-        let actor = actor_of(&cmd.user);
-        match self
-            .service
-            .list(&actor, instance.as_deref(), &filter)
-            .await
-        {
-            Ok(tokens) => {
-                let name = instance.unwrap_or_else(|| self.service.default_instance().to_owned());
-                let id = self.keep_list(cmd.user.id.get(), name, tokens);
-                if let Some((embed, rows)) = self.list_page(&id, 0, cmd.user.id.get()) {
-                    self.edit(
-                        &cmd,
-                        EditInteractionResponse::new().embed(embed).components(rows),
-                    )
-                    .await;
-                }
-            }
-            Err(e) => {
-                self.edit(
-                    &cmd,
-                    EditInteractionResponse::new().content(format!("Could not list tokens: {e}")),
-                )
-                .await
-            }
-        }
+        let id = self.keep_list(&cmd.user, instance, filter);
+        let edit = match self.list_view(&id, 0).await {
+            Ok((embed, rows)) => EditInteractionResponse::new().embed(embed).components(rows),
+            Err(e) => EditInteractionResponse::new().content(e),
+        };
+        self.edit(&cmd, edit).await;
     }
 
     async fn create(&self, cmd: CommandInteraction, instance: Option<String>, new: NewToken) {
@@ -240,14 +219,23 @@ impl Bot {
             let page = rest
                 .rsplit_once(':')
                 .and_then(|(list, p)| Some((list.to_owned(), p.parse::<usize>().ok()?)));
-            return match page.and_then(|(list, p)| self.list_page(&list, p, comp.user.id.get())) {
-                Some((embed, rows)) => Reply::now(CreateInteractionResponse::UpdateMessage(
-                    CreateInteractionResponseMessage::new()
-                        .embed(embed)
-                        .components(rows),
-                )),
-                None => Reply::now(ephemeral("This list expired; run /token list again.")),
+            let Some((list, page)) =
+                page.filter(|(list, _)| self.owns_list(list, comp.user.id.get()))
+            else {
+                return Reply::now(ephemeral("This list expired; run /token list again."));
             };
+            let bot = Arc::clone(self);
+            return Reply::then(CreateInteractionResponse::Acknowledge, async move {
+                let edit = match bot.list_view(&list, page).await {
+                    Ok((embed, rows)) => {
+                        EditInteractionResponse::new().embed(embed).components(rows)
+                    }
+                    Err(e) => EditInteractionResponse::new().content(e).components(vec![]),
+                };
+                if let Err(e) = comp.edit_response(&bot.http, edit).await {
+                    tracing::warn!(error = %e, "could not show another page");
+                }
+            });
         }
         let (approve, pending) = match (id.strip_prefix(APPROVE), id.strip_prefix(REJECT)) {
             (Some(p), _) => (true, p),

@@ -1,4 +1,5 @@
-//! `/token list`: an ephemeral, readable page of tokens, with buttons to page through long lists.
+//! `/token list`: an ephemeral, readable page of tokens, with buttons that fetch the previous or
+//! next page from InfluxDB (so even huge listings stay small).
 
 use std::time::{Duration, Instant};
 
@@ -6,8 +7,8 @@ use chrono::{DateTime, Utc};
 use serenity::builder::{CreateActionRow, CreateButton, CreateEmbed};
 use serenity::model::application::ButtonStyle;
 
-use super::Bot;
-use crate::tokens::{Token, TokenStatus};
+use super::{Bot, actor_of};
+use crate::tokens::{ListFilter, Page, Token, TokenStatus};
 
 /// Tokens per page.
 pub const PAGE: usize = 15;
@@ -15,12 +16,11 @@ pub const PAGE: usize = 15;
 const SESSION_TTL: Duration = Duration::from_secs(15 * 60);
 pub const PAGE_PREFIX: &str = "tw:pg:";
 
-/// A listing someone is paging through.
+/// A listing someone is paging through: what they asked, not what came back.
 pub struct ListSession {
-    pub user: u64,
-    pub instance: String,
-    pub tokens: Vec<Token>,
-    pub at: DateTime<Utc>,
+    user: serenity::model::user::User,
+    instance: Option<String>,
+    filter: ListFilter,
     created: Instant,
 }
 
@@ -42,42 +42,35 @@ fn line(t: &Token, now: DateTime<Utc>) -> String {
     )
 }
 
-/// Page `page` of a session: the embed and its paging buttons.
-pub fn render(s: &ListSession, id: &str, page: usize) -> (CreateEmbed, Vec<CreateActionRow>) {
-    let pages = s.tokens.len().div_ceil(PAGE).max(1);
-    let page = page.min(pages - 1);
-    let rows: Vec<String> = s
-        .tokens
-        .iter()
-        .skip(page * PAGE)
-        .take(PAGE)
-        .map(|t| line(t, s.at))
-        .collect();
-    let body = if rows.is_empty() {
+/// A page as an embed, with paging buttons when there is more than one page.
+fn render(
+    instance: &str,
+    tokens: &[Token],
+    id: &str,
+    page: usize,
+    has_next: bool,
+    now: DateTime<Utc>,
+) -> (CreateEmbed, Vec<CreateActionRow>) {
+    let body = if tokens.is_empty() {
         "No tokens match.".to_owned()
     } else {
         let mut text = format!(
             "```\n{:<24} {:<8} {:<7} {:<10} {}\n",
             "NAME", "KIND", "STATUS", "EXPIRES", "PERMISSIONS"
         );
-        for r in rows {
-            text.push_str(&r);
+        for t in tokens {
+            text.push_str(&line(t, now));
             text.push('\n');
         }
         text.push_str("```");
         text
     };
     let embed = CreateEmbed::new()
-        .title(format!(
-            "Tokens on `{}`: {} (page {} of {pages})",
-            s.instance,
-            s.tokens.len(),
-            page + 1
-        ))
+        .title(format!("Tokens on `{instance}` (page {})", page + 1))
         .description(body)
         .colour(0x34_98_DB);
     let mut rows = vec![];
-    if pages > 1 {
+    if page > 0 || has_next {
         rows.push(CreateActionRow::Buttons(vec![
             CreateButton::new(format!("{PAGE_PREFIX}{id}:{}", page.saturating_sub(1)))
                 .label("◀ Previous")
@@ -86,21 +79,25 @@ pub fn render(s: &ListSession, id: &str, page: usize) -> (CreateEmbed, Vec<Creat
             CreateButton::new(format!("{PAGE_PREFIX}{id}:{}", page + 1))
                 .label("Next ▶")
                 .style(ButtonStyle::Secondary)
-                .disabled(page + 1 >= pages),
+                .disabled(!has_next),
         ]));
     }
     (embed, rows)
 }
 
 impl Bot {
-    /// Keeps a listing for paging; returns its id.
-    pub(super) fn keep_list(&self, user: u64, instance: String, tokens: Vec<Token>) -> String {
+    /// Keeps what `user` asked for, for paging; returns its id.
+    pub(super) fn keep_list(
+        &self,
+        user: &serenity::model::user::User,
+        instance: Option<String>,
+        filter: ListFilter,
+    ) -> String {
         let id = crate::gate::PendingId::random().to_string()[..10].to_owned();
         let session = ListSession {
-            user,
+            user: user.clone(),
             instance,
-            tokens,
-            at: self.service.now(),
+            filter,
             created: Instant::now(),
         };
         let mut lists = self.lists.lock().unwrap_or_else(|p| p.into_inner());
@@ -109,17 +106,44 @@ impl Bot {
         id
     }
 
-    /// Renders page `page` of listing `id` for `user`; `None` if it expired or is someone else's.
-    pub(super) fn list_page(
+    /// Whether listing `id` exists and belongs to `user`.
+    pub(super) fn owns_list(&self, id: &str, user: u64) -> bool {
+        let lists = self.lists.lock().unwrap_or_else(|p| p.into_inner());
+        lists
+            .get(id)
+            .is_some_and(|s| s.user.id.get() == user && s.created.elapsed() < SESSION_TTL)
+    }
+
+    /// Page `page` of listing `id`, fetched now.
+    pub(super) async fn list_view(
         &self,
         id: &str,
         page: usize,
-        user: u64,
-    ) -> Option<(CreateEmbed, Vec<CreateActionRow>)> {
-        let lists = self.lists.lock().unwrap_or_else(|p| p.into_inner());
-        let s = lists
-            .get(id)
-            .filter(|s| s.user == user && s.created.elapsed() < SESSION_TTL)?;
-        Some(render(s, id, page))
+    ) -> Result<(CreateEmbed, Vec<CreateActionRow>), String> {
+        let (user, instance, filter) = {
+            let lists = self.lists.lock().unwrap_or_else(|p| p.into_inner());
+            let s = lists
+                .get(id)
+                .ok_or("This list expired; run /token list again.")?;
+            (s.user.clone(), s.instance.clone(), s.filter.clone())
+        };
+        let window = Page {
+            offset: page * PAGE,
+            limit: PAGE,
+        };
+        let listed = self
+            .service
+            .list_page(&actor_of(&user), instance.as_deref(), &filter, window)
+            .await
+            .map_err(|e| format!("Could not list tokens: {e}"))?;
+        let name = instance.unwrap_or_else(|| self.service.default_instance().to_owned());
+        Ok(render(
+            &name,
+            &listed.tokens,
+            id,
+            page,
+            listed.next.is_some(),
+            self.service.now(),
+        ))
     }
 }

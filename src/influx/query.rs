@@ -3,13 +3,18 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use crate::tokens::{ADMIN_PERMISSION, ListFilter, TokenKind, TokenStatus};
+use crate::tokens::{ADMIN_PERMISSION, ListFilter, Page, TokenKind, TokenStatus};
 
 const COLUMNS: &str =
     "token_id, name, created_at, description, created_by_token_id, updated_at, expiry, permissions";
 
-/// SQL text and its parameters. The text only ever contains constants and `$name` placeholders.
-pub fn list_tokens(filter: &ListFilter, now: DateTime<Utc>) -> (String, Map<String, Value>) {
+/// SQL text and its parameters. The text only ever contains constants, `$name` placeholders and
+/// the page's numbers.
+pub fn list_tokens(
+    filter: &ListFilter,
+    page: Option<Page>,
+    now: DateTime<Utc>,
+) -> (String, Map<String, Value>) {
     let mut params = Map::new();
     let mut conditions: Vec<&str> = Vec::new();
     let mut param = |name: &str, value: String| {
@@ -59,7 +64,10 @@ pub fn list_tokens(filter: &ListFilter, now: DateTime<Utc>) -> (String, Map<Stri
         sql.push_str(" WHERE ");
         sql.push_str(&conditions.join(" AND "));
     }
-    sql.push_str(" ORDER BY name");
+    sql.push_str(" ORDER BY name, token_id");
+    if let Some(p) = page {
+        sql.push_str(&format!(" LIMIT {} OFFSET {}", p.limit, p.offset));
+    }
     (sql, params)
 }
 
@@ -91,12 +99,24 @@ mod tests {
 
     #[test]
     fn no_filter_lists_everything_by_name() {
-        let (sql, params) = list_tokens(&ListFilter::default(), now());
+        let (sql, params) = list_tokens(&ListFilter::default(), None, now());
         assert_eq!(
             sql,
-            format!("SELECT {COLUMNS} FROM system.tokens ORDER BY name")
+            format!("SELECT {COLUMNS} FROM system.tokens ORDER BY name, token_id")
         );
         assert!(params.is_empty());
+        let (sql, _) = list_tokens(
+            &ListFilter::default(),
+            Some(Page {
+                offset: 100,
+                limit: 51,
+            }),
+            now(),
+        );
+        assert!(
+            sql.ends_with("ORDER BY name, token_id LIMIT 51 OFFSET 100"),
+            "{sql}"
+        );
     }
 
     #[test]
@@ -107,7 +127,7 @@ mod tests {
             database: Some(evil.into()),
             ..Default::default()
         };
-        let (sql, params) = list_tokens(&filter, now());
+        let (sql, params) = list_tokens(&filter, None, now());
         assert!(!sql.contains("DROP"), "{sql}");
         assert_eq!(params["name_pattern"], "%x'; DROP TABLE t; -- \\%\\_\\\\%");
     }
@@ -120,7 +140,7 @@ mod tests {
             kind: Some(TokenKind::Admin),
             ..Default::default()
         };
-        let (sql, params) = list_tokens(&filter, now());
+        let (sql, params) = list_tokens(&filter, None, now());
         assert!(sql.contains("permissions = $admin_permission AND (expiry IS NULL OR expiry > CAST($now AS TIMESTAMP))"), "{sql}");
         assert_eq!(params["now"], "2026-11-28T00:00:00.500");
         assert_eq!(params["until"], "2026-11-29T00:00:00.500");

@@ -56,8 +56,11 @@ pub struct ListTokensArgs {
     pub expiring_within: Option<String>,
     /// The configured InfluxDB instance; the default instance when omitted.
     pub instance: Option<String>,
+    /// Tokens per page, 1 to 500; 50 when omitted.
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page, to read the next one.
+    pub cursor: Option<String>,
 }
-
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InstanceArgs {
@@ -192,10 +195,12 @@ impl TokenView {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct TokenList {
     pub instance: String,
+    /// Tokens on this page.
     pub count: usize,
     pub tokens: Vec<TokenView>,
+    /// Pass this as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
 }
-
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct DatabaseList {
     pub instance: String,

@@ -18,7 +18,7 @@ use super::{McpCore, McpServer};
 use crate::gate::{GateMode, PendingId, PendingState};
 use crate::service::Operation;
 use crate::tokens::{
-    Expiry, ListFilter, NewToken, ParseError, Permission, ResourceType, TokenName, TokenSpec,
+    Expiry, ListFilter, NewToken, Page, ParseError, Permission, ResourceType, TokenName, TokenSpec,
     parse_duration,
 };
 
@@ -82,7 +82,8 @@ impl McpServer {
     #[tool(
         description = "List the InfluxDB 3 tokens of an instance (never their secrets), optionally filtered by name \
         substring, kind, database, status or upcoming expiry. Returns name, id, kind, permissions, creation and expiry \
-        times and status. Use before deleting, to find exact names.",
+        times and status, a page at a time (limit, default 50): pass next_cursor back as cursor for more. Use before \
+        deleting, to find exact names.",
         annotations(
             title = "List tokens",
             read_only_hint = true,
@@ -109,9 +110,23 @@ impl McpServer {
             status: a.status.map(Into::into),
             expiring_within,
         };
+        let limit = a.limit.unwrap_or(50);
+        if !(1..=500).contains(&limit) {
+            return Err(format!("limit must be 1 to 500, not {limit}"));
+        }
+        let offset = match a.cursor.as_deref() {
+            None => 0,
+            Some(c) => c
+                .parse::<usize>()
+                .map_err(|_| format!("cursor `{c}` is not a next_cursor from list_tokens"))?,
+        };
         let svc = &self.core.service;
-        let tokens = svc
-            .list(&self.actor(&ctx), a.instance.as_deref(), &filter)
+        let page = Page {
+            offset,
+            limit: limit as usize,
+        };
+        let listed = svc
+            .list_page(&self.actor(&ctx), a.instance.as_deref(), &filter, page)
             .await
             .map_err(|e| e.to_string())?;
         let now = svc.now();
@@ -119,8 +134,13 @@ impl McpServer {
             instance: a
                 .instance
                 .unwrap_or_else(|| svc.default_instance().to_owned()),
-            count: tokens.len(),
-            tokens: tokens.iter().map(|t| TokenView::new(t, now)).collect(),
+            count: listed.tokens.len(),
+            tokens: listed
+                .tokens
+                .iter()
+                .map(|t| TokenView::new(t, now))
+                .collect(),
+            next_cursor: listed.next.map(|n| n.to_string()),
         }))
     }
 

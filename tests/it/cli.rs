@@ -125,8 +125,9 @@ fn the_cli_manages_tokens_end_to_end() {
 
     let r = run(&cfg, &["tokens", "list", "--json"], "");
     assert_eq!(r.code, 0);
-    let rows: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    let ci = rows
+    let listed: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(listed["next_cursor"], serde_json::Value::Null);
+    let ci = listed["tokens"]
         .as_array()
         .unwrap()
         .iter()
@@ -137,6 +138,43 @@ fn the_cli_manages_tokens_end_to_end() {
         (Some("admin"), Some("active"))
     );
     assert!(!r.stdout.contains(&secret));
+
+    let r = run(&cfg, &["tokens", "list", "--limit", "1", "--json"], "");
+    let first: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        (
+            first["tokens"][0]["name"].as_str(),
+            first["next_cursor"].as_str()
+        ),
+        (Some("_admin"), Some("1"))
+    );
+    let r = run(
+        &cfg,
+        &["tokens", "list", "--limit", "1", "--cursor", "1", "--json"],
+        "",
+    );
+    let second: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        (
+            second["tokens"][0]["name"].as_str(),
+            second["next_cursor"].as_str()
+        ),
+        (Some("ci-bot"), None)
+    );
+    let r = run(&cfg, &["tokens", "list", "--limit", "1"], "");
+    assert!(
+        r.stdout.contains("More tokens follow: add --cursor 1"),
+        "{}",
+        r.stdout
+    );
+    let r = run(
+        &cfg,
+        &["tokens", "list", "--all", "--limit", "1", "--json"],
+        "",
+    );
+    let all: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(all["next_cursor"], serde_json::Value::Null);
+    assert!(all["tokens"].as_array().unwrap().len() >= 2);
 
     let r = run(&cfg, &["tokens", "list", "--name", "ci"], "");
     assert!(
@@ -422,7 +460,9 @@ fn the_demo_serves_the_cli_and_mcp() {
     );
     let r = run(&cfg, &["tokens", "list", "--json"], "");
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let names: Vec<String> = serde_json::from_str::<Vec<serde_json::Value>>(&r.stdout)
+    let listed: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let names: Vec<String> = listed["tokens"]
+        .as_array()
         .unwrap()
         .iter()
         .map(|t| t["name"].as_str().unwrap().to_owned())

@@ -108,6 +108,7 @@ async fn resource_tokens_on_enterprise_and_core() {
                 kind: Some(TokenKind::Resource),
                 ..Default::default()
             },
+            None,
             Utc::now(),
         )
         .await
@@ -211,7 +212,7 @@ async fn adversarial_filters_list_nothing_extra_and_break_nothing() {
         let c = c.clone();
         async move {
             let mut names: Vec<String> = c
-                .list_tokens(&filter, Utc::now())
+                .list_tokens(&filter, None, Utc::now())
                 .await
                 .unwrap()
                 .into_iter()
@@ -270,7 +271,7 @@ async fn filters_are_pushed_down_and_exact() {
         let c = c.clone();
         async move {
             let mut v: Vec<String> = c
-                .list_tokens(&f, now)
+                .list_tokens(&f, None, now)
                 .await
                 .unwrap()
                 .into_iter()
@@ -319,7 +320,7 @@ async fn filters_are_pushed_down_and_exact() {
         status: Some(TokenStatus::Expired),
         ..Default::default()
     };
-    assert_eq!(c.list_tokens(&f, now).await.unwrap().len(), 1);
+    assert_eq!(c.list_tokens(&f, None, now).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -338,7 +339,7 @@ async fn credentials_and_server_mode_errors() {
     let wrong = client(&s, Some(&RawToken::new("apiv3_wrong".into())));
     assert!(matches!(
         wrong
-            .list_tokens(&ListFilter::default(), Utc::now())
+            .list_tokens(&ListFilter::default(), None, Utc::now())
             .await
             .unwrap_err(),
         BackendError::Unauthenticated { .. }
@@ -483,7 +484,7 @@ async fn unreachable_and_garbled_servers() {
         times: Some(1),
     });
     let err = c
-        .list_tokens(&ListFilter::default(), Utc::now())
+        .list_tokens(&ListFilter::default(), None, Utc::now())
         .await
         .unwrap_err();
     assert!(matches!(err, BackendError::Decode { .. }), "{err}");

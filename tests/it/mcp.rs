@@ -673,3 +673,31 @@ async fn secrets_can_go_to_a_private_file_or_inline_when_configured() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn list_tokens_pages_with_a_cursor() {
+    let (s, core) = setup(Edition::Core, McpSettings::default()).await;
+    for i in 0..5 {
+        s.control.create_admin(&format!("t{i}"), None);
+    }
+    let c = connect(&core, TestClient::plain(), Era::Modern).await;
+    let p1 = ok(&call(&c, "list_tokens", json!({"limit": 4})).await);
+    assert_eq!(
+        (p1["count"].as_u64(), p1["next_cursor"].as_str()),
+        (Some(4), Some("4"))
+    );
+    let p2 = ok(&call(&c, "list_tokens", json!({"limit": 4, "cursor": "4"})).await);
+    assert_eq!(
+        (p2["count"].as_u64(), p2["next_cursor"].clone()),
+        (Some(2), Value::Null)
+    );
+    assert_eq!(p2["tokens"][1]["name"], "t4");
+    assert!(
+        err(&call(&c, "list_tokens", json!({"cursor": "abc"})).await).contains("not a next_cursor")
+    );
+    assert!(
+        err(&call(&c, "list_tokens", json!({"limit": 0})).await).contains("limit must be 1 to 500")
+    );
+    let default = ok(&call(&c, "list_tokens", json!({})).await);
+    assert_eq!(default["count"], 6, "the default page (50) holds them all");
+}

@@ -609,3 +609,45 @@ async fn an_unknown_delete_outcome_is_recorded_as_unknown() {
         AuditOutcome::Unknown
     );
 }
+
+#[tokio::test]
+async fn listing_pages_through_the_server_in_name_order() {
+    let (s, _op, svc) = setup(Edition::Core, &[], false).await;
+    for n in ["e", "b", "d", "a", "c", "f"] {
+        s.control.create_admin(n, None);
+    }
+    let page = |offset, limit| tokenwarden::tokens::Page { offset, limit };
+    let all = tokenwarden::tokens::ListFilter::default();
+    let p1 = svc.list_page(&ann(), None, &all, page(0, 3)).await.unwrap();
+    let names = |p: &tokenwarden::service::TokenPage| {
+        p.tokens.iter().map(|t| t.name.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        (names(&p1), p1.next),
+        (vec!["_admin".to_owned(), "a".into(), "b".into()], Some(3))
+    );
+    let p2 = svc.list_page(&ann(), None, &all, page(3, 3)).await.unwrap();
+    assert_eq!(
+        (names(&p2), p2.next),
+        (vec!["c".to_owned(), "d".into(), "e".into()], Some(6))
+    );
+    let p3 = svc.list_page(&ann(), None, &all, page(6, 3)).await.unwrap();
+    assert_eq!((names(&p3), p3.next), (vec!["f".to_owned()], None));
+    let sent = s
+        .control
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.path == "/api/v3/query_sql")
+        .unwrap();
+    assert!(
+        sent.body.contains("LIMIT 4 OFFSET 6"),
+        "one row more than asked shows whether more follow: {}",
+        sent.body
+    );
+    assert_eq!(
+        svc.list(&ann(), None, &all).await.unwrap().len(),
+        7,
+        "list reads every page"
+    );
+}
