@@ -45,6 +45,8 @@ pub enum CliError {
     TokenFile(String),
     #[error("cannot read the confirmation: {0}")]
     Prompt(String),
+    #[error("{0}")]
+    Incomplete(String),
 }
 
 /// The exit code for a failure of the core.
@@ -68,7 +70,7 @@ impl CliError {
             Self::Service(e) => service_exit_code(e),
             Self::Input(_) => exit::USAGE,
             Self::Declined => exit::REFUSED,
-            Self::TokenFile(_) | Self::Prompt(_) => exit::FAILED,
+            Self::TokenFile(_) | Self::Prompt(_) | Self::Incomplete(_) => exit::FAILED,
         }
     }
 }
@@ -290,6 +292,87 @@ impl Cli<'_> {
             ));
         }
         Ok(())
+    }
+
+    /// Deletes the expired tokens (not protected ones) after showing them and a typed `prune`.
+    pub async fn prune_expired(&self, yes: bool) -> Result<(), CliError> {
+        let gate = GateRequest {
+            mode: GateMode::confirm_with("prune"),
+            ttl: None,
+            reason: None,
+        };
+        let Some((request, tokens)) = self
+            .service
+            .request_prune(&self.actor, self.instance(), gate)
+            .await?
+        else {
+            if self.json {
+                print(json!({ "deleted": [], "failed": [] }).to_string());
+            } else {
+                print("No expired tokens to prune (protected tokens are never pruned).");
+            }
+            return Ok(());
+        };
+        if !self.json {
+            print(output::tokens_table(&tokens, self.service.now()));
+        }
+        let proof = if yes {
+            "prune".to_owned()
+        } else {
+            let question = format!(
+                "Delete these {} expired tokens? Type `prune` to confirm: ",
+                tokens.len()
+            );
+            self.ask_or_decline(&question, &request.pending.id).await?
+        };
+        let op = request.pending.action.clone();
+        let done = self
+            .service
+            .confirm(
+                &self.actor,
+                &request.pending.id,
+                &op,
+                &proof,
+                &TerminalDelivery { json: self.json },
+            )
+            .await?;
+        self.report_pruned(done)
+    }
+
+    pub(crate) fn report_pruned(&self, done: Executed) -> Result<(), CliError> {
+        let Executed::Pruned {
+            instance,
+            deleted,
+            failed,
+        } = done
+        else {
+            return Ok(());
+        };
+        if self.json {
+            let failed_json: Vec<_> = failed
+                .iter()
+                .map(|(n, e)| json!({ "name": n, "error": e }))
+                .collect();
+            print(
+                json!({ "instance": instance, "deleted": deleted, "failed": failed_json })
+                    .to_string(),
+            );
+        } else {
+            print(format!(
+                "Deleted {} expired tokens on instance `{instance}`.",
+                deleted.len()
+            ));
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            let list: Vec<String> = failed.iter().map(|(n, e)| format!("{n}: {e}")).collect();
+            Err(CliError::Incomplete(format!(
+                "{} expired tokens were not deleted: {}",
+                failed.len(),
+                list.join("; ")
+            )))
+        }
     }
 
     pub async fn bootstrap_operator(&self, token_file: &Path) -> Result<(), CliError> {

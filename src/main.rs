@@ -168,6 +168,14 @@ enum TokensCommand {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Delete expired tokens (InfluxDB keeps them forever), after showing them and a typed `prune`
+    PruneExpired {
+        /// Do not ask for confirmation
+        #[arg(long, short)]
+        yes: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
     /// On a server without an operator token, create it and store its secret in a new 0600 file
     BootstrapOperator {
         #[arg(long, value_name = "PATH")]
@@ -341,7 +349,8 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
             | TokensCommand::CreateResource { json, .. }
             | TokensCommand::Delete { json, .. }
             | TokensCommand::RegenerateOperator { json, .. }
-            | TokensCommand::BootstrapOperator { json, .. } => json.json,
+            | TokensCommand::BootstrapOperator { json, .. }
+            | TokensCommand::PruneExpired { json, .. } => json.json,
         },
         Command::Approvals(ApprovalsCommand::List(j))
         | Command::Approvals(ApprovalsCommand::Approve { json: j, .. })
@@ -480,6 +489,7 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         Command::Tokens(TokensCommand::BootstrapOperator { token_file, .. }) => {
             cli.bootstrap_operator(&token_file).await
         }
+        Command::Tokens(TokensCommand::PruneExpired { yes, .. }) => cli.prune_expired(yes).await,
         Command::Approvals(ApprovalsCommand::List(_)) => cli.approvals_list().await,
         Command::Approvals(ApprovalsCommand::Approve { id, .. }) => {
             cli.approvals_approve(&id).await

@@ -7,6 +7,7 @@ mod create;
 mod error;
 mod gated;
 mod pending;
+mod prune;
 
 use std::sync::Arc;
 use std::time::Duration;

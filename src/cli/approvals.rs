@@ -79,6 +79,7 @@ impl Cli<'_> {
                     Ok(())
                 }
                 Executed::Regenerated(_) => Ok(()),
+                pruned @ Executed::Pruned { .. } => self.report_pruned(pruned),
             },
         }
     }

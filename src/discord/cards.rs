@@ -51,6 +51,20 @@ impl KindLabel for Actor {
     }
 }
 
+/// The names a prune covers, within an embed field's 1024 characters.
+fn names_field(names: &[crate::tokens::TokenName]) -> String {
+    let mut out = String::new();
+    for (i, n) in names.iter().enumerate() {
+        let piece = format!("`{n}` ");
+        if out.len() + piece.len() > 980 {
+            out.push_str(&format!("and {} more", names.len() - i));
+            break;
+        }
+        out.push_str(&piece);
+    }
+    out
+}
+
 /// One line about a token, for the card.
 pub fn token_line(t: &Token) -> String {
     format!(
@@ -73,19 +87,27 @@ fn required(p: &Pending<Operation>) -> usize {
 
 /// The card's embed for the pending action as it stands.
 fn embed(p: &Pending<Operation>, token: Option<&str>) -> CreateEmbed {
-    let target = format!("`{}` on `{}`", p.action.token_name(), p.action.instance());
-    let (title, colour) = match &p.state {
-        PendingState::Open => (format!("Delete token {target}?"), 0xE6_7E_22),
-        PendingState::Executing => (format!("Deleting token {target}…"), 0x34_98_DB),
-        PendingState::Succeeded => (format!("Deleted token {target}"), 0x2E_CC_71),
-        PendingState::Failed { .. } => (format!("Deleting token {target} failed"), 0xE7_4C_3C),
-        PendingState::Unknown { .. } => (
-            format!("Deleting token {target}: outcome unknown"),
-            0x95_A5_A6,
-        ),
-        PendingState::Rejected { .. } => (format!("Rejected: delete token {target}"), 0x95_A5_A6),
-        PendingState::Expired => (format!("Expired: delete token {target}"), 0x95_A5_A6),
+    let target = match &p.action {
+        Operation::DeleteToken { instance, name } => format!("token `{name}` on `{instance}`"),
+        Operation::PruneExpired { instance, names } => {
+            format!("{} expired tokens on `{instance}`", names.len())
+        }
+        Operation::RegenerateOperator { instance } => format!("the operator token of `{instance}`"),
     };
+    let (title, colour) = match &p.state {
+        PendingState::Open => (format!("Delete {target}?"), 0xE6_7E_22),
+        PendingState::Executing => (format!("Deleting {target}…"), 0x34_98_DB),
+        PendingState::Succeeded => (format!("Deleted {target}"), 0x2E_CC_71),
+        PendingState::Failed { .. } => (format!("Deleting {target} failed"), 0xE7_4C_3C),
+        PendingState::Unknown { .. } => (format!("Deleting {target}: outcome unknown"), 0x95_A5_A6),
+        PendingState::Rejected { .. } => (format!("Rejected: delete {target}"), 0x95_A5_A6),
+        PendingState::Expired => (format!("Expired: delete {target}"), 0x95_A5_A6),
+    };
+    let token = match &p.action {
+        Operation::PruneExpired { names, .. } => Some(names_field(names)),
+        _ => token.map(str::to_owned),
+    };
+    let token = token.as_deref();
     let approvals = if p.approvals.is_empty() {
         format!("0 of {}", required(p))
     } else {
@@ -103,7 +125,15 @@ fn embed(p: &Pending<Operation>, token: Option<&str>) -> CreateEmbed {
         true,
     );
     if let Some(t) = token {
-        e = e.field("Token", t, false);
+        e = e.field(
+            if matches!(p.action, Operation::PruneExpired { .. }) {
+                "Tokens"
+            } else {
+                "Token"
+            },
+            t,
+            false,
+        );
     }
     if let Some(r) = &p.reason {
         e = e.field("Reason", r, false);
@@ -135,11 +165,9 @@ fn embed(p: &Pending<Operation>, token: Option<&str>) -> CreateEmbed {
             "Nobody approved it in time; nothing was deleted.",
             false,
         ),
-        PendingState::Succeeded => e.field(
-            "Result",
-            "The token was deleted; clients using it no longer work.",
-            false,
-        ),
+        PendingState::Succeeded => {
+            e.field("Result", "Deleted; clients using it no longer work.", false)
+        }
         PendingState::Executing => e,
     };
     e.footer(serenity::builder::CreateEmbedFooter::new(format!(
@@ -300,7 +328,7 @@ impl Bot {
                     .await
                     .ok()
                     .map(|t| token_line(&t)),
-                Operation::RegenerateOperator { .. } => None,
+                Operation::RegenerateOperator { .. } | Operation::PruneExpired { .. } => None,
             };
             if let Err(e) = self.post_card(&p, token, ChannelId::new(channel)).await {
                 tracing::warn!(error = %e, id = %p.id, "could not post an approval card");

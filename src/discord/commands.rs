@@ -89,6 +89,12 @@ pub fn token_command() -> CreateCommand {
     .add_sub_option(text("name", "The token's exact name", true).set_autocomplete(true))
     .add_sub_option(text("reason", "Why, for the approvers", false))
     .add_sub_option(instance());
+    let prune = CreateCommandOption::new(
+        CommandOptionType::SubCommand,
+        "prune-expired",
+        "Ask the team to approve deleting the expired tokens",
+    )
+    .add_sub_option(instance());
     CreateCommand::new("token")
         .description("Manage InfluxDB 3 tokens")
         .contexts(vec![InteractionContext::Guild])
@@ -96,6 +102,7 @@ pub fn token_command() -> CreateCommand {
         .add_option(create_admin)
         .add_option(create_resource)
         .add_option(delete)
+        .add_option(prune)
 }
 
 /// Registers `/token` in each guild (instant), or globally when no guild is given (Discord may

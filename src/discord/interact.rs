@@ -13,7 +13,7 @@ use super::listing::PAGE_PREFIX;
 use super::options::{list_filter, new_token, subcommand};
 use super::{Access, Bot, Capability, Reply, actor_of, deferred, ephemeral};
 use crate::gate::{GateMode, PendingId};
-use crate::service::GateRequest;
+use crate::service::{GateRequest, PendingRequest};
 use crate::tokens::{ListFilter, NewToken, TokenName};
 
 impl Bot {
@@ -53,7 +53,7 @@ impl Bot {
         let cap = match sub.as_str() {
             "list" => Capability::List,
             "create-admin" | "create-resource" => Capability::Create,
-            "delete" => Capability::Delete,
+            "delete" | "prune-expired" => Capability::Delete,
             _ => {
                 return Reply::now(ephemeral(
                     "Unknown subcommand; run `tokenwarden discord register` again to update it.",
@@ -74,6 +74,12 @@ impl Bot {
                 Reply::then(
                     deferred(),
                     async move { bot.list(cmd, instance, filter).await },
+                )
+            }
+            "prune-expired" => {
+                Reply::then(
+                    deferred(),
+                    async move { bot.request_prune(cmd, instance).await },
                 )
             }
             "delete" => match TokenName::parse(args.get("name").map_or("", String::as_str)) {
@@ -148,6 +154,18 @@ impl Bot {
             .await;
     }
 
+    fn approval_gate(&self, reason: Option<String>) -> GateRequest {
+        let s = &self.settings;
+        GateRequest {
+            mode: GateMode::Approvals {
+                required: s.required_approvals,
+                allow_self: s.allow_self_approval,
+            },
+            ttl: Some(s.approval_timeout),
+            reason,
+        }
+    }
+
     async fn request_delete(
         &self,
         cmd: CommandInteraction,
@@ -156,30 +174,63 @@ impl Bot {
         reason: Option<String>,
     ) {
         let actor = actor_of(&cmd.user);
-        let s = &self.settings;
-        let gate = GateRequest {
-            mode: GateMode::Approvals {
-                required: s.required_approvals,
-                allow_self: s.allow_self_approval,
-            },
-            ttl: Some(s.approval_timeout),
-            reason,
-        };
-        let request = match self
+        let gate = self.approval_gate(reason);
+        match self
             .service
             .request_delete(&actor, instance.as_deref(), &name, gate)
             .await
         {
-            Ok(r) => r,
+            Ok(request) => {
+                self.ask_team(&cmd, &actor, request, format!("deleting `{name}`"))
+                    .await
+            }
             Err(e) => {
-                return self
-                    .edit(
-                        &cmd,
-                        EditInteractionResponse::new().content(format!("Cannot delete: {e}")),
-                    )
+                self.edit(
+                    &cmd,
+                    EditInteractionResponse::new().content(format!("Cannot delete: {e}")),
+                )
+                .await
+            }
+        }
+    }
+
+    async fn request_prune(&self, cmd: CommandInteraction, instance: Option<String>) {
+        let actor = actor_of(&cmd.user);
+        let gate = self.approval_gate(Some("expired tokens".into()));
+        match self
+            .service
+            .request_prune(&actor, instance.as_deref(), gate)
+            .await
+        {
+            Ok(Some((request, tokens))) => {
+                let what = format!("deleting {} expired tokens", tokens.len());
+                self.ask_team(&cmd, &actor, request, what).await;
+            }
+            Ok(None) => {
+                let text =
+                    "There are no expired tokens to prune (protected tokens are never pruned).";
+                self.edit(&cmd, EditInteractionResponse::new().content(text))
                     .await;
             }
-        };
+            Err(e) => {
+                self.edit(
+                    &cmd,
+                    EditInteractionResponse::new().content(format!("Cannot prune: {e}")),
+                )
+                .await
+            }
+        }
+    }
+
+    /// Posts the approval card for `request` and tells the requester where it is.
+    async fn ask_team(
+        &self,
+        cmd: &CommandInteraction,
+        actor: &crate::actor::Actor,
+        request: PendingRequest,
+        what: String,
+    ) {
+        let s = &self.settings;
         let channel = s
             .approvals_channel_id
             .map_or(cmd.channel_id, ChannelId::new);
@@ -193,7 +244,7 @@ impl Bot {
                 .await
             {
                 Ok(_) => format!(
-                    "Asked for approval in <#{channel}>: deleting `{name}` needs {} approval(s) from another team member \
+                    "Asked for approval in <#{channel}>: {what} needs {} approval(s) from another team member \
                      before <t:{}:t>. You will get a DM with the outcome.",
                     s.required_approvals,
                     request.pending.expires_at.timestamp()
@@ -201,7 +252,7 @@ impl Bot {
                 Err(e) => {
                     let _ = self
                         .service
-                        .reject(&actor, &request.pending.id, Some(e.clone()))
+                        .reject(actor, &request.pending.id, Some(e.clone()))
                         .await;
                     format!("Nothing was requested: {e}")
                 }
@@ -209,7 +260,7 @@ impl Bot {
         } else {
             "The approval card is being posted.".to_owned()
         };
-        self.edit(&cmd, EditInteractionResponse::new().content(text))
+        self.edit(cmd, EditInteractionResponse::new().content(text))
             .await;
     }
 

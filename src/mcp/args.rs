@@ -141,7 +141,7 @@ pub struct DeleteArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RegenerateArgs {
+pub struct GatedArgs {
     /// The configured InfluxDB instance; the default instance when omitted.
     pub instance: Option<String>,
     /// The code from an earlier `confirmation_required` answer, sent only after the user agreed.

@@ -1,4 +1,4 @@
-//! Deletes and regenerations through the gate, as MCP flows: form elicitation in both protocol
+//! Deletes, prunes and regenerations through the gate, as MCP flows: form elicitation in both protocol
 //! eras (a server request on 2025-11-25, `InputRequiredResult` on 2026-07-28), a one-time
 //! confirmation code for clients that cannot elicit, or a human approval elsewhere.
 
@@ -35,7 +35,40 @@ pub struct TypedInstanceName {
     pub instance_name: String,
 }
 
-elicit_safe!(TypedTokenName, TypedInstanceName);
+/// The answer typed to confirm pruning expired tokens.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct TypedConfirmation {
+    /// Type `prune` to delete the expired tokens listed.
+    pub confirmation: String,
+}
+
+elicit_safe!(TypedTokenName, TypedInstanceName, TypedConfirmation);
+
+/// What the user types to confirm each kind of operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Typed {
+    TokenName,
+    InstanceName,
+    Prune,
+}
+
+impl Typed {
+    fn field(self) -> &'static str {
+        match self {
+            Self::TokenName => "token_name",
+            Self::InstanceName => "instance_name",
+            Self::Prune => "confirmation",
+        }
+    }
+
+    fn schema(self) -> Result<ElicitationSchema, serde_json::Error> {
+        match self {
+            Self::TokenName => ElicitationSchema::from_type::<TypedTokenName>(),
+            Self::InstanceName => ElicitationSchema::from_type::<TypedInstanceName>(),
+            Self::Prune => ElicitationSchema::from_type::<TypedConfirmation>(),
+        }
+    }
+}
 
 const STATE_PREFIX: &str = "confirm:";
 const CONFIRM_KEY: &str = "confirm";
@@ -49,12 +82,24 @@ pub struct Gated {
 }
 
 impl Gated {
-    fn is_delete(&self) -> bool {
-        matches!(self.op, Operation::DeleteToken { .. })
+    fn typed(&self) -> Typed {
+        match self.op {
+            Operation::DeleteToken { .. } => Typed::TokenName,
+            Operation::RegenerateOperator { .. } => Typed::InstanceName,
+            Operation::PruneExpired { .. } => Typed::Prune,
+        }
     }
 
-    fn prompt(&self, token: Option<&TokenView>) -> String {
-        match (&self.op, token) {
+    /// Deletes (one token, or the expired ones) fall under the approval policy.
+    fn deletes(&self) -> bool {
+        !matches!(self.op, Operation::RegenerateOperator { .. })
+    }
+
+    fn prompt(&self, p: &PendingRequest, now: chrono::DateTime<chrono::Utc>) -> String {
+        match (
+            &p.pending.action,
+            p.token.as_ref().map(|t| TokenView::new(t, now)),
+        ) {
             (Operation::DeleteToken { instance, name }, Some(t)) => format!(
                 "Delete token `{name}` on instance `{instance}`? It is a {} token with permissions {}, created {}, expiring {}. \
                  Clients using it stop working at once. Type `{name}` to confirm.",
@@ -75,6 +120,18 @@ impl Gated {
                 "Regenerate the operator token `_admin` of instance `{instance}`? Its current secret stops working at once \
                  and every client using it breaks. Type `{instance}` to confirm."
             ),
+            (op @ Operation::PruneExpired { .. }, _) => {
+                let what = op.describe();
+                let mut chars = what.chars();
+                let first = chars
+                    .next()
+                    .map(|c| c.to_uppercase().to_string())
+                    .unwrap_or_default();
+                format!(
+                    "{first}{}? They no longer work anyway. Type `prune` to confirm.",
+                    chars.as_str()
+                )
+            }
         }
     }
 }
@@ -93,20 +150,62 @@ fn answer(op: &Operation, status: GateStatus, message: String) -> GateAnswer {
 }
 
 impl McpServer {
+    /// Opens the pending action; `None` when there is nothing to do (no expired tokens).
     async fn request(
         &self,
         actor: &Actor,
         op: &Operation,
         gate: GateRequest,
-    ) -> Result<PendingRequest, ServiceError> {
+    ) -> Result<Option<PendingRequest>, ServiceError> {
         let svc = &self.core.service;
         match op {
-            Operation::DeleteToken { instance, name } => {
-                svc.request_delete(actor, Some(instance), name, gate).await
+            Operation::DeleteToken { instance, name } => svc
+                .request_delete(actor, Some(instance), name, gate)
+                .await
+                .map(Some),
+            Operation::RegenerateOperator { instance } => svc
+                .request_regenerate(actor, Some(instance), gate)
+                .await
+                .map(Some),
+            Operation::PruneExpired { instance, .. } => Ok(svc
+                .request_prune(actor, Some(instance), gate)
+                .await?
+                .map(|(request, _)| request)),
+        }
+    }
+
+    /// `request`, as the tool's answer when it cannot go on.
+    async fn open(
+        &self,
+        actor: &Actor,
+        g: &Gated,
+        gate: GateRequest,
+    ) -> Result<PendingRequest, CallToolResponse> {
+        match self.request(actor, &g.op, gate).await {
+            Ok(Some(p)) => Ok(p),
+            Ok(None) => Err(structured(&answer(
+                &g.op,
+                GateStatus::Done,
+                "There are no expired tokens to prune (protected tokens are never pruned)."
+                    .to_owned(),
+            ))
+            .unwrap_or_else(|e| tool_error(e.message))),
+            Err(e) => Err(tool_error(e)),
+        }
+    }
+
+    /// The exact operation pending action `id` is bound to, for a call that repeats `g`'s
+    /// arguments: prune lists its tokens only when requested, so it comes from the store.
+    async fn bound(&self, id: &PendingId, g: &Gated) -> Result<Operation, CallToolResponse> {
+        let Operation::PruneExpired { instance, .. } = &g.op else {
+            return Ok(g.op.clone());
+        };
+        match self.core.service.pending(id).await {
+            Ok(p) if matches!(&p.action, Operation::PruneExpired { instance: i, .. } if i == instance) => {
+                Ok(p.action)
             }
-            Operation::RegenerateOperator { instance } => {
-                svc.request_regenerate(actor, Some(instance), gate).await
-            }
+            Ok(_) => Err(tool_error(GateError::ActionMismatch { id: id.clone() })),
+            Err(e) => Err(tool_error(e)),
         }
     }
 
@@ -140,9 +239,12 @@ impl McpServer {
                 Ok(id) => id,
                 Err(e) => return Ok(tool_error(e)),
             };
-            return self.execute(&actor, &id, &g.op, nonce, false).await;
+            return match self.bound(&id, &g).await {
+                Ok(op) => self.execute(&actor, &id, &op, nonce, false).await,
+                Err(answer) => Ok(answer),
+            };
         }
-        if g.is_delete()
+        if g.deletes()
             && let Some(policy) = &self.core.settings.approvals
         {
             let gate = GateRequest {
@@ -153,7 +255,7 @@ impl McpServer {
                 ttl: Some(policy.timeout),
                 reason: Some(format!("requested through MCP by {}", actor.name)),
             };
-            return match self.request(&actor, &g.op, gate).await {
+            return match self.open(&actor, &g, gate).await {
                 Ok(p) => {
                     let mut a = answer(
                         &g.op,
@@ -167,9 +269,10 @@ impl McpServer {
                     a.token = self.token_view(&p);
                     a.pending_id = Some(p.pending.id.to_string());
                     a.expires_at = Some(p.pending.expires_at);
+                    a.message = format!("{} ({})", a.message, p.pending.action.describe());
                     structured(&a)
                 }
-                Err(e) => Ok(tool_error(e)),
+                Err(answer) => Ok(answer),
             };
         }
         if can_elicit(ctx, ElicitationMode::Form) {
@@ -178,11 +281,11 @@ impl McpServer {
                 ttl: None,
                 reason: None,
             };
-            let p = match self.request(&actor, &g.op, gate).await {
+            let p = match self.open(&actor, &g, gate).await {
                 Ok(p) => p,
-                Err(e) => return Ok(tool_error(e)),
+                Err(answer) => return Ok(answer),
             };
-            let prompt = g.prompt(self.token_view(&p).as_ref());
+            let prompt = g.prompt(&p, self.core.service.now());
             return if is_modern(ctx) {
                 self.ask_modern(&p, prompt, &g)
             } else {
@@ -201,9 +304,9 @@ impl McpServer {
             ttl: None,
             reason: None,
         };
-        let p = match self.request(actor, &g.op, gate).await {
+        let p = match self.open(actor, g, gate).await {
             Ok(p) => p,
-            Err(e) => return Ok(tool_error(e)),
+            Err(answer) => return Ok(answer),
         };
         let mut a = answer(
             &g.op,
@@ -212,7 +315,7 @@ impl McpServer {
                 "Nothing has happened yet. Show the user exactly what will happen ({}) and ask them to agree. Only if \
                  they agree, call this tool again with the same arguments and confirmation_code. The code works once, \
                  for this request only, until expires_at.",
-                g.op.describe()
+                p.pending.action.describe()
             ),
         );
         a.token = self.token_view(&p);
@@ -227,12 +330,10 @@ impl McpServer {
         prompt: String,
         g: &Gated,
     ) -> Result<CallToolResponse, ErrorData> {
-        let schema = if g.is_delete() {
-            ElicitationSchema::from_type::<TypedTokenName>()
-        } else {
-            ElicitationSchema::from_type::<TypedInstanceName>()
-        }
-        .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        let schema = g
+            .typed()
+            .schema()
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
         let request = InputRequest::Elicitation(ElicitRequest::new(
             ElicitRequestParams::FormElicitationParams {
                 meta: None,
@@ -258,22 +359,26 @@ impl McpServer {
         g: &Gated,
     ) -> Result<CallToolResponse, ErrorData> {
         let timeout = Some(self.core.settings.elicitation_timeout);
-        let typed = if g.is_delete() {
-            ctx.peer
+        let peer = &ctx.peer;
+        let typed = match g.typed() {
+            Typed::TokenName => peer
                 .elicit_with_timeout::<TypedTokenName>(prompt, timeout)
                 .await
-                .map(|t| t.map(|t| t.token_name))
-        } else {
-            ctx.peer
+                .map(|t| t.map(|t| t.token_name)),
+            Typed::InstanceName => peer
                 .elicit_with_timeout::<TypedInstanceName>(prompt, timeout)
                 .await
-                .map(|t| t.map(|t| t.instance_name))
+                .map(|t| t.map(|t| t.instance_name)),
+            Typed::Prune => peer
+                .elicit_with_timeout::<TypedConfirmation>(prompt, timeout)
+                .await
+                .map(|t| t.map(|t| t.confirmation)),
         };
-        let id = &p.pending.id;
+        let (id, op) = (&p.pending.id, &p.pending.action);
         match typed {
-            Ok(Some(text)) => self.execute(actor, id, &g.op, &text, true).await,
+            Ok(Some(text)) => self.execute(actor, id, op, &text, true).await,
             Ok(None) | Err(ElicitationError::UserDeclined | ElicitationError::UserCancelled) => {
-                self.cancel(actor, id, &g.op).await
+                self.cancel(actor, id, op).await
             }
             Err(e) => {
                 let _ = self
@@ -311,22 +416,22 @@ impl McpServer {
                 "the confirmation answer is missing; nothing was done",
             ));
         };
+        let op = match self.bound(&id, g).await {
+            Ok(op) => op,
+            Err(answer) => return Ok(answer),
+        };
         match result.action {
             ElicitationAction::Accept => {
-                let field = if g.is_delete() {
-                    "token_name"
-                } else {
-                    "instance_name"
-                };
+                let field = g.typed().field();
                 let typed = result
                     .content
                     .as_ref()
                     .and_then(|c| c.get(field))
                     .and_then(|v| v.as_str())
                     .unwrap_or_default();
-                self.execute(actor, &id, &g.op, typed, true).await
+                self.execute(actor, &id, &op, typed, true).await
             }
-            _ => self.cancel(actor, &id, &g.op).await,
+            _ => self.cancel(actor, &id, &op).await,
         }
     }
 
@@ -393,6 +498,26 @@ impl McpServer {
                 );
                 a.secret_handoff = handed.map(|h| h.handoff());
                 structured(&a)
+            }
+            Ok(Executed::Pruned {
+                instance,
+                deleted,
+                failed,
+            }) => {
+                let mut text = format!(
+                    "Deleted {} expired tokens on instance `{instance}`.",
+                    deleted.len()
+                );
+                if !failed.is_empty() {
+                    let list: Vec<String> =
+                        failed.iter().map(|(n, e)| format!("{n}: {e}")).collect();
+                    text.push_str(&format!(
+                        " {} could not be deleted: {}",
+                        failed.len(),
+                        list.join("; ")
+                    ));
+                }
+                structured(&answer(op, GateStatus::Done, text))
             }
             Err(ServiceError::Gate(GateError::WrongProof { .. })) => {
                 if close_on_mismatch {

@@ -9,9 +9,9 @@ use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ErrorData, tool, tool_router};
 
 use super::args::{
-    CreateAdminArgs, CreateResourceArgs, Created, DatabaseList, DeleteArgs, GateAnswer,
-    InstanceArgs, InstanceInfo, ListTokensArgs, PendingArgs, PendingView, RegenerateArgs,
-    ServerInfoView, TokenList, TokenView, ToolInfo,
+    CreateAdminArgs, CreateResourceArgs, Created, DatabaseList, DeleteArgs, GateAnswer, GatedArgs,
+    InstanceArgs, InstanceInfo, ListTokensArgs, PendingArgs, PendingView, ServerInfoView,
+    TokenList, TokenView, ToolInfo,
 };
 use super::gated::Gated;
 use super::{McpCore, McpServer};
@@ -64,7 +64,8 @@ pub fn availability(core: &McpCore) -> Vec<(&'static str, bool, String)> {
         ("get_pending_action", true, "always".into()),
         ("create_admin_token", create, create_why),
         ("create_resource_token", resource, resource_why),
-        ("delete_token", delete, delete_why),
+        ("delete_token", delete, delete_why.clone()),
+        ("prune_expired_tokens", delete, delete_why),
         ("regenerate_operator_token", regen, regen_why),
     ]
 }
@@ -286,7 +287,7 @@ impl McpServer {
         ctx: RequestContext<RoleServer>,
         RequestState(state): RequestState,
         InputResponses(responses): InputResponses,
-        Parameters(a): Parameters<RegenerateArgs>,
+        Parameters(a): Parameters<GatedArgs>,
     ) -> Result<CallToolResponse, ErrorData> {
         let instance = a
             .instance
@@ -297,6 +298,36 @@ impl McpServer {
             },
             code: a.confirmation_code,
             expected: instance,
+        };
+        self.gated(&ctx, state, responses, g).await
+    }
+
+    #[tool(
+        description = "Delete the expired tokens of an instance (InfluxDB keeps them forever; protected tokens are \
+        never touched). Destructive. The user confirms the exact list: the client may ask them to type `prune`; \
+        otherwise this returns `confirmation_required` with the list and a confirmation_code to send back only if they \
+        agree. Under an approval policy it returns `approval_required`. At most 500 tokens per call.",
+        annotations(title = "Prune expired tokens", read_only_hint = false, destructive_hint = true, idempotent_hint = false, open_world_hint = false),
+        output_schema = schema_for_output::<GateAnswer>()
+    )]
+    async fn prune_expired_tokens(
+        &self,
+        ctx: RequestContext<RoleServer>,
+        RequestState(state): RequestState,
+        InputResponses(responses): InputResponses,
+        Parameters(a): Parameters<GatedArgs>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let instance = a
+            .instance
+            .unwrap_or_else(|| self.core.service.default_instance().to_owned());
+        let op = Operation::PruneExpired {
+            instance,
+            names: vec![],
+        };
+        let g = Gated {
+            op,
+            code: a.confirmation_code,
+            expected: "prune".to_owned(),
         };
         self.gated(&ctx, state, responses, g).await
     }

@@ -15,14 +15,26 @@ use crate::tokens::{BackendError, CreatedToken, OPERATOR_TOKEN_NAME, Token, Toke
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Operation {
-    DeleteToken { instance: String, name: TokenName },
-    RegenerateOperator { instance: String },
+    DeleteToken {
+        instance: String,
+        name: TokenName,
+    },
+    RegenerateOperator {
+        instance: String,
+    },
+    /// Delete exactly these expired tokens (listed when requested).
+    PruneExpired {
+        instance: String,
+        names: Vec<TokenName>,
+    },
 }
 
 impl Operation {
     pub fn instance(&self) -> &str {
         match self {
-            Self::DeleteToken { instance, .. } | Self::RegenerateOperator { instance } => instance,
+            Self::DeleteToken { instance, .. }
+            | Self::RegenerateOperator { instance }
+            | Self::PruneExpired { instance, .. } => instance,
         }
     }
 
@@ -30,6 +42,7 @@ impl Operation {
         match self {
             Self::DeleteToken { name, .. } => name.as_str(),
             Self::RegenerateOperator { .. } => OPERATOR_TOKEN_NAME,
+            Self::PruneExpired { .. } => "(expired tokens)",
         }
     }
 
@@ -37,6 +50,7 @@ impl Operation {
         match self {
             Self::DeleteToken { .. } => "token.delete",
             Self::RegenerateOperator { .. } => "token.regenerate_operator",
+            Self::PruneExpired { .. } => "token.prune_expired",
         }
     }
 
@@ -48,6 +62,20 @@ impl Operation {
             }
             Self::RegenerateOperator { instance } => {
                 format!("regenerate the operator token of instance `{instance}`")
+            }
+            Self::PruneExpired { instance, names } => {
+                let shown: Vec<&str> = names.iter().take(10).map(TokenName::as_str).collect();
+                let more = names.len().saturating_sub(shown.len());
+                let tail = if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                };
+                format!(
+                    "delete {} expired tokens on instance `{instance}` ({}{tail})",
+                    names.len(),
+                    shown.join(", ")
+                )
             }
         }
     }
@@ -72,8 +100,17 @@ pub struct PendingRequest {
 /// What an executed operation did.
 #[derive(Debug, Clone)]
 pub enum Executed {
-    Deleted { instance: String, name: TokenName },
+    Deleted {
+        instance: String,
+        name: TokenName,
+    },
     Regenerated(Delivered),
+    /// Each expired token either deleted or listed with why not.
+    Pruned {
+        instance: String,
+        deleted: Vec<String>,
+        failed: Vec<(String, String)>,
+    },
 }
 
 /// What an approval led to.
@@ -150,7 +187,7 @@ impl TokenService {
         self.open(actor, inst, op, gate, None).await
     }
 
-    async fn open(
+    pub(super) async fn open(
         &self,
         actor: &Actor,
         inst: &Instance,
@@ -335,6 +372,21 @@ impl TokenService {
     ) -> (Pending<Operation>, Result<Executed, ServiceError>) {
         let result = self.run(&pending.action, delivery).await;
         let (outcome, audit_outcome, detail) = match &result {
+            Ok(Executed::Pruned {
+                deleted, failed, ..
+            }) if !failed.is_empty() => {
+                let why = format!(
+                    "{} deleted, {} not: {}",
+                    deleted.len(),
+                    failed.len(),
+                    super::prune::summary(failed)
+                );
+                (
+                    Outcome::Failed(why.clone()),
+                    AuditOutcome::Failed,
+                    Some(why),
+                )
+            }
             Ok(_) => (Outcome::Succeeded, AuditOutcome::Succeeded, None),
             Err(ServiceError::Backend {
                 source: e @ BackendError::OutcomeUnknown { .. },
@@ -401,6 +453,9 @@ impl TokenService {
                     .await
                     .map_err(|f| ServiceError::RegeneratedUndelivered { reason: f.0 })?;
                 Ok(Executed::Regenerated(Delivered { token, receipt }))
+            }
+            Operation::PruneExpired { instance, names } => {
+                Ok(self.prune(inst, instance, names).await)
             }
         }
     }

@@ -253,6 +253,15 @@ fn the_cli_manages_tokens_end_to_end() {
     assert_eq!(r.code, 7);
     assert!(r.stderr.contains("regenerate-operator"), "{}", r.stderr);
 
+    let r = run(&cfg, &["tokens", "prune-expired"], "");
+    assert_eq!(
+        (r.code, r.stdout.trim()),
+        (
+            0,
+            "No expired tokens to prune (protected tokens are never pruned)."
+        )
+    );
+
     let r = run(&cfg, &["databases"], "");
     assert_eq!(r.stdout.trim(), "metrics");
 
@@ -778,5 +787,46 @@ fn approvals_from_another_process_are_approved_on_the_cli() {
         !r.stdout.contains("doomed") && r.stdout.contains("spared"),
         "{}",
         r.stdout
+    );
+}
+
+#[test]
+fn prune_expired_shows_the_list_then_deletes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("operator.token");
+    let sim = simulate(&[
+        "--operator-token-file",
+        token_file.to_str().unwrap(),
+        "--seed-tokens",
+        "9",
+    ]);
+    let cfg = write_config(dir.path(), &sim.url);
+    let r = run(&cfg, &["tokens", "prune-expired"], "no\n");
+    assert_eq!(r.code, 7, "anything but `prune` declines: {}", r.stderr);
+    assert!(
+        r.stdout.contains("load-000003") && r.stdout.contains("3 tokens (0 active, 3 expired)"),
+        "{}",
+        r.stdout
+    );
+    let r = run(&cfg, &["tokens", "prune-expired"], "prune\n");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("Deleted 3 expired tokens"),
+        "{}",
+        r.stdout
+    );
+    let r = run(
+        &cfg,
+        &["tokens", "list", "--status", "expired", "--json"],
+        "",
+    );
+    let listed: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(listed["tokens"], serde_json::json!([]));
+    let r = run(&cfg, &["tokens", "list", "--json", "--all"], "");
+    let all: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        all["tokens"].as_array().unwrap().len(),
+        7,
+        "_admin and the 6 unexpired seeds"
     );
 }

@@ -823,7 +823,16 @@ async fn commands_are_registered_per_guild() {
         .iter()
         .filter_map(|o| o["name"].as_str())
         .collect();
-    assert_eq!(subs, ["list", "create-admin", "create-resource", "delete"]);
+    assert_eq!(
+        subs,
+        [
+            "list",
+            "create-admin",
+            "create-resource",
+            "delete",
+            "prune-expired"
+        ]
+    );
     tokenwarden::discord::register(h.bot.http(), &[])
         .await
         .unwrap();
@@ -834,4 +843,46 @@ async fn commands_are_registered_per_guild() {
         1,
         "global without guilds"
     );
+}
+
+#[tokio::test]
+async fn prune_expired_asks_the_team_with_the_list() {
+    let h = Harness::new(Edition::Core, Store::open_in_memory().unwrap(), |_| {}).await;
+    let id = h.next_id();
+    h.send(command(id, ALICE, "prune-expired", &[])).await;
+    let none = h
+        .fake
+        .wait_for("the answer", |c| c.path.ends_with(&original(id)))
+        .await;
+    assert!(
+        none.body["content"]
+            .as_str()
+            .unwrap()
+            .contains("no expired tokens"),
+        "{}",
+        none.body
+    );
+    h.sim.control.create_admin("stale-1", Some(Duration::ZERO));
+    h.sim.control.create_admin("stale-2", Some(Duration::ZERO));
+    h.sim
+        .control
+        .create_admin("keep-stale", Some(Duration::ZERO));
+    h.send(command(h.next_id(), ALICE, "prune-expired", &[]))
+        .await;
+    let (card, approve) = card_for(&h, "stale-1").await;
+    let text = card.body["embeds"][0].to_string();
+    assert!(
+        text.contains("Delete 2 expired tokens")
+            && text.contains("stale-2")
+            && !text.contains("keep-stale"),
+        "{text}"
+    );
+    h.send(click(h.next_id(), CAROL, &approve, APPROVALS, 10_000))
+        .await;
+    h.fake
+        .wait_for("the card edit", |c| {
+            c.method == "PATCH" && c.body.to_string().contains("Deleted 2 expired tokens")
+        })
+        .await;
+    assert!(!h.has("stale-1") && !h.has("stale-2") && h.has("keep-stale"));
 }

@@ -64,6 +64,7 @@ async fn tools_list_names_annotations_and_schemas() {
                 "get_pending_action",
                 "list_databases",
                 "list_tokens",
+                "prune_expired_tokens",
                 "server_info"
             ]),
             "{era:?}"
@@ -700,4 +701,65 @@ async fn list_tokens_pages_with_a_cursor() {
     );
     let default = ok(&call(&c, "list_tokens", json!({})).await);
     assert_eq!(default["count"], 6, "the default page (50) holds them all");
+}
+
+#[tokio::test]
+async fn prune_expired_tokens_is_gated_in_both_eras() {
+    for era in ERAS {
+        let (s, core) = setup(Edition::Core, McpSettings::default()).await;
+        s.control.create_admin("old-a", Some(Duration::ZERO));
+        s.control.create_admin("old-b", Some(Duration::ZERO));
+        s.control.create_admin("fresh", None);
+        let c = connect(&core, TestClient::plain(), era).await;
+        let first = ok(&call(&c, "prune_expired_tokens", json!({})).await);
+        assert_eq!(first["status"], "confirmation_required");
+        assert!(
+            first["message"]
+                .as_str()
+                .unwrap()
+                .contains("delete 2 expired tokens"),
+            "{first}"
+        );
+        assert!(has(&s, "old-a"));
+        let code = first["confirmation_code"].as_str().unwrap();
+        let done = ok(&call(
+            &c,
+            "prune_expired_tokens",
+            json!({"confirmation_code": code}),
+        )
+        .await);
+        assert_eq!(done["status"], "done");
+        assert!(
+            done["message"]
+                .as_str()
+                .unwrap()
+                .contains("Deleted 2 expired tokens"),
+            "{done}"
+        );
+        assert!(!has(&s, "old-a") && !has(&s, "old-b") && has(&s, "fresh"));
+        let none = ok(&call(&c, "prune_expired_tokens", json!({})).await);
+        assert!(
+            none["message"]
+                .as_str()
+                .unwrap()
+                .contains("no expired tokens"),
+            "{none}"
+        );
+
+        s.control.create_admin("old-c", Some(Duration::ZERO));
+        let user = TestClient::form(Form::Accept("prune".into()));
+        let c = connect(&core, user.clone(), era).await;
+        let done = ok(&call(&c, "prune_expired_tokens", json!({})).await);
+        assert_eq!(done["status"], "done", "{era:?}: {done}");
+        assert!(!has(&s, "old-c"));
+        let Some(ElicitRequestParams::FormElicitationParams { message, .. }) =
+            user.asked().first().cloned()
+        else {
+            panic!()
+        };
+        assert!(
+            message.contains("old-c") && message.contains("Type `prune`"),
+            "{message}"
+        );
+    }
 }

@@ -91,8 +91,9 @@ impl ClientHandler for TestClient {
         self.asked.lock().unwrap().push(request.clone());
         Ok(match (&request, &self.form, &self.url) {
             (ElicitRequestParams::FormElicitationParams { .. }, Some(Form::Accept(text)), _) => {
-                ElicitResult::new(ElicitationAction::Accept)
-                    .with_content(json!({ "token_name": text, "instance_name": text }))
+                ElicitResult::new(ElicitationAction::Accept).with_content(
+                    json!({ "token_name": text, "instance_name": text, "confirmation": text }),
+                )
             }
             (ElicitRequestParams::FormElicitationParams { .. }, Some(Form::Decline), _) => {
                 ElicitResult::new(ElicitationAction::Decline)

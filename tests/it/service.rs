@@ -651,3 +651,72 @@ async fn listing_pages_through_the_server_in_name_order() {
         "list reads every page"
     );
 }
+
+#[tokio::test]
+async fn pruning_deletes_exactly_the_expired_unprotected_tokens() {
+    let (s, _op, svc) = setup(Edition::Core, &["keep-*"], false).await;
+    assert!(
+        svc.request_prune(&ann(), None, confirm_gate("prune"))
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing to prune yet"
+    );
+    for n in ["old-1", "old-2", "keep-old"] {
+        s.control.create_admin(n, Some(Duration::ZERO));
+    }
+    s.control
+        .create_admin("fresh", Some(Duration::from_secs(3600)));
+    let (req, tokens) = svc
+        .request_prune(&ann(), None, confirm_gate("prune"))
+        .await
+        .unwrap()
+        .unwrap();
+    let listed: Vec<&str> = tokens.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        listed,
+        ["old-1", "old-2"],
+        "protected and active tokens are left alone"
+    );
+    assert!(
+        req.pending
+            .action
+            .describe()
+            .contains("delete 2 expired tokens"),
+        "{}",
+        req.pending.action.describe()
+    );
+    s.control.create_admin("old-3", Some(Duration::ZERO));
+    let done = svc
+        .confirm(
+            &ann(),
+            &req.pending.id,
+            &req.pending.action,
+            "prune",
+            &Recorder::default(),
+        )
+        .await
+        .unwrap();
+    let Executed::Pruned {
+        deleted, failed, ..
+    } = done
+    else {
+        panic!("{done:?}")
+    };
+    assert_eq!(
+        (deleted, failed.len()),
+        (vec!["old-1".to_owned(), "old-2".to_owned()], 0)
+    );
+    let left = s.control.token_names();
+    assert!(left.contains(&"keep-old".to_owned()) && left.contains(&"fresh".to_owned()));
+    assert!(
+        left.contains(&"old-3".to_owned()),
+        "the confirmed list is exactly what runs; a newer one waits"
+    );
+    let audit = svc.audit_log(10).await.unwrap();
+    let deletes = audit
+        .iter()
+        .filter(|e| e.event.event == "token.delete" && e.event.outcome == AuditOutcome::Succeeded)
+        .count();
+    assert_eq!(deletes, 2, "each deletion is audited");
+}
