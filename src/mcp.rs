@@ -3,7 +3,7 @@
 //! code, or a human approval elsewhere); new secrets go to the user through a one-time reveal
 //! link and never, by default, into a tool result or the model's context.
 
-mod args;
+pub mod args;
 mod create;
 mod delivery;
 mod gated;

@@ -42,13 +42,13 @@ pub fn simulate(args: &[&str]) -> SimProcess {
     SimProcess { child, url }
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
 }
 
-fn run(config: &Path, args: &[&str], stdin: &str) -> Run {
+pub fn run(config: &Path, args: &[&str], stdin: &str) -> Run {
     let mut child = Command::new(BIN)
         .arg("--config")
         .arg(config)

@@ -100,6 +100,12 @@ async fn the_endpoint_verifies_every_request() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401, "a body changed after signing");
+    let huge = format!("{{\"pad\": \"{}\"}}", "x".repeat(300 * 1024));
+    assert_eq!(
+        h.post_signed(&huge, now, &h.key).await.0,
+        413,
+        "oversized bodies are refused unread"
+    );
     assert!(h.fake.calls().is_empty(), "nothing reached Discord");
 }
 

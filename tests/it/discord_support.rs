@@ -161,6 +161,22 @@ impl Harness {
         (self.service, self.bot, self.url) = (service, bot, url);
     }
 
+    /// A bot over `service` (another InfluxDB, say), same Discord.
+    pub async fn rewire(&mut self, service: Arc<TokenService>) {
+        let bot = Bot::new(
+            Arc::clone(&service),
+            settings(&self.fake.url, &self.key),
+            &RawToken::new(BOT_TOKEN.into()),
+        );
+        let app = interactions_router(Arc::clone(&bot)).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.url = format!("http://{}/interactions", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (self.service, self.bot) = (service, bot);
+    }
+
     pub fn next_id(&self) -> u64 {
         self.next_id
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst)

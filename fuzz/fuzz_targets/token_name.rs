@@ -1,0 +1,13 @@
+//! Token names from any text: never a panic, and what is accepted keeps its promises.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use tokenwarden::tokens::TokenName;
+
+fuzz_target!(|s: &str| {
+    if let Ok(n) = TokenName::parse(s) {
+        assert_eq!(n.as_str().trim(), n.as_str());
+    }
+    if let Ok(n) = TokenName::parse_new(s) {
+        assert!(n.as_str().bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
+    }
+});

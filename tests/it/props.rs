@@ -1,0 +1,124 @@
+//! Property tests for every parser that reads outside input: token names, permissions,
+//! expiries, the config file, and redaction.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use proptest::prelude::*;
+use tokenwarden::config::Config;
+use tokenwarden::tokens::{Expiry, Permission, TokenName, redact};
+
+fn now() -> DateTime<Utc> {
+    "2026-11-28T00:00:00Z".parse().unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_text_parses_as_a_name_or_fails_cleanly(s in any::<String>()) {
+        if let Ok(n) = TokenName::parse(&s) {
+            prop_assert!(!n.as_str().is_empty() && n.as_str().len() <= TokenName::MAX_LEN);
+            prop_assert_eq!(n.as_str().trim(), n.as_str());
+            prop_assert!(!n.as_str().chars().any(char::is_control));
+        }
+        if let Ok(n) = TokenName::parse_new(&s) {
+            prop_assert!(TokenName::parse(n.as_str()).is_ok());
+            prop_assert!(n.as_str().chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)));
+            prop_assert!(n.as_str().starts_with(|c: char| c.is_ascii_alphanumeric()));
+        }
+    }
+
+    #[test]
+    fn plain_names_are_always_accepted(s in "[a-zA-Z0-9][a-zA-Z0-9._-]{0,100}") {
+        let name = TokenName::parse_new(&s).unwrap();
+        prop_assert_eq!(name.as_str(), s.as_str());
+    }
+
+    #[test]
+    fn any_text_parses_as_a_permission_or_fails_with_a_hint(s in any::<String>()) {
+        match Permission::parse(&s) {
+            Ok(p) => prop_assert_eq!(Permission::parse(&p.to_string()).unwrap(), p),
+            Err(e) => prop_assert!(!e.0.is_empty()),
+        }
+    }
+
+    #[test]
+    fn valid_permissions_round_trip(
+        dbs in proptest::collection::vec("[a-z0-9][a-z0-9_-]{0,20}", 1..4),
+        all in any::<bool>(),
+        actions in proptest::sample::subsequence(vec!["read", "write", "create", "describe", "delete"], 1..5),
+    ) {
+        let names = if all { "*".to_owned() } else { dbs.join(",") };
+        let text = format!("db:{names}:{}", actions.join(","));
+        let p = Permission::parse(&text).unwrap();
+        prop_assert_eq!(Permission::parse(&p.to_string()).unwrap(), p.clone());
+        let wire = p.to_wire();
+        prop_assert!(!wire.resource_names.is_empty() && !wire.actions.is_empty());
+        for db in &dbs {
+            prop_assert!(p.grants_database(db));
+        }
+    }
+
+    #[test]
+    fn any_text_parses_as_an_expiry_or_fails_cleanly(s in any::<String>()) {
+        if let Ok(Expiry::At(at)) = Expiry::parse_any(&s, now()) {
+            prop_assert!(at > now(), "an accepted expiry lies in the future");
+        }
+    }
+
+    #[test]
+    fn durations_become_future_times(n in 1u64..30_000, unit in prop::sample::select(vec!["s", "m", "h", "d"])) {
+        let e = Expiry::after(&format!("{n}{unit}"), now()).unwrap();
+        let secs = e.expiry_secs(now()).unwrap().unwrap();
+        let scale = match unit { "s" => 1, "m" => 60, "h" => 3600, _ => 86_400 };
+        prop_assert_eq!(secs, n * scale);
+    }
+
+    #[test]
+    fn past_times_are_refused(secs in 0i64..3_000_000_000) {
+        let past = DateTime::from_timestamp(now().timestamp() - secs, 0).unwrap();
+        prop_assert!(Expiry::at(&past.to_rfc3339(), now()).is_err());
+    }
+
+    #[test]
+    fn any_text_is_a_config_or_an_error_naming_the_file(s in any::<String>()) {
+        if let Err(e) = Config::parse(&s, Path::new("/etc/tw/tokenwarden.toml")) {
+            prop_assert!(e.to_string().contains("/etc/tw/tokenwarden.toml"), "{}", e);
+        }
+    }
+
+    #[test]
+    fn generated_configs_are_accepted_or_explained(
+        name in "[a-z][a-z0-9-]{0,12}",
+        port in 1u16..65535,
+        timeout in prop::sample::select(vec!["5s", "10s", "0s", "1m", "soon"]),
+        edition in prop::sample::select(vec!["auto", "core", "enterprise", "cloud"]),
+        protected in proptest::collection::vec("[a-z*?\\[\\]-]{1,8}", 0..3),
+    ) {
+        let text = format!(
+            "[[instances]]\nname = \"{name}\"\nurl = \"http://127.0.0.1:{port}\"\ntoken_env = \"T\"\ntimeout = \"{timeout}\"\nedition = \"{edition}\"\nprotected = {protected:?}\n"
+        );
+        match Config::parse(&text, Path::new("c.toml")) {
+            Ok(c) => {
+                prop_assert_eq!(&c.instances[0].name, &name);
+                prop_assert!(c.instances[0].protected.protecting("_admin").is_some());
+            }
+            Err(e) => {
+                let e = e.to_string();
+                prop_assert!(e.starts_with("config file c.toml: "), "{}", e);
+                let why = ["timeout", "edition", "glob", "variant"].iter().any(|k| e.contains(k));
+                prop_assert!(why, "{}", e);
+            }
+        }
+    }
+
+    #[test]
+    fn redaction_leaves_no_token(prefix in ".{0,40}", secret in "[A-Za-z0-9_-]{1,90}", suffix in ".{0,40}") {
+        let text = format!("{prefix}apiv3_{secret}{suffix}");
+        let clean = redact(&text);
+        let raw = format!("apiv3_{}", secret);
+        prop_assert!(!clean.contains(&raw));
+        prop_assert!(clean.contains("apiv3_<redacted>"));
+    }
+}
