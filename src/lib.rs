@@ -34,3 +34,16 @@ pub mod service;
 pub mod sim;
 pub mod store;
 pub mod tokens;
+
+/// A listener whose connections send small writes at once (`TCP_NODELAY`). Without it, a
+/// streamed answer (SSE) waits on Nagle's algorithm and delayed ACKs, about 40 ms a request.
+pub(crate) fn no_delay(
+    listener: tokio::net::TcpListener,
+) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = std::net::SocketAddr> {
+    use axum::serve::ListenerExt;
+    listener.tap_io(|stream| {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    })
+}

@@ -205,7 +205,7 @@ impl ServerHandler for McpServer {
 /// Serves one MCP session on stdin/stdout until the client closes it. Logs must go to stderr.
 pub async fn serve_stdio(core: McpCore) -> Result<(), McpError> {
     let running = McpServer::new(core)
-        .serve(rmcp::transport::stdio())
+        .serve(rmcp::transport::stdio_pipes())
         .await
         .map_err(|e| McpError::Session(e.to_string()))?;
     running

@@ -10,6 +10,7 @@ mod sql;
 mod state;
 mod value;
 
+use crate::no_delay;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -82,7 +83,7 @@ impl Simulator {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router())
+        axum::serve(no_delay(listener), self.router())
             .with_graceful_shutdown(shutdown)
             .await
     }

@@ -2,6 +2,7 @@
 //! freshness checked before anything else, the initial answer as the HTTP response, and the
 //! deferred work started only once that answer has gone out.
 
+use crate::no_delay;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -64,7 +65,7 @@ pub async fn serve_interactions(
         })?;
     eprintln!("tokenwarden Discord interactions endpoint listening on http://{local}/interactions");
     tokio::spawn(Arc::clone(&bot).run_background(stop.child_token()));
-    axum::serve(listener, app)
+    axum::serve(no_delay(listener), app)
         .with_graceful_shutdown(stop.cancelled_owned())
         .await
         .map_err(|source| DiscordError::Listen {

@@ -2,6 +2,7 @@
 //! `WWW-Authenticate`), Host and Origin checks against DNS rebinding, a body size limit, the
 //! reveal-link routes, and graceful shutdown.
 
+use crate::no_delay;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -197,7 +198,7 @@ pub async fn serve_http(
     let reveal = Arc::clone(&core.reveal);
     let app = router(core, &http, ct.child_token())?;
     let addr = http.listen;
-    let served = axum::serve(listener, app)
+    let served = axum::serve(no_delay(listener), app)
         .with_graceful_shutdown(async move {
             shutdown.await;
             ct.cancel();

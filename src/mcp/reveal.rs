@@ -2,6 +2,7 @@
 //! link and pressing the button shows it once, after which the link answers 410. A link that
 //! expires unopened withdraws its token, so no token exists that nobody holds.
 
+use crate::no_delay;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -89,7 +90,7 @@ impl RevealHub {
                 let addr = listener.local_addr()?;
                 let app = hub.router();
                 tokio::spawn(async move {
-                    if let Err(e) = axum::serve(listener, app).await {
+                    if let Err(e) = axum::serve(no_delay(listener), app).await {
                         tracing::error!(error = %e, "the reveal-link listener stopped");
                     }
                 });
