@@ -1,7 +1,8 @@
 //! tokenwarden's benchmarks: medians and p99 for the five scenarios in BENCHMARKS.md.
 //!
 //! `cargo bench --bench tokenwarden -- [overhead|concurrency|scale|startup|discord ...] [--quick]`
-//! (all scenarios when none is named). Release builds of the binary and this program; the
+//! (all five when none is named); `cargo bench --bench tokenwarden -- soak [--minutes 3]` for the
+//! soak test. Release builds of the binary and this program; the
 //! simulator plays InfluxDB 3.
 
 use std::io::{BufRead, BufReader, Write};
@@ -309,6 +310,17 @@ async fn overhead(quick: bool) {
     }
     let mut stdio = Stdio_::spawn(&cfg);
     stdio.initialize();
+    let mut bare = vec![];
+    for i in 0..n + 50 {
+        let t = Instant::now();
+        stdio.request(
+            "tools/call",
+            json!({"name": "get_pending_action", "arguments": {"id": "0123456789abcdef0123"}}),
+        );
+        if i >= 50 {
+            bare.push(t.elapsed());
+        }
+    }
     let mut over_stdio = vec![];
     for i in 0..n + 50 {
         let t = Instant::now();
@@ -339,6 +351,7 @@ async fn overhead(quick: bool) {
         stats(over_stdio),
         stats(over_http),
     );
+    row("MCP round trip over stdio, no InfluxDB call", &stats(bare));
     row("raw HTTP query (reqwest, no tokenwarden)", &raw);
     row("tokenwarden's client, in process", &direct);
     row("MCP tools/call list_tokens over stdio", &over_stdio);
@@ -695,6 +708,94 @@ async fn discord(quick: bool) {
     );
 }
 
+/// Mixed MCP calls over HTTP for `minutes`: list, create, confirm-code delete, server info;
+/// resident memory sampled every 10 s should stay flat. Not part of the default run.
+async fn soak(minutes: u64) {
+    println!(
+        "\n6. Soak: mixed MCP calls over HTTP for {minutes} minute(s), memory sampled every 10 s"
+    );
+    let sim = Simulator::new(SimSettings {
+        edition: Edition::Core,
+        ..Default::default()
+    })
+    .spawn()
+    .await
+    .unwrap();
+    let op = sim.control.create_operator().unwrap();
+    sim.control.seed_tokens(500);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &sim.url(), &op);
+    let (mut server, url) = spawn_http(&cfg);
+    let pid = server.id();
+    let s = HttpSession::open(reqwest::Client::new(), url).await;
+    let call = |id: u64, name: &str, args: Value| json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": args}});
+    let (started, mut next_sample, mut id, mut calls, mut errors) =
+        (Instant::now(), Instant::now(), 1u64, 0u64, 0u64);
+    let mut samples = vec![];
+    while started.elapsed() < Duration::from_secs(minutes * 60) {
+        if Instant::now() >= next_sample {
+            samples.push(rss_of(pid));
+            next_sample += Duration::from_secs(10);
+        }
+        let name = format!("soak-{id}");
+        let steps = [
+            call(id, "list_tokens", json!({"limit": 50})),
+            call(
+                id + 1,
+                "create_admin_token",
+                json!({"name": name, "expires_in": "1h"}),
+            ),
+            call(id + 2, "delete_token", json!({"name": name})),
+        ];
+        id += 3;
+        for step in steps {
+            calls += 1;
+            match post_mcp(&s.http, &s.url, Some(&s.session), &step).await.1 {
+                Some(v) if v["result"]["isError"] != true => {
+                    if let Some(code) =
+                        v["result"]["structuredContent"]["confirmation_code"].as_str()
+                    {
+                        calls += 1;
+                        let confirm = call(
+                            id,
+                            "delete_token",
+                            json!({"name": name, "confirmation_code": code}),
+                        );
+                        id += 1;
+                        if post_mcp(&s.http, &s.url, Some(&s.session), &confirm)
+                            .await
+                            .1
+                            .is_none()
+                        {
+                            errors += 1;
+                        }
+                    }
+                }
+                _ => errors += 1,
+            }
+        }
+    }
+    samples.push(rss_of(pid));
+    let _ = server.kill();
+    let _ = server.wait();
+    let mib = |b: u64| format!("{:.1}", b as f64 / 1048576.0);
+    let shown: Vec<String> = samples.iter().map(|b| mib(*b)).collect();
+    println!(
+        "  {calls} calls, {errors} errors; resident MiB every 10 s: {}",
+        shown.join(" ")
+    );
+    let (first, last) = (
+        samples.first().copied().unwrap_or(0),
+        samples.last().copied().unwrap_or(0),
+    );
+    let grew = last.saturating_sub(first);
+    verdict(
+        "memory growth over the soak",
+        grew < 8 * 1024 * 1024,
+        format!("{} MiB", mib(grew)),
+    );
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let args: Vec<String> = std::env::args()
@@ -708,6 +809,8 @@ async fn main() {
         .filter(|a| !a.starts_with("--"))
         .collect();
     let wants = |name: &str| named.is_empty() || named.contains(&name);
+    let named_soak_only = named == ["soak"];
+    let wants = |name: &str| !named_soak_only && wants(name);
     println!(
         "tokenwarden benchmarks ({} build, {})",
         if cfg!(debug_assertions) {
@@ -731,5 +834,13 @@ async fn main() {
     }
     if wants("discord") {
         discord(quick).await;
+    }
+    if named.contains(&"soak") {
+        let minutes = args
+            .iter()
+            .position(|a| a == "--minutes")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|m| m.parse().ok());
+        soak(minutes.unwrap_or(3)).await;
     }
 }

@@ -290,10 +290,14 @@ fn main() -> ExitCode {
         opts.log_format,
         if server { "info" } else { "warn" },
     );
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // One MCP client on stdio gains nothing from worker threads, only hand-offs between them.
+    let stdio_mcp = matches!(opts.command, Command::Mcp { http: None });
+    let mut builder = if stdio_mcp {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

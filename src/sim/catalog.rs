@@ -27,6 +27,10 @@ pub struct SimToken {
     pub updated_by: Option<u64>,
     /// `None` for admin tokens (`*:*:*`).
     pub permissions: Option<Vec<WirePermission>>,
+    /// The `hash` column: the first 9 hex characters of the hash.
+    pub hash_prefix: String,
+    /// The `permissions` column.
+    pub permissions_text: String,
 }
 
 impl SimToken {
@@ -35,22 +39,8 @@ impl SimToken {
     }
 
     /// The `permissions` column: `*:*:*`, or each permission as TYPE:NAMES:ACTIONS joined by a space.
-    pub fn permissions_column(&self) -> String {
-        match &self.permissions {
-            None => "*:*:*".to_owned(),
-            Some(perms) => perms
-                .iter()
-                .map(|p| {
-                    format!(
-                        "{}:{}:{}",
-                        p.resource_type,
-                        p.resource_names.join(","),
-                        p.actions.join(",")
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(" "),
-        }
+    pub fn permissions_column(&self) -> &str {
+        &self.permissions_text
     }
 
     /// Whether this (resource) token may do `action` on system resource `name`.
@@ -119,6 +109,30 @@ pub fn generate_token() -> RawToken {
         "{TOKEN_PREFIX}{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     ))
+}
+
+/// The `hash` column shows the first 9 hex characters.
+fn hash_prefix(hash: &[u8; 64]) -> String {
+    hex::encode(&hash[..5])[..9].to_owned()
+}
+
+/// `*:*:*`, or each permission as TYPE:NAMES:ACTIONS joined by a space.
+fn permissions_text(permissions: Option<&[WirePermission]>) -> String {
+    match permissions {
+        None => "*:*:*".to_owned(),
+        Some(perms) => perms
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}:{}:{}",
+                    p.resource_type,
+                    p.resource_names.join(","),
+                    p.actions.join(",")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
 }
 
 /// SHA-512 of the whole token string, prefix included.
@@ -226,6 +240,7 @@ impl Catalog {
         let hash = hash_token(raw.expose());
         let token = self.tokens.get_mut(&id).ok_or(CatalogError::MissingAdmin)?;
         let old = std::mem::replace(&mut token.hash, hash);
+        token.hash_prefix = hash_prefix(&hash);
         token.updated_at = Some(now);
         token.updated_by = Some(id);
         let token = token.clone();
@@ -264,6 +279,7 @@ impl Catalog {
     ) -> SimToken {
         let id = self.next_id;
         self.next_id += 1;
+        let permissions_text = permissions_text(permissions.as_deref());
         let token = SimToken {
             id,
             name: name.to_owned(),
@@ -273,6 +289,8 @@ impl Catalog {
             updated_at: None,
             updated_by: None,
             permissions,
+            hash_prefix: hash_prefix(&hash),
+            permissions_text,
         };
         self.by_hash.insert(hash, id);
         self.by_name.insert(name.to_owned(), id);

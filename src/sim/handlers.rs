@@ -310,7 +310,7 @@ fn token_row(t: &SimToken, with_hash: bool) -> Vec<Value> {
     let opt_ts = |v: Option<i64>| v.map_or(Value::Null, Value::Ts);
     let mut row = vec![Value::UInt(t.id), Value::Str(t.name.clone())];
     if with_hash {
-        row.push(Value::Str(hex::encode(t.hash)[..9].to_owned()));
+        row.push(Value::Str(t.hash_prefix.clone()));
     }
     row.extend([
         Value::Ts(t.created_at),
@@ -319,7 +319,7 @@ fn token_row(t: &SimToken, with_hash: bool) -> Vec<Value> {
         opt_ts(t.updated_at),
         t.updated_by.map_or(Value::Null, Value::UInt),
         opt_ts(t.expiry),
-        Value::Str(t.permissions_column()),
+        Value::Str(t.permissions_column().to_owned()),
     ]);
     row
 }

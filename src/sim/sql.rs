@@ -12,7 +12,7 @@ use sqlparser::ast::{
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
 
-use super::value::{CmpOp, Ex, Value, parse_timestamp, sort_cmp, truth};
+use super::value::{CmpOp, Ex, Value, cast_ts, parse_timestamp, sort_cmp, truth};
 
 /// The qualified name of the only table the simulator serves.
 pub const TOKENS_TABLE: &str = "system.tokens";
@@ -147,7 +147,8 @@ pub fn run(
     for row in rows() {
         let keep = match &filter {
             Some(f) => {
-                truth(&f.eval(&row).map_err(SqlError::bad)?).map_err(SqlError::bad)? == Some(true)
+                truth(f.eval(&row).map_err(SqlError::bad)?.as_ref()).map_err(SqlError::bad)?
+                    == Some(true)
             }
             None => true,
         };
@@ -160,7 +161,7 @@ pub fn run(
         for row in kept {
             let keys = order
                 .iter()
-                .map(|(e, ..)| e.eval(&row))
+                .map(|(e, ..)| e.eval(&row).map(std::borrow::Cow::into_owned))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(SqlError::bad)?;
             keyed.push((keys, row));
@@ -207,7 +208,7 @@ pub fn run(
         .map(|row| {
             projection
                 .iter()
-                .map(|(_, e)| e.eval(&row))
+                .map(|(_, e)| e.eval(&row).map(std::borrow::Cow::into_owned))
                 .collect::<Result<Vec<_>, _>>()
         })
         .collect::<Result<Vec<_>, _>>()
@@ -342,7 +343,11 @@ fn order_key(e: &Expr, projection: &[(String, Ex)], ctx: &Ctx) -> Result<Ex, Sql
 
 fn limits(clause: Option<&LimitClause>, ctx: &Ctx) -> Result<(Option<usize>, usize), SqlError> {
     let count = |e: &Expr| -> Result<usize, SqlError> {
-        match compile(e, ctx)?.eval(&[]).map_err(SqlError::bad)? {
+        match compile(e, ctx)?
+            .eval(&[])
+            .map_err(SqlError::bad)?
+            .into_owned()
+        {
             Value::Int(i) if i >= 0 => Ok(i as usize),
             Value::UInt(u) => Ok(usize::try_from(u).unwrap_or(usize::MAX)),
             _ => Err(SqlError::bad(format!(
@@ -387,12 +392,16 @@ fn compile(e: &Expr, ctx: &Ctx) -> Result<Ex, SqlError> {
             }
             other => return Err(SqlError::unsupported(format!("TIMESTAMP {other}"))),
         },
+        // A cast of a constant (the usual `CAST($now AS TIMESTAMP)`) is done once, not per row.
         Expr::Cast {
             expr,
             data_type,
             format: None,
             ..
-        } if is_timestamp(data_type) => Ex::CastTs(b(expr)?),
+        } if is_timestamp(data_type) => match compile(expr, ctx)? {
+            Ex::Lit(v) => Ex::Lit(cast_ts(&v).map_err(SqlError::bad)?),
+            other => Ex::CastTs(Box::new(other)),
+        },
         Expr::UnaryOp {
             op: UnaryOperator::Not,
             expr,

@@ -1,6 +1,7 @@
 //! Values and expressions of the simulator's SQL subset, and their evaluation with SQL's
 //! three-valued logic.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use chrono::{NaiveDate, NaiveDateTime};
@@ -116,28 +117,30 @@ pub enum Ex {
 }
 
 impl Ex {
-    /// Evaluates against one row.
-    pub fn eval(&self, row: &[Value]) -> Result<Value, String> {
+    /// Evaluates against one row, borrowing cells and literals instead of copying them.
+    pub fn eval<'a>(&'a self, row: &'a [Value]) -> Result<Cow<'a, Value>, String> {
+        const NULL: Value = Value::Null;
+        let bool_or_null = |b: Option<bool>| Cow::Owned(b.map_or(Value::Null, Value::Bool));
         Ok(match self {
-            Self::Col(i) => row.get(*i).cloned().unwrap_or(Value::Null),
-            Self::Lit(v) => v.clone(),
-            Self::Not(e) => match truth(&e.eval(row)?)? {
-                Some(b) => Value::Bool(!b),
-                None => Value::Null,
-            },
-            Self::And(a, b) => match (truth(&a.eval(row)?)?, truth(&b.eval(row)?)?) {
-                (Some(false), _) | (_, Some(false)) => Value::Bool(false),
-                (Some(true), Some(true)) => Value::Bool(true),
-                _ => Value::Null,
-            },
-            Self::Or(a, b) => match (truth(&a.eval(row)?)?, truth(&b.eval(row)?)?) {
-                (Some(true), _) | (_, Some(true)) => Value::Bool(true),
-                (Some(false), Some(false)) => Value::Bool(false),
-                _ => Value::Null,
-            },
-            Self::Cmp(op, a, b) => match compare(&a.eval(row)?, &b.eval(row)?)? {
-                None => Value::Null,
-                Some(ord) => Value::Bool(match op {
+            Self::Col(i) => row.get(*i).map_or(Cow::Owned(NULL), Cow::Borrowed),
+            Self::Lit(v) => Cow::Borrowed(v),
+            Self::Not(e) => bool_or_null(truth(e.eval(row)?.as_ref())?.map(|b| !b)),
+            Self::And(a, b) => bool_or_null(
+                match (truth(a.eval(row)?.as_ref())?, truth(b.eval(row)?.as_ref())?) {
+                    (Some(false), _) | (_, Some(false)) => Some(false),
+                    (Some(true), Some(true)) => Some(true),
+                    _ => None,
+                },
+            ),
+            Self::Or(a, b) => bool_or_null(
+                match (truth(a.eval(row)?.as_ref())?, truth(b.eval(row)?.as_ref())?) {
+                    (Some(true), _) | (_, Some(true)) => Some(true),
+                    (Some(false), Some(false)) => Some(false),
+                    _ => None,
+                },
+            ),
+            Self::Cmp(op, a, b) => bool_or_null(
+                compare(a.eval(row)?.as_ref(), b.eval(row)?.as_ref())?.map(|ord| match op {
                     CmpOp::Eq => ord == Ordering::Equal,
                     CmpOp::NotEq => ord != Ordering::Equal,
                     CmpOp::Lt => ord == Ordering::Less,
@@ -145,21 +148,21 @@ impl Ex {
                     CmpOp::Gt => ord == Ordering::Greater,
                     CmpOp::GtEq => ord != Ordering::Less,
                 }),
-            },
+            ),
             Self::Like {
                 expr,
                 pattern,
                 negated,
                 case_insensitive,
-            } => match (expr.eval(row)?, pattern.eval(row)?) {
-                (Value::Null, _) | (_, Value::Null) => Value::Null,
+            } => match (expr.eval(row)?.as_ref(), pattern.eval(row)?.as_ref()) {
+                (Value::Null, _) | (_, Value::Null) => Cow::Owned(Value::Null),
                 (Value::Str(s), Value::Str(p)) => {
                     let hit = if *case_insensitive {
                         like(&s.to_lowercase(), &p.to_lowercase())
                     } else {
-                        like(&s, &p)
+                        like(s, p)
                     };
-                    Value::Bool(hit != *negated)
+                    Cow::Owned(Value::Bool(hit != *negated))
                 }
                 (a, b) => {
                     return Err(format!(
@@ -170,7 +173,7 @@ impl Ex {
                 }
             },
             Self::IsNull { expr, negated } => {
-                Value::Bool((expr.eval(row)? == Value::Null) != *negated)
+                Cow::Owned(Value::Bool((*expr.eval(row)? == Value::Null) != *negated))
             }
             Self::InList {
                 expr,
@@ -178,35 +181,40 @@ impl Ex {
                 negated,
             } => {
                 let v = expr.eval(row)?;
-                let mut saw_null = v == Value::Null;
+                let mut saw_null = *v == Value::Null;
                 let mut hit = false;
                 for item in list {
-                    match compare(&v, &item.eval(row)?)? {
+                    match compare(&v, item.eval(row)?.as_ref())? {
                         Some(Ordering::Equal) => hit = true,
                         None => saw_null = true,
                         Some(_) => {}
                     }
                 }
-                if hit {
-                    Value::Bool(!negated)
+                bool_or_null(if hit {
+                    Some(!negated)
                 } else if saw_null {
-                    Value::Null
+                    None
                 } else {
-                    Value::Bool(*negated)
-                }
+                    Some(*negated)
+                })
             }
-            Self::CastTs(e) => match e.eval(row)? {
-                Value::Null => Value::Null,
-                Value::Ts(t) => Value::Ts(t),
-                Value::Str(s) => Value::Ts(parse_timestamp(&s)?),
-                Value::Int(i) => Value::Ts(i / 1_000_000),
-                Value::UInt(u) => Value::Ts(i64::try_from(u / 1_000_000).unwrap_or(i64::MAX)),
-                Value::Bool(_) => {
-                    return Err("Error during planning: Cannot cast Boolean to Timestamp".into());
-                }
-            },
+            Self::CastTs(e) => Cow::Owned(cast_ts(e.eval(row)?.as_ref())?),
         })
     }
+}
+
+/// `CAST(v AS TIMESTAMP)`.
+pub fn cast_ts(v: &Value) -> Result<Value, String> {
+    Ok(match v {
+        Value::Null => Value::Null,
+        Value::Ts(t) => Value::Ts(*t),
+        Value::Str(s) => Value::Ts(parse_timestamp(s)?),
+        Value::Int(i) => Value::Ts(i / 1_000_000),
+        Value::UInt(u) => Value::Ts(i64::try_from(u / 1_000_000).unwrap_or(i64::MAX)),
+        Value::Bool(_) => {
+            return Err("Error during planning: Cannot cast Boolean to Timestamp".into());
+        }
+    })
 }
 
 /// SQL truth of a value: `None` is unknown (NULL).
@@ -273,7 +281,7 @@ pub fn like(s: &str, pattern: &str) -> bool {
             c => Tok::Lit(c),
         });
     }
-    let s: Vec<char> = s.chars().collect();
+    let s: Vec<char> = s.chars().collect(); // names are short; one allocation per comparison
     // Iterative wildcard matching with backtracking to the last `%`.
     let (mut si, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
@@ -345,9 +353,9 @@ mod tests {
             Box::new(Ex::Lit(Value::Null)),
             Box::new(Ex::Lit(Value::Int(1))),
         );
-        assert_eq!(e.eval(&[]).unwrap(), Value::Null);
+        assert_eq!(*e.eval(&[]).unwrap(), Value::Null);
         let not = Ex::Not(Box::new(e));
-        assert_eq!(not.eval(&[]).unwrap(), Value::Null);
+        assert_eq!(*not.eval(&[]).unwrap(), Value::Null);
     }
 
     #[test]
