@@ -1,6 +1,7 @@
 //! One-time reveal links: a new secret waits in memory behind an unguessable URL; opening the
 //! link and pressing the button shows it once, after which the link answers 410. A link that
-//! expires unopened withdraws its token, so no token exists that nobody holds.
+//! expires unopened withdraws its token, so no token exists that nobody holds. Nothing is kept
+//! once a link is used or expired, so memory stays flat however many tokens are created.
 
 use crate::no_delay;
 use std::collections::HashMap;
@@ -14,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use rand::Rng;
 use tokio::sync::OnceCell;
+use tokio::task::AbortHandle;
 
 use crate::actor::Actor;
 use crate::service::TokenService;
@@ -29,10 +31,18 @@ struct Waiting {
     withdrawable: bool,
 }
 
-enum Slot {
-    Waiting(Box<Waiting>),
-    /// Used or expired: answers 410.
-    Gone,
+/// A link waiting to be opened, and the timer that expires it.
+struct Slot {
+    waiting: Box<Waiting>,
+    timer: Option<AbortHandle>,
+}
+
+/// Length of a link id: 24 random bytes in hex.
+const ID_LEN: usize = 48;
+
+/// Whether `id` has the shape of a link id; one that is not waiting was used or has expired.
+fn well_formed(id: &str) -> bool {
+    id.len() == ID_LEN && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// The store of pending reveals and the HTTP routes that serve them.
@@ -114,6 +124,7 @@ impl RevealHub {
         let mut bytes = [0u8; 24];
         rand::rng().fill_bytes(&mut bytes);
         let id = hex::encode(bytes);
+        debug_assert!(well_formed(&id));
         let waiting = Waiting {
             secret,
             token_name,
@@ -121,13 +132,21 @@ impl RevealHub {
             requester,
             withdrawable,
         };
-        lock(&self.slots).insert(id.clone(), Slot::Waiting(Box::new(waiting)));
+        let slot = Slot {
+            waiting: Box::new(waiting),
+            timer: None,
+        };
+        lock(&self.slots).insert(id.clone(), slot);
         let hub = Arc::clone(self);
         let expiring = id.clone();
-        tokio::spawn(async move {
+        let timer = tokio::spawn(async move {
             tokio::time::sleep(hub.ttl).await;
             hub.expire(&expiring).await;
-        });
+        })
+        .abort_handle();
+        if let Some(slot) = lock(&self.slots).get_mut(&id) {
+            slot.timer = Some(timer);
+        }
         let ttl = chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::minutes(10));
         Ok(RevealLink {
             url: format!("{base}/reveal/{id}"),
@@ -138,31 +157,30 @@ impl RevealHub {
 
     /// Whether link `id` still waits to be opened.
     pub fn is_waiting(&self, id: &str) -> bool {
-        matches!(lock(&self.slots).get(id), Some(Slot::Waiting(_)))
+        lock(&self.slots).contains_key(id)
     }
 
     /// Withdraws an unopened link now (the user declined): the token is deleted again.
     pub async fn withdraw(&self, id: &str, why: &str) -> bool {
-        let taken = match lock(&self.slots).insert(id.to_owned(), Slot::Gone) {
-            Some(Slot::Waiting(w)) => Some(w),
-            _ => None,
-        };
-        match taken {
-            Some(w) if !w.withdrawable => {
-                tracing::warn!(token = %w.token_name, why, "a secret was never delivered and its token cannot be withdrawn");
-                true
-            }
+        match self.take(id) {
             Some(w) => {
-                if let Err(e) = self
-                    .service
-                    .withdraw(&w.requester, &w.instance, &w.token_name, why)
-                    .await
-                {
-                    tracing::error!(error = %e, token = %w.token_name, "could not withdraw an undelivered token");
-                }
+                self.settle(w, why).await;
                 true
             }
             None => false,
+        }
+    }
+
+    /// Deletes the token of a secret that was never delivered.
+    async fn settle(&self, w: Box<Waiting>, why: &str) {
+        if !w.withdrawable {
+            tracing::warn!(token = %w.token_name, why, "a secret was never delivered and its token cannot be withdrawn");
+        } else if let Err(e) = self
+            .service
+            .withdraw(&w.requester, &w.instance, &w.token_name, why)
+            .await
+        {
+            tracing::error!(error = %e, token = %w.token_name, "could not withdraw an undelivered token");
         }
     }
 
@@ -174,15 +192,12 @@ impl RevealHub {
         token_name: &str,
         why: &str,
     ) -> bool {
-        let id = lock(&self.slots).iter().find_map(|(id, slot)| match slot {
-            Slot::Waiting(w)
-                if w.requester.same_as(requester)
-                    && w.instance == instance
-                    && w.token_name.as_str() == token_name =>
-            {
-                Some(id.clone())
-            }
-            _ => None,
+        let id = lock(&self.slots).iter().find_map(|(id, slot)| {
+            let w = &slot.waiting;
+            (w.requester.same_as(requester)
+                && w.instance == instance
+                && w.token_name.as_str() == token_name)
+                .then(|| id.clone())
         });
         match id {
             Some(id) => self.withdraw(&id, why).await,
@@ -192,40 +207,37 @@ impl RevealHub {
 
     /// Withdraws every unopened link (the server is stopping and the links die with it).
     pub async fn withdraw_all(&self, why: &str) {
-        let ids: Vec<String> = lock(&self.slots)
-            .iter()
-            .filter(|(_, s)| matches!(s, Slot::Waiting(_)))
-            .map(|(id, _)| id.clone())
-            .collect();
+        let ids: Vec<String> = lock(&self.slots).keys().cloned().collect();
         for id in ids {
             self.withdraw(&id, why).await;
         }
     }
 
+    /// Runs in the link's own timer task, which therefore is not aborted.
     async fn expire(&self, id: &str) {
-        if self
-            .withdraw(id, "its one-time reveal link expired unopened")
-            .await
-        {
+        let expired = lock(&self.slots).remove(id);
+        if let Some(slot) = expired {
+            self.settle(slot.waiting, "its one-time reveal link expired unopened")
+                .await;
             tracing::info!("a reveal link expired unopened; its token was deleted");
         }
     }
 
+    /// Removes a waiting link and stops its timer.
     fn take(&self, id: &str) -> Option<Box<Waiting>> {
-        let mut slots = lock(&self.slots);
-        match slots.get(id) {
-            Some(Slot::Waiting(_)) => match slots.insert(id.to_owned(), Slot::Gone) {
-                Some(Slot::Waiting(w)) => Some(w),
-                _ => None,
-            },
-            _ => None,
+        let slot = lock(&self.slots).remove(id)?;
+        if let Some(timer) = slot.timer {
+            timer.abort();
         }
+        Some(slot.waiting)
     }
 
+    /// The token name behind a waiting link; `Err` for a link that was used or expired, `None`
+    /// for text that was never a link.
     fn state(&self, id: &str) -> Option<Result<String, ()>> {
         match lock(&self.slots).get(id) {
-            Some(Slot::Waiting(w)) => Some(Ok(w.token_name.to_string())),
-            Some(Slot::Gone) => Some(Err(())),
+            Some(slot) => Some(Ok(slot.waiting.token_name.to_string())),
+            None if well_formed(id) => Some(Err(())),
             None => None,
         }
     }
