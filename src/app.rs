@@ -355,17 +355,6 @@ pub(crate) fn write_private(path: &Path, secret: &str) -> Result<(), AppError> {
     f.write_all(format!("{secret}\n").as_bytes()).map_err(io)
 }
 
-/// The log filter for `spec` (an `EnvFilter` directive list such as `info` or
-/// `tokenwarden=debug`), with rmcp's message tracing held at `info` whatever `spec` says: at
-/// `debug` and below rmcp logs whole JSON-RPC messages, which carry reveal links, confirmation
-/// codes and, in `inline` mode, secrets. An invalid `spec` falls back to `fallback`.
-pub fn log_filter(spec: &str, fallback: &str) -> tracing_subscriber::EnvFilter {
-    let quiet = "rmcp=info";
-    tracing_subscriber::EnvFilter::try_new(format!("{spec},{quiet}"))
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(format!("{fallback},{quiet}")))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(quiet))
-}
-
 /// Waits for Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

@@ -29,6 +29,7 @@ pub mod config;
 pub mod discord;
 pub mod gate;
 pub mod influx;
+pub mod logging;
 pub mod mcp;
 pub mod service;
 pub mod sim;

@@ -11,6 +11,7 @@ use tokenwarden::actor::Actor;
 use tokenwarden::app::{self, AppError, Credentials, DemoOptions, SimulateOptions};
 use tokenwarden::cli::{Cli, CliError, exit, service_exit_code};
 use tokenwarden::config::{Config, DEFAULT_CONFIG_PATH};
+use tokenwarden::logging;
 use tokenwarden::tokens::{Edition, ListFilter, Page, TokenKind, TokenStatus, parse_duration};
 
 /// Manage InfluxDB 3 authorization tokens: list, create, delete and regenerate them with
@@ -329,15 +330,11 @@ fn init_logging(level: Option<&str>, format: LogFormat, default: &str) {
         .map(str::to_owned)
         .or_else(|| std::env::var("RUST_LOG").ok())
         .unwrap_or_else(|| default.to_owned());
-    let filter = app::log_filter(&spec, default);
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    let format = match format {
+        LogFormat::Text => logging::Format::Text,
+        LogFormat::Json => logging::Format::Json,
+    };
+    logging::init(&spec, default, format);
 }
 
 async fn run(opts: Opts) -> anyhow::Result<()> {

@@ -13,16 +13,19 @@ use tokenwarden::service::{
 use tokenwarden::sim::{RunningSim, SimSettings, Simulator};
 use tokenwarden::store::Store;
 use tokenwarden::tokens::{Edition, ProtectedNames, RawToken, Token, TokenBackend};
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Everything any test logged, at every level.
 static LOGS: LazyLock<Arc<Mutex<Vec<u8>>>> = LazyLock::new(|| {
     let buf = Arc::new(Mutex::new(Vec::new()));
     let writer = Capture(Arc::clone(&buf));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tokenwarden::app::log_filter("trace", "trace"))
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(move || writer.clone())
         .with_ansi(false)
-        .try_init();
+        .with_filter(tokenwarden::logging::filter("trace", "trace"));
+    let _ = tracing_subscriber::registry().with(layer).try_init();
     buf
 });
 
