@@ -297,3 +297,30 @@ fn the_cli_reports_an_unknown_create_and_never_retries() {
     let audit: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(audit[0]["outcome"], "unknown");
 }
+
+#[tokio::test]
+async fn discord_reports_an_unknown_create() {
+    use crate::discord_support::{ALICE, Harness, command};
+    let s = setup(Fault::Slow).await;
+    let mut h = Harness::new(Edition::Core, Store::open_in_memory().unwrap(), |_| {}).await;
+    let svc = service(&s, Store::open_in_memory().unwrap());
+    h.rewire(Arc::clone(&svc)).await;
+    let id = h.next_id();
+    h.send(command(id, ALICE, "create-admin", &[("name", "lost")]))
+        .await;
+    let path = format!("/webhooks/42/itoken-{id}/messages/@original");
+    let edit = h
+        .fake
+        .wait_for("the explanation", |c| c.path.ends_with(&path))
+        .await;
+    let text = edit.body["content"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("may or may not have happened"),
+        "{}",
+        edit.body
+    );
+    assert_eq!(
+        svc.audit_log(1).await.unwrap()[0].event.outcome,
+        AuditOutcome::Unknown
+    );
+}
