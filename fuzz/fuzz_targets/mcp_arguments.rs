@@ -2,7 +2,8 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use tokenwarden::mcp::args::{
-    CreateAdminArgs, CreateResourceArgs, DeleteArgs, GatedArgs, InstanceArgs, ListTokensArgs, PendingArgs,
+    CreateAdminArgs, CreateResourceArgs, DeleteArgs, GatedArgs, InstanceArgs, ListTokensArgs,
+    PendingArgs,
 };
 
 fuzz_target!(|data: &[u8]| {

@@ -8,6 +8,10 @@ fuzz_target!(|s: &str| {
         assert_eq!(n.as_str().trim(), n.as_str());
     }
     if let Ok(n) = TokenName::parse_new(s) {
-        assert!(n.as_str().bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
+        assert!(
+            n.as_str()
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        );
     }
 });
