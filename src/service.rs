@@ -151,6 +151,11 @@ impl TokenService {
         &self.default_instance
     }
 
+    /// `name`, or the default instance's name when none was given.
+    pub fn instance_or_default(&self, name: Option<String>) -> String {
+        name.unwrap_or_else(|| self.default_instance.clone())
+    }
+
     fn instance(&self, name: Option<&str>) -> Result<&Instance, ServiceError> {
         let name = name.unwrap_or(&self.default_instance);
         self.instances
@@ -363,6 +368,34 @@ impl TokenService {
         };
         let store = self.store.clone();
         blocking(move || store.append(&e)).await.map(drop)
+    }
+
+    /// Records that `actor` was refused `op` on `inst`, and returns the refusal.
+    async fn refuse(
+        &self,
+        actor: &Actor,
+        op: &Operation,
+        inst: &Instance,
+        token_name: &str,
+        e: ServiceError,
+    ) -> ServiceError {
+        let detail = Some(e.to_string());
+        let event = op.event();
+        match self
+            .audit(
+                actor,
+                event,
+                inst,
+                Some(token_name),
+                AuditOutcome::Refused,
+                detail,
+                None,
+            )
+            .await
+        {
+            Ok(()) => e,
+            Err(audit) => audit,
+        }
     }
 
     /// Records what already happened; a failure to record is logged, not returned.

@@ -144,17 +144,7 @@ impl TokenService {
             name: name.clone(),
         };
         if let Err(e) = self.policy_allows(inst, &op) {
-            self.audit(
-                actor,
-                op.event(),
-                inst,
-                Some(name.as_str()),
-                AuditOutcome::Refused,
-                Some(e.to_string()),
-                None,
-            )
-            .await?;
-            return Err(e);
+            return Err(self.refuse(actor, &op, inst, name.as_str(), e).await);
         }
         let token = self.find(actor, instance, name).await?;
         self.open(actor, inst, op, gate, Some(token)).await
@@ -172,17 +162,7 @@ impl TokenService {
             instance: inst.settings.name.clone(),
         };
         if let Err(e) = self.policy_allows(inst, &op) {
-            self.audit(
-                actor,
-                op.event(),
-                inst,
-                Some(OPERATOR_TOKEN_NAME),
-                AuditOutcome::Refused,
-                Some(e.to_string()),
-                None,
-            )
-            .await?;
-            return Err(e);
+            return Err(self.refuse(actor, &op, inst, OPERATOR_TOKEN_NAME, e).await);
         }
         self.open(actor, inst, op, gate, None).await
     }

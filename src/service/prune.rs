@@ -39,17 +39,7 @@ impl TokenService {
             names: vec![],
         };
         if let Err(e) = self.may_mutate(inst) {
-            self.audit(
-                actor,
-                op.event(),
-                inst,
-                Some(op.token_name()),
-                AuditOutcome::Refused,
-                Some(e.to_string()),
-                None,
-            )
-            .await?;
-            return Err(e);
+            return Err(self.refuse(actor, &op, inst, op.token_name(), e).await);
         }
         let filter = ListFilter {
             status: Some(TokenStatus::Expired),
