@@ -247,10 +247,7 @@ impl Cli<'_> {
         yes: bool,
         token_file: Option<&Path>,
     ) -> Result<(), CliError> {
-        let instance = self
-            .instance
-            .clone()
-            .unwrap_or_else(|| self.service.default_instance().to_owned());
+        let instance = self.service.instance_or_default(self.instance.clone());
         let file = token_file
             .map(|p| FileDelivery::prepare(p, true))
             .transpose()

@@ -116,7 +116,7 @@ impl Bot {
 
     async fn create(&self, cmd: CommandInteraction, instance: Option<String>, new: NewToken) {
         let actor = actor_of(&cmd.user);
-        let instance = instance.unwrap_or_else(|| self.service.default_instance().to_owned());
+        let instance = self.service.instance_or_default(instance);
         let probe = format!(
             "Creating token `{}` on `{instance}` for you; its secret follows in this conversation.",
             new.name

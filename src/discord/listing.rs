@@ -136,7 +136,7 @@ impl Bot {
             .list_page(&actor_of(&user), instance.as_deref(), &filter, window)
             .await
             .map_err(|e| format!("Could not list tokens: {e}"))?;
-        let name = instance.unwrap_or_else(|| self.service.default_instance().to_owned());
+        let name = self.service.instance_or_default(instance);
         Ok(render(
             &name,
             &listed.tokens,

@@ -35,7 +35,7 @@ impl McpServer {
             Ok(n) => n,
             Err(e) => return Ok(tool_error(e)),
         };
-        let instance = instance.unwrap_or_else(|| self.core.service.default_instance().to_owned());
+        let instance = self.core.service.instance_or_default(instance);
         if state.as_deref() == Some(REVEAL_STATE) {
             return self
                 .finish_reveal(&actor, &instance, &new.name, responses)

@@ -132,9 +132,7 @@ impl McpServer {
             .map_err(|e| e.to_string())?;
         let now = svc.now();
         Ok(Json(TokenList {
-            instance: a
-                .instance
-                .unwrap_or_else(|| svc.default_instance().to_owned()),
+            instance: svc.instance_or_default(a.instance),
             count: listed.tokens.len(),
             tokens: listed
                 .tokens
@@ -166,9 +164,7 @@ impl McpServer {
             .await
             .map_err(|e| e.to_string())?;
         Ok(Json(DatabaseList {
-            instance: a
-                .instance
-                .unwrap_or_else(|| svc.default_instance().to_owned()),
+            instance: svc.instance_or_default(a.instance),
             databases,
         }))
     }
@@ -263,9 +259,7 @@ impl McpServer {
             Ok(n) => n,
             Err(e) => return Ok(super::reply::tool_error(e)),
         };
-        let instance = a
-            .instance
-            .unwrap_or_else(|| self.core.service.default_instance().to_owned());
+        let instance = self.core.service.instance_or_default(a.instance);
         let expected = name.to_string();
         let g = Gated {
             op: Operation::DeleteToken { instance, name },
@@ -289,9 +283,7 @@ impl McpServer {
         InputResponses(responses): InputResponses,
         Parameters(a): Parameters<GatedArgs>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let instance = a
-            .instance
-            .unwrap_or_else(|| self.core.service.default_instance().to_owned());
+        let instance = self.core.service.instance_or_default(a.instance);
         let g = Gated {
             op: Operation::RegenerateOperator {
                 instance: instance.clone(),
@@ -317,9 +309,7 @@ impl McpServer {
         InputResponses(responses): InputResponses,
         Parameters(a): Parameters<GatedArgs>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let instance = a
-            .instance
-            .unwrap_or_else(|| self.core.service.default_instance().to_owned());
+        let instance = self.core.service.instance_or_default(a.instance);
         let op = Operation::PruneExpired {
             instance,
             names: vec![],
