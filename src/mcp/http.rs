@@ -159,6 +159,8 @@ pub fn router(
         .with_allowed_origins(http.allowed_origins.clone())
         .enforce_origin_validation()
         .with_max_request_body_bytes(http.max_body_bytes)
+        // Stateless (2026-07-28) replies as plain JSON unless the tool talks back first.
+        .with_json_response(true)
         .with_cancellation_token(ct);
     let reveal = core.reveal.router().layer(middleware::from_fn_with_state(
         Arc::new(http.allowed_hosts.clone()),
