@@ -12,7 +12,8 @@
 //! - [`cli`]: the human CLI adapter.
 //! - [`mcp`]: the MCP server adapter (stdio and streamable HTTP).
 //! - [`discord`]: the Discord bot adapter (gateway and HTTP interactions endpoint).
-//! - [`config`] and [`app`]: the configuration file and the binary's wiring.
+//! - [`config`] and [`app`]: the configuration file and the binary's wiring; [`logging`]: the
+//!   log filter and stderr output (depends on nothing in the crate).
 //!
 //! # Dependency rule
 //!
