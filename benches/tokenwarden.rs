@@ -16,7 +16,11 @@ use tokenwarden::influx::{ClientOptions, InfluxClient};
 use tokenwarden::sim::{SimSettings, Simulator};
 use tokenwarden::tokens::{Edition, ListFilter, Page, RawToken, TokenBackend};
 
-const BIN: &str = env!("CARGO_BIN_EXE_tokenwarden");
+/// The tokenwarden under test: this build's, or `TOKENWARDEN_BENCH_BIN` to compare another.
+fn bin() -> String {
+    std::env::var("TOKENWARDEN_BENCH_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_tokenwarden").to_owned())
+}
 const MCP_TOKEN: &str = "twmcp_bench_token";
 
 /// Latency statistics of one measured thing.
@@ -84,7 +88,7 @@ struct Stdio_ {
 
 impl Stdio_ {
     fn spawn(cfg: &Path) -> Self {
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(bin())
             .args([
                 "--config",
                 cfg.to_str().unwrap(),
@@ -107,9 +111,12 @@ impl Stdio_ {
         }
     }
 
+    /// Writes one message in a single `write`, as an MCP client does. (`writeln!` on the bare
+    /// pipe would issue a write per JSON token, waking the server dozens of times a message.)
     fn send(&mut self, msg: &Value) {
-        writeln!(self.tx, "{msg}").unwrap();
-        self.tx.flush().unwrap();
+        let mut line = serde_json::to_vec(msg).unwrap();
+        line.push(b'\n');
+        self.tx.write_all(&line).unwrap();
     }
 
     fn request(&mut self, method: &str, params: Value) -> Value {
@@ -166,8 +173,40 @@ async fn post_mcp(
     if let Some(s) = session {
         rb = rb.header("mcp-session-id", s);
     }
-    let r = rb.send().await.unwrap();
-    assert!(r.status().is_success(), "{}", r.status());
+    read_reply(rb.send().await.unwrap()).await
+}
+
+/// One `tools/call list_tokens` as a 2026-07-28 client makes it: no session, no handshake; the
+/// protocol version and capabilities travel with the request.
+async fn stateless_list(http: &reqwest::Client, url: &str, id: u64) -> Result<(), String> {
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+        "name": "list_tokens", "arguments": {}, "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "0"}}}});
+    let r = http
+        .post(url)
+        .header("authorization", format!("Bearer {MCP_TOKEN}"))
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "list_tokens")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    match read_reply(r).await.1 {
+        Some(v) if v["result"]["isError"] != true && v.get("error").is_none() => Ok(()),
+        other => Err(format!("{other:?}")),
+    }
+}
+
+/// The session id and the JSON-RPC answer of one MCP HTTP response.
+async fn read_reply(r: reqwest::Response) -> (Option<String>, Option<Value>) {
+    let status = r.status();
+    if !status.is_success() {
+        panic!("{status}: {}", r.text().await.unwrap_or_default());
+    }
     let session = r
         .headers()
         .get("mcp-session-id")
@@ -200,6 +239,12 @@ impl HttpSession {
         Self { http, url, session }
     }
 
+    async fn ping(&self, id: u64) {
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": "ping"});
+        let reply = post_mcp(&self.http, &self.url, Some(&self.session), &body).await;
+        assert!(reply.1.is_some_and(|v| v.get("result").is_some()));
+    }
+
     async fn call(&self, id: u64) -> Result<(), String> {
         self.call_tool(id, "list_tokens", json!({})).await
     }
@@ -220,7 +265,7 @@ impl HttpSession {
 /// and waits for it).
 #[allow(clippy::zombie_processes)]
 fn spawn_http(cfg: &Path) -> (Child, String) {
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .args([
             "--config",
             cfg.to_str().unwrap(),
@@ -253,7 +298,7 @@ fn spawn_http(cfg: &Path) -> (Child, String) {
 /// operator token.
 fn spawn_sim(dir: &Path, seed: usize) -> (Child, String, RawToken) {
     let op_file = dir.join("sim-operator.token");
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .args([
             "--log-level",
             "error",
@@ -304,6 +349,7 @@ async fn overhead(quick: bool) {
 
     let http = reqwest::Client::new();
     let url = format!("{sim_url}/api/v3/query_sql");
+    let health = format!("{sim_url}/health");
     let client = InfluxClient::new(ClientOptions {
         url: sim_url.clone(),
         token: Some(op.clone()),
@@ -314,16 +360,16 @@ async fn overhead(quick: bool) {
     let (mut server, mcp_url) = spawn_http(&cfg);
     let session = HttpSession::open(reqwest::Client::new(), mcp_url).await;
     let rt = tokio::runtime::Handle::current();
-    // The six calls take turns, so a noisy neighbour slows them alike and each overhead is the
-    // median of per-round differences. Blocking pipe reads run in `block_in_place`, which hands
-    // this worker's other tasks (the simulator's) to another thread.
-    let pending = json!({"id": "0123456789abcdef0123"});
-    let [raw, direct, bare, over_stdio, bare_http, over_http] = tokio::task::block_in_place(|| {
+    // The eight calls take turns, so a noisy neighbour slows them alike and each overhead is
+    // the median of per-round differences. Blocking pipe reads run in `block_in_place`, which
+    // hands this worker's other tasks to another thread.
+    let series = tokio::task::block_in_place(|| {
         let mut stdio = Stdio_::spawn(&cfg);
         stdio.initialize();
-        let mut series: [Vec<Duration>; 6] = Default::default();
+        let mut series: [Vec<Duration>; 8] = Default::default();
         for i in 0..n + 50 {
-            let mut times = [Duration::ZERO; 6];
+            let id = 3 * i as u64;
+            let mut times = [Duration::ZERO; 8];
             let t = Instant::now();
             rt.block_on(async {
                 let r = http
@@ -345,10 +391,7 @@ async fn overhead(quick: bool) {
                 .unwrap();
             times[1] = t.elapsed();
             let t = Instant::now();
-            stdio.request(
-                "tools/call",
-                json!({"name": "get_pending_action", "arguments": {"id": "0123456789abcdef0123"}}),
-            );
+            stdio.request("ping", json!({}));
             times[2] = t.elapsed();
             let t = Instant::now();
             let r = stdio.request(
@@ -358,16 +401,21 @@ async fn overhead(quick: bool) {
             times[3] = t.elapsed();
             assert_ne!(r["result"]["isError"], true, "{r}");
             let t = Instant::now();
-            // An error result ("no pending action") is the expected answer.
-            let _ = rt.block_on(session.call_tool(
-                2 * i as u64 + 1,
-                "get_pending_action",
-                pending.clone(),
-            ));
+            rt.block_on(session.ping(id + 1));
             times[4] = t.elapsed();
             let t = Instant::now();
-            rt.block_on(session.call(2 * i as u64 + 2)).unwrap();
+            rt.block_on(session.call(id + 2)).unwrap();
             times[5] = t.elapsed();
+            let t = Instant::now();
+            rt.block_on(stateless_list(&session.http, &session.url, id + 3))
+                .unwrap();
+            times[6] = t.elapsed();
+            let t = Instant::now();
+            rt.block_on(async {
+                let r = http.get(&health).bearer_auth(op.expose()).send().await;
+                assert!(r.unwrap().status().is_success());
+            });
+            times[7] = t.elapsed();
             if i >= 50 {
                 for (s, t) in series.iter_mut().zip(times) {
                     s.push(t);
@@ -380,34 +428,60 @@ async fn overhead(quick: bool) {
         let _ = child.kill();
         let _ = child.wait();
     }
-    let stdio_over = paired_overhead(&over_stdio, &direct);
-    let http_over = paired_overhead(&over_http, &raw);
-    // Over HTTP the client makes one more loopback HTTP exchange than a direct query does.
-    let http_over_client = paired_overhead(&over_http, &direct);
-    row("MCP round trip over stdio, no InfluxDB call", &stats(bare));
-    row("raw HTTP query (reqwest, no tokenwarden)", &stats(raw));
-    row("tokenwarden's client, in process", &stats(direct));
-    row("MCP tools/call list_tokens over stdio", &stats(over_stdio));
+    let [
+        raw,
+        direct,
+        ping,
+        stdio,
+        ping_http,
+        legacy,
+        stateless,
+        bare_http,
+    ] = series;
+    row("bare HTTP exchange (simulator /health)", &stats(bare_http));
     row(
-        "MCP round trip over HTTP, no InfluxDB call",
-        &stats(bare_http),
+        "raw HTTP query (reqwest, no tokenwarden)",
+        &stats(raw.clone()),
     );
-    row("MCP tools/call list_tokens over HTTP", &stats(over_http));
-    verdict(
-        "stdio overhead over the in-process client (median of per-round differences)",
-        stdio_over < Duration::from_micros(500),
-        ms(stdio_over),
+    row("tokenwarden's client, in process", &stats(direct.clone()));
+    row("MCP ping over stdio (the hop alone)", &stats(ping));
+    row(
+        "MCP tools/call list_tokens over stdio",
+        &stats(stdio.clone()),
     );
-    verdict(
-        "HTTP overhead over a raw HTTP query (median of per-round differences)",
-        http_over < Duration::from_micros(500),
-        ms(http_over),
+    row(
+        "MCP ping over HTTP, session (the hop alone)",
+        &stats(ping_http),
     );
-    verdict(
-        "HTTP overhead over the in-process client (median of per-round differences)",
-        http_over_client < Duration::from_micros(500),
-        ms(http_over_client),
+    row(
+        "MCP list_tokens over HTTP, session (2025-11-25)",
+        &stats(legacy.clone()),
     );
+    row(
+        "MCP list_tokens over HTTP, stateless (2026-07-28)",
+        &stats(stateless.clone()),
+    );
+    // Judged on the larger of the two overheads: over the in-process client (which, like an MCP
+    // client, parses the answer) and over the raw query (which does not).
+    for (what, via_mcp) in [
+        ("stdio", &stdio),
+        ("HTTP, session", &legacy),
+        ("HTTP, stateless", &stateless),
+    ] {
+        let (over_client, over_raw) = (
+            paired_overhead(via_mcp, &direct),
+            paired_overhead(via_mcp, &raw),
+        );
+        verdict(
+            &format!("{what}: overhead (median of per-round differences)"),
+            over_client.max(over_raw) < Duration::from_micros(500),
+            format!(
+                "{} over the in-process client, {} over the raw query",
+                ms(over_client),
+                ms(over_raw)
+            ),
+        );
+    }
 }
 
 /// The median of `slow[i] - fast[i]`, taken round by round (zero if negative).
@@ -508,7 +582,7 @@ async fn scale(quick: bool) {
     );
     let dir = tempfile::tempdir().unwrap();
     let op_file = dir.path().join("operator.token");
-    let mut sim = Command::new(BIN)
+    let mut sim = Command::new(bin())
         .args([
             "--log-level",
             "error",
@@ -559,7 +633,7 @@ async fn scale(quick: bool) {
         let mut times = vec![];
         for _ in 0..runs {
             let (t, rss, status) =
-                measure_child(Command::new(BIN).arg("--config").arg(&cfg).args(args));
+                measure_child(Command::new(bin()).arg("--config").arg(&cfg).args(args));
             assert!(status.success(), "{what}");
             times.push(t);
             peak = peak.max(rss);
