@@ -126,6 +126,7 @@ impl SecretDelivery for McpDelivery {
                     .register(
                         secret.clone(),
                         name,
+                        token.id,
                         self.instance.clone(),
                         self.requester.clone(),
                         self.withdrawable,

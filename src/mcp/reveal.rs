@@ -25,6 +25,8 @@ use crate::tokens::{RawToken, TokenName};
 struct Waiting {
     secret: RawToken,
     token_name: TokenName,
+    /// The created token's id: its name may pass to another token before the link settles.
+    token_id: u64,
     instance: String,
     requester: Actor,
     /// False for the operator token, which cannot be deleted.
@@ -116,6 +118,7 @@ impl RevealHub {
         self: &Arc<Self>,
         secret: RawToken,
         token_name: TokenName,
+        token_id: u64,
         instance: String,
         requester: Actor,
         withdrawable: bool,
@@ -128,6 +131,7 @@ impl RevealHub {
         let waiting = Waiting {
             secret,
             token_name,
+            token_id,
             instance,
             requester,
             withdrawable,
@@ -177,7 +181,7 @@ impl RevealHub {
             tracing::warn!(token = %w.token_name, why, "a secret was never delivered and its token cannot be withdrawn");
         } else if let Err(e) = self
             .service
-            .withdraw(&w.requester, &w.instance, &w.token_name, why)
+            .withdraw(&w.requester, &w.instance, &w.token_name, w.token_id, why)
             .await
         {
             tracing::error!(error = %e, token = %w.token_name, "could not withdraw an undelivered token");

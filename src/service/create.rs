@@ -6,7 +6,7 @@ use super::{
 };
 use crate::actor::Actor;
 use crate::store::AuditOutcome;
-use crate::tokens::{CreatedToken, Edition, NewToken, TokenName, TokenSpec};
+use crate::tokens::{CreatedToken, Edition, ListFilter, NewToken, TokenName, TokenSpec};
 
 impl TokenService {
     /// Creates a token and hands its secret to `delivery`; if delivery fails the token is deleted again.
@@ -103,7 +103,9 @@ impl TokenService {
                 .await;
                 Ok(Delivered { token, receipt })
             }
-            Err(failure) => Err(self.roll_back(actor, inst, event, &new.name, failure).await),
+            Err(failure) => Err(self
+                .roll_back(actor, inst, event, &new.name, token.id, failure)
+                .await),
         }
     }
 
@@ -113,11 +115,12 @@ impl TokenService {
         inst: &Instance,
         event: &str,
         name: &TokenName,
+        id: u64,
         failure: DeliveryFailure,
     ) -> ServiceError {
         let reason = failure.0;
         let why = format!("delivery failed: {reason}");
-        match self.withdraw_as(actor, inst, event, name, &why).await {
+        match self.withdraw_as(actor, inst, event, name, id, &why).await {
             Ok(()) => ServiceError::DeliveryRolledBack {
                 name: name.to_string(),
                 reason,
@@ -130,28 +133,77 @@ impl TokenService {
         }
     }
 
-    /// Deletes a token whose secret never reached its owner (say, a reveal link expired
+    /// Deletes the token `id` whose secret never reached its owner (say, a reveal link expired
     /// unopened), and audits why.
     pub async fn withdraw(
         &self,
         actor: &Actor,
         instance: &str,
         name: &TokenName,
+        id: u64,
         why: &str,
     ) -> Result<(), ServiceError> {
         let inst = self.instance(Some(instance))?;
-        self.withdraw_as(actor, inst, "token.withdraw", name, why)
+        self.withdraw_as(actor, inst, "token.withdraw", name, id, why)
             .await
     }
 
+    /// Deletes `name` if it still is the token `id` tokenwarden created. InfluxDB deletes by
+    /// name, and meanwhile someone may have deleted the token and given its name to a new one,
+    /// which must not be hit. A token already gone counts as withdrawn.
     async fn withdraw_as(
         &self,
         actor: &Actor,
         inst: &Instance,
         event: &str,
         name: &TokenName,
+        id: u64,
         why: &str,
     ) -> Result<(), ServiceError> {
+        let audit = |outcome, detail: String| {
+            self.audit_after(
+                actor,
+                event,
+                inst,
+                Some(name.as_str()),
+                outcome,
+                Some(detail),
+                None,
+            )
+        };
+        let filter = ListFilter {
+            name_contains: Some(name.to_string()),
+            ..ListFilter::default()
+        };
+        let current = match inst.backend.list_tokens(&filter, None, self.now()).await {
+            Ok(tokens) => tokens.into_iter().find(|t| t.name == name.as_str()),
+            Err(e) => {
+                audit(
+                    AuditOutcome::Failed,
+                    format!(
+                        "{why}; not deleted: cannot check that it is still the token created: {e}"
+                    ),
+                )
+                .await;
+                return Err(Self::backend_err(inst)(e));
+            }
+        };
+        match current {
+            Some(t) if t.id == id => {}
+            Some(t) => {
+                let detail = format!(
+                    "{why}; not deleted: the name now belongs to another token (id {}, not {id})",
+                    t.id
+                );
+                audit(AuditOutcome::Refused, detail).await;
+                return Ok(());
+            }
+            None => {
+                let detail = format!("{why}; nothing to delete: it no longer exists");
+                audit(AuditOutcome::Refused, detail).await;
+                return Ok(());
+            }
+        }
         let result = inst.backend.delete_token(name).await;
         let (outcome, detail) = match &result {
             Ok(()) => (AuditOutcome::RolledBack, why.to_owned()),

@@ -11,8 +11,8 @@ use tokenwarden::actor::Actor;
 use tokenwarden::mcp::{ApprovalPolicy, McpCore, McpSettings};
 use tokenwarden::service::ApprovalResult;
 use tokenwarden::sim::RunningSim;
-use tokenwarden::store::Store;
-use tokenwarden::tokens::{Edition, RawToken, TokenBackend};
+use tokenwarden::store::{AuditOutcome, Store};
+use tokenwarden::tokens::{Edition, RawToken, TokenBackend, TokenName};
 
 use crate::mcp_support::{ERAS, Era, Form, TestClient, call, connect, err, ok};
 use crate::support::{Recorder, assert_logs_clean, client, instance, service, sim};
@@ -307,6 +307,65 @@ async fn an_unopened_reveal_link_withdraws_its_token() {
             .as_deref()
             .unwrap()
             .contains("expired unopened")
+    );
+}
+
+#[tokio::test]
+async fn an_expiring_link_never_deletes_a_token_that_took_its_name() {
+    let (s, op) = sim(Edition::Core).await;
+    let svc = service(
+        &s,
+        &op,
+        instance("local", None, &[], false),
+        Store::open_in_memory().unwrap(),
+    );
+    let settings = McpSettings {
+        reveal_ttl: Duration::from_millis(400),
+        ..Default::default()
+    };
+    let core = McpCore::new(Arc::new(svc), settings);
+    let c = connect(&core, TestClient::plain(), Era::Legacy).await;
+    ok(&call(&c, "create_admin_token", json!({"name": "reused"})).await);
+    ok(&call(&c, "create_admin_token", json!({"name": "gone"})).await);
+    // Before the links expire, someone deletes both and gives one name to a new token.
+    let influx = client(&s, Some(&op));
+    for name in ["reused", "gone"] {
+        influx
+            .delete_token(&TokenName::parse(name).unwrap())
+            .await
+            .unwrap();
+    }
+    s.control.create_admin("reused", None).unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(has(&s, "reused"), "the new token named `reused` survives");
+    let audit = core.service().audit_log(2).await.unwrap();
+    let details: Vec<&str> = audit
+        .iter()
+        .map(|a| a.event.detail.as_deref().unwrap())
+        .collect();
+    assert!(
+        audit
+            .iter()
+            .all(|a| a.event.outcome == AuditOutcome::Refused)
+    );
+    for expected in [
+        "not deleted: the name now belongs to another token",
+        "nothing to delete: it no longer exists",
+    ] {
+        assert!(
+            details.iter().any(|d| d.contains(expected)),
+            "{expected}: {details:?}"
+        );
+    }
+    let deletes = s
+        .control
+        .requests()
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .count();
+    assert_eq!(
+        deletes, 2,
+        "only the test's own two deletes reached InfluxDB"
     );
 }
 
