@@ -212,16 +212,7 @@ impl TokenService {
                 format!("{why}; deleting it failed: {e}"),
             ),
         };
-        self.audit_after(
-            actor,
-            event,
-            inst,
-            Some(name.as_str()),
-            outcome,
-            Some(detail),
-            None,
-        )
-        .await;
+        audit(outcome, detail).await;
         result.map_err(Self::backend_err(inst))
     }
 
