@@ -1,0 +1,65 @@
+//! tokenwarden's benchmarks: medians and p99 for the five scenarios in BENCHMARKS.md.
+//!
+//! `cargo bench --bench tokenwarden -- [overhead|concurrency|scale|startup|discord ...] [--quick]`
+//! (all five when none is named); `cargo bench --bench tokenwarden -- soak [--minutes 3]` for the
+//! soak test. Release builds of the binary and this program; the
+//! simulator plays InfluxDB 3.
+
+mod concurrency;
+mod discord;
+mod mcp_io;
+mod overhead;
+mod procs;
+mod report;
+mod scale;
+mod soak;
+mod startup;
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--bench"))
+        .collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let named: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wants = |name: &str| named.is_empty() || named.contains(&name);
+    let named_soak_only = named == ["soak"];
+    let wants = |name: &str| !named_soak_only && wants(name);
+    println!(
+        "tokenwarden benchmarks ({} build, {})",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        if quick { "quick" } else { "full" }
+    );
+    if wants("overhead") {
+        overhead::overhead(quick).await;
+    }
+    if wants("concurrency") {
+        concurrency::concurrency(quick).await;
+    }
+    if wants("scale") {
+        scale::scale(quick).await;
+    }
+    if wants("startup") {
+        startup::startup(quick).await;
+    }
+    if wants("discord") {
+        discord::discord(quick).await;
+    }
+    if named.contains(&"soak") {
+        let minutes = args
+            .iter()
+            .position(|a| a == "--minutes")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|m| m.parse().ok());
+        soak::soak(minutes.unwrap_or(3)).await;
+    }
+}
