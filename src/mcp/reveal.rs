@@ -217,6 +217,18 @@ impl RevealHub {
         }
     }
 
+    /// Whether the link's token is gone (or its name now belongs to another token). When
+    /// InfluxDB cannot say, the secret is shown: delivering it is what the link is for.
+    async fn deleted_meanwhile(&self, w: &Waiting) -> bool {
+        match self.service.current_id(&w.instance, &w.token_name).await {
+            Ok(id) => id != Some(w.token_id),
+            Err(e) => {
+                tracing::warn!(error = %e, token = %w.token_name, "cannot check a revealed token still exists; showing its secret");
+                false
+            }
+        }
+    }
+
     /// Runs in the link's own timer task, which therefore is not aborted.
     async fn expire(&self, id: &str) {
         let expired = lock(&self.slots).remove(id);
@@ -311,6 +323,18 @@ async fn page(State(hub): State<Arc<RevealHub>>, Path(id): Path<String>) -> Resp
 async fn reveal(State(hub): State<Arc<RevealHub>>, Path(id): Path<String>) -> Response {
     match hub.take(&id) {
         Some(w) => {
+            if hub.deleted_meanwhile(&w).await {
+                tracing::info!(token = %w.token_name, "a reveal link was opened after its token was deleted");
+                return html(
+                    StatusCode::GONE,
+                    "This token was deleted",
+                    &format!(
+                        "<p>Token <b>{}</b> was deleted after this link was made, so its secret no longer \
+                         works and is not shown. Ask for a new token.</p>",
+                        escape(w.token_name.as_str())
+                    ),
+                );
+            }
             tracing::info!(token = %w.token_name, "a reveal link was opened");
             html(
                 StatusCode::OK,

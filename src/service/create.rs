@@ -171,12 +171,8 @@ impl TokenService {
                 None,
             )
         };
-        let filter = ListFilter {
-            name_contains: Some(name.to_string()),
-            ..ListFilter::default()
-        };
-        let current = match inst.backend.list_tokens(&filter, None, self.now()).await {
-            Ok(tokens) => tokens.into_iter().find(|t| t.name == name.as_str()),
+        let current = match self.lookup_id(inst, name).await {
+            Ok(id) => id,
             Err(e) => {
                 audit(
                     AuditOutcome::Failed,
@@ -189,11 +185,10 @@ impl TokenService {
             }
         };
         match current {
-            Some(t) if t.id == id => {}
-            Some(t) => {
+            Some(now) if now == id => {}
+            Some(now) => {
                 let detail = format!(
-                    "{why}; not deleted: the name now belongs to another token (id {}, not {id})",
-                    t.id
+                    "{why}; not deleted: the name now belongs to another token (id {now}, not {id})"
                 );
                 audit(AuditOutcome::Refused, detail).await;
                 return Ok(());
@@ -214,6 +209,35 @@ impl TokenService {
         };
         audit(outcome, detail).await;
         result.map_err(Self::backend_err(inst))
+    }
+
+    /// The id of the token named `name` now, if there is one. Names pass from deleted tokens to
+    /// new ones, so comparing ids tells whether a token is still the one tokenwarden created.
+    pub async fn current_id(
+        &self,
+        instance: &str,
+        name: &TokenName,
+    ) -> Result<Option<u64>, ServiceError> {
+        let inst = self.instance(Some(instance))?;
+        self.lookup_id(inst, name)
+            .await
+            .map_err(Self::backend_err(inst))
+    }
+
+    async fn lookup_id(
+        &self,
+        inst: &Instance,
+        name: &TokenName,
+    ) -> Result<Option<u64>, crate::tokens::BackendError> {
+        let filter = ListFilter {
+            name_contains: Some(name.to_string()),
+            ..ListFilter::default()
+        };
+        let tokens = inst.backend.list_tokens(&filter, None, self.now()).await?;
+        Ok(tokens
+            .into_iter()
+            .find(|t| t.name == name.as_str())
+            .map(|t| t.id))
     }
 
     /// Creates `_admin` on a server that has none, delivering its secret.

@@ -311,6 +311,38 @@ async fn an_unopened_reveal_link_withdraws_its_token() {
 }
 
 #[tokio::test]
+async fn a_link_to_a_token_deleted_meanwhile_shows_no_secret() {
+    let (s, op) = sim(Edition::Core).await;
+    let svc = service(
+        &s,
+        &op,
+        instance("local", None, &[], false),
+        Store::open_in_memory().unwrap(),
+    );
+    let core = McpCore::new(Arc::new(svc), McpSettings::default());
+    let c = connect(&core, TestClient::plain(), Era::Legacy).await;
+    let v = ok(&call(&c, "create_admin_token", json!({"name": "short-lived"})).await);
+    let url = v["secret_handoff"]["reveal_url"].as_str().unwrap();
+    client(&s, Some(&op))
+        .delete_token(&TokenName::parse("short-lived").unwrap())
+        .await
+        .unwrap();
+    s.control.create_admin("short-lived", None).unwrap();
+    let shown = reqwest::Client::new().post(url).send().await.unwrap();
+    assert_eq!(shown.status(), 410);
+    let body = shown.text().await.unwrap();
+    assert!(
+        body.contains("was deleted after this link was made"),
+        "{body}"
+    );
+    assert!(!body.contains("apiv3_"), "no secret: {body}");
+    assert!(
+        has(&s, "short-lived"),
+        "the new token of that name is left alone"
+    );
+}
+
+#[tokio::test]
 async fn an_expiring_link_never_deletes_a_token_that_took_its_name() {
     let (s, op) = sim(Edition::Core).await;
     let svc = service(
