@@ -18,6 +18,15 @@ use crate::mcp_support::{ERAS, Era, Form, TestClient, call, connect, err, ok};
 use crate::support::{Recorder, assert_logs_clean, client, instance, service, sim};
 
 async fn setup(edition: Edition, settings: McpSettings) -> (RunningSim, McpCore) {
+    let (s, _, core) = setup_with_operator(edition, settings).await;
+    (s, core)
+}
+
+/// [`setup`], and the simulator's operator token for changes behind tokenwarden's back.
+async fn setup_with_operator(
+    edition: Edition,
+    settings: McpSettings,
+) -> (RunningSim, RawToken, McpCore) {
     let (s, op) = sim(edition).await;
     s.control.create_database("metrics");
     let svc = service(
@@ -26,7 +35,7 @@ async fn setup(edition: Edition, settings: McpSettings) -> (RunningSim, McpCore)
         instance("local", None, &["keep-*"], false),
         Store::open_in_memory().unwrap(),
     );
-    (s, McpCore::new(Arc::new(svc), settings))
+    (s, op, McpCore::new(Arc::new(svc), settings))
 }
 
 fn has(s: &RunningSim, name: &str) -> bool {
@@ -312,14 +321,7 @@ async fn an_unopened_reveal_link_withdraws_its_token() {
 
 #[tokio::test]
 async fn a_link_to_a_token_deleted_meanwhile_shows_no_secret() {
-    let (s, op) = sim(Edition::Core).await;
-    let svc = service(
-        &s,
-        &op,
-        instance("local", None, &[], false),
-        Store::open_in_memory().unwrap(),
-    );
-    let core = McpCore::new(Arc::new(svc), McpSettings::default());
+    let (s, op, core) = setup_with_operator(Edition::Core, McpSettings::default()).await;
     let c = connect(&core, TestClient::plain(), Era::Legacy).await;
     let v = ok(&call(&c, "create_admin_token", json!({"name": "short-lived"})).await);
     let url = v["secret_handoff"]["reveal_url"].as_str().unwrap();
@@ -344,18 +346,11 @@ async fn a_link_to_a_token_deleted_meanwhile_shows_no_secret() {
 
 #[tokio::test]
 async fn an_expiring_link_never_deletes_a_token_that_took_its_name() {
-    let (s, op) = sim(Edition::Core).await;
-    let svc = service(
-        &s,
-        &op,
-        instance("local", None, &[], false),
-        Store::open_in_memory().unwrap(),
-    );
     let settings = McpSettings {
         reveal_ttl: Duration::from_millis(400),
         ..Default::default()
     };
-    let core = McpCore::new(Arc::new(svc), settings);
+    let (s, op, core) = setup_with_operator(Edition::Core, settings).await;
     let c = connect(&core, TestClient::plain(), Era::Legacy).await;
     ok(&call(&c, "create_admin_token", json!({"name": "reused"})).await);
     ok(&call(&c, "create_admin_token", json!({"name": "gone"})).await);
