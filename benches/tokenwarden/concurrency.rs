@@ -2,25 +2,14 @@
 
 use std::time::Instant;
 
-use tokenwarden::sim::{SimSettings, Simulator};
-use tokenwarden::tokens::Edition;
-
 use crate::mcp_io::HttpSession;
-use crate::procs::{spawn_http, write_config};
+use crate::procs::{core_sim, spawn_http, write_config};
 use crate::report::{row, stats, verdict};
 
 pub async fn concurrency(quick: bool) {
     let (sessions, calls) = if quick { (20, 20) } else { (100, 100) };
     println!("\n2. {sessions} concurrent MCP HTTP sessions x {calls} list_tokens calls");
-    let sim = Simulator::new(SimSettings {
-        edition: Edition::Core,
-        ..Default::default()
-    })
-    .spawn()
-    .await
-    .unwrap();
-    let op = sim.control.create_operator().unwrap();
-    sim.control.seed_tokens(99);
+    let (sim, op) = core_sim(99).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path(), &sim.url(), &op);
     let (mut server, url) = spawn_http(&cfg);

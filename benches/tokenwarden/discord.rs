@@ -5,22 +5,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokenwarden::influx::{ClientOptions, InfluxClient};
-use tokenwarden::sim::{SimSettings, Simulator};
 use tokenwarden::tokens::{Edition, RawToken};
 
+use crate::procs::core_sim;
 use crate::report::{ms, row, stats, verdict};
 
 pub async fn discord(quick: bool) {
     use ed25519_dalek::{Signer, SigningKey};
     println!("\n5. Discord: time to the initial interaction response while InfluxDB takes 5 s");
-    let sim = Simulator::new(SimSettings {
-        edition: Edition::Core,
-        ..Default::default()
-    })
-    .spawn()
-    .await
-    .unwrap();
-    let op = sim.control.create_operator().unwrap();
+    let (sim, op) = core_sim(0).await;
     sim.control.set_latency(Duration::from_secs(5));
     let backend = Arc::new(
         InfluxClient::new(ClientOptions {

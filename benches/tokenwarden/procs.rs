@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tokenwarden::tokens::RawToken;
+use tokenwarden::sim::{RunningSim, SimSettings, Simulator};
+use tokenwarden::tokens::{Edition, RawToken};
 
 use crate::mcp_io::MCP_TOKEN;
 
@@ -127,4 +128,20 @@ pub fn rss_of(pid: u32) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .unwrap_or(0)
         * 1024
+}
+
+/// An in-process simulator (Core) with an operator token and `seed` tokens.
+pub async fn core_sim(seed: usize) -> (RunningSim, RawToken) {
+    let sim = Simulator::new(SimSettings {
+        edition: Edition::Core,
+        ..Default::default()
+    })
+    .spawn()
+    .await
+    .unwrap();
+    let op = sim.control.create_operator().unwrap();
+    if seed > 0 {
+        sim.control.seed_tokens(seed);
+    }
+    (sim, op)
 }

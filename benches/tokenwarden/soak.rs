@@ -3,11 +3,9 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokenwarden::sim::{SimSettings, Simulator};
-use tokenwarden::tokens::Edition;
 
 use crate::mcp_io::{HttpSession, post_mcp};
-use crate::procs::{rss_of, spawn_http, write_config};
+use crate::procs::{core_sim, rss_of, spawn_http, write_config};
 use crate::report::verdict;
 
 /// Mixed MCP calls over HTTP for `minutes`: list, create, confirm-code delete, server info;
@@ -16,15 +14,7 @@ pub async fn soak(minutes: u64) {
     println!(
         "\n6. Soak: mixed MCP calls over HTTP for {minutes} minute(s), memory sampled every 10 s"
     );
-    let sim = Simulator::new(SimSettings {
-        edition: Edition::Core,
-        ..Default::default()
-    })
-    .spawn()
-    .await
-    .unwrap();
-    let op = sim.control.create_operator().unwrap();
-    sim.control.seed_tokens(500);
+    let (sim, op) = core_sim(500).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path(), &sim.url(), &op);
     let (mut server, url) = spawn_http(&cfg);

@@ -3,23 +3,14 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tokenwarden::sim::{SimSettings, Simulator};
-use tokenwarden::tokens::Edition;
 
 use crate::mcp_io::StdioServer;
-use crate::procs::{rss_of, write_config};
+use crate::procs::{core_sim, rss_of, write_config};
 use crate::report::{ms, row, stats, verdict};
 
 pub async fn startup(quick: bool) {
     println!("\n4. Start-up to the first tools/list answer over stdio, and idle memory");
-    let sim = Simulator::new(SimSettings {
-        edition: Edition::Core,
-        ..Default::default()
-    })
-    .spawn()
-    .await
-    .unwrap();
-    let op = sim.control.create_operator().unwrap();
+    let (sim, op) = core_sim(0).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path(), &sim.url(), &op);
     let runs = if quick { 5 } else { 30 };
