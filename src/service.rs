@@ -291,21 +291,34 @@ impl TokenService {
         instance: Option<&str>,
         name: &TokenName,
     ) -> Result<Token, ServiceError> {
-        let filter = ListFilter {
-            name_contains: Some(name.to_string()),
-            ..Default::default()
-        };
         let inst = self.instance(instance)?;
-        self.list(actor, instance, &filter)
+        self.find_named(actor, instance, name)
             .await?
-            .into_iter()
-            .find(|t| t.name == name.as_str())
             .ok_or_else(|| ServiceError::Backend {
                 instance: inst.settings.name.clone(),
                 source: BackendError::NotFound {
                     name: name.to_string(),
                 },
             })
+    }
+
+    /// The token named exactly `name`, if one exists now. Names pass from deleted tokens to new
+    /// ones, so its id tells whether it is still the token tokenwarden created.
+    pub async fn find_named(
+        &self,
+        actor: &Actor,
+        instance: Option<&str>,
+        name: &TokenName,
+    ) -> Result<Option<Token>, ServiceError> {
+        let filter = ListFilter {
+            name_contains: Some(name.to_string()),
+            ..Default::default()
+        };
+        Ok(self
+            .list(actor, instance, &filter)
+            .await?
+            .into_iter()
+            .find(|t| t.name == name.as_str()))
     }
 
     /// Databases a resource token can name (InfluxDB's own `_internal` left out).

@@ -220,8 +220,12 @@ impl RevealHub {
     /// Whether the link's token is gone (or its name now belongs to another token). When
     /// InfluxDB cannot say, the secret is shown: delivering it is what the link is for.
     async fn deleted_meanwhile(&self, w: &Waiting) -> bool {
-        match self.service.current_id(&w.instance, &w.token_name).await {
-            Ok(id) => id != Some(w.token_id),
+        let named = self
+            .service
+            .find_named(&w.requester, Some(&w.instance), &w.token_name)
+            .await;
+        match named {
+            Ok(token) => token.map(|t| t.id) != Some(w.token_id),
             Err(e) => {
                 tracing::warn!(error = %e, token = %w.token_name, "cannot check a revealed token still exists; showing its secret");
                 false

@@ -6,7 +6,7 @@ use super::{
 };
 use crate::actor::Actor;
 use crate::store::AuditOutcome;
-use crate::tokens::{CreatedToken, Edition, ListFilter, NewToken, TokenName, TokenSpec};
+use crate::tokens::{CreatedToken, Edition, NewToken, TokenName, TokenSpec};
 
 impl TokenService {
     /// Creates a token and hands its secret to `delivery`; if delivery fails the token is deleted again.
@@ -171,33 +171,29 @@ impl TokenService {
                 None,
             )
         };
-        let current = match self.lookup_id(inst, name).await {
-            Ok(id) => id,
+        let current = match self
+            .find_named(actor, Some(&inst.settings.name), name)
+            .await
+        {
+            Ok(current) => current.map(|t| t.id),
             Err(e) => {
-                audit(
-                    AuditOutcome::Failed,
-                    format!(
-                        "{why}; not deleted: cannot check that it is still the token created: {e}"
-                    ),
-                )
-                .await;
-                return Err(Self::backend_err(inst)(e));
+                let detail = format!(
+                    "{why}; not deleted: cannot check that it is still the token created: {e}"
+                );
+                audit(AuditOutcome::Failed, detail).await;
+                return Err(e);
             }
         };
-        match current {
-            Some(now) if now == id => {}
-            Some(now) => {
-                let detail = format!(
-                    "{why}; not deleted: the name now belongs to another token (id {now}, not {id})"
-                );
-                audit(AuditOutcome::Refused, detail).await;
-                return Ok(());
-            }
-            None => {
-                let detail = format!("{why}; nothing to delete: it no longer exists");
-                audit(AuditOutcome::Refused, detail).await;
-                return Ok(());
-            }
+        let refused = match current {
+            Some(now) if now == id => None,
+            Some(now) => Some(format!(
+                "{why}; not deleted: the name now belongs to another token (id {now}, not {id})"
+            )),
+            None => Some(format!("{why}; nothing to delete: it no longer exists")),
+        };
+        if let Some(detail) = refused {
+            audit(AuditOutcome::Refused, detail).await;
+            return Ok(());
         }
         let result = inst.backend.delete_token(name).await;
         let (outcome, detail) = match &result {
@@ -209,35 +205,6 @@ impl TokenService {
         };
         audit(outcome, detail).await;
         result.map_err(Self::backend_err(inst))
-    }
-
-    /// The id of the token named `name` now, if there is one. Names pass from deleted tokens to
-    /// new ones, so comparing ids tells whether a token is still the one tokenwarden created.
-    pub async fn current_id(
-        &self,
-        instance: &str,
-        name: &TokenName,
-    ) -> Result<Option<u64>, ServiceError> {
-        let inst = self.instance(Some(instance))?;
-        self.lookup_id(inst, name)
-            .await
-            .map_err(Self::backend_err(inst))
-    }
-
-    async fn lookup_id(
-        &self,
-        inst: &Instance,
-        name: &TokenName,
-    ) -> Result<Option<u64>, crate::tokens::BackendError> {
-        let filter = ListFilter {
-            name_contains: Some(name.to_string()),
-            ..ListFilter::default()
-        };
-        let tokens = inst.backend.list_tokens(&filter, None, self.now()).await?;
-        Ok(tokens
-            .into_iter()
-            .find(|t| t.name == name.as_str())
-            .map(|t| t.id))
     }
 
     /// Creates `_admin` on a server that has none, delivering its secret.
