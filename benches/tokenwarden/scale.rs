@@ -1,13 +1,12 @@
 //! Scenario 3: listing with 100,000 tokens, filtered and paged; peak memory.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tokenwarden::influx::{ClientOptions, InfluxClient};
-use tokenwarden::tokens::{ListFilter, Page, RawToken, TokenBackend};
+use tokenwarden::tokens::{ListFilter, Page, TokenBackend};
 
-use crate::procs::{bin, measure_child, write_config};
+use crate::procs::{bin, measure_child, spawn_sim, write_config};
 use crate::report::{ms, row, stats, verdict};
 
 pub async fn scale(quick: bool) {
@@ -16,34 +15,7 @@ pub async fn scale(quick: bool) {
         "\n3. Listing with {tokens} tokens in the simulator, filtered and paged (50 per page)"
     );
     let dir = tempfile::tempdir().unwrap();
-    let op_file = dir.path().join("operator.token");
-    let mut sim = Command::new(bin())
-        .args([
-            "--log-level",
-            "error",
-            "simulate",
-            "--listen",
-            "127.0.0.1:0",
-            "--seed-tokens",
-            &tokens.to_string(),
-        ])
-        .arg("--operator-token-file")
-        .arg(&op_file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(sim.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .trim_end_matches(';')
-        .to_owned();
-    let op = RawToken::new(std::fs::read_to_string(&op_file).unwrap().trim().to_owned());
+    let (mut sim, url, op) = spawn_sim(dir.path(), tokens);
     let cfg = write_config(dir.path(), &url, &op);
     let runs = if quick { 5 } else { 20 };
     let queries: [(&str, &[&str]); 3] = [
