@@ -14,7 +14,9 @@ pub use delivery::{FileDelivery, TerminalDelivery};
 
 use crate::actor::Actor;
 use crate::gate::GateMode;
-use crate::service::{ErrorKind, Executed, GateRequest, ServiceError, TokenService};
+use crate::service::{
+    ErrorKind, Executed, GateRequest, PendingRequest, ServiceError, TokenService,
+};
 use crate::tokens::{
     Expiry, ListFilter, NewToken, Page, ParseError, Permission, TokenName, TokenSpec,
 };
@@ -222,16 +224,7 @@ impl Cli<'_> {
             );
             self.ask_or_decline(&question, &request.pending.id).await?
         };
-        let done = self
-            .service
-            .confirm(
-                &self.actor,
-                &request.pending.id,
-                &op,
-                &proof,
-                &TerminalDelivery { json: self.json },
-            )
-            .await?;
+        let done = self.confirm_here(&request, &proof).await?;
         if let Executed::Deleted { instance, name } = done {
             if self.json {
                 print(json!({ "deleted": name, "instance": instance }).to_string());
@@ -322,18 +315,22 @@ impl Cli<'_> {
             );
             self.ask_or_decline(&question, &request.pending.id).await?
         };
-        let op = request.pending.action.clone();
-        let done = self
-            .service
-            .confirm(
-                &self.actor,
-                &request.pending.id,
-                &op,
-                &proof,
-                &TerminalDelivery { json: self.json },
-            )
-            .await?;
+        let done = self.confirm_here(&request, &proof).await?;
         self.report_pruned(done)
+    }
+
+    /// Confirms `request` with `proof`; a secret it creates is printed here.
+    async fn confirm_here(
+        &self,
+        request: &PendingRequest,
+        proof: &str,
+    ) -> Result<Executed, CliError> {
+        let pending = &request.pending;
+        let terminal = TerminalDelivery { json: self.json };
+        Ok(self
+            .service
+            .confirm(&self.actor, &pending.id, &pending.action, proof, &terminal)
+            .await?)
     }
 
     pub(crate) fn report_pruned(&self, done: Executed) -> Result<(), CliError> {
