@@ -2,11 +2,11 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::procs::bin;
+use crate::procs::mcp_command;
 
 pub const MCP_TOKEN: &str = "twmcp_bench_token";
 
@@ -20,14 +20,7 @@ pub struct StdioServer {
 
 impl StdioServer {
     pub fn spawn(cfg: &Path) -> Self {
-        let mut child = Command::new(bin())
-            .args([
-                "--config",
-                cfg.to_str().unwrap(),
-                "--log-level",
-                "error",
-                "mcp",
-            ])
+        let mut child = mcp_command(cfg)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -29,20 +29,21 @@ pub fn write_config(dir: &Path, url: &str, op: &RawToken) -> PathBuf {
     cfg
 }
 
+/// `tokenwarden --config CFG --log-level error mcp`, to which a caller adds its transport.
+pub fn mcp_command(cfg: &Path) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.arg("--config")
+        .arg(cfg)
+        .args(["--log-level", "error", "mcp"]);
+    cmd
+}
+
 /// Starts `tokenwarden mcp --http 127.0.0.1:0` and returns it with its URL (the caller kills
 /// and waits for it).
 #[allow(clippy::zombie_processes)]
 pub fn spawn_http(cfg: &Path) -> (Child, String) {
-    let mut child = Command::new(bin())
-        .args([
-            "--config",
-            cfg.to_str().unwrap(),
-            "--log-level",
-            "error",
-            "mcp",
-            "--http",
-            "127.0.0.1:0",
-        ])
+    let mut child = mcp_command(cfg)
+        .args(["--http", "127.0.0.1:0"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
