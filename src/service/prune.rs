@@ -95,7 +95,7 @@ impl TokenService {
                 inst,
                 Some(name.as_str()),
                 outcome,
-                detail.clone(),
+                detail,
                 None,
             )
             .await;
