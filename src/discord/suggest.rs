@@ -7,10 +7,12 @@ use serenity::builder::{CreateAutocompleteResponse, CreateInteractionResponse};
 use serenity::model::application::CommandInteraction;
 
 use super::{Bot, Capability, actor_of};
-use crate::tokens::ListFilter;
+use crate::tokens::{ListFilter, Page};
 
 /// How long autocomplete may wait for InfluxDB (Discord allows 3 s in all).
 const SUGGEST_WITHIN: Duration = Duration::from_millis(2_000);
+/// The most choices Discord shows.
+const MAX_CHOICES: usize = 25;
 
 impl Bot {
     pub(super) async fn autocomplete(&self, ac: &CommandInteraction) -> CreateInteractionResponse {
@@ -53,11 +55,16 @@ impl Bot {
                 name_contains: (!typed.is_empty()).then_some(typed.clone()),
                 ..Default::default()
             };
-            let tokens =
-                tokio::time::timeout(SUGGEST_WITHIN, self.service.list(&actor, None, &filter))
-                    .await;
-            let tokens = tokens.ok().and_then(Result::ok).unwrap_or_default();
+            // One page covers Discord's 25 choices, even with the operator token among them.
+            let page = Page {
+                offset: 0,
+                limit: MAX_CHOICES + 1,
+            };
+            let listed = self.service.list_page(&actor, None, &filter, page);
+            let listed = tokio::time::timeout(SUGGEST_WITHIN, listed).await;
+            let tokens = listed.ok().and_then(Result::ok).map(|p| p.tokens);
             tokens
+                .unwrap_or_default()
                 .into_iter()
                 .filter(|t| !t.is_operator())
                 .map(|t| (t.name.clone(), t.name))
@@ -67,7 +74,7 @@ impl Bot {
         for (name, value) in choices
             .into_iter()
             .filter(|(n, v)| n.len() <= 100 && v.len() <= 100)
-            .take(25)
+            .take(MAX_CHOICES)
         {
             response = response.add_string_choice(name, value);
         }
