@@ -21,7 +21,7 @@ mod demo;
 pub use demo::{DemoOptions, demo};
 
 use crate::tokens::{
-    BackendError, CreatedToken, Edition, ListFilter, Page, Permission, ServerInfo, Token,
+    BackendError, CreatedToken, Edition, ListFilter, Page, Permission, RawToken, ServerInfo, Token,
     TokenBackend, TokenName,
 };
 
@@ -69,6 +69,11 @@ pub fn build_service(config: &Config, credentials: Credentials) -> Result<TokenS
                 read_only: inst.read_only,
                 protected: inst.protected.clone(),
                 edition: inst.edition.fixed(),
+                operator_token_file: inst.operator_token_file.clone(),
+                credential_file: match &inst.token {
+                    TokenSource::File(path) => Some(path.clone()),
+                    _ => None,
+                },
             };
             (settings, backend_for(inst, credentials))
         })
@@ -141,6 +146,9 @@ impl TokenBackend for Unusable {
     async fn list_databases(&self) -> Result<Vec<String>, BackendError> {
         self.err()
     }
+    async fn highest_token_id(&self) -> Result<Option<u64>, BackendError> {
+        self.err()
+    }
     async fn create_admin_token(
         &self,
         _: &TokenName,
@@ -165,6 +173,10 @@ impl TokenBackend for Unusable {
     async fn bootstrap_operator_token(&self) -> Result<CreatedToken, BackendError> {
         self.err()
     }
+    async fn authenticates(&self, _: &RawToken) -> Result<bool, BackendError> {
+        self.err()
+    }
+    fn set_credential(&self, _: RawToken) {}
 }
 
 /// Options of `tokenwarden simulate`.
@@ -228,9 +240,33 @@ pub async fn simulate(
         .map_err(|e| AppError::Io(e.to_string()))
 }
 
+/// Settles what dead processes left unfinished before a command that talks to InfluxDB, for at
+/// most `within`; whatever is left waits for the next process.
+pub async fn recover_briefly(service: &TokenService, within: std::time::Duration) {
+    match tokio::time::timeout(within, service.recover()).await {
+        Ok(report) if report.settled > 0 => {
+            tracing::info!(
+                settled = report.settled,
+                "settled unfinished operations of earlier processes"
+            );
+        }
+        Ok(_) => {}
+        Err(_) => {
+            tracing::info!("recovery of earlier processes' work continues in the next command")
+        }
+    }
+}
+
+/// Keeps this process's leases alive and settles dead processes' work until `stop`.
+fn spawn_maintenance(service: &Arc<TokenService>, stop: tokio_util::sync::CancellationToken) {
+    let service = Arc::clone(service);
+    tokio::spawn(async move { service.maintain(stop).await });
+}
+
 /// Runs the MCP server on stdin/stdout for the configured instances.
 pub async fn mcp_stdio(config: &Config) -> Result<(), AppError> {
     let service = Arc::new(build_service(config, Credentials::Configured)?);
+    spawn_maintenance(&service, tokio_util::sync::CancellationToken::new());
     let core = McpCore::new(service, config.mcp.settings.clone());
     Ok(mcp::serve_stdio(core).await?)
 }
@@ -245,9 +281,11 @@ pub async fn mcp_http(
     http.check()?;
     let (listener, addr) = bind(http.listen).await?;
     let service = Arc::new(build_service(config, Credentials::Configured)?);
+    let stop = cancel_on(shutdown);
+    spawn_maintenance(&service, stop.clone());
     let core = McpCore::new(service, config.mcp.settings.clone());
     eprintln!("tokenwarden MCP server listening on http://{addr}/mcp");
-    Ok(mcp::serve_http(core, http, listener, shutdown).await?)
+    Ok(mcp::serve_http(core, http, listener, stop.cancelled_owned()).await?)
 }
 
 /// Binds `addr`, and says where it ended up (port 0 picks one).
@@ -301,7 +339,9 @@ pub async fn discord_run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
     let service = Arc::new(build_service(config, Credentials::Configured)?);
-    discord_with(config, service, interactions, cancel_on(shutdown)).await
+    let stop = cancel_on(shutdown);
+    spawn_maintenance(&service, stop.clone());
+    discord_with(config, service, interactions, stop).await
 }
 
 /// Runs the MCP HTTP server and the Discord bot in one process, over one core, until `shutdown`.
@@ -317,6 +357,7 @@ pub async fn serve(
     let service = Arc::new(build_service(config, Credentials::Configured)?);
     let core = McpCore::new(Arc::clone(&service), config.mcp.settings.clone());
     let stop = cancel_on(shutdown);
+    spawn_maintenance(&service, stop.clone());
     eprintln!("tokenwarden MCP server listening on http://{addr}/mcp");
     let (mcp_result, discord_result) = tokio::join!(
         mcp::serve_http(core, http, listener, stop.clone().cancelled_owned()),

@@ -235,16 +235,14 @@ impl Cli<'_> {
         Ok(())
     }
 
+    /// Regenerates the operator token; its new secret goes to `token_file`, else to the
+    /// instance's `operator_token_file` (one of them is required).
     pub async fn regenerate_operator(
         &self,
         yes: bool,
         token_file: Option<&Path>,
     ) -> Result<(), CliError> {
         let instance = self.service.instance_or_default(self.instance.clone());
-        let file = token_file
-            .map(|p| FileDelivery::prepare(p, true))
-            .transpose()
-            .map_err(|e| CliError::TokenFile(e.to_string()))?;
         let gate = GateRequest {
             mode: GateMode::confirm_with(&instance),
             ttl: None,
@@ -252,36 +250,55 @@ impl Cli<'_> {
         };
         let request = self
             .service
-            .request_regenerate(&self.actor, Some(&instance), gate)
+            .request_regenerate(
+                &self.actor,
+                Some(&instance),
+                gate,
+                token_file.map(Path::to_path_buf),
+            )
             .await?;
         let proof = if yes {
             instance.clone()
         } else {
             let question = format!(
-                "About to regenerate the operator token `_admin` of instance `{instance}`. Its current secret stops working at once,\n\
-                 and every client and script that uses it breaks (tokenwarden too, if this instance's token is the operator token).\n\
-                 Type the instance name `{instance}` to confirm: "
+                "About to {}. Its current secret stops working at once,\n\
+                 and every client and script that uses it breaks (tokenwarden too, unless that file is its token_file).\n\
+                 Type the instance name `{instance}` to confirm: ",
+                request.pending.action.describe()
             );
             self.ask_or_decline(&question, &request.pending.id).await?
         };
-        let terminal = TerminalDelivery { json: self.json };
-        let delivery: &dyn crate::service::SecretDelivery = match &file {
-            Some(f) => f,
-            None => &terminal,
+        let done = self.confirm_here(&request, &proof).await?;
+        self.report_regenerated(done);
+        Ok(())
+    }
+
+    pub(crate) fn report_regenerated(&self, done: Executed) {
+        let Executed::Regenerated {
+            instance,
+            id,
+            file,
+            own_credential,
+        } = done
+        else {
+            return;
         };
-        let op = request.pending.action.clone();
-        let done = self
-            .service
-            .confirm(&self.actor, &request.pending.id, &op, &proof, delivery)
-            .await?;
-        // Without a file the terminal delivery has printed the secret already.
-        if let (Executed::Regenerated(d), Some(_)) = (done, &file) {
+        if self.json {
+            print(
+                json!({ "regenerated": instance, "id": id, "token_file": file, "own_credential_changed": own_credential })
+                    .to_string(),
+            );
+        } else {
+            let own = if own_credential {
+                "tokenwarden's own credential for this instance is that file, and it uses the new secret now"
+            } else {
+                "tokenwarden's own credential for this instance did not change"
+            };
             print(format!(
-                "Regenerated the operator token of `{instance}` (id {}); the new secret is {}.",
-                d.token.id, d.receipt.0
+                "Regenerated the operator token of `{instance}`; the new secret is in {} (mode 0600). {own}.",
+                file.display()
             ));
         }
-        Ok(())
     }
 
     /// Deletes the expired tokens (not protected ones) after showing them and a typed `prune`.
@@ -319,17 +336,16 @@ impl Cli<'_> {
         self.report_pruned(done)
     }
 
-    /// Confirms `request` with `proof`; a secret it creates is printed here.
+    /// Confirms `request` with `proof`, which runs it once.
     async fn confirm_here(
         &self,
         request: &PendingRequest,
         proof: &str,
     ) -> Result<Executed, CliError> {
         let pending = &request.pending;
-        let terminal = TerminalDelivery { json: self.json };
         Ok(self
             .service
-            .confirm(&self.actor, &pending.id, &pending.action, proof, &terminal)
+            .confirm(&self.actor, &pending.id, &pending.action, proof)
             .await?)
     }
 
@@ -337,25 +353,36 @@ impl Cli<'_> {
         let Executed::Pruned {
             instance,
             deleted,
+            skipped,
             failed,
         } = done
         else {
             return Ok(());
         };
-        if self.json {
-            let failed_json: Vec<_> = failed
+        let pairs = |items: &[(String, String)]| -> Vec<serde_json::Value> {
+            items
                 .iter()
-                .map(|(n, e)| json!({ "name": n, "error": e }))
-                .collect();
+                .map(|(n, e)| json!({ "name": n, "why": e }))
+                .collect()
+        };
+        if self.json {
             print(
-                json!({ "instance": instance, "deleted": deleted, "failed": failed_json })
+                json!({ "instance": instance, "deleted": deleted, "skipped": pairs(&skipped), "failed": pairs(&failed) })
                     .to_string(),
             );
         } else {
             print(format!(
-                "Deleted {} expired tokens on instance `{instance}`.",
-                deleted.len()
+                "Deleted {} expired {} on instance `{instance}`.",
+                deleted.len(),
+                if deleted.len() == 1 {
+                    "token"
+                } else {
+                    "tokens"
+                }
             ));
+            for (name, why) in &skipped {
+                print(format!("Left `{name}` alone: {why}."));
+            }
         }
         if failed.is_empty() {
             Ok(())
@@ -381,7 +408,7 @@ impl Cli<'_> {
         } else {
             print(format!(
                 "Created the operator token `_admin` (id {}); its secret is {}.\nPoint the instance's token_file at it.",
-                done.token.id, done.receipt.0
+                done.token.id, done.receipt.text
             ));
         }
         Ok(())

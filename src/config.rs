@@ -152,6 +152,9 @@ pub struct InstanceConfig {
     pub ca_file: Option<PathBuf>,
     pub read_only: bool,
     pub protected: ProtectedNames,
+    /// Where a regenerated operator secret is written (0600, atomically); regeneration is
+    /// refused without it.
+    pub operator_token_file: Option<PathBuf>,
 }
 
 /// The gate's settings.

@@ -39,7 +39,8 @@ pub struct ClientOptions {
 pub struct InfluxClient {
     http: reqwest::Client,
     url: String,
-    token: Option<RawToken>,
+    /// Replaced when tokenwarden regenerates the operator token it uses.
+    token: std::sync::Arc<std::sync::RwLock<Option<RawToken>>>,
     timeout: Duration,
 }
 
@@ -81,14 +82,15 @@ impl InfluxClient {
         Ok(Self {
             http,
             url: opts.url.trim_end_matches('/').to_owned(),
-            token: opts.token,
+            token: std::sync::Arc::new(std::sync::RwLock::new(opts.token)),
             timeout: opts.timeout,
         })
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
         let rb = self.http.request(method, format!("{}{path}", self.url));
-        match &self.token {
+        let token = self.token.read().unwrap_or_else(|p| p.into_inner());
+        match token.as_ref() {
             Some(t) => rb.bearer_auth(t.expose()),
             None => rb,
         }
@@ -243,6 +245,20 @@ impl TokenBackend for InfluxClient {
         decode::databases(&self.url, &a.body)
     }
 
+    async fn highest_token_id(&self) -> Result<Option<u64>, BackendError> {
+        let body = json!({ "db": "_internal", "q": query::HIGHEST_ID, "format": "json" });
+        let a = self
+            .read(|| {
+                self.request(reqwest::Method::POST, "/api/v3/query_sql")
+                    .json(&body)
+            })
+            .await?;
+        if a.status != StatusCode::OK {
+            return Err(self.failure(&a));
+        }
+        decode::highest_id(&self.url, &a.body)
+    }
+
     async fn create_admin_token(
         &self,
         name: &TokenName,
@@ -321,6 +337,26 @@ impl TokenBackend for InfluxClient {
             }
             _ => Err(self.failure(&a)),
         }
+    }
+
+    async fn authenticates(&self, secret: &RawToken) -> Result<bool, BackendError> {
+        let a = self
+            .read(|| {
+                self.http
+                    .get(format!("{}/ping", self.url))
+                    .bearer_auth(secret.expose())
+            })
+            .await?;
+        match a.status.as_u16() {
+            200 => Ok(true),
+            401 => Ok(false),
+            _ => Err(self.failure(&a)),
+        }
+    }
+
+    fn set_credential(&self, secret: RawToken) {
+        let mut token = self.token.write().unwrap_or_else(|p| p.into_inner());
+        *token = Some(secret);
     }
 
     async fn bootstrap_operator_token(&self) -> Result<CreatedToken, BackendError> {

@@ -32,6 +32,7 @@ pub mod gate;
 pub mod influx;
 pub mod logging;
 pub mod mcp;
+mod sent;
 pub mod service;
 pub mod sim;
 pub mod store;

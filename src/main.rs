@@ -422,6 +422,13 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         _ => {}
     }
     let service = app::build_service(&config, credentials)?;
+    let needs_influx = !matches!(
+        command,
+        Command::Audit { .. } | Command::Approvals(ApprovalsCommand::List(_))
+    );
+    if needs_influx {
+        app::recover_briefly(&service, Duration::from_secs(2)).await;
+    }
     let cli = Cli {
         service: &service,
         actor: Actor::cli_user(),
@@ -445,6 +452,7 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         }) => {
             let filter = ListFilter {
                 name_contains: name,
+                name_is: None,
                 kind,
                 database,
                 status,

@@ -6,8 +6,13 @@ mod clock;
 mod create;
 mod error;
 mod gated;
+mod journal;
 mod pending;
 mod prune;
+mod recover;
+mod regenerate;
+mod remove;
+mod run;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +23,12 @@ use tokio::sync::OnceCell;
 
 pub use clock::Clock;
 pub use error::{ErrorKind, ServiceError};
-pub use gated::{ApprovalResult, Executed, GateRequest, Operation, PendingRequest};
+pub use gated::{
+    ApprovalResult, Executed, ExpiredToken, GateRequest, Operation, PendingRequest, Request,
+};
+pub use journal::{Ticket, pause_point};
+pub use recover::RecoveryReport;
+pub use remove::Removal;
 
 use crate::actor::Actor;
 use crate::store::{AuditEntry, AuditEvent, AuditOutcome, Store};
@@ -35,6 +45,10 @@ pub struct InstanceSettings {
     pub protected: ProtectedNames,
     /// `None` to detect from `/ping`.
     pub edition: Option<Edition>,
+    /// Where a regenerated operator secret is written; without it regeneration is refused.
+    pub operator_token_file: Option<std::path::PathBuf>,
+    /// The file tokenwarden reads its own token for this instance from, if any.
+    pub credential_file: Option<std::path::PathBuf>,
 }
 
 struct Instance {
@@ -45,7 +59,31 @@ struct Instance {
 
 /// What a delivery port reports after handing over a secret, e.g. "sent by direct message".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeliveryReceipt(pub String);
+pub struct DeliveryReceipt {
+    /// How the secret went, for the audit log.
+    pub text: String,
+    /// Set when the secret waits to be collected (a one-time link) until then: the port reports
+    /// the collection, or the lapse, through its [`Ticket`].
+    pub waiting_until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl DeliveryReceipt {
+    /// The secret reached its owner.
+    pub fn delivered(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            waiting_until: None,
+        }
+    }
+
+    /// The secret waits for its owner until `until`.
+    pub fn waiting(text: impl Into<String>, until: chrono::DateTime<chrono::Utc>) -> Self {
+        Self {
+            text: text.into(),
+            waiting_until: Some(until),
+        }
+    }
+}
 
 /// Why a secret could not be delivered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,10 +93,13 @@ pub struct DeliveryFailure(pub String);
 /// The one way a new secret leaves the core: to its owner, through the adapter's channel.
 #[async_trait]
 pub trait SecretDelivery: Send + Sync {
+    /// Hands `secret` over. A port that only parks it (a link) keeps `ticket` and reports
+    /// through the service when it is collected or lapses.
     async fn deliver(
         &self,
         token: &Token,
         secret: &RawToken,
+        ticket: &Ticket,
     ) -> Result<DeliveryReceipt, DeliveryFailure>;
 }
 
@@ -311,7 +352,7 @@ impl TokenService {
         name: &TokenName,
     ) -> Result<Option<Token>, ServiceError> {
         let filter = ListFilter {
-            name_contains: Some(name.to_string()),
+            name_is: Some(name.to_string()),
             ..Default::default()
         };
         Ok(self

@@ -1,51 +1,27 @@
-//! SQLite persistence: the append-only audit log and the pending actions of the gate. Several
-//! processes may share one file: every read-modify-write of a pending action runs in an
-//! immediate transaction, so two approvals racing execute the action once.
+//! SQLite persistence: the append-only audit log, the pending actions of the gate, the journal of
+//! operations and the outbox of notifications. Several processes may share one file: every
+//! read-modify-write runs in an immediate transaction, so two approvals racing execute the action
+//! once, and work is claimed by one process at a time.
+
+mod journal;
+mod migrate;
+mod outbox;
+mod owner;
+mod pending;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use serde::de::DeserializeOwned;
+use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 
 use crate::actor::Actor;
-use crate::gate::{Pending, PendingId, PendingState};
 use crate::tokens::redact;
 
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS audit (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    at          TEXT NOT NULL,
-    actor       TEXT NOT NULL,
-    event       TEXT NOT NULL,
-    instance    TEXT,
-    token_name  TEXT,
-    outcome     TEXT NOT NULL,
-    detail      TEXT,
-    pending_id  TEXT
-);
-CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
-    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
-    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TABLE IF NOT EXISTS pending (
-    id          TEXT PRIMARY KEY,
-    state       TEXT NOT NULL,
-    created_at  TEXT NOT NULL,
-    expires_at  TEXT NOT NULL,
-    body        TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS pending_state ON pending (state, expires_at);
-CREATE TABLE IF NOT EXISTS pending_refs (
-    pending_id  TEXT NOT NULL,
-    adapter     TEXT NOT NULL,
-    value       TEXT NOT NULL,
-    PRIMARY KEY (pending_id, adapter)
-);
-PRAGMA user_version = 2;
-"#;
+pub use journal::{Claimed, JournalEntry, JournalId, JournalOp, Stage};
+pub use outbox::{Notice, OutboxItem};
+pub use owner::Owner;
 
 /// What went wrong with the store file.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +36,13 @@ pub enum StoreError {
     Corrupt { id: String, detail: String },
     #[error("no pending action `{id}` exists; request the action again")]
     NotFound { id: String },
+    #[error(
+        "the store was written by a newer tokenwarden (schema version {found}; this one knows up to {supported}). \
+         Run the newer tokenwarden, or point [store] path at another file"
+    )]
+    TooNew { found: i64, supported: i64 },
+    #[error("journal entry {id} was taken over by another process; it settles it")]
+    LostClaim { id: String },
 }
 
 /// How an audited step ended.
@@ -121,10 +104,14 @@ pub struct AuditEntry {
     pub event: AuditEvent,
 }
 
-/// A handle on the store; clones share one connection.
+/// How long a process's claim on unfinished work lasts unless renewed.
+pub const LEASE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A handle on the store; clones share one connection and one owner identity.
 #[derive(Clone)]
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
+    owner: Arc<Owner>,
 }
 
 impl Store {
@@ -149,12 +136,26 @@ impl Store {
         Self::init(Connection::open_in_memory()?)
     }
 
-    fn init(conn: Connection) -> Result<Self, StoreError> {
+    fn init(mut conn: Connection) -> Result<Self, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.execute_batch(SCHEMA)?;
+        migrate::run(&mut conn)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            owner: Arc::new(Owner::this_process()),
         })
+    }
+
+    /// The same store acting as another owner (tests: a process that died holding work).
+    pub fn as_owner(&self, owner: Owner) -> Self {
+        Self {
+            conn: Arc::clone(&self.conn),
+            owner: Arc::new(owner),
+        }
+    }
+
+    /// Who this handle's claims belong to.
+    pub fn owner(&self) -> &Owner {
+        &self.owner
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -232,121 +233,6 @@ impl Store {
         }
         Ok(out)
     }
-
-    /// Stores a new pending action.
-    pub fn insert_pending<A: Serialize>(&self, p: &Pending<A>) -> Result<(), StoreError> {
-        let body = to_body(p)?;
-        self.conn().execute(
-            "INSERT INTO pending (id, state, created_at, expires_at, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![p.id.as_str(), p.state.label(), p.created_at.to_rfc3339(), p.expires_at.to_rfc3339(), body],
-        )?;
-        Ok(())
-    }
-
-    /// Reads a pending action.
-    pub fn get_pending<A: DeserializeOwned>(
-        &self,
-        id: &PendingId,
-    ) -> Result<Pending<A>, StoreError> {
-        let conn = self.conn();
-        load(&conn, id)
-    }
-
-    /// Runs `f` on a pending action inside one immediate transaction and stores the result, so
-    /// concurrent callers (threads or processes) see each other's changes in order.
-    pub fn update_pending<A, T>(
-        &self,
-        id: &PendingId,
-        f: impl FnOnce(&mut Pending<A>) -> T,
-    ) -> Result<T, StoreError>
-    where
-        A: Serialize + DeserializeOwned,
-    {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut pending: Pending<A> = load(&tx, id)?;
-        let out = f(&mut pending);
-        tx.execute(
-            "UPDATE pending SET state = ?2, body = ?3 WHERE id = ?1",
-            params![id.as_str(), pending.state.label(), to_body(&pending)?],
-        )?;
-        tx.commit()?;
-        Ok(out)
-    }
-
-    /// Claims the right to attach `adapter`'s reference (say, a Discord card) to a pending action:
-    /// true for exactly one caller, whichever process it runs in.
-    pub fn claim_ref(&self, id: &PendingId, adapter: &str) -> Result<bool, StoreError> {
-        let changed = self.conn().execute(
-            "INSERT INTO pending_refs (pending_id, adapter, value) VALUES (?1, ?2, '') ON CONFLICT DO NOTHING",
-            params![id.as_str(), adapter],
-        )?;
-        Ok(changed == 1)
-    }
-
-    /// Records `adapter`'s reference for a pending action.
-    pub fn set_ref(&self, id: &PendingId, adapter: &str, value: &str) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT INTO pending_refs (pending_id, adapter, value) VALUES (?1, ?2, ?3)
-             ON CONFLICT (pending_id, adapter) DO UPDATE SET value = excluded.value",
-            params![id.as_str(), adapter, value],
-        )?;
-        Ok(())
-    }
-
-    /// `adapter`'s reference for a pending action, once set.
-    pub fn get_ref(&self, id: &PendingId, adapter: &str) -> Result<Option<String>, StoreError> {
-        let value: Option<String> = self
-            .conn()
-            .query_row(
-                "SELECT value FROM pending_refs WHERE pending_id = ?1 AND adapter = ?2",
-                params![id.as_str(), adapter],
-                |r| r.get(0),
-            )
-            .optional()?;
-        Ok(value.filter(|v| !v.is_empty()))
-    }
-
-    /// Pending actions still open (possibly past their expiry), oldest first.
-    pub fn open_pending<A: DeserializeOwned>(&self) -> Result<Vec<Pending<A>>, StoreError> {
-        let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT id, body FROM pending WHERE state = ?1 ORDER BY created_at")?;
-        let rows = stmt.query_map(params![PendingState::Open.label()], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
-        rows.map(|row| {
-            let (id, body): (String, String) = row?;
-            from_body(&id, &body)
-        })
-        .collect()
-    }
-}
-
-fn load<A: DeserializeOwned>(conn: &Connection, id: &PendingId) -> Result<Pending<A>, StoreError> {
-    let body: Option<String> = conn
-        .query_row(
-            "SELECT body FROM pending WHERE id = ?1",
-            params![id.as_str()],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let body = body.ok_or_else(|| StoreError::NotFound { id: id.to_string() })?;
-    from_body(id.as_str(), &body)
-}
-
-fn to_body<A: Serialize>(p: &Pending<A>) -> Result<String, StoreError> {
-    serde_json::to_string(p).map_err(|e| StoreError::Corrupt {
-        id: p.id.to_string(),
-        detail: e.to_string(),
-    })
-}
-
-fn from_body<A: DeserializeOwned>(id: &str, body: &str) -> Result<Pending<A>, StoreError> {
-    serde_json::from_str(body).map_err(|e| StoreError::Corrupt {
-        id: id.to_owned(),
-        detail: e.to_string(),
-    })
 }
 
 #[cfg(unix)]
@@ -371,7 +257,7 @@ fn create_private_file(_path: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gate::{GateMode, Progress};
+    use crate::gate::{GateMode, Pending, PendingId, Progress};
     use std::time::Duration;
 
     fn event(outcome: AuditOutcome, detail: &str) -> AuditEvent {

@@ -131,12 +131,38 @@ impl Token {
     }
 }
 
+/// One token as it was seen: its name, and the id that tells it apart from a later token given
+/// the same name (InfluxDB never reuses ids, but frees names on delete).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRef {
+    pub name: TokenName,
+    pub id: u64,
+}
+
+impl TokenRef {
+    /// The reference to `token`, if its name is one tokenwarden can address.
+    pub fn of(token: &Token) -> Result<Self, ParseError> {
+        Ok(Self {
+            name: TokenName::parse(&token.name)?,
+            id: token.id,
+        })
+    }
+}
+
+impl fmt::Display for TokenRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` (id {})", self.name, self.id)
+    }
+}
+
 /// Which tokens to list. Backends may push these down into their query; [`ListFilter::matches`]
 /// is the definition every result must satisfy.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListFilter {
     /// A substring of the name, matched literally (no wildcards).
     pub name_contains: Option<String>,
+    /// Exactly this name.
+    pub name_is: Option<String>,
     pub kind: Option<TokenKind>,
     /// Resource tokens that grant access to this database (by name or `db:*`).
     pub database: Option<String>,
@@ -151,6 +177,7 @@ impl ListFilter {
             .name_contains
             .as_deref()
             .is_none_or(|s| token.name.contains(s));
+        let exact_ok = self.name_is.as_deref().is_none_or(|n| token.name == n);
         let kind_ok = self.kind.is_none_or(|k| token.kind == k);
         let db_ok = self
             .database
@@ -161,7 +188,7 @@ impl ListFilter {
             let until = now + chrono::Duration::from_std(within).unwrap_or(chrono::Duration::MAX);
             token.expiry.is_some_and(|at| at > now && at <= until)
         });
-        name_ok && kind_ok && db_ok && status_ok && expiring_ok
+        name_ok && exact_ok && kind_ok && db_ok && status_ok && expiring_ok
     }
 }
 
@@ -240,6 +267,9 @@ pub trait TokenBackend: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Vec<Token>, BackendError>;
     async fn list_databases(&self) -> Result<Vec<String>, BackendError>;
+    /// The highest token id the server has given so far (`None` with no tokens). Ids only grow,
+    /// so a token with a higher id was created after this was asked.
+    async fn highest_token_id(&self) -> Result<Option<u64>, BackendError>;
     async fn create_admin_token(
         &self,
         name: &TokenName,
@@ -253,6 +283,10 @@ pub trait TokenBackend: Send + Sync {
     ) -> Result<CreatedToken, BackendError>;
     async fn delete_token(&self, name: &TokenName) -> Result<(), BackendError>;
     async fn regenerate_operator_token(&self) -> Result<CreatedToken, BackendError>;
+    /// Whether `secret` authenticates (a `/ping` with it).
+    async fn authenticates(&self, secret: &RawToken) -> Result<bool, BackendError>;
+    /// Uses `secret` from now on (after regenerating the operator token that tokenwarden uses).
+    fn set_credential(&self, secret: RawToken);
     /// Creates `_admin` on a server that has none; needs no token.
     async fn bootstrap_operator_token(&self) -> Result<CreatedToken, BackendError>;
 }

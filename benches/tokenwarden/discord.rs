@@ -29,6 +29,8 @@ pub async fn discord(quick: bool) {
         read_only: false,
         protected: tokenwarden::tokens::ProtectedNames::default(),
         edition: Some(Edition::Core),
+        operator_token_file: None,
+        credential_file: None,
     };
     let store = tokenwarden::store::Store::open_in_memory().unwrap();
     let service = Arc::new(tokenwarden::service::TokenService::new(

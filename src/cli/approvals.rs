@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{Cli, CliError, TerminalDelivery, print};
+use super::{Cli, CliError, print};
 use crate::gate::{GateMode, PendingId};
 use crate::service::{ApprovalResult, Executed};
 
@@ -54,10 +54,7 @@ impl Cli<'_> {
 
     pub async fn approvals_approve(&self, id: &str) -> Result<(), CliError> {
         let id = PendingId::parse(id).map_err(crate::service::ServiceError::from)?;
-        let result = self
-            .service
-            .approve(&self.actor, &id, &TerminalDelivery { json: self.json })
-            .await?;
+        let result = self.service.approve(&self.actor, &id).await?;
         match result {
             ApprovalResult::Recorded {
                 have,
@@ -78,7 +75,10 @@ impl Cli<'_> {
                     ));
                     Ok(())
                 }
-                Executed::Regenerated(_) => Ok(()),
+                regenerated @ Executed::Regenerated { .. } => {
+                    self.report_regenerated(regenerated);
+                    Ok(())
+                }
                 pruned @ Executed::Pruned { .. } => self.report_pruned(pruned),
             },
         }

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use serde_json::json;
 
-use crate::service::{DeliveryFailure, DeliveryReceipt, SecretDelivery};
+use crate::service::{DeliveryFailure, DeliveryReceipt, SecretDelivery, Ticket};
 use crate::tokens::{RawToken, Token};
 
 /// Prints the secret to stdout once: a readable block, or JSON with `--json`.
@@ -21,6 +21,7 @@ impl SecretDelivery for TerminalDelivery {
         &self,
         token: &Token,
         secret: &RawToken,
+        _ticket: &Ticket,
     ) -> Result<DeliveryReceipt, DeliveryFailure> {
         let text = if self.json {
             let mut v = super::output::token_json(token, chrono::Utc::now());
@@ -40,7 +41,7 @@ impl SecretDelivery for TerminalDelivery {
         out.write_all(text.as_bytes())
             .and_then(|()| out.flush())
             .map_err(|e| DeliveryFailure(format!("cannot write to the terminal: {e}")))?;
-        Ok(DeliveryReceipt("printed to the terminal".into()))
+        Ok(DeliveryReceipt::delivered("printed to the terminal"))
     }
 }
 
@@ -96,6 +97,7 @@ impl SecretDelivery for FileDelivery {
         &self,
         _token: &Token,
         secret: &RawToken,
+        _ticket: &Ticket,
     ) -> Result<DeliveryReceipt, DeliveryFailure> {
         let fail = |e: std::io::Error| {
             DeliveryFailure(format!("cannot write {}: {e}", self.path.display()))
@@ -111,7 +113,7 @@ impl SecretDelivery for FileDelivery {
             .map_err(fail)?;
         file.sync_all().map_err(fail)?;
         std::fs::rename(&self.temp, &self.path).map_err(fail)?;
-        Ok(DeliveryReceipt(format!(
+        Ok(DeliveryReceipt::delivered(format!(
             "written to {} (mode 0600)",
             self.path.display()
         )))

@@ -27,6 +27,7 @@ pub(super) struct RawInstance {
     read_only: bool,
     #[serde(default)]
     protected: Vec<String>,
+    operator_token_file: Option<PathBuf>,
 }
 
 fn default_timeout() -> String {
@@ -95,6 +96,7 @@ impl RawInstance {
             ca_file: self.ca_file.map(|p| resolve(&p)),
             read_only: self.read_only,
             protected,
+            operator_token_file: self.operator_token_file.map(|p| resolve(&p)),
         })
     }
 }

@@ -10,11 +10,11 @@ use serenity::builder::{
 use serenity::model::application::{ButtonStyle, ComponentInteraction};
 use serenity::model::id::{ChannelId, MessageId};
 
-use super::dm::{NoSecret, send_dm};
 use super::{Bot, actor_of};
 use crate::actor::{Actor, ActorKind};
 use crate::gate::{GateError, GateMode, Pending, PendingId, PendingState};
-use crate::service::{ApprovalResult, Operation, ServiceError};
+use crate::service::{ApprovalResult, ExpiredToken, Operation, ServiceError};
+use crate::store::Notice;
 use crate::tokens::Token;
 
 const ADAPTER: &str = "discord";
@@ -52,12 +52,12 @@ impl KindLabel for Actor {
 }
 
 /// The names a prune covers, within an embed field's 1024 characters.
-fn names_field(names: &[crate::tokens::TokenName]) -> String {
+fn names_field(tokens: &[ExpiredToken]) -> String {
     let mut out = String::new();
-    for (i, n) in names.iter().enumerate() {
-        let piece = format!("`{n}` ");
+    for (i, t) in tokens.iter().enumerate() {
+        let piece = format!("`{}` ({}) ", t.name, t.id);
         if out.len() + piece.len() > 980 {
-            out.push_str(&format!("and {} more", names.len() - i));
+            out.push_str(&format!("and {} more", tokens.len() - i));
             break;
         }
         out.push_str(&piece);
@@ -88,11 +88,16 @@ fn required(p: &Pending<Operation>) -> usize {
 /// The card's embed for the pending action as it stands.
 fn embed(p: &Pending<Operation>, token: Option<&str>) -> CreateEmbed {
     let target = match &p.action {
-        Operation::DeleteToken { instance, name } => format!("token `{name}` on `{instance}`"),
-        Operation::PruneExpired { instance, names } => {
-            format!("{} expired tokens on `{instance}`", names.len())
+        Operation::DeleteToken { instance, name, id } => {
+            format!("token `{name}` (id {id}) on `{instance}`")
         }
-        Operation::RegenerateOperator { instance } => format!("the operator token of `{instance}`"),
+        Operation::PruneExpired { instance, tokens } => {
+            format!("{} expired tokens on `{instance}`", tokens.len())
+        }
+        Operation::RegenerateOperator { instance, .. } => {
+            format!("the operator token of `{instance}`")
+        }
+        Operation::Retired { was, .. } => was.clone(),
     };
     let (title, colour) = match &p.state {
         PendingState::Open => (format!("Delete {target}?"), 0xE6_7E_22),
@@ -104,7 +109,7 @@ fn embed(p: &Pending<Operation>, token: Option<&str>) -> CreateEmbed {
         PendingState::Expired => (format!("Expired: delete {target}"), 0x95_A5_A6),
     };
     let token = match &p.action {
-        Operation::PruneExpired { names, .. } => Some(names_field(names)),
+        Operation::PruneExpired { tokens, .. } => Some(names_field(tokens)),
         _ => token.map(str::to_owned),
     };
     let token = token.as_deref();
@@ -217,7 +222,7 @@ impl Bot {
         Ok(posted.id)
     }
 
-    /// Re-renders the card of `p` (if it has one) and tells a Discord requester how it ended.
+    /// Re-renders the card of `p`, if it has one. Editing a card is idempotent.
     async fn refresh_card(&self, p: &Pending<Operation>) {
         let card = match self.service.pending_ref(&p.id, ADAPTER).await {
             Ok(Some(v)) => serde_json::from_str::<CardRef>(&v).ok(),
@@ -234,13 +239,72 @@ impl Bot {
                 tracing::warn!(error = %e, id = %p.id, "could not update an approval card");
             }
         }
-        if p.state != PendingState::Open
-            && p.requester.kind == ActorKind::Discord
-            && let Ok(user) = p.requester.id.parse::<u64>()
-        {
-            let text = format!("Your request to {}: {}.", p.action.describe(), outcome(p));
-            if let Err(e) = send_dm(&self.http, user.into(), text).await {
-                tracing::info!(error = %e, "could not tell the requester by DM");
+    }
+
+    /// Sends what the outbox holds: each closed action's card and its requester's one DM, and
+    /// the owner of each withdrawn token. Whichever process runs the bot sends them; a DM's
+    /// nonce makes a resend after a crash harmless.
+    pub(super) async fn flush_outbox(&self) {
+        let items = match self.service.outbox_claim(50).await {
+            Ok(items) => items,
+            Err(e) => return tracing::warn!(error = %e, "could not read the outbox"),
+        };
+        for item in items {
+            let sent = match &item.notice {
+                Notice::PendingClosed { pending_id } => match PendingId::parse(pending_id) {
+                    Ok(id) => match self.service.pending(&id).await {
+                        Ok(p) => {
+                            self.refresh_card(&p).await;
+                            self.tell(
+                                &p.requester,
+                                &item.key,
+                                format!(
+                                    "Your request to {}: {}.",
+                                    p.action.describe(),
+                                    outcome(&p)
+                                ),
+                            )
+                            .await
+                        }
+                        Err(_) => true,
+                    },
+                    Err(_) => true,
+                },
+                Notice::Withdrawn {
+                    owner,
+                    instance,
+                    name,
+                    id,
+                    why,
+                    ..
+                } => {
+                    let text = format!(
+                        "Your new token `{name}` (id {id}) on `{instance}` was deleted again: {why}. Create it again if you still need it."
+                    );
+                    self.tell(owner, &item.key, text).await
+                }
+            };
+            if sent && let Err(e) = self.service.outbox_sent(&item.key).await {
+                tracing::warn!(error = %e, "could not mark a notice sent");
+            }
+        }
+    }
+
+    /// DMs `who` if they are a Discord user (true when done or nothing to do). The nonce,
+    /// derived from the notice, lets Discord drop a duplicate.
+    async fn tell(&self, who: &Actor, key: &str, text: String) -> bool {
+        if who.kind != ActorKind::Discord {
+            return true;
+        }
+        let Ok(user) = who.id.parse::<u64>() else {
+            return true;
+        };
+        match super::dm::send_dm_once(&self.http, user.into(), text, key).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::info!(error = %e, "could not tell a requester by DM");
+                // A closed inbox will not open by retrying; give up on this notice.
+                super::dm::is_closed(&e)
             }
         }
     }
@@ -249,13 +313,10 @@ impl Bot {
     pub(super) async fn click(&self, comp: ComponentInteraction, id: PendingId, approve: bool) {
         let actor = actor_of(&comp.user);
         let result = if approve {
-            self.service
-                .approve(&actor, &id, &NoSecret)
-                .await
-                .map(|r| match r {
-                    ApprovalResult::Recorded { pending, .. } => (pending, None),
-                    ApprovalResult::Executed { pending, result } => (pending, result.err()),
-                })
+            self.service.approve(&actor, &id).await.map(|r| match r {
+                ApprovalResult::Recorded { pending, .. } => (pending, None),
+                ApprovalResult::Executed { pending, result } => (pending, result.err()),
+            })
         } else {
             let why = Some(format!("rejected in Discord by {}", actor.name));
             self.service
@@ -266,6 +327,7 @@ impl Bot {
         match result {
             Ok((pending, failure)) => {
                 self.refresh_card(&pending).await;
+                self.flush_outbox().await;
                 if let Some(e) = failure {
                     self.whisper(&comp, format!("The delete ran and failed: {e}"))
                         .await;
@@ -295,14 +357,10 @@ impl Bot {
     /// One round of background work: closes expired cards, and posts cards for approvals
     /// requested outside Discord (MCP under `approve_deletes`).
     pub async fn sweep(&self) {
-        match self.service.expire_due().await {
-            Ok(expired) => {
-                for p in expired {
-                    self.refresh_card(&p).await;
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "could not expire pending actions"),
+        if let Err(e) = self.service.expire_due().await {
+            tracing::warn!(error = %e, "could not expire pending actions");
         }
+        self.flush_outbox().await;
         let Some(channel) = self.settings.approvals_channel_id else {
             return;
         };
@@ -322,13 +380,14 @@ impl Bot {
                 continue;
             }
             let token = match &p.action {
-                Operation::DeleteToken { instance, name } => self
+                Operation::DeleteToken { instance, name, id } => self
                     .service
                     .find(&Actor::system(), Some(instance), name)
                     .await
                     .ok()
+                    .filter(|t| t.id == *id)
                     .map(|t| token_line(&t)),
-                Operation::RegenerateOperator { .. } | Operation::PruneExpired { .. } => None,
+                _ => None,
             };
             if let Err(e) = self.post_card(&p, token, ChannelId::new(channel)).await {
                 tracing::warn!(error = %e, id = %p.id, "could not post an approval card");

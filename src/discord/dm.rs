@@ -8,7 +8,7 @@ use serenity::builder::CreateMessage;
 use serenity::http::{Http, HttpError};
 use serenity::model::id::{ChannelId, UserId};
 
-use crate::service::{DeliveryFailure, DeliveryReceipt, SecretDelivery};
+use crate::service::{DeliveryFailure, DeliveryReceipt, SecretDelivery, Ticket};
 use crate::tokens::{RawToken, Token};
 
 /// Discord's error code for "Cannot send messages to this user".
@@ -38,6 +38,32 @@ pub async fn send_dm(
     Ok(channel.id)
 }
 
+/// Whether a DM failed because the user's inbox is closed to the bot.
+pub fn is_closed(e: &serenity::Error) -> bool {
+    matches!(e, serenity::Error::Http(HttpError::UnsuccessfulRequest(r)) if r.error.code == DMS_CLOSED)
+}
+
+/// Sends `text` to `user` at most once per `key`: Discord drops a second message with the same
+/// nonce, so a notice resent after a crash is not shown twice.
+pub async fn send_dm_once(
+    http: &Http,
+    user: UserId,
+    text: String,
+    key: &str,
+) -> Result<ChannelId, serenity::Error> {
+    use sha2::{Digest, Sha256};
+    let nonce = hex::encode(&Sha256::digest(key.as_bytes())[..12]);
+    let channel = user.create_dm_channel(http).await?;
+    let message = CreateMessage::new()
+        .content(text)
+        .nonce(serenity::model::channel::Nonce::String(
+            nonce[..24].to_owned(),
+        ))
+        .enforce_nonce(true);
+    channel.id.send_message(http, message).await?;
+    Ok(channel.id)
+}
+
 /// Hands a new secret to its owner by DM.
 pub struct DmDelivery {
     pub http: Arc<Http>,
@@ -51,6 +77,7 @@ impl SecretDelivery for DmDelivery {
         &self,
         token: &Token,
         secret: &RawToken,
+        _ticket: &Ticket,
     ) -> Result<DeliveryReceipt, DeliveryFailure> {
         let text = format!(
             "Your new InfluxDB 3 token `{}` (id {}, instance `{}`):\n```\n{}\n```\nStore it now: it will not be shown again. \
@@ -64,22 +91,6 @@ impl SecretDelivery for DmDelivery {
             .send_message(&self.http, CreateMessage::new().content(text))
             .await
             .map_err(|e| DeliveryFailure(dm_error(&e)))?;
-        Ok(DeliveryReceipt("sent by Discord direct message".into()))
-    }
-}
-
-/// For approvals: deletes hand over no secret.
-pub struct NoSecret;
-
-#[async_trait]
-impl SecretDelivery for NoSecret {
-    async fn deliver(
-        &self,
-        _token: &Token,
-        _secret: &RawToken,
-    ) -> Result<DeliveryReceipt, DeliveryFailure> {
-        Err(DeliveryFailure(
-            "a Discord approval cannot hand over a new secret".into(),
-        ))
+        Ok(DeliveryReceipt::delivered("sent by Discord direct message"))
     }
 }

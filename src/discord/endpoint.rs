@@ -3,11 +3,8 @@
 //! deferred work started only once that answer has gone out.
 
 use crate::no_delay;
-use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -15,7 +12,6 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use http_body::{Frame, SizeHint};
 use serenity::interactions_endpoint::Verifier;
 use serenity::model::application::Interaction;
 use tokio::net::TcpListener;
@@ -124,47 +120,6 @@ async fn interactions(
             later.await;
         });
     }
-    let body = Body::new(Notify {
-        data: Some(Bytes::from(json)),
-        sent: Some(sent),
-    });
+    let body = Body::new(crate::sent::SentBody::new(Bytes::from(json), sent));
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
-
-/// A response body that signals when the server is done with it (written, or dropped).
-struct Notify {
-    data: Option<Bytes>,
-    sent: Option<oneshot::Sender<()>>,
-}
-
-impl http_body::Body for Notify {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        match self.data.take() {
-            Some(d) => Poll::Ready(Some(Ok(Frame::data(d)))),
-            None => {
-                if let Some(s) = self.sent.take() {
-                    let _ = s.send(());
-                }
-                Poll::Ready(None)
-            }
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
-    }
-}
-
-impl Drop for Notify {
-    fn drop(&mut self) {
-        if let Some(s) = self.sent.take() {
-            let _ = s.send(());
-        }
-    }
 }

@@ -33,6 +33,7 @@ pub(super) fn subcommand(cmd: &CommandInteraction) -> Option<(String, HashMap<St
 pub(super) fn list_filter(args: &HashMap<String, String>) -> Result<ListFilter, ParseError> {
     Ok(ListFilter {
         name_contains: args.get("name").cloned(),
+        name_is: None,
         kind: args.get("kind").map(|k| TokenKind::parse(k)).transpose()?,
         database: args.get("database").cloned(),
         status: args

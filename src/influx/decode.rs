@@ -110,6 +110,20 @@ pub fn token_rows(url: &str, body: &[u8]) -> Result<Vec<Token>, BackendError> {
         .collect()
 }
 
+/// Decodes the answer to [`super::query::HIGHEST_ID`] (`[]` or `[{"token_id": N}]`).
+pub fn highest_id(url: &str, body: &[u8]) -> Result<Option<u64>, BackendError> {
+    #[derive(Deserialize)]
+    struct IdRow {
+        token_id: u64,
+    }
+    let rows: Vec<IdRow> = serde_json::from_slice(body).map_err(|e| BackendError::Decode {
+        url: url.to_owned(),
+        what: "highest token id",
+        detail: redact(&e.to_string()),
+    })?;
+    Ok(rows.first().map(|r| r.token_id))
+}
+
 /// Decodes the database list (`[{"iox::database": "metrics"}, ...]`).
 pub fn databases(url: &str, body: &[u8]) -> Result<Vec<String>, BackendError> {
     #[derive(Deserialize)]

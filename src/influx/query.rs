@@ -20,6 +20,10 @@ pub fn list_tokens(
     let mut param = |name: &str, value: String| {
         params.insert(name.to_owned(), Value::String(value));
     };
+    if let Some(name) = &filter.name_is {
+        conditions.push("name = $name");
+        param("name", name.clone());
+    }
     if let Some(name) = &filter.name_contains {
         conditions.push("name LIKE $name_pattern");
         param("name_pattern", format!("%{}%", escape_like(name)));
@@ -70,6 +74,9 @@ pub fn list_tokens(
     }
     (sql, params)
 }
+
+/// The newest token's id: ids only grow, so this is the highest.
+pub const HIGHEST_ID: &str = "SELECT token_id FROM system.tokens ORDER BY token_id DESC LIMIT 1";
 
 /// A timestamp as `system.tokens` writes them: UTC, no zone suffix.
 fn sql_timestamp(t: DateTime<Utc>) -> String {

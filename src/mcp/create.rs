@@ -46,7 +46,6 @@ impl McpServer {
             self.core.reveal.clone(),
             instance.clone(),
             actor.clone(),
-            true,
         );
         let done = match self
             .core

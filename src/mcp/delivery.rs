@@ -11,7 +11,7 @@ use super::SecretMode;
 use super::args::{Handoff, SecretHandoff};
 use super::reveal::{RevealHub, RevealLink};
 use crate::actor::Actor;
-use crate::service::{DeliveryFailure, DeliveryReceipt, SecretDelivery};
+use crate::service::{DeliveryFailure, DeliveryReceipt, SecretDelivery, Ticket};
 use crate::tokens::{RawToken, Token, TokenName};
 
 /// What was handed over, for the tool result.
@@ -75,25 +75,16 @@ pub struct McpDelivery {
     hub: Arc<RevealHub>,
     instance: String,
     requester: Actor,
-    /// Whether an unopened link withdraws the token (not for the operator token).
-    withdrawable: bool,
     handed: Mutex<Option<Handed>>,
 }
 
 impl McpDelivery {
-    pub fn new(
-        mode: SecretMode,
-        hub: Arc<RevealHub>,
-        instance: String,
-        requester: Actor,
-        withdrawable: bool,
-    ) -> Self {
+    pub fn new(mode: SecretMode, hub: Arc<RevealHub>, instance: String, requester: Actor) -> Self {
         Self {
             mode,
             hub,
             instance,
             requester,
-            withdrawable,
             handed: Mutex::new(None),
         }
     }
@@ -116,6 +107,7 @@ impl SecretDelivery for McpDelivery {
         &self,
         token: &Token,
         secret: &RawToken,
+        ticket: &Ticket,
     ) -> Result<DeliveryReceipt, DeliveryFailure> {
         match &self.mode {
             SecretMode::RevealLink => {
@@ -129,7 +121,7 @@ impl SecretDelivery for McpDelivery {
                         token.id,
                         self.instance.clone(),
                         self.requester.clone(),
-                        self.withdrawable,
+                        ticket.clone(),
                     )
                     .await
                     .map_err(|e| {
@@ -140,8 +132,9 @@ impl SecretDelivery for McpDelivery {
                     link.expires_at
                         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
                 );
+                let until = link.expires_at;
                 self.keep(Handed::Link(link));
-                Ok(DeliveryReceipt(receipt))
+                Ok(DeliveryReceipt::waiting(receipt, until))
             }
             SecretMode::File(dir) => {
                 let path = dir.join(format!("{}-{}.token", token.name, token.id));
@@ -149,12 +142,15 @@ impl SecretDelivery for McpDelivery {
                     DeliveryFailure(format!("cannot write {}: {e}", path.display()))
                 })?;
                 self.keep(Handed::File(path.clone()));
-                Ok(DeliveryReceipt(format!("written to {}", path.display())))
+                Ok(DeliveryReceipt::delivered(format!(
+                    "written to {}",
+                    path.display()
+                )))
             }
             SecretMode::Inline => {
                 self.keep(Handed::Inline(secret.clone()));
-                Ok(DeliveryReceipt(
-                    "returned inline to the MCP client (configured)".into(),
+                Ok(DeliveryReceipt::delivered(
+                    "returned inline to the MCP client (configured)",
                 ))
             }
         }

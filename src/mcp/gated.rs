@@ -15,11 +15,10 @@ use serde::Deserialize;
 
 use super::McpServer;
 use super::args::{GateAnswer, GateStatus, TokenView};
-use super::delivery::McpDelivery;
 use super::reply::{can_elicit, is_modern, structured, tool_error};
 use crate::actor::Actor;
 use crate::gate::{GateError, GateMode, PendingId};
-use crate::service::{Executed, GateRequest, Operation, PendingRequest, ServiceError};
+use crate::service::{Executed, GateRequest, Operation, PendingRequest, Request, ServiceError};
 
 /// The answer typed to confirm a delete.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -75,7 +74,7 @@ const CONFIRM_KEY: &str = "confirm";
 
 /// One destructive request as the tools describe it.
 pub struct Gated {
-    pub op: Operation,
+    pub request: Request,
     pub code: Option<String>,
     /// What the user must type.
     pub expected: String,
@@ -83,16 +82,16 @@ pub struct Gated {
 
 impl Gated {
     fn typed(&self) -> Typed {
-        match self.op {
-            Operation::DeleteToken { .. } => Typed::TokenName,
-            Operation::RegenerateOperator { .. } => Typed::InstanceName,
-            Operation::PruneExpired { .. } => Typed::Prune,
+        match self.request {
+            Request::Delete { .. } => Typed::TokenName,
+            Request::Regenerate { .. } => Typed::InstanceName,
+            Request::Prune { .. } => Typed::Prune,
         }
     }
 
     /// Deletes (one token, or the expired ones) fall under the approval policy.
     fn deletes(&self) -> bool {
-        !matches!(self.op, Operation::RegenerateOperator { .. })
+        !matches!(self.request, Request::Regenerate { .. })
     }
 
     fn prompt(&self, p: &PendingRequest, now: chrono::DateTime<chrono::Utc>) -> String {
@@ -100,7 +99,7 @@ impl Gated {
             &p.pending.action,
             p.token.as_ref().map(|t| TokenView::new(t, now)),
         ) {
-            (Operation::DeleteToken { instance, name }, Some(t)) => format!(
+            (Operation::DeleteToken { instance, name, .. }, Some(t)) => format!(
                 "Delete token `{name}` on instance `{instance}`? It is a {} token with permissions {}, created {}, expiring {}. \
                  Clients using it stop working at once. Type `{name}` to confirm.",
                 serde_json::to_value(t.kind)
@@ -113,14 +112,15 @@ impl Gated {
                     .format("%Y-%m-%d %H:%M UTC")
                     .to_string()),
             ),
-            (Operation::DeleteToken { instance, name }, None) => {
+            (Operation::DeleteToken { instance, name, .. }, None) => {
                 format!("Delete token `{name}` on instance `{instance}`? Type `{name}` to confirm.")
             }
-            (Operation::RegenerateOperator { instance }, _) => format!(
+            (Operation::RegenerateOperator { instance, file }, _) => format!(
                 "Regenerate the operator token `_admin` of instance `{instance}`? Its current secret stops working at once \
-                 and every client using it breaks. Type `{instance}` to confirm."
+                 and every client using it breaks; the new secret is written to {}. Type `{instance}` to confirm.",
+                file.display()
             ),
-            (op @ Operation::PruneExpired { .. }, _) => {
+            (op @ (Operation::PruneExpired { .. } | Operation::Retired { .. }), _) => {
                 let what = op.describe();
                 let mut chars = what.chars();
                 let first = chars
@@ -136,10 +136,10 @@ impl Gated {
     }
 }
 
-fn answer(op: &Operation, status: GateStatus, message: String) -> GateAnswer {
+fn answer(request: &Request, status: GateStatus, message: String) -> GateAnswer {
     GateAnswer {
         status,
-        instance: op.instance().to_owned(),
+        instance: request.instance().to_owned(),
         token: None,
         confirmation_code: None,
         pending_id: None,
@@ -150,30 +150,6 @@ fn answer(op: &Operation, status: GateStatus, message: String) -> GateAnswer {
 }
 
 impl McpServer {
-    /// Opens the pending action; `None` when there is nothing to do (no expired tokens).
-    async fn request(
-        &self,
-        actor: &Actor,
-        op: &Operation,
-        gate: GateRequest,
-    ) -> Result<Option<PendingRequest>, ServiceError> {
-        let svc = &self.core.service;
-        match op {
-            Operation::DeleteToken { instance, name } => svc
-                .request_delete(actor, Some(instance), name, gate)
-                .await
-                .map(Some),
-            Operation::RegenerateOperator { instance } => svc
-                .request_regenerate(actor, Some(instance), gate)
-                .await
-                .map(Some),
-            Operation::PruneExpired { instance, .. } => Ok(svc
-                .request_prune(actor, Some(instance), gate)
-                .await?
-                .map(|(request, _)| request)),
-        }
-    }
-
     /// `request`, as the tool's answer when it cannot go on.
     async fn open(
         &self,
@@ -181,10 +157,15 @@ impl McpServer {
         g: &Gated,
         gate: GateRequest,
     ) -> Result<PendingRequest, CallToolResponse> {
-        match self.request(actor, &g.op, gate).await {
+        match self
+            .core
+            .service
+            .request(actor, &g.request, gate, None)
+            .await
+        {
             Ok(Some(p)) => Ok(p),
             Ok(None) => Err(structured(&answer(
-                &g.op,
+                &g.request,
                 GateStatus::Done,
                 "There are no expired tokens to prune (protected tokens are never pruned)."
                     .to_owned(),
@@ -194,16 +175,11 @@ impl McpServer {
         }
     }
 
-    /// The exact operation pending action `id` is bound to, for a call that repeats `g`'s
-    /// arguments: prune lists its tokens only when requested, so it comes from the store.
+    /// The exact operation pending action `id` is bound to (with the ids of the tokens it
+    /// showed), for a call that repeats `g`'s arguments.
     async fn bound(&self, id: &PendingId, g: &Gated) -> Result<Operation, CallToolResponse> {
-        let Operation::PruneExpired { instance, .. } = &g.op else {
-            return Ok(g.op.clone());
-        };
         match self.core.service.pending(id).await {
-            Ok(p) if matches!(&p.action, Operation::PruneExpired { instance: i, .. } if i == instance) => {
-                Ok(p.action)
-            }
+            Ok(p) if p.action.answers(&g.request) => Ok(p.action),
             Ok(_) => Err(tool_error(GateError::ActionMismatch { id: id.clone() })),
             Err(e) => Err(tool_error(e)),
         }
@@ -258,7 +234,7 @@ impl McpServer {
             return match self.open(&actor, &g, gate).await {
                 Ok(p) => {
                     let mut a = answer(
-                        &g.op,
+                        &g.request,
                         GateStatus::ApprovalRequired,
                         format!(
                             "Deleting needs a teammate's approval. Ask them to approve pending action {} (in the Discord \
@@ -309,7 +285,7 @@ impl McpServer {
             Err(answer) => return Ok(answer),
         };
         let mut a = answer(
-            &g.op,
+            &g.request,
             GateStatus::ConfirmationRequired,
             format!(
                 "Nothing has happened yet. Show the user exactly what will happen ({}) and ask them to agree. Only if \
@@ -441,6 +417,7 @@ impl McpServer {
         id: &PendingId,
         op: &Operation,
     ) -> Result<CallToolResponse, ErrorData> {
+        let request = request_of(op);
         if let Err(e) = self
             .core
             .service
@@ -450,7 +427,7 @@ impl McpServer {
             return Ok(tool_error(e));
         }
         structured(&answer(
-            op,
+            &request,
             GateStatus::Cancelled,
             format!("The user declined; nothing was done ({}).", op.describe()),
         ))
@@ -466,58 +443,60 @@ impl McpServer {
         proof: &str,
         close_on_mismatch: bool,
     ) -> Result<CallToolResponse, ErrorData> {
-        let delivery = McpDelivery::new(
-            self.core.settings.secret_mode.clone(),
-            self.core.reveal.clone(),
-            op.instance().to_owned(),
-            actor.clone(),
-            false,
-        );
-        match self
-            .core
-            .service
-            .confirm(actor, id, op, proof, &delivery)
-            .await
-        {
+        let request = request_of(op);
+        match self.core.service.confirm(actor, id, op, proof).await {
             Ok(Executed::Deleted { instance, name }) => structured(&answer(
-                op,
+                &request,
                 GateStatus::Done,
                 format!("Deleted token `{name}` on instance `{instance}`."),
             )),
-            Ok(Executed::Regenerated(done)) => {
-                let handed = delivery.handed();
-                let mut a = answer(
-                    op,
+            Ok(Executed::Regenerated {
+                instance,
+                file,
+                own_credential,
+                ..
+            }) => {
+                let own = if own_credential {
+                    "That file is tokenwarden's own credential, so tokenwarden keeps working."
+                } else {
+                    "tokenwarden's own credential did not change."
+                };
+                structured(&answer(
+                    &request,
                     GateStatus::Done,
                     format!(
-                        "Regenerated the operator token of `{}` (id {}). Its old secret no longer works. {}",
-                        op.instance(),
-                        done.token.id,
-                        handed.as_ref().map(|h| h.next_step()).unwrap_or_default()
+                        "Regenerated the operator token of `{instance}`. Its old secret no longer works; the new one \
+                         is in {} on the server running tokenwarden (mode 0600). {own}",
+                        file.display()
                     ),
-                );
-                a.secret_handoff = handed.map(|h| h.handoff());
-                structured(&a)
+                ))
             }
             Ok(Executed::Pruned {
                 instance,
                 deleted,
+                skipped,
                 failed,
             }) => {
                 let mut text = format!(
-                    "Deleted {} expired tokens on instance `{instance}`.",
-                    deleted.len()
+                    "Deleted {} expired {} on instance `{instance}`.",
+                    deleted.len(),
+                    if deleted.len() == 1 {
+                        "token"
+                    } else {
+                        "tokens"
+                    }
                 );
-                if !failed.is_empty() {
-                    let list: Vec<String> =
-                        failed.iter().map(|(n, e)| format!("{n}: {e}")).collect();
-                    text.push_str(&format!(
-                        " {} could not be deleted: {}",
-                        failed.len(),
-                        list.join("; ")
-                    ));
+                for (what, list) in [
+                    ("were left alone", &skipped),
+                    ("could not be deleted", &failed),
+                ] {
+                    if !list.is_empty() {
+                        let items: Vec<String> =
+                            list.iter().map(|(n, e)| format!("{n}: {e}")).collect();
+                        text.push_str(&format!(" {} {what}: {}.", list.len(), items.join("; ")));
+                    }
                 }
-                structured(&answer(op, GateStatus::Done, text))
+                structured(&answer(&request, GateStatus::Done, text))
             }
             Err(ServiceError::Gate(GateError::WrongProof { .. })) => {
                 if close_on_mismatch {
@@ -538,5 +517,18 @@ impl McpServer {
             }
             Err(e) => Ok(tool_error(e)),
         }
+    }
+}
+
+/// The request a stored operation answers, for the tool's reply.
+fn request_of(op: &Operation) -> Request {
+    let instance = op.instance().to_owned();
+    match op {
+        Operation::DeleteToken { name, .. } => Request::Delete {
+            instance,
+            name: name.clone(),
+        },
+        Operation::RegenerateOperator { .. } => Request::Regenerate { instance },
+        Operation::PruneExpired { .. } | Operation::Retired { .. } => Request::Prune { instance },
     }
 }

@@ -18,10 +18,10 @@ use tokio::sync::OnceCell;
 use tokio::task::AbortHandle;
 
 use crate::actor::Actor;
-use crate::service::TokenService;
+use crate::service::{Ticket, TokenService};
 use crate::tokens::{RawToken, TokenName};
 
-/// What happens to a token whose link expires unopened.
+/// A secret waiting behind a link, and what settles its token through the journal.
 struct Waiting {
     secret: RawToken,
     token_name: TokenName,
@@ -29,8 +29,7 @@ struct Waiting {
     token_id: u64,
     instance: String,
     requester: Actor,
-    /// False for the operator token, which cannot be deleted.
-    withdrawable: bool,
+    ticket: Ticket,
 }
 
 /// A link waiting to be opened, and the timer that expires it.
@@ -121,7 +120,7 @@ impl RevealHub {
         token_id: u64,
         instance: String,
         requester: Actor,
-        withdrawable: bool,
+        ticket: Ticket,
     ) -> std::io::Result<RevealLink> {
         let base = self.base().await?;
         let mut bytes = [0u8; 24];
@@ -134,7 +133,7 @@ impl RevealHub {
             token_id,
             instance,
             requester,
-            withdrawable,
+            ticket,
         };
         let slot = Slot {
             waiting: Box::new(waiting),
@@ -175,16 +174,11 @@ impl RevealHub {
         }
     }
 
-    /// Deletes the token of a secret that was never delivered.
+    /// Deletes the token of a secret that was never delivered. If that fails, the journal
+    /// still holds it, and recovery withdraws it once this process is gone.
     async fn settle(&self, w: Box<Waiting>, why: &str) {
-        if !w.withdrawable {
-            tracing::warn!(token = %w.token_name, why, "a secret was never delivered and its token cannot be withdrawn");
-        } else if let Err(e) = self
-            .service
-            .withdraw(&w.requester, &w.instance, &w.token_name, w.token_id, why)
-            .await
-        {
-            tracing::error!(error = %e, token = %w.token_name, "could not withdraw an undelivered token");
+        if let Err(e) = self.service.withdraw_undelivered(&w.ticket, why).await {
+            tracing::error!(error = %e, token = %w.token_name, "could not withdraw an undelivered token; recovery will");
         }
     }
 
@@ -325,39 +319,63 @@ async fn page(State(hub): State<Arc<RevealHub>>, Path(id): Path<String>) -> Resp
 }
 
 async fn reveal(State(hub): State<Arc<RevealHub>>, Path(id): Path<String>) -> Response {
-    match hub.take(&id) {
-        Some(w) => {
-            if hub.deleted_meanwhile(&w).await {
-                tracing::info!(token = %w.token_name, "a reveal link was opened after its token was deleted");
-                return html(
-                    StatusCode::GONE,
-                    "This token was deleted",
-                    &format!(
-                        "<p>Token <b>{}</b> was deleted after this link was made, so its secret no longer \
-                         works and is not shown. Ask for a new token.</p>",
-                        escape(w.token_name.as_str())
-                    ),
-                );
-            }
-            tracing::info!(token = %w.token_name, "a reveal link was opened");
-            html(
-                StatusCode::OK,
-                "Your InfluxDB 3 token",
-                &format!(
-                    "<p>Token <b>{}</b>. Copy it now: this page will not show it again.</p><code>{}</code>\
-                     <p>Send it as the header <i>Authorization: Bearer &lt;token&gt;</i>.</p>",
-                    escape(w.token_name.as_str()),
-                    escape(w.secret.expose())
-                ),
-            )
-        }
-        None => match hub.state(&id) {
+    let Some(w) = hub.take(&id) else {
+        return match hub.state(&id) {
             Some(_) => gone(),
             None => html(
                 StatusCode::NOT_FOUND,
                 "Unknown link",
                 "<p>No such reveal link.</p>",
             ),
-        },
+        };
+    };
+    if hub.deleted_meanwhile(&w).await {
+        tracing::info!(token = %w.token_name, "a reveal link was opened after its token was deleted");
+        hub.service.secret_delivered(&w.ticket).await;
+        return html(
+            StatusCode::GONE,
+            "This token was deleted",
+            &format!(
+                "<p>Token <b>{}</b> was deleted after this link was made, so its secret no longer \
+                 works and is not shown. Ask for a new token.</p>",
+                escape(w.token_name.as_str())
+            ),
+        );
     }
+    // From here until the page has left, a crash leaves a doubt about who holds the secret:
+    // the journal says so, and recovery then withdraws the token.
+    if !hub.service.secret_delivering(&w.ticket).await {
+        return gone();
+    }
+    tracing::info!(token = %w.token_name, "a reveal link was opened");
+    let page = html(
+        StatusCode::OK,
+        "Your InfluxDB 3 token",
+        &format!(
+            "<p>Token <b>{}</b>. Copy it now: this page will not show it again.</p><code>{}</code>\
+             <p>Send it as the header <i>Authorization: Bearer &lt;token&gt;</i>.</p>",
+            escape(w.token_name.as_str()),
+            escape(w.secret.expose())
+        ),
+    );
+    let (parts, body) = page.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return gone();
+    };
+    let (sent, done) = tokio::sync::oneshot::channel();
+    let service = Arc::clone(&hub.service);
+    tokio::spawn(async move {
+        if done.await.unwrap_or(false) {
+            service.secret_delivered(&w.ticket).await;
+        } else {
+            let why = "the page with its secret never reached the browser that opened its link";
+            if let Err(e) = service.withdraw_undelivered(&w.ticket, why).await {
+                tracing::error!(error = %e, "could not withdraw an undelivered token; recovery will");
+            }
+        }
+    });
+    Response::from_parts(
+        parts,
+        axum::body::Body::new(crate::sent::SentBody::new(bytes, sent)),
+    )
 }

@@ -16,7 +16,7 @@ use super::args::{
 use super::gated::Gated;
 use super::{McpCore, McpServer};
 use crate::gate::{GateMode, PendingId, PendingState};
-use crate::service::Operation;
+use crate::service::Request;
 use crate::tokens::{
     Expiry, ListFilter, NewToken, Page, ParseError, Permission, ResourceType, TokenName, TokenSpec,
     parse_duration,
@@ -106,6 +106,7 @@ impl McpServer {
             .map_err(|e| e.to_string())?;
         let filter = ListFilter {
             name_contains: a.name,
+            name_is: None,
             kind: a.kind.map(Into::into),
             database: a.database,
             status: a.status.map(Into::into),
@@ -262,7 +263,7 @@ impl McpServer {
         let instance = self.core.service.instance_or_default(a.instance);
         let expected = name.to_string();
         let g = Gated {
-            op: Operation::DeleteToken { instance, name },
+            request: Request::Delete { instance, name },
             code: a.confirmation_code,
             expected,
         };
@@ -285,7 +286,7 @@ impl McpServer {
     ) -> Result<CallToolResponse, ErrorData> {
         let instance = self.core.service.instance_or_default(a.instance);
         let g = Gated {
-            op: Operation::RegenerateOperator {
+            request: Request::Regenerate {
                 instance: instance.clone(),
             },
             code: a.confirmation_code,
@@ -310,12 +311,8 @@ impl McpServer {
         Parameters(a): Parameters<GatedArgs>,
     ) -> Result<CallToolResponse, ErrorData> {
         let instance = self.core.service.instance_or_default(a.instance);
-        let op = Operation::PruneExpired {
-            instance,
-            names: vec![],
-        };
         let g = Gated {
-            op,
+            request: Request::Prune { instance },
             code: a.confirmation_code,
             expected: "prune".to_owned(),
         };

@@ -1,12 +1,15 @@
-//! Creating tokens: policy first, then the create, then the one delivery of the secret; a
-//! failed delivery withdraws the token again. Also the operator token's bootstrap.
+//! Creating tokens: policy first, then the intent in the journal (with the highest token id seen,
+//! which identifies the token later if InfluxDB's answer is lost), the create, and the one
+//! delivery of the secret. A failed delivery withdraws the token again, and so does recovery for
+//! any token whose secret nobody can be sure to hold. Also the operator token's bootstrap.
 
 use super::{
-    Delivered, DeliveryFailure, Instance, SecretDelivery, ServiceError, TokenService, outcome_of,
+    Delivered, DeliveryFailure, Instance, SecretDelivery, ServiceError, Ticket, TokenService,
+    outcome_of, pause_point,
 };
 use crate::actor::Actor;
-use crate::store::AuditOutcome;
-use crate::tokens::{CreatedToken, Edition, NewToken, TokenName, TokenSpec};
+use crate::store::{AuditOutcome, JournalEntry, JournalId, JournalOp, Stage};
+use crate::tokens::{CreatedToken, Edition, NewToken, TokenName, TokenRef, TokenSpec};
 
 impl TokenService {
     /// Creates a token and hands its secret to `delivery`; if delivery fails the token is deleted again.
@@ -54,11 +57,24 @@ impl TokenService {
             }
         }
         let expiry_secs = new.expiry.expiry_secs(self.now())?;
+        let highest_before = inst
+            .backend
+            .highest_token_id()
+            .await
+            .map_err(Self::backend_err(inst))?;
+        let op = JournalOp::Create {
+            name: new.name.clone(),
+            highest_before,
+            id: None,
+        };
+        let entry = JournalEntry::new(&inst.settings.name, actor, op, self.now());
+        self.journal_begin(&entry).await?;
         audit(
             AuditOutcome::Requested,
             Some(format!("expiry: {}", new.expiry)),
         )
         .await?;
+        pause_point("create:before-call").await;
         let created = match &new.spec {
             TokenSpec::Admin => {
                 inst.backend
@@ -75,6 +91,7 @@ impl TokenService {
             Ok(c) => c,
             Err(e) => {
                 let outcome = outcome_of(&e);
+                let unknown = outcome == AuditOutcome::Unknown;
                 self.audit_after(
                     actor,
                     event,
@@ -85,12 +102,41 @@ impl TokenService {
                     None,
                 )
                 .await;
+                if unknown {
+                    // The secret never arrived: a token made by this request must not stay.
+                    self.settle_create(inst, &entry).await;
+                } else {
+                    self.journal_step(&entry.id, |e| e.stage = Stage::Failed)
+                        .await;
+                }
                 return Err(Self::backend_err(inst)(e));
             }
         };
-        match delivery.deliver(&token, &secret).await {
+        pause_point("create:answered").await;
+        let id = token.id;
+        self.journal_step(&entry.id, move |e| {
+            if let JournalOp::Create { id: slot, .. } = &mut e.op {
+                *slot = Some(id);
+            }
+            e.stage = Stage::Delivering;
+        })
+        .await;
+        let ticket = Ticket {
+            journal: entry.id.clone(),
+        };
+        pause_point("create:delivering").await;
+        match delivery.deliver(&token, &secret, &ticket).await {
             Ok(receipt) => {
-                let detail = Some(format!("id {}; secret {}", token.id, receipt.0));
+                let waiting = receipt.waiting_until;
+                self.journal_step(&entry.id, move |e| match waiting {
+                    Some(until) => {
+                        e.stage = Stage::AwaitingLink;
+                        e.due_at = Some(until);
+                    }
+                    None => e.stage = Stage::Done,
+                })
+                .await;
+                let detail = Some(format!("id {}; secret {}", token.id, receipt.text));
                 self.audit_after(
                     actor,
                     event,
@@ -104,23 +150,32 @@ impl TokenService {
                 Ok(Delivered { token, receipt })
             }
             Err(failure) => Err(self
-                .roll_back(actor, inst, event, &new.name, token.id, failure)
+                .roll_back(actor, inst, event, &entry.id, &new.name, token.id, failure)
                 .await),
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn roll_back(
         &self,
         actor: &Actor,
         inst: &Instance,
         event: &str,
+        journal: &JournalId,
         name: &TokenName,
         id: u64,
         failure: DeliveryFailure,
     ) -> ServiceError {
         let reason = failure.0;
         let why = format!("delivery failed: {reason}");
-        match self.withdraw_as(actor, inst, event, name, id, &why).await {
+        let target = TokenRef {
+            name: name.clone(),
+            id,
+        };
+        match self
+            .withdraw_as(actor, inst, event, journal, &target, &why)
+            .await
+        {
             Ok(()) => ServiceError::DeliveryRolledBack {
                 name: name.to_string(),
                 reason,
@@ -133,31 +188,64 @@ impl TokenService {
         }
     }
 
-    /// Deletes the token `id` whose secret never reached its owner (say, a reveal link expired
-    /// unopened), and audits why.
-    pub async fn withdraw(
-        &self,
-        actor: &Actor,
-        instance: &str,
-        name: &TokenName,
-        id: u64,
-        why: &str,
-    ) -> Result<(), ServiceError> {
-        let inst = self.instance(Some(instance))?;
-        self.withdraw_as(actor, inst, "token.withdraw", name, id, why)
+    /// A parked secret (a one-time link) is being shown now: from here a crash leaves a doubt
+    /// about who holds it, and recovery withdraws the token.
+    pub async fn secret_delivering(&self, ticket: &Ticket) -> bool {
+        self.journal_step(&ticket.journal, |e| e.stage = Stage::Delivering)
             .await
+            .is_some()
     }
 
-    /// Deletes `name` if it still is the token `id` tokenwarden created. InfluxDB deletes by
-    /// name, and meanwhile someone may have deleted the token and given its name to a new one,
-    /// which must not be hit. A token already gone counts as withdrawn.
-    async fn withdraw_as(
+    /// A parked secret reached its owner.
+    pub async fn secret_delivered(&self, ticket: &Ticket) {
+        self.journal_step(&ticket.journal, |e| {
+            e.stage = Stage::Done;
+            e.due_at = None;
+        })
+        .await;
+    }
+
+    /// Deletes the token of a parked secret that never reached its owner (its link lapsed or
+    /// was declined, or its server is stopping), if it is still the token created; audits why.
+    pub async fn withdraw_undelivered(
+        &self,
+        ticket: &Ticket,
+        why: &str,
+    ) -> Result<(), ServiceError> {
+        let (store, id) = (self.store.clone(), ticket.journal.clone());
+        let entry = super::blocking(move || store.journal_get(&id)).await?;
+        let JournalOp::Create {
+            name, id: Some(id), ..
+        } = &entry.op
+        else {
+            return Ok(());
+        };
+        let inst = self.instance(Some(&entry.instance))?;
+        let target = TokenRef {
+            name: name.clone(),
+            id: *id,
+        };
+        self.withdraw_as(
+            &entry.actor,
+            inst,
+            "token.withdraw",
+            &entry.id,
+            &target,
+            why,
+        )
+        .await
+    }
+
+    /// Deletes `target` if it still is the token created, settles its journal entry as
+    /// withdrawn, and audits it. A token already gone, or a name now held by another token,
+    /// counts as withdrawn and is left alone.
+    pub(super) async fn withdraw_as(
         &self,
         actor: &Actor,
         inst: &Instance,
         event: &str,
-        name: &TokenName,
-        id: u64,
+        journal: &JournalId,
+        target: &TokenRef,
         why: &str,
     ) -> Result<(), ServiceError> {
         let audit = |outcome, detail: String| {
@@ -165,46 +253,43 @@ impl TokenService {
                 actor,
                 event,
                 inst,
-                Some(name.as_str()),
+                Some(target.name.as_str()),
                 outcome,
                 Some(detail),
                 None,
             )
         };
-        let current = match self
-            .find_named(actor, Some(&inst.settings.name), name)
-            .await
-        {
-            Ok(current) => current.map(|t| t.id),
+        let (outcome, detail) = match self.remove_if_still(inst, target).await {
+            Ok(super::Removal::Deleted) => (AuditOutcome::RolledBack, why.to_owned()),
+            Ok(super::Removal::Gone) => (
+                AuditOutcome::Refused,
+                format!("{why}; nothing to delete: it no longer exists"),
+            ),
+            Ok(super::Removal::Replaced { now }) => (
+                AuditOutcome::Refused,
+                format!(
+                    "{why}; not deleted: the name now belongs to another token (id {now}, not {})",
+                    target.id
+                ),
+            ),
             Err(e) => {
-                let detail = format!(
-                    "{why}; not deleted: cannot check that it is still the token created: {e}"
-                );
-                audit(AuditOutcome::Failed, detail).await;
+                audit(
+                    AuditOutcome::Failed,
+                    format!("{why}; deleting it failed: {e}"),
+                )
+                .await;
                 return Err(e);
             }
         };
-        let refused = match current {
-            Some(now) if now == id => None,
-            Some(now) => Some(format!(
-                "{why}; not deleted: the name now belongs to another token (id {now}, not {id})"
-            )),
-            None => Some(format!("{why}; nothing to delete: it no longer exists")),
-        };
-        if let Some(detail) = refused {
-            audit(AuditOutcome::Refused, detail).await;
-            return Ok(());
-        }
-        let result = inst.backend.delete_token(name).await;
-        let (outcome, detail) = match &result {
-            Ok(()) => (AuditOutcome::RolledBack, why.to_owned()),
-            Err(e) => (
-                AuditOutcome::Failed,
-                format!("{why}; deleting it failed: {e}"),
-            ),
-        };
+        let note = detail.clone();
+        self.journal_step(journal, move |e| {
+            e.stage = Stage::Withdrawn;
+            e.due_at = None;
+            e.detail = Some(note);
+        })
+        .await;
         audit(outcome, detail).await;
-        result.map_err(Self::backend_err(inst))
+        Ok(())
     }
 
     /// Creates `_admin` on a server that has none, delivering its secret.
@@ -243,9 +328,12 @@ impl TokenService {
                 return Err(Self::backend_err(inst)(e));
             }
         };
-        let result = delivery.deliver(&token, &secret).await;
+        let ticket = Ticket {
+            journal: JournalId::random(),
+        };
+        let result = delivery.deliver(&token, &secret, &ticket).await;
         let (outcome, detail) = match &result {
-            Ok(r) => (AuditOutcome::Succeeded, format!("secret {}", r.0)),
+            Ok(r) => (AuditOutcome::Succeeded, format!("secret {}", r.text)),
             Err(f) => (
                 AuditOutcome::Failed,
                 format!("created, but delivery failed: {f}"),

@@ -51,7 +51,8 @@ pub enum ServiceError {
     DeliveryRolledBack { name: String, reason: String },
     #[error(
         "the new token `{name}` was created but its secret could not be delivered ({reason}), and deleting it \
-         again failed ({rollback}). Delete it with `tokenwarden tokens delete {name}`"
+         again failed ({rollback}). It is in tokenwarden's journal, and the next tokenwarden command or server \
+         that reaches InfluxDB deletes it; or delete it now with `tokenwarden tokens delete {name}`"
     )]
     DeliveryStranded {
         name: String,
@@ -63,6 +64,53 @@ pub enum ServiceError {
          secret no longer works. Regenerate it again where the secret can be delivered"
     )]
     RegeneratedUndelivered { reason: String },
+    #[error(
+        "instance `{instance}` has no place for a regenerated operator secret: set operator_token_file for it in \
+         the config (to its token_file if tokenwarden uses the operator token), so the new secret is written \
+         there before anything else happens; without it a lost answer would lock everyone out"
+    )]
+    NoSecretFile { instance: String },
+    #[error(
+        "{was}: this request was stored by an older tokenwarden and was closed unrun; request it again"
+    )]
+    Retired { was: String },
+    #[error(
+        "token `{name}` was replaced after the request (the request was for id {was}; the name now belongs to id \
+         {now}); nothing was deleted. Request it again if the new token should go too"
+    )]
+    Replaced { name: String, was: u64, now: u64 },
+    #[error("token `{name}` (id {id}) no longer exists; nothing was deleted")]
+    Vanished { name: String, id: u64 },
+    #[error(
+        "cannot prepare {path} for the regenerated operator secret ({detail}); nothing was regenerated"
+    )]
+    SecretFile {
+        path: std::path::PathBuf,
+        detail: String,
+    },
+    #[error(
+        "the operator token was regenerated but its new secret could not be written to {path} ({detail}); the old \
+         secret no longer works. Use InfluxDB's admin-token recovery listener or another admin token to regenerate it again"
+    )]
+    RegeneratedUnsaved {
+        path: std::path::PathBuf,
+        detail: String,
+    },
+    #[error(
+        "the regeneration of the operator token of instance `{instance}` lost its answer, and the secret in {} does \
+         not authenticate: if the regeneration applied, its new secret is lost. Run `tokenwarden check`; if the \
+         operator token no longer works, regenerate it with another admin token or through InfluxDB's admin-token \
+         recovery listener (--admin-token-recovery-http-bind)", path.display()
+    )]
+    RegeneratedLost {
+        instance: String,
+        path: std::path::PathBuf,
+    },
+    #[error(
+        "{what}: it was approved, but tokenwarden stopped before InfluxDB applied it, and its approval has lapsed \
+         since; nothing was deleted. Request it again"
+    )]
+    NeverApplied { what: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -95,13 +143,17 @@ impl ServiceError {
         match self {
             Self::Input(_) | Self::UnknownInstance { .. } => ErrorKind::Usage,
             Self::ReadOnly { .. }
+            | Self::NoSecretFile { .. }
+            | Self::Retired { .. }
+            | Self::NeverApplied { .. }
+            | Self::Replaced { .. }
             | Self::Protected { .. }
             | Self::OperatorProtected
             | Self::RequiresEnterprise { .. }
             | Self::EditionUnknown { .. } => ErrorKind::Refused,
-            Self::Gate(GateError::NotFound { .. }) | Self::Store(StoreError::NotFound { .. }) => {
-                ErrorKind::NotFound
-            }
+            Self::Gate(GateError::NotFound { .. })
+            | Self::Store(StoreError::NotFound { .. })
+            | Self::Vanished { .. } => ErrorKind::NotFound,
             Self::Gate(_) => ErrorKind::Refused,
             Self::Backend { source, .. } => match source {
                 BackendError::NotFound { .. } => ErrorKind::NotFound,
@@ -121,9 +173,11 @@ impl ServiceError {
                 | BackendError::AuthDisabled { .. } => ErrorKind::Refused,
                 _ => ErrorKind::Failed,
             },
-            Self::DeliveryStranded { .. } | Self::RegeneratedUndelivered { .. } => {
-                ErrorKind::Failed
-            }
+            Self::DeliveryStranded { .. }
+            | Self::RegeneratedUndelivered { .. }
+            | Self::SecretFile { .. }
+            | Self::RegeneratedUnsaved { .. } => ErrorKind::Failed,
+            Self::RegeneratedLost { .. } => ErrorKind::Unknown,
             Self::DeliveryRolledBack { .. } | Self::Store(_) | Self::Internal(_) => {
                 ErrorKind::Failed
             }

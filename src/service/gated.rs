@@ -1,40 +1,86 @@
-//! Destructive operations through the gate: request (policy first, then a stored pending
-//! action), confirm or approve (atomically in the store, so it runs once), execute, audit.
+//! Destructive operations through the gate: request (policy first, then a stored pending action
+//! bound to the ids of the tokens it shows), confirm or approve (atomically in the store, which
+//! writes the operation's intent to the journal in the same transaction), execute, audit.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Delivered, Instance, SecretDelivery, ServiceError, TokenService, blocking};
+use super::{Instance, ServiceError, TokenService, blocking};
 use crate::actor::Actor;
-use crate::gate::{GateError, GateMode, Outcome, Pending, PendingId, Progress};
-use crate::store::AuditOutcome;
-use crate::tokens::{BackendError, CreatedToken, OPERATOR_TOKEN_NAME, Token, TokenName};
+use crate::gate::{GateError, GateMode, Outcome, Pending, PendingId, PendingState, Progress};
+use crate::store::{AuditOutcome, JournalEntry, JournalOp};
+use crate::tokens::{OPERATOR_TOKEN_NAME, Token, TokenName, TokenRef};
 
-/// The exact action a pending approval is bound to.
+/// An expired token a prune request showed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpiredToken {
+    pub name: TokenName,
+    pub id: u64,
+    pub expired_at: DateTime<Utc>,
+}
+
+impl ExpiredToken {
+    pub fn target(&self) -> TokenRef {
+        TokenRef {
+            name: self.name.clone(),
+            id: self.id,
+        }
+    }
+}
+
+/// The exact action a pending approval is bound to: the tokens as shown, by name and id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Operation {
     DeleteToken {
         instance: String,
         name: TokenName,
+        /// The id of the token shown: a later token given the same name is never deleted.
+        id: u64,
     },
     RegenerateOperator {
         instance: String,
+        /// Where the new secret is written (0600, atomically) before anything else happens.
+        file: PathBuf,
     },
-    /// Delete exactly these expired tokens (listed when requested).
+    /// Delete exactly these tokens, each expired when requested.
     PruneExpired {
         instance: String,
-        names: Vec<TokenName>,
+        tokens: Vec<ExpiredToken>,
     },
+    /// A request stored by an older tokenwarden without the ids of its tokens; closed by the
+    /// upgrade and never run.
+    Retired { instance: String, was: String },
+}
+
+/// What an adapter asks for before the core has looked at the tokens concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    Delete { instance: String, name: TokenName },
+    Regenerate { instance: String },
+    Prune { instance: String },
+}
+
+impl Request {
+    pub fn instance(&self) -> &str {
+        match self {
+            Self::Delete { instance, .. }
+            | Self::Regenerate { instance }
+            | Self::Prune { instance } => instance,
+        }
+    }
 }
 
 impl Operation {
     pub fn instance(&self) -> &str {
         match self {
             Self::DeleteToken { instance, .. }
-            | Self::RegenerateOperator { instance }
-            | Self::PruneExpired { instance, .. } => instance,
+            | Self::RegenerateOperator { instance, .. }
+            | Self::PruneExpired { instance, .. }
+            | Self::Retired { instance, .. } => instance,
         }
     }
 
@@ -43,12 +89,32 @@ impl Operation {
             Self::DeleteToken { name, .. } => name.as_str(),
             Self::RegenerateOperator { .. } => OPERATOR_TOKEN_NAME,
             Self::PruneExpired { .. } => "(expired tokens)",
+            Self::Retired { .. } => "(retired request)",
+        }
+    }
+
+    /// Whether this stored operation is what `request` asks for (the same kind, instance and
+    /// name); a repeated tool call names the request, the store holds the bound operation.
+    pub fn answers(&self, request: &Request) -> bool {
+        match (self, request) {
+            (
+                Self::DeleteToken { instance, name, .. },
+                Request::Delete {
+                    instance: i,
+                    name: n,
+                },
+            ) => instance == i && name == n,
+            (Self::RegenerateOperator { instance, .. }, Request::Regenerate { instance: i })
+            | (Self::PruneExpired { instance, .. }, Request::Prune { instance: i }) => {
+                instance == i
+            }
+            _ => false,
         }
     }
 
     pub(super) fn event(&self) -> &'static str {
         match self {
-            Self::DeleteToken { .. } => "token.delete",
+            Self::DeleteToken { .. } | Self::Retired { .. } => "token.delete",
             Self::RegenerateOperator { .. } => "token.regenerate_operator",
             Self::PruneExpired { .. } => "token.prune_expired",
         }
@@ -57,26 +123,49 @@ impl Operation {
     /// A one-line description for people.
     pub fn describe(&self) -> String {
         match self {
-            Self::DeleteToken { instance, name } => {
-                format!("delete token `{name}` on instance `{instance}`")
+            Self::DeleteToken { instance, name, id } => {
+                format!("delete token `{name}` (id {id}) on instance `{instance}`")
             }
-            Self::RegenerateOperator { instance } => {
-                format!("regenerate the operator token of instance `{instance}`")
-            }
-            Self::PruneExpired { instance, names } => {
-                let shown: Vec<&str> = names.iter().take(10).map(TokenName::as_str).collect();
-                let more = names.len().saturating_sub(shown.len());
+            Self::RegenerateOperator { instance, file } => format!(
+                "regenerate the operator token of instance `{instance}`, writing the new secret to {}",
+                file.display()
+            ),
+            Self::PruneExpired { instance, tokens } => {
+                let shown: Vec<&str> = tokens.iter().take(10).map(|t| t.name.as_str()).collect();
+                let more = tokens.len().saturating_sub(shown.len());
                 let tail = if more > 0 {
                     format!(" and {more} more")
                 } else {
                     String::new()
                 };
+                let noun = if tokens.len() == 1 { "token" } else { "tokens" };
                 format!(
-                    "delete {} expired tokens on instance `{instance}` ({}{tail})",
-                    names.len(),
+                    "delete {} expired {noun} on instance `{instance}` ({}{tail})",
+                    tokens.len(),
                     shown.join(", ")
                 )
             }
+            Self::Retired { was, .. } => was.clone(),
+        }
+    }
+
+    /// The journal record of this operation, written when the gate releases it.
+    fn intent(&self) -> Option<JournalOp> {
+        match self {
+            Self::DeleteToken { name, id, .. } => Some(JournalOp::Delete {
+                target: TokenRef {
+                    name: name.clone(),
+                    id: *id,
+                },
+            }),
+            Self::PruneExpired { tokens, .. } => Some(JournalOp::Prune {
+                targets: tokens.iter().map(ExpiredToken::target).collect(),
+                settled: vec![],
+            }),
+            Self::RegenerateOperator { file, .. } => {
+                Some(JournalOp::Regenerate { file: file.clone() })
+            }
+            Self::Retired { .. } => None,
         }
     }
 }
@@ -104,11 +193,19 @@ pub enum Executed {
         instance: String,
         name: TokenName,
     },
-    Regenerated(Delivered),
-    /// Each expired token either deleted or listed with why not.
+    /// The operator token has a new secret, written to `file`; `own_credential` says whether
+    /// that file is tokenwarden's own credential for the instance (which then keeps working).
+    Regenerated {
+        instance: String,
+        id: u64,
+        file: PathBuf,
+        own_credential: bool,
+    },
+    /// Each expired token deleted, left alone (with why), or failed (with why).
     Pruned {
         instance: String,
         deleted: Vec<String>,
+        skipped: Vec<(String, String)>,
         failed: Vec<(String, String)>,
     },
 }
@@ -130,7 +227,34 @@ pub enum ApprovalResult {
 }
 
 impl TokenService {
-    /// Asks to delete `name`. Protected tokens and read-only instances are refused before the gate.
+    /// Opens the pending action for `request`; `None` when there is nothing to do (no expired
+    /// tokens). `file` is where a regenerated secret goes when the caller names one.
+    pub async fn request(
+        &self,
+        actor: &Actor,
+        request: &Request,
+        gate: GateRequest,
+        file: Option<PathBuf>,
+    ) -> Result<Option<PendingRequest>, ServiceError> {
+        let instance = Some(request.instance());
+        match request {
+            Request::Delete { name, .. } => self
+                .request_delete(actor, instance, name, gate)
+                .await
+                .map(Some),
+            Request::Regenerate { .. } => self
+                .request_regenerate(actor, instance, gate, file)
+                .await
+                .map(Some),
+            Request::Prune { .. } => Ok(self
+                .request_prune(actor, instance, gate)
+                .await?
+                .map(|(request, _)| request)),
+        }
+    }
+
+    /// Asks to delete `name`, bound to the id it has now. Protected tokens and read-only
+    /// instances are refused before the gate.
     pub async fn request_delete(
         &self,
         actor: &Actor,
@@ -139,29 +263,44 @@ impl TokenService {
         gate: GateRequest,
     ) -> Result<PendingRequest, ServiceError> {
         let inst = self.instance(instance)?;
-        let op = Operation::DeleteToken {
-            instance: inst.settings.name.clone(),
-            name: name.clone(),
-        };
-        if let Err(e) = self.policy_allows(inst, &op) {
+        if let Err(e) = self.may_delete(inst, name) {
+            let op = Operation::DeleteToken {
+                instance: inst.settings.name.clone(),
+                name: name.clone(),
+                id: 0,
+            };
             return Err(self.refuse(actor, &op, inst, name.as_str(), e).await);
         }
         let token = self.find(actor, instance, name).await?;
+        let op = Operation::DeleteToken {
+            instance: inst.settings.name.clone(),
+            name: name.clone(),
+            id: token.id,
+        };
         self.open(actor, inst, op, gate, Some(token)).await
     }
 
-    /// Asks to regenerate the operator token (every client using it breaks).
+    /// Asks to regenerate the operator token (every client using it breaks). The new secret
+    /// needs a durable place first: `file`, else the instance's `operator_token_file`.
     pub async fn request_regenerate(
         &self,
         actor: &Actor,
         instance: Option<&str>,
         gate: GateRequest,
+        file: Option<PathBuf>,
     ) -> Result<PendingRequest, ServiceError> {
         let inst = self.instance(instance)?;
+        let file = file.or_else(|| inst.settings.operator_token_file.clone());
         let op = Operation::RegenerateOperator {
             instance: inst.settings.name.clone(),
+            file: file.clone().unwrap_or_default(),
         };
-        if let Err(e) = self.policy_allows(inst, &op) {
+        let refusal = self.may_mutate(inst).err().or_else(|| {
+            file.is_none().then(|| ServiceError::NoSecretFile {
+                instance: inst.settings.name.clone(),
+            })
+        });
+        if let Some(e) = refusal {
             return Err(self.refuse(actor, &op, inst, OPERATOR_TOKEN_NAME, e).await);
         }
         self.open(actor, inst, op, gate, None).await
@@ -181,7 +320,8 @@ impl TokenService {
         let (store, stored) = (self.store.clone(), pending.clone());
         blocking(move || store.insert_pending(&stored)).await?;
         let detail = Some(format!(
-            "expires {}",
+            "{}; expires {}",
+            pending.action.describe(),
             pending
                 .expires_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -207,15 +347,14 @@ impl TokenService {
         id: &PendingId,
         op: &Operation,
         proof: &str,
-        delivery: &dyn SecretDelivery,
     ) -> Result<Executed, ServiceError> {
         let (who, op2, proof, now) = (actor.clone(), op.clone(), proof.to_owned(), self.now());
-        let pending = self
-            .transition(actor, id, move |p| {
+        let (pending, entry) = self
+            .release(actor, id, move |p| {
                 p.confirm(&who, &op2, &proof, now).map(|()| p.clone())
             })
             .await?;
-        self.execute(actor, pending, delivery).await.1
+        self.execute(actor, pending, entry).await.1
     }
 
     /// `actor` approves; the approval that completes the count runs the operation, once.
@@ -223,26 +362,25 @@ impl TokenService {
         &self,
         actor: &Actor,
         id: &PendingId,
-        delivery: &dyn SecretDelivery,
     ) -> Result<ApprovalResult, ServiceError> {
         let (who, now) = (actor.clone(), self.now());
-        let (progress, pending) = self
-            .transition(actor, id, move |p| {
+        let ((progress, pending), entry) = self
+            .release(actor, id, move |p| {
                 p.approve(&who, now).map(|progress| (progress, p.clone()))
             })
             .await?;
         self.audit_pending(actor, &pending, AuditOutcome::Approved, None)
             .await;
         match progress {
+            Progress::Ready => {
+                let (pending, result) = self.execute(actor, pending, entry).await;
+                Ok(ApprovalResult::Executed { pending, result })
+            }
             Progress::Recorded { have, need } => Ok(ApprovalResult::Recorded {
                 pending,
                 have,
                 need,
             }),
-            Progress::Ready => {
-                let (pending, result) = self.execute(actor, pending, delivery).await;
-                Ok(ApprovalResult::Executed { pending, result })
-            }
         }
     }
 
@@ -254,8 +392,8 @@ impl TokenService {
         reason: Option<String>,
     ) -> Result<Pending<Operation>, ServiceError> {
         let (who, now, why) = (actor.clone(), self.now(), reason.clone());
-        let pending = self
-            .transition(actor, id, move |p| {
+        let (pending, _) = self
+            .release(actor, id, move |p| {
                 p.reject(&who, why, now).map(|()| p.clone())
             })
             .await?;
@@ -264,18 +402,37 @@ impl TokenService {
         Ok(pending)
     }
 
-    /// Applies a gate transition to pending action `id` in one store transaction; a refusal is
-    /// audited and returned.
-    async fn transition<T: Send + 'static>(
+    /// Applies a gate transition to pending action `id` in one store transaction. When it
+    /// releases the operation (state `Executing`), the operation's intent is journaled in the
+    /// same transaction. A refusal is audited and returned.
+    async fn release<T: Send + 'static>(
         &self,
         actor: &Actor,
         id: &PendingId,
         step: impl FnOnce(&mut Pending<Operation>) -> Result<T, GateError> + Send + 'static,
-    ) -> Result<T, ServiceError> {
+    ) -> Result<(T, Option<JournalEntry>), ServiceError> {
         let (store, id2) = (self.store.clone(), id.clone());
-        match blocking(move || store.update_pending(&id2, step)).await? {
-            Ok(t) => Ok(t),
-            Err(e) => {
+        let (actor2, now) = (actor.clone(), self.now());
+        let released = blocking(move || {
+            store.update_pending_journaled(&id2, |p: &mut Pending<Operation>| {
+                let was_open = p.state == PendingState::Open;
+                let out = step(p);
+                let entry = (out.is_ok() && was_open && p.state == PendingState::Executing)
+                    .then(|| p.action.intent())
+                    .flatten()
+                    .map(|op| {
+                        let mut e = JournalEntry::new(p.action.instance(), &actor2, op, now);
+                        e.pending_id = Some(p.id.to_string());
+                        e
+                    });
+                let keep = entry.clone();
+                ((out, keep), entry)
+            })
+        })
+        .await?;
+        match released {
+            (Ok(t), entry) => Ok((t, entry)),
+            (Err(e), _) => {
                 let op = self.pending(id).await?.action;
                 Err(self.refused(actor, &op, id, e).await)
             }
@@ -327,61 +484,57 @@ impl TokenService {
         ServiceError::Gate(e)
     }
 
-    fn policy_allows(&self, inst: &Instance, op: &Operation) -> Result<(), ServiceError> {
+    /// Whether `name` may be deleted on `inst` at all: never `_admin`, never a protected name,
+    /// never on a read-only instance.
+    pub(super) fn may_delete(&self, inst: &Instance, name: &TokenName) -> Result<(), ServiceError> {
         self.may_mutate(inst)?;
-        if let Operation::DeleteToken { name, .. } = op {
-            if name.is_operator() {
-                return Err(ServiceError::OperatorProtected);
-            }
-            if let Some(pattern) = inst.settings.protected.protecting(name.as_str()) {
-                return Err(ServiceError::Protected {
-                    name: name.to_string(),
-                    pattern: pattern.to_owned(),
-                });
-            }
+        if name.is_operator() {
+            return Err(ServiceError::OperatorProtected);
+        }
+        if let Some(pattern) = inst.settings.protected.protecting(name.as_str()) {
+            return Err(ServiceError::Protected {
+                name: name.to_string(),
+                pattern: pattern.to_owned(),
+            });
         }
         Ok(())
     }
 
-    /// Runs an operation the gate released (state `Executing`), records its outcome and audits it.
+    /// Runs an operation the gate released (state `Executing`) under its journal entry, then
+    /// records its outcome on the pending action and audits it. An outcome InfluxDB left
+    /// unknown keeps the action executing until recovery settles it.
     async fn execute(
         &self,
         actor: &Actor,
         pending: Pending<Operation>,
-        delivery: &dyn SecretDelivery,
+        entry: Option<JournalEntry>,
     ) -> (Pending<Operation>, Result<Executed, ServiceError>) {
-        let result = self.run(&pending.action, delivery).await;
-        let (outcome, audit_outcome, detail) = match &result {
-            Ok(Executed::Pruned {
-                deleted, failed, ..
-            }) if !failed.is_empty() => {
-                let why = format!(
-                    "{} deleted, {} not: {}",
-                    deleted.len(),
-                    failed.len(),
-                    super::prune::summary(failed)
-                );
-                (
-                    Outcome::Failed(why.clone()),
-                    AuditOutcome::Failed,
-                    Some(why),
-                )
-            }
-            Ok(_) => (Outcome::Succeeded, AuditOutcome::Succeeded, None),
-            Err(ServiceError::Backend {
-                source: e @ BackendError::OutcomeUnknown { .. },
-                ..
-            }) => (
-                Outcome::Unknown(e.to_string()),
-                AuditOutcome::Unknown,
-                Some(e.to_string()),
-            ),
-            Err(e) => (
-                Outcome::Failed(e.to_string()),
-                AuditOutcome::Failed,
-                Some(e.to_string()),
-            ),
+        let ran = match &entry {
+            Some(entry) => self.run(&pending.action, entry).await,
+            None => super::run::Ran::settled(Err(ServiceError::Retired {
+                was: pending.action.describe(),
+            })),
         };
+        if !ran.settled {
+            let detail = ran.result.as_ref().err().map(|e| {
+                format!("{e}; left executing until tokenwarden can ask InfluxDB how it ended")
+            });
+            self.audit_pending(actor, &pending, AuditOutcome::Unknown, detail)
+                .await;
+            return (pending, ran.result);
+        }
+        let pending = self.close_pending(actor, &pending, &ran.result).await;
+        (pending, ran.result)
+    }
+
+    /// Records how the operation of `pending` ended and audits it.
+    pub(super) async fn close_pending(
+        &self,
+        actor: &Actor,
+        pending: &Pending<Operation>,
+        result: &Result<Executed, ServiceError>,
+    ) -> Pending<Operation> {
+        let (outcome, audit_outcome, detail) = outcome_of(result);
         let (store, id) = (self.store.clone(), pending.id.clone());
         let finished = blocking(move || {
             store.update_pending(&id, |p: &mut Pending<Operation>| {
@@ -394,49 +547,60 @@ impl TokenService {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, id = %pending.id, "could not record the outcome of a pending action");
-                pending
+                pending.clone()
             }
         };
         self.audit_pending(actor, &pending, audit_outcome, detail)
             .await;
-        (pending, result)
+        pending
     }
+}
 
-    async fn run(
-        &self,
-        op: &Operation,
-        delivery: &dyn SecretDelivery,
-    ) -> Result<Executed, ServiceError> {
-        let inst = self.instance(Some(op.instance()))?;
-        // The config may have changed since the request: check the policy again.
-        self.policy_allows(inst, op)?;
-        let backend_err = Self::backend_err(inst);
-        match op {
-            Operation::DeleteToken { instance, name } => {
-                inst.backend
-                    .delete_token(name)
-                    .await
-                    .map_err(&backend_err)?;
-                Ok(Executed::Deleted {
-                    instance: instance.clone(),
-                    name: name.clone(),
-                })
+/// How a run ended, for the pending action and the audit log.
+fn outcome_of(result: &Result<Executed, ServiceError>) -> (Outcome, AuditOutcome, Option<String>) {
+    match result {
+        Ok(Executed::Pruned {
+            deleted,
+            skipped,
+            failed,
+            ..
+        }) if !failed.is_empty() || !skipped.is_empty() => {
+            let mut parts = vec![format!("{} deleted", deleted.len())];
+            if !skipped.is_empty() {
+                parts.push(format!(
+                    "{} left alone: {}",
+                    skipped.len(),
+                    super::prune::summary(skipped)
+                ));
             }
-            Operation::RegenerateOperator { .. } => {
-                let CreatedToken { token, secret } = inst
-                    .backend
-                    .regenerate_operator_token()
-                    .await
-                    .map_err(&backend_err)?;
-                let receipt = delivery
-                    .deliver(&token, &secret)
-                    .await
-                    .map_err(|f| ServiceError::RegeneratedUndelivered { reason: f.0 })?;
-                Ok(Executed::Regenerated(Delivered { token, receipt }))
+            if !failed.is_empty() {
+                parts.push(format!(
+                    "{} failed: {}",
+                    failed.len(),
+                    super::prune::summary(failed)
+                ));
             }
-            Operation::PruneExpired { instance, names } => {
-                Ok(self.prune(inst, instance, names).await)
+            let why = parts.join("; ");
+            if failed.is_empty() {
+                (Outcome::Succeeded, AuditOutcome::Succeeded, Some(why))
+            } else {
+                (
+                    Outcome::Failed(why.clone()),
+                    AuditOutcome::Failed,
+                    Some(why),
+                )
             }
         }
+        Ok(_) => (Outcome::Succeeded, AuditOutcome::Succeeded, None),
+        Err(e) if e.kind() == super::ErrorKind::Unknown => (
+            Outcome::Unknown(e.to_string()),
+            AuditOutcome::Unknown,
+            Some(e.to_string()),
+        ),
+        Err(e) => (
+            Outcome::Failed(e.to_string()),
+            AuditOutcome::Failed,
+            Some(e.to_string()),
+        ),
     }
 }

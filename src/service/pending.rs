@@ -1,9 +1,10 @@
-//! Reading pending actions, the adapters' references to them (a Discord card), and expiry.
+//! Reading pending actions, the adapters' references to them (a Discord card), expiry, and
+//! the outbox of notices their closes leave.
 
 use super::{ServiceError, TokenService, blocking};
 use crate::gate::{Pending, PendingId};
 use crate::service::Operation;
-use crate::store::AuditOutcome;
+use crate::store::{AuditOutcome, OutboxItem};
 
 impl TokenService {
     /// A pending action as stored.
@@ -47,6 +48,18 @@ impl TokenService {
     ) -> Result<Option<String>, ServiceError> {
         let (store, id) = (self.store.clone(), id.clone());
         blocking(move || store.get_ref(&id, adapter)).await
+    }
+
+    /// Claims up to `limit` notices to send (for the adapter that delivers them).
+    pub async fn outbox_claim(&self, limit: usize) -> Result<Vec<OutboxItem>, ServiceError> {
+        let store = self.store.clone();
+        blocking(move || store.outbox_claim(limit)).await
+    }
+
+    /// Marks a claimed notice sent.
+    pub async fn outbox_sent(&self, key: &str) -> Result<(), ServiceError> {
+        let (store, key) = (self.store.clone(), key.to_owned());
+        blocking(move || store.outbox_sent(&key)).await
     }
 
     /// Marks every open action past its expiry as expired; returns those it changed.

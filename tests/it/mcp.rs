@@ -15,7 +15,7 @@ use tokenwarden::store::{AuditOutcome, Store};
 use tokenwarden::tokens::{Edition, RawToken, TokenBackend, TokenName};
 
 use crate::mcp_support::{ERAS, Era, Form, TestClient, call, connect, err, ok};
-use crate::support::{Recorder, assert_logs_clean, client, instance, service, sim};
+use crate::support::{assert_logs_clean, assert_no_token, client, instance, service, sim};
 
 async fn setup(edition: Edition, settings: McpSettings) -> (RunningSim, McpCore) {
     let (s, _, core) = setup_with_operator(edition, settings).await;
@@ -635,7 +635,7 @@ async fn deletes_can_require_a_human_approval_elsewhere() {
     let pid = tokenwarden::gate::PendingId::parse(&id).unwrap();
     let approved = core
         .service()
-        .approve(&Actor::cli_user(), &pid, &Recorder::default())
+        .approve(&Actor::cli_user(), &pid)
         .await
         .unwrap();
     assert!(matches!(approved, ApprovalResult::Executed { .. }));
@@ -669,12 +669,24 @@ async fn protected_tokens_are_refused_before_any_gate() {
 }
 
 #[tokio::test]
-async fn regenerate_is_gated_and_hands_over_the_new_secret() {
+async fn regenerate_is_gated_and_writes_the_new_secret_to_its_file() {
     let settings = McpSettings {
         allow_regenerate: true,
         ..Default::default()
     };
-    let (s, core) = setup(Edition::Core, settings).await;
+    let (s, op) = sim(Edition::Core).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("operator.token");
+    let mut inst = instance("local", None, &[], false);
+    let svc = service(&s, &op, inst.clone(), Store::open_in_memory().unwrap());
+    let core = McpCore::new(Arc::new(svc), settings.clone());
+    let c = connect(&core, TestClient::plain(), Era::Legacy).await;
+    let refused = err(&call(&c, "regenerate_operator_token", json!({})).await);
+    assert!(refused.contains("operator_token_file"), "{refused}");
+
+    inst.operator_token_file = Some(file.clone());
+    let svc = service(&s, &op, inst, Store::open_in_memory().unwrap());
+    let core = McpCore::new(Arc::new(svc), settings);
     let c = connect(&core, TestClient::plain(), Era::Legacy).await;
     let first = ok(&call(&c, "regenerate_operator_token", json!({})).await);
     assert_eq!(first["status"], "confirmation_required");
@@ -686,8 +698,12 @@ async fn regenerate_is_gated_and_hands_over_the_new_secret() {
     )
     .await);
     assert_eq!(done["status"], "done", "{done}");
-    let url = done["secret_handoff"]["reveal_url"].as_str().unwrap();
-    let secret = reveal(url).await;
+    assert!(
+        done["message"].as_str().unwrap().contains("did not change"),
+        "{done}"
+    );
+    let secret = std::fs::read_to_string(&file).unwrap().trim().to_owned();
+    assert_no_token("the tool result", &done.to_string());
     client(&s, Some(&RawToken::new(secret)))
         .ping()
         .await

@@ -133,6 +133,7 @@ async fn a_failed_rollback_says_how_to_clean_up() {
             &self,
             _: &tokenwarden::tokens::Token,
             _: &RawToken,
+            _: &tokenwarden::service::Ticket,
         ) -> Result<tokenwarden::service::DeliveryReceipt, tokenwarden::service::DeliveryFailure>
         {
             self.0.force_response(ForcedResponse {
@@ -182,7 +183,7 @@ async fn policy_refuses_before_any_request() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Refused);
     let err = svc
-        .request_regenerate(&ann(), None, confirm_gate("local"))
+        .request_regenerate(&ann(), None, confirm_gate("local"), None)
         .await
         .unwrap_err();
     assert!(matches!(err, ServiceError::ReadOnly { .. }));
@@ -255,7 +256,6 @@ async fn resource_tokens_on_core_are_refused_before_creating() {
 async fn confirmation_gate_end_to_end() {
     let (s, _op, svc) = setup(Edition::Core, &[], false).await;
     s.control.create_admin("victim", None);
-    let rec = Recorder::default();
     let req = svc
         .request_delete(&ann(), None, &name("victim"), confirm_gate("victim"))
         .await
@@ -263,18 +263,12 @@ async fn confirmation_gate_end_to_end() {
     assert_eq!(req.token.as_ref().unwrap().name, "victim");
     let (id, op) = (req.pending.id.clone(), req.pending.action.clone());
 
-    let err = svc
-        .confirm(&bob(), &id, &op, "victim", &rec)
-        .await
-        .unwrap_err();
+    let err = svc.confirm(&bob(), &id, &op, "victim").await.unwrap_err();
     assert!(
         matches!(err, ServiceError::Gate(GateError::NotRequester { .. })),
         "{err}"
     );
-    let err = svc
-        .confirm(&ann(), &id, &op, "vIctim", &rec)
-        .await
-        .unwrap_err();
+    let err = svc.confirm(&ann(), &id, &op, "vIctim").await.unwrap_err();
     assert!(
         matches!(err, ServiceError::Gate(GateError::WrongProof { .. })),
         "{err}"
@@ -282,9 +276,10 @@ async fn confirmation_gate_end_to_end() {
     let other = tokenwarden::service::Operation::DeleteToken {
         instance: "local".into(),
         name: name("_admin"),
+        id: 0,
     };
     let err = svc
-        .confirm(&ann(), &id, &other, "victim", &rec)
+        .confirm(&ann(), &id, &other, "victim")
         .await
         .unwrap_err();
     assert!(
@@ -296,13 +291,10 @@ async fn confirmation_gate_end_to_end() {
         "nothing happened yet"
     );
 
-    let done = svc.confirm(&ann(), &id, &op, "victim", &rec).await.unwrap();
+    let done = svc.confirm(&ann(), &id, &op, "victim").await.unwrap();
     assert!(matches!(done, Executed::Deleted { .. }));
     assert!(!s.control.token_names().contains(&"victim".to_owned()));
-    let err = svc
-        .confirm(&ann(), &id, &op, "victim", &rec)
-        .await
-        .unwrap_err();
+    let err = svc.confirm(&ann(), &id, &op, "victim").await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -331,13 +323,7 @@ async fn confirmations_expire() {
     tokio::time::advance(Duration::from_secs(301)).await;
     tokio::time::resume();
     let err = svc
-        .confirm(
-            &ann(),
-            &req.pending.id,
-            &req.pending.action,
-            "victim",
-            &Recorder::default(),
-        )
+        .confirm(&ann(), &req.pending.id, &req.pending.action, "victim")
         .await
         .unwrap_err();
     assert!(
@@ -355,37 +341,32 @@ async fn confirmations_expire() {
 async fn approvals_need_other_people() {
     let (s, _op, svc) = setup(Edition::Core, &[], false).await;
     s.control.create_admin("victim", None);
-    let rec = Recorder::default();
     let id = svc
         .request_delete(&ann(), None, &name("victim"), approval_gate(2, false))
         .await
         .unwrap()
         .pending
         .id;
-    let err = svc.approve(&ann(), &id, &rec).await.unwrap_err();
+    let err = svc.approve(&ann(), &id).await.unwrap_err();
     assert!(
         matches!(err, ServiceError::Gate(GateError::SelfApproval { .. })),
         "{err}"
     );
     assert!(matches!(
-        svc.approve(&bob(), &id, &rec).await.unwrap(),
+        svc.approve(&bob(), &id).await.unwrap(),
         ApprovalResult::Recorded {
             have: 1,
             need: 2,
             ..
         }
     ));
-    let err = svc.approve(&bob(), &id, &rec).await.unwrap_err();
+    let err = svc.approve(&bob(), &id).await.unwrap_err();
     assert!(
         matches!(err, ServiceError::Gate(GateError::AlreadyApproved { .. })),
         "{err}"
     );
     assert!(s.control.token_names().contains(&"victim".to_owned()));
-    match svc
-        .approve(&Actor::discord(3, "cat"), &id, &rec)
-        .await
-        .unwrap()
-    {
+    match svc.approve(&Actor::discord(3, "cat"), &id).await.unwrap() {
         ApprovalResult::Executed { pending, result } => {
             assert!(result.is_ok());
             assert_eq!(pending.state, PendingState::Succeeded);
@@ -406,9 +387,7 @@ async fn self_approval_when_the_policy_allows_it() {
         .pending
         .id;
     assert!(matches!(
-        svc.approve(&ann(), &id, &Recorder::default())
-            .await
-            .unwrap(),
+        svc.approve(&ann(), &id).await.unwrap(),
         ApprovalResult::Executed { .. }
     ));
 }
@@ -427,10 +406,7 @@ async fn racing_approvals_execute_once() {
     let tasks: Vec<_> = (10..20u64)
         .map(|i| {
             let (svc, id) = (Arc::clone(&svc), id.clone());
-            tokio::spawn(async move {
-                svc.approve(&Actor::discord(i, "approver"), &id, &Recorder::default())
-                    .await
-            })
+            tokio::spawn(async move { svc.approve(&Actor::discord(i, "approver"), &id).await })
         })
         .collect();
     let mut executed = 0;
@@ -481,9 +457,7 @@ async fn a_pending_approval_survives_a_restart() {
     );
     assert_eq!(svc.open_pending().await.unwrap().len(), 1);
     assert!(matches!(
-        svc.approve(&bob(), &id, &Recorder::default())
-            .await
-            .unwrap(),
+        svc.approve(&bob(), &id).await.unwrap(),
         ApprovalResult::Executed { .. }
     ));
     assert!(!s.control.token_names().contains(&"victim".to_owned()));
@@ -505,7 +479,7 @@ async fn reject_and_expiry_close_requests() {
         .unwrap();
     assert!(matches!(p.state, PendingState::Rejected { .. }));
     let err = svc
-        .approve(&Actor::discord(3, "cat"), &id, &Recorder::default())
+        .approve(&Actor::discord(3, "cat"), &id)
         .await
         .unwrap_err();
     assert!(
@@ -542,24 +516,62 @@ async fn reject_and_expiry_close_requests() {
 }
 
 #[tokio::test]
-async fn regenerate_goes_through_the_gate_and_delivers() {
-    let (s, op, svc) = setup(Edition::Core, &[], false).await;
-    let rec = Recorder::default();
+async fn regeneration_needs_a_file_and_keeps_tokenwarden_working() {
+    let (s, op) = sim(Edition::Core).await;
+    let dir = tempfile::tempdir().unwrap();
+    let own = dir.path().join("operator.token");
+    std::fs::write(&own, format!("{}\n", op.expose())).unwrap();
+    let mut settings = instance("local", None, &[], false);
+    let svc = service(&s, &op, settings.clone(), Store::open_in_memory().unwrap());
+    let err = svc
+        .request_regenerate(&ann(), None, confirm_gate("local"), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ServiceError::NoSecretFile { .. }),
+        "no durable place, no regeneration: {err}"
+    );
+    assert!(err.to_string().contains("operator_token_file"), "{err}");
+
+    settings.operator_token_file = Some(own.clone());
+    settings.credential_file = Some(own.clone());
+    let svc = service(&s, &op, settings, Store::open_in_memory().unwrap());
     let req = svc
-        .request_regenerate(&ann(), None, confirm_gate("local"))
+        .request_regenerate(&ann(), None, confirm_gate("local"), None)
         .await
         .unwrap();
     let done = svc
-        .confirm(&ann(), &req.pending.id, &req.pending.action, "local", &rec)
+        .confirm(&ann(), &req.pending.id, &req.pending.action, "local")
         .await
         .unwrap();
-    assert!(matches!(done, Executed::Regenerated(_)));
-    let new = rec.secrets().pop().unwrap();
-    assert_ne!(new, op.expose());
-    let fresh = crate::support::client(&s, Some(&RawToken::new(new)));
-    tokenwarden::tokens::TokenBackend::ping(&fresh)
+    let Executed::Regenerated {
+        file,
+        own_credential,
+        ..
+    } = done
+    else {
+        panic!("{done:?}")
+    };
+    assert_eq!(file, own);
+    assert!(own_credential);
+    let new = std::fs::read_to_string(&own).unwrap().trim().to_owned();
+    assert_ne!(new, op.expose(), "the file holds the new secret");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&own).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let old = crate::support::client(&s, Some(&op));
+    assert!(
+        tokenwarden::tokens::TokenBackend::ping(&old).await.is_err(),
+        "the old secret is dead"
+    );
+    svc.check(&ann(), None)
         .await
-        .unwrap();
+        .expect("tokenwarden switched to the new secret and still works");
     assert_no_token("the audit log", &audit_text(&svc).await);
     assert_logs_clean();
 }
@@ -590,13 +602,7 @@ async fn an_unknown_delete_outcome_is_recorded_as_unknown() {
         .unwrap();
     s.control.set_latency(Duration::from_secs(2));
     let err = svc
-        .confirm(
-            &ann(),
-            &req.pending.id,
-            &req.pending.action,
-            "victim",
-            &Recorder::default(),
-        )
+        .confirm(&ann(), &req.pending.id, &req.pending.action, "victim")
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unknown, "{err}");
@@ -688,13 +694,7 @@ async fn pruning_deletes_exactly_the_expired_unprotected_tokens() {
     );
     s.control.create_admin("old-3", Some(Duration::ZERO));
     let done = svc
-        .confirm(
-            &ann(),
-            &req.pending.id,
-            &req.pending.action,
-            "prune",
-            &Recorder::default(),
-        )
+        .confirm(&ann(), &req.pending.id, &req.pending.action, "prune")
         .await
         .unwrap();
     let Executed::Pruned {

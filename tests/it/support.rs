@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokenwarden::influx::{ClientOptions, InfluxClient};
 use tokenwarden::service::{
-    Clock, DeliveryFailure, DeliveryReceipt, InstanceSettings, SecretDelivery, TokenService,
+    Clock, DeliveryFailure, DeliveryReceipt, InstanceSettings, SecretDelivery, Ticket, TokenService,
 };
 use tokenwarden::sim::{RunningSim, SimSettings, Simulator};
 use tokenwarden::store::Store;
@@ -109,6 +109,8 @@ pub fn instance(
         read_only,
         protected: ProtectedNames::new(protected).unwrap(),
         edition,
+        operator_token_file: None,
+        credential_file: None,
     }
 }
 
@@ -160,6 +162,7 @@ impl SecretDelivery for Recorder {
         &self,
         token: &Token,
         secret: &RawToken,
+        _ticket: &Ticket,
     ) -> Result<DeliveryReceipt, DeliveryFailure> {
         if self.fail {
             return Err(DeliveryFailure("the recipient's inbox is closed".into()));
@@ -168,6 +171,6 @@ impl SecretDelivery for Recorder {
             .lock()
             .unwrap()
             .push((token.clone(), secret.expose().to_owned()));
-        Ok(DeliveryReceipt("recorded".into()))
+        Ok(DeliveryReceipt::delivered("recorded"))
     }
 }

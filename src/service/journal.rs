@@ -1,0 +1,84 @@
+//! The service's side of the journal: writing intents and stages off the async threads, the
+//! ticket a parked secret carries, keeping this process's leases alive, and the test-only pause
+//! points at which the crash tests kill a process.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{ServiceError, TokenService, blocking};
+use crate::store::{JournalEntry, JournalId, StoreError};
+
+/// What a parked secret (a one-time link) reports back through: its journal entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    pub journal: JournalId,
+}
+
+/// How often a server renews its leases and looks for unfinished work of dead processes.
+pub const MAINTAIN_EVERY: Duration = Duration::from_secs(10);
+
+/// In debug builds, stops forever at `point` when `TOKENWARDEN_TEST_PAUSE` names it, after
+/// saying so on stderr: the crash tests kill the process there. Release builds never pause.
+pub async fn pause_point(point: &str) {
+    if cfg!(debug_assertions) && std::env::var("TOKENWARDEN_TEST_PAUSE").is_ok_and(|p| p == point) {
+        eprintln!("tokenwarden: paused at {point}");
+        std::future::pending::<()>().await;
+    }
+}
+
+impl TokenService {
+    /// Writes the intent of an operation; nothing reaches InfluxDB before it is stored.
+    pub(super) async fn journal_begin(&self, e: &JournalEntry) -> Result<(), ServiceError> {
+        let (store, e) = (self.store.clone(), e.clone());
+        blocking(move || store.journal_begin(&e)).await
+    }
+
+    /// Moves entry `id` on. A failure is logged: the entry then stays for recovery to settle.
+    pub(super) async fn journal_step(
+        &self,
+        id: &JournalId,
+        f: impl FnOnce(&mut JournalEntry) + Send + 'static,
+    ) -> Option<JournalEntry> {
+        let (store, id2) = (self.store.clone(), id.clone());
+        match blocking(move || store.journal_update(&id2, f)).await {
+            Ok(e) => Some(e),
+            Err(ServiceError::Store(StoreError::LostClaim { .. })) => {
+                tracing::warn!(journal = %id, "another process took this operation over");
+                None
+            }
+            Err(e) => {
+                tracing::error!(error = %e, journal = %id, "could not record a step of an operation; recovery will settle it");
+                None
+            }
+        }
+    }
+
+    /// Unsettled journal entries, whoever holds them (for `status` output and tests).
+    pub async fn unfinished(&self) -> Result<Vec<JournalEntry>, ServiceError> {
+        let store = self.store.clone();
+        blocking(move || store.journal_unsettled()).await
+    }
+
+    /// Until `stop`: renews this process's leases and settles work that dead processes left,
+    /// every [`MAINTAIN_EVERY`].
+    pub async fn maintain(&self, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(MAINTAIN_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = tick.tick() => {
+                    let store = self.store.clone();
+                    if let Err(e) = blocking(move || store.journal_renew()).await {
+                        tracing::warn!(error = %e, "could not renew this process's leases");
+                    }
+                    let report = self.recover().await;
+                    if report.settled > 0 || report.left > 0 {
+                        tracing::info!(settled = report.settled, left = report.left, "recovery");
+                    }
+                }
+            }
+        }
+    }
+}

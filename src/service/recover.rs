@@ -1,0 +1,262 @@
+//! Recovery: settling what a dead process left unfinished, by asking InfluxDB, and only by id.
+//! A token whose secret nobody can be sure to hold is withdrawn; an approved delete with no
+//! outcome is settled (gone means done; still there means it never applied, so it runs now if
+//! its approval is still valid); the pending action, its card and its requester follow.
+
+use super::gated::{Executed, Operation};
+use super::prune::Pruned;
+use super::run::{Ran, deletion_result, stage_of};
+use super::{Instance, ServiceError, TokenService, blocking};
+use crate::actor::Actor;
+use crate::gate::{Pending, PendingId, PendingState};
+use crate::store::{JournalEntry, JournalOp, Notice, Stage};
+use crate::tokens::TokenRef;
+
+/// What one round of recovery did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Entries settled.
+    pub settled: usize,
+    /// Entries claimed but not settled (InfluxDB could not be asked); tried again later.
+    pub left: usize,
+}
+
+/// How many entries one round claims.
+const ROUND: usize = 100;
+
+impl TokenService {
+    /// Claims and settles the unfinished work of processes that died or stopped renewing their
+    /// claims. Safe to run from any number of processes at once: each entry has one claimer.
+    pub async fn recover(&self) -> RecoveryReport {
+        let store = self.store.clone();
+        let claimed = match blocking(move || store.journal_claim(ROUND)).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not look for unfinished operations");
+                return RecoveryReport::default();
+            }
+        };
+        for e in &claimed.unreadable {
+            tracing::error!(error = %e, "an unreadable journal entry");
+        }
+        let mut report = RecoveryReport::default();
+        for entry in claimed.entries {
+            if self.settle(&entry).await {
+                report.settled += 1;
+            } else {
+                report.left += 1;
+            }
+        }
+        report
+    }
+
+    /// Settles one claimed entry; false if InfluxDB could not be asked.
+    async fn settle(&self, entry: &JournalEntry) -> bool {
+        let Ok(inst) = self.instance(Some(&entry.instance)) else {
+            let why = format!(
+                "instance `{}` is no longer configured; check it by hand",
+                entry.instance
+            );
+            self.journal_step(&entry.id, move |e| {
+                e.stage = Stage::Unknown;
+                e.detail = Some(why);
+            })
+            .await;
+            return true;
+        };
+        match &entry.op {
+            JournalOp::Create { .. } => self.settle_create(inst, entry).await,
+            JournalOp::Delete { .. } | JournalOp::Prune { .. } | JournalOp::Regenerate { .. } => {
+                self.settle_gated(inst, entry).await
+            }
+        }
+    }
+
+    /// Withdraws the token of a create that may have happened but whose secret nobody can be
+    /// sure to hold. Without an id (the answer was lost), a token holding the name with an id
+    /// above the highest seen when the intent was written is this create's.
+    pub(super) async fn settle_create(&self, inst: &Instance, entry: &JournalEntry) -> bool {
+        let JournalOp::Create {
+            name,
+            highest_before,
+            id,
+        } = &entry.op
+        else {
+            return true;
+        };
+        let id = match id {
+            Some(id) => *id,
+            None => match self
+                .find_named(&Actor::system(), Some(&inst.settings.name), name)
+                .await
+            {
+                Err(_) => return false,
+                Ok(Some(t)) if highest_before.is_none_or(|h| t.id > h) => t.id,
+                Ok(_) => {
+                    let why = "InfluxDB never created it".to_owned();
+                    self.journal_step(&entry.id, move |e| {
+                        e.stage = Stage::Failed;
+                        e.detail = Some(why);
+                    })
+                    .await;
+                    return true;
+                }
+            },
+        };
+        let why = match entry.stage {
+            Stage::Delivering => {
+                "its secret was being handed over when tokenwarden stopped, so nobody can be sure to hold it"
+            }
+            Stage::AwaitingLink => "its one-time link died with the tokenwarden that made it",
+            _ => "tokenwarden stopped before its secret was handed over",
+        };
+        let target = TokenRef {
+            name: name.clone(),
+            id,
+        };
+        let system = Actor::system();
+        if self
+            .withdraw_as(&system, inst, "token.withdraw", &entry.id, &target, why)
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        let notice = Notice::Withdrawn {
+            journal_id: entry.id.to_string(),
+            owner: entry.actor.clone(),
+            instance: inst.settings.name.clone(),
+            name: name.to_string(),
+            id,
+            why: why.to_owned(),
+        };
+        let store = self.store.clone();
+        if let Err(e) = blocking(move || store.outbox_enqueue(&notice)).await {
+            tracing::warn!(error = %e, "could not queue the notice of a withdrawn token");
+        }
+        true
+    }
+
+    /// Settles a released delete, prune or regeneration and closes its pending action.
+    async fn settle_gated(&self, inst: &Instance, entry: &JournalEntry) -> bool {
+        let Some(pending_id) = entry
+            .pending_id
+            .as_deref()
+            .and_then(|p| PendingId::parse(p).ok())
+        else {
+            return true;
+        };
+        let Ok(pending) = self.pending(&pending_id).await else {
+            return true;
+        };
+        let ran = match &entry.op {
+            JournalOp::Delete { target } => self.settle_delete(inst, &pending, target).await,
+            JournalOp::Prune { targets, settled } => {
+                let rest: Vec<&TokenRef> = targets
+                    .iter()
+                    .filter(|t| !settled.contains(&t.id))
+                    .collect();
+                self.settle_prune(inst, &pending, &rest).await
+            }
+            JournalOp::Regenerate { file } => self.settle_regenerate(inst, file).await,
+            JournalOp::Create { .. } => return true,
+        };
+        if !ran.settled {
+            return false;
+        }
+        let (stage, detail) = (
+            stage_of(&ran.result),
+            ran.result.as_ref().err().map(ToString::to_string),
+        );
+        self.journal_step(&entry.id, move |e| {
+            e.stage = stage;
+            e.detail = detail;
+        })
+        .await;
+        if pending.state == PendingState::Executing {
+            self.close_pending(&Actor::system(), &pending, &ran.result)
+                .await;
+        }
+        true
+    }
+
+    /// An approved delete without an outcome: gone means done; still the same token means the
+    /// delete never applied, so it runs now if its approval is still valid.
+    async fn settle_delete(
+        &self,
+        inst: &Instance,
+        pending: &Pending<Operation>,
+        target: &TokenRef,
+    ) -> Ran {
+        match self.still_there(inst, target).await {
+            None => Ran {
+                result: Err(ServiceError::Internal("InfluxDB could not be asked".into())),
+                settled: false,
+            },
+            Some(false) => Ran::settled(deletion_result(
+                &inst.settings.name,
+                target,
+                super::Removal::Deleted,
+            )),
+            Some(true) if self.now() < pending.expires_at => {
+                match self.remove_if_still(inst, target).await {
+                    Ok(removal) => {
+                        Ran::settled(deletion_result(&inst.settings.name, target, removal))
+                    }
+                    Err(e) if e.kind() == super::ErrorKind::Unknown => Ran {
+                        result: Err(e),
+                        settled: false,
+                    },
+                    Err(e) => Ran::settled(Err(e)),
+                }
+            }
+            Some(true) => Ran::settled(Err(ServiceError::NeverApplied {
+                what: pending.action.describe(),
+            })),
+        }
+    }
+
+    async fn settle_prune(
+        &self,
+        inst: &Instance,
+        pending: &Pending<Operation>,
+        rest: &[&TokenRef],
+    ) -> Ran {
+        let valid = self.now() < pending.expires_at;
+        let (mut deleted, mut skipped, mut failed) = (Vec::new(), Vec::new(), Vec::new());
+        for target in rest {
+            let name = target.name.to_string();
+            match self.still_there(inst, target).await {
+                None => {
+                    return Ran {
+                        result: Err(ServiceError::Internal("InfluxDB could not be asked".into())),
+                        settled: false,
+                    };
+                }
+                Some(false) => deleted.push(name),
+                Some(true) if !valid => {
+                    skipped.push((name, "its approval lapsed before it was deleted".to_owned()))
+                }
+                Some(true) => match self.prune_one(inst, target).await {
+                    Some(Pruned::Deleted) => deleted.push(name),
+                    Some(Pruned::Skipped(why)) => skipped.push((name, why)),
+                    Some(Pruned::Failed(why)) => failed.push((name, why)),
+                    None => {
+                        return Ran {
+                            result: Err(ServiceError::Internal(
+                                "InfluxDB did not answer a delete".into(),
+                            )),
+                            settled: false,
+                        };
+                    }
+                },
+            }
+        }
+        Ran::settled(Ok(Executed::Pruned {
+            instance: inst.settings.name.clone(),
+            deleted,
+            skipped,
+            failed,
+        }))
+    }
+}

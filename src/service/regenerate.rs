@@ -1,0 +1,148 @@
+//! Regenerating the operator token: its new secret must land in a durable place before anything
+//! else happens, because InfluxDB shows it once and the old secret stops working at once. The
+//! file is prepared before InfluxDB is called, and written atomically (mode 0600) right after
+//! the answer; when it is tokenwarden's own credential, tokenwarden switches to the new secret.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::gated::Executed;
+use super::run::Ran;
+use super::{Instance, ServiceError, TokenService, pause_point};
+use crate::tokens::{CreatedToken, RawToken};
+
+/// A temporary file beside the target, created (0600) before the secret exists, so a path that
+/// cannot be written fails before InfluxDB is asked.
+struct SecretFile {
+    path: PathBuf,
+    temp: PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl SecretFile {
+    fn prepare(path: &Path) -> std::io::Result<Self> {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("token");
+        let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+        let _ = std::fs::remove_file(&temp);
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let file = options.open(&temp)?;
+        Ok(Self {
+            path: path.to_owned(),
+            temp,
+            file: Some(file),
+        })
+    }
+
+    /// Writes the secret, syncs it, and renames it over the target in one step.
+    fn commit(mut self, secret: &RawToken) -> std::io::Result<()> {
+        let mut file = self
+            .file
+            .take()
+            .ok_or_else(|| std::io::Error::other("the secret file was written already"))?;
+        file.write_all(format!("{}\n", secret.expose()).as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&self.temp, &self.path)?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for SecretFile {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// Reads the secret a file holds (the bare token on its first line).
+pub(super) fn read_secret(path: &Path) -> Option<RawToken> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let line = text.lines().next()?.trim();
+    (!line.is_empty()).then(|| RawToken::new(line.to_owned()))
+}
+
+impl TokenService {
+    pub(super) async fn run_regenerate(&self, inst: &Instance, file: &Path) -> Ran {
+        if let Err(e) = self.may_mutate(inst) {
+            return Ran::settled(Err(e));
+        }
+        let prepared = match SecretFile::prepare(file) {
+            Ok(p) => p,
+            Err(e) => {
+                return Ran::settled(Err(ServiceError::SecretFile {
+                    path: file.to_owned(),
+                    detail: e.to_string(),
+                }));
+            }
+        };
+        pause_point("regenerate:before-call").await;
+        let CreatedToken { token, secret } = match inst.backend.regenerate_operator_token().await {
+            Ok(c) => c,
+            Err(e) => {
+                drop(prepared);
+                let e = Self::backend_err(inst)(e);
+                if e.kind() == super::ErrorKind::Unknown {
+                    return self.settle_regenerate(inst, file).await;
+                }
+                return Ran::settled(Err(e));
+            }
+        };
+        pause_point("regenerate:answered").await;
+        if let Err(e) = prepared.commit(&secret) {
+            return Ran::settled(Err(ServiceError::RegeneratedUnsaved {
+                path: file.to_owned(),
+                detail: e.to_string(),
+            }));
+        }
+        let own = inst.settings.credential_file.as_deref() == Some(file);
+        if own {
+            inst.backend.set_credential(secret);
+        }
+        Ran::settled(Ok(Executed::Regenerated {
+            instance: inst.settings.name.clone(),
+            id: token.id,
+            file: file.to_owned(),
+            own_credential: own,
+        }))
+    }
+
+    /// Settles a regeneration whose answer was lost: if the secret in the file works, it is the
+    /// new one (or nothing changed); otherwise the new secret may be lost, which only InfluxDB's
+    /// recovery listener or another admin token can mend.
+    pub(super) async fn settle_regenerate(&self, inst: &Instance, file: &Path) -> Ran {
+        let works = match read_secret(file) {
+            Some(s) => match inst.backend.authenticates(&s).await {
+                Ok(works) => works,
+                Err(e) => {
+                    return Ran {
+                        result: Err(Self::backend_err(inst)(e)),
+                        settled: false,
+                    };
+                }
+            },
+            None => false,
+        };
+        if works {
+            let own = inst.settings.credential_file.as_deref() == Some(file);
+            return Ran::settled(Ok(Executed::Regenerated {
+                instance: inst.settings.name.clone(),
+                id: 0,
+                file: file.to_owned(),
+                own_credential: own,
+            }));
+        }
+        Ran::settled(Err(ServiceError::RegeneratedLost {
+            instance: inst.settings.name.clone(),
+            path: file.to_owned(),
+        }))
+    }
+}

@@ -1,0 +1,51 @@
+//! The one way tokenwarden deletes a token it was shown: "delete this token if it is still token
+//! N". InfluxDB deletes by name only, and names pass from deleted tokens to new ones, so the id is
+//! checked right before the delete. Delete, prune, withdrawal and recovery all go through here.
+
+use super::{Instance, ServiceError, TokenService};
+use crate::actor::Actor;
+use crate::tokens::{BackendError, TokenRef};
+
+/// What "delete it if it is still token N" found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// It was token N, and it is deleted.
+    Deleted,
+    /// No token has the name now: token N is gone already.
+    Gone,
+    /// The name belongs to another token (id `now`); nothing was deleted.
+    Replaced { now: u64 },
+}
+
+impl TokenService {
+    /// Deletes `target` if the name still belongs to its id. Between the check and the delete
+    /// (one list query, then the delete) another client could delete the token and create a new
+    /// one with the name; InfluxDB offers no delete by id to close that window.
+    pub(super) async fn remove_if_still(
+        &self,
+        inst: &Instance,
+        target: &TokenRef,
+    ) -> Result<Removal, ServiceError> {
+        let current = self
+            .find_named(&Actor::system(), Some(&inst.settings.name), &target.name)
+            .await?;
+        match current.map(|t| t.id) {
+            None => Ok(Removal::Gone),
+            Some(now) if now != target.id => Ok(Removal::Replaced { now }),
+            Some(_) => match inst.backend.delete_token(&target.name).await {
+                Ok(()) => Ok(Removal::Deleted),
+                Err(BackendError::NotFound { .. }) => Ok(Removal::Gone),
+                Err(e) => Err(Self::backend_err(inst)(e)),
+            },
+        }
+    }
+
+    /// Whether the name still belongs to `target`'s id: `Some(true)` yes, `Some(false)` it is
+    /// gone or taken by another token, `None` InfluxDB could not say.
+    pub(super) async fn still_there(&self, inst: &Instance, target: &TokenRef) -> Option<bool> {
+        self.find_named(&Actor::system(), Some(&inst.settings.name), &target.name)
+            .await
+            .ok()
+            .map(|t| t.is_some_and(|t| t.id == target.id))
+    }
+}

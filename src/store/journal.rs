@@ -1,0 +1,406 @@
+//! The journal of operations: every create, delete, prune and regeneration is written as an
+//! intent before InfluxDB is called, then moved through its stages to an outcome. The process
+//! doing the work holds a lease it renews; an entry whose holder died or whose lease lapsed is
+//! claimed by exactly one other process, which settles it.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde::{Deserialize, Serialize};
+
+use super::{LEASE, Owner, Store, StoreError};
+use crate::actor::Actor;
+use crate::tokens::{TokenName, TokenRef};
+
+/// An unguessable journal entry id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct JournalId(String);
+
+impl JournalId {
+    pub fn random() -> Self {
+        Self(crate::gate::PendingId::random().to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for JournalId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What an entry is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum JournalOp {
+    /// Creating `name`. `highest_before` is the highest token id when the intent was written:
+    /// a token holding the name with a higher id was made after it, by this create.
+    Create {
+        name: TokenName,
+        highest_before: Option<u64>,
+        id: Option<u64>,
+    },
+    /// Deleting exactly `target`, released by pending action `pending_id` of the entry.
+    Delete { target: TokenRef },
+    /// Deleting exactly these expired tokens; `settled` lists the ids already dealt with.
+    Prune {
+        targets: Vec<TokenRef>,
+        #[serde(default)]
+        settled: Vec<u64>,
+    },
+    /// Regenerating the operator token, whose new secret goes to `file` before anything else.
+    Regenerate { file: PathBuf },
+}
+
+impl JournalOp {
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Create { .. } => "create",
+            Self::Delete { .. } => "delete",
+            Self::Prune { .. } => "prune",
+            Self::Regenerate { .. } => "regenerate",
+        }
+    }
+}
+
+/// Where an operation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Written; InfluxDB may or may not have been called.
+    Intent,
+    /// Created: the id is known, the secret not yet handed over.
+    Created,
+    /// The secret is being handed over now (a DM sent, a page served): a crash here leaves a doubt.
+    Delivering,
+    /// The secret waits behind a one-time link until `due_at`.
+    AwaitingLink,
+    /// Finished as intended.
+    Done,
+    /// Finished without effect.
+    Failed,
+    /// The created token was deleted again: nobody could be sure to hold its secret.
+    Withdrawn,
+    /// Finished, but what happened cannot be known; the detail says what to check.
+    Unknown,
+}
+
+impl Stage {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Intent => "intent",
+            Self::Created => "created",
+            Self::Delivering => "delivering",
+            Self::AwaitingLink => "awaiting_link",
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Withdrawn => "withdrawn",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    /// Whether nothing more will happen to the entry.
+    pub fn is_settled(self) -> bool {
+        matches!(
+            self,
+            Self::Done | Self::Failed | Self::Withdrawn | Self::Unknown
+        )
+    }
+}
+
+/// One journal entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    pub id: JournalId,
+    pub instance: String,
+    pub actor: Actor,
+    pub op: JournalOp,
+    pub stage: Stage,
+    /// The pending action that released it, for gated operations.
+    pub pending_id: Option<String>,
+    /// For [`Stage::AwaitingLink`]: when the link lapses.
+    pub due_at: Option<DateTime<Utc>>,
+    pub detail: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl JournalEntry {
+    pub fn new(instance: &str, actor: &Actor, op: JournalOp, now: DateTime<Utc>) -> Self {
+        Self {
+            id: JournalId::random(),
+            instance: instance.to_owned(),
+            actor: actor.clone(),
+            op,
+            stage: Stage::Intent,
+            pending_id: None,
+            due_at: None,
+            detail: None,
+            created_at: now,
+        }
+    }
+}
+
+/// Entries claimed for settling, and what the store could not read.
+#[derive(Debug, Default)]
+pub struct Claimed {
+    pub entries: Vec<JournalEntry>,
+    pub unreadable: Vec<StoreError>,
+}
+
+/// How long past its due time an awaiting link may be left to a live owner before another
+/// process takes it over (the owner withdraws it itself, normally at once).
+const DUE_GRACE_MS: i64 = 60_000;
+
+/// The database's clock in Unix milliseconds: leases are timed by it, not by the hosts'.
+fn db_now(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.query_row(
+        "SELECT CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+fn lease_ms() -> i64 {
+    i64::try_from(LEASE.as_millis()).unwrap_or(30_000)
+}
+
+fn body(e: &JournalEntry) -> Result<String, StoreError> {
+    serde_json::to_string(e).map_err(|err| StoreError::Corrupt {
+        id: format!("journal {}", e.id),
+        detail: err.to_string(),
+    })
+}
+
+fn parse(id: &str, text: &str) -> Result<JournalEntry, StoreError> {
+    serde_json::from_str(text).map_err(|err| StoreError::Corrupt {
+        id: format!("journal {id}"),
+        detail: err.to_string(),
+    })
+}
+
+/// Writes a new entry held by `owner`.
+pub(super) fn insert(conn: &Connection, e: &JournalEntry, owner: &Owner) -> Result<(), StoreError> {
+    let now = db_now(conn)?;
+    conn.execute(
+        "INSERT INTO journal (id, op, instance, stage, settled, owner, lease_until, due_at, pending_id, body, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+        params![
+            e.id.as_str(),
+            e.op.label(),
+            e.instance,
+            e.stage.label(),
+            e.stage.is_settled(),
+            owner.to_string(),
+            now + lease_ms(),
+            e.due_at.map(|d| d.timestamp_millis()),
+            e.pending_id,
+            body(e)?,
+            Utc::now().to_rfc3339(),
+        ],
+    )?;
+    Ok(())
+}
+
+impl Store {
+    /// Writes the intent of an operation, held by this process.
+    pub fn journal_begin(&self, e: &JournalEntry) -> Result<(), StoreError> {
+        insert(&self.conn(), e, &self.owner)
+    }
+
+    /// Applies `f` to entry `id` and renews this process's lease on it. Fails with
+    /// [`StoreError::LostClaim`] if another process took the entry over meanwhile.
+    pub fn journal_update(
+        &self,
+        id: &JournalId,
+        f: impl FnOnce(&mut JournalEntry),
+    ) -> Result<JournalEntry, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let row: Option<(String, String)> = tx
+            .query_row(
+                "SELECT owner, body FROM journal WHERE id = ?1",
+                params![id.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let (owner, text) = row.ok_or_else(|| StoreError::NotFound { id: id.to_string() })?;
+        if owner != self.owner.to_string() {
+            return Err(StoreError::LostClaim { id: id.to_string() });
+        }
+        let mut e = parse(id.as_str(), &text)?;
+        f(&mut e);
+        let now = db_now(&tx)?;
+        tx.execute(
+            "UPDATE journal SET stage = ?2, settled = ?3, lease_until = ?4, due_at = ?5, body = ?6, updated_at = ?7
+             WHERE id = ?1",
+            params![
+                id.as_str(),
+                e.stage.label(),
+                e.stage.is_settled(),
+                now + lease_ms(),
+                e.due_at.map(|d| d.timestamp_millis()),
+                body(&e)?,
+                Utc::now().to_rfc3339(),
+            ],
+        )?;
+        tx.commit()?;
+        Ok(e)
+    }
+
+    /// Renews this process's lease on every unsettled entry it holds; the number renewed.
+    pub fn journal_renew(&self) -> Result<usize, StoreError> {
+        let conn = self.conn();
+        let now = db_now(&conn)?;
+        Ok(conn.execute(
+            "UPDATE journal SET lease_until = ?2 WHERE owner = ?1 AND settled = 0",
+            params![self.owner.to_string(), now + lease_ms()],
+        )?)
+    }
+
+    /// Claims up to `limit` unsettled entries that nobody is working on: their holder died (a
+    /// process on this host that no longer exists), their lease lapsed, or their link is long
+    /// past due. Each entry goes to exactly one claimer.
+    pub fn journal_claim(&self, limit: usize) -> Result<Claimed, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now = db_now(&tx)?;
+        let me = self.owner.to_string();
+        let rows: Vec<(String, String, i64, Option<i64>, String)> = {
+            let mut stmt = tx.prepare(
+                "SELECT id, owner, lease_until, due_at, body FROM journal
+                 WHERE settled = 0 AND owner <> ?1 ORDER BY created_at",
+            )?;
+            let mapped = stmt.query_map(params![me], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?;
+            mapped.collect::<Result<_, _>>()?
+        };
+        let mut claimed = Claimed::default();
+        for (id, owner, lease_until, due_at, text) in rows {
+            if claimed.entries.len() >= limit {
+                break;
+            }
+            let free = lease_until < now
+                || Owner::parse(&owner).is_some_and(|o| o.is_certainly_dead())
+                || due_at.is_some_and(|d| d + DUE_GRACE_MS < now);
+            if !free {
+                continue;
+            }
+            tx.execute(
+                "UPDATE journal SET owner = ?2, lease_until = ?3 WHERE id = ?1",
+                params![id, me, now + lease_ms()],
+            )?;
+            match parse(&id, &text) {
+                Ok(e) => claimed.entries.push(e),
+                Err(err) => claimed.unreadable.push(err),
+            }
+        }
+        tx.commit()?;
+        Ok(claimed)
+    }
+
+    /// An entry as stored.
+    pub fn journal_get(&self, id: &JournalId) -> Result<JournalEntry, StoreError> {
+        let text: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT body FROM journal WHERE id = ?1",
+                params![id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        parse(
+            id.as_str(),
+            &text.ok_or_else(|| StoreError::NotFound { id: id.to_string() })?,
+        )
+    }
+
+    /// Every unsettled entry, oldest first, whoever holds it.
+    pub fn journal_unsettled(&self) -> Result<Vec<JournalEntry>, StoreError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT id, body FROM journal WHERE settled = 0 ORDER BY created_at")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        rows.map(|row| {
+            let (id, text) = row?;
+            parse(&id, &text)
+        })
+        .collect()
+    }
+
+    /// The entries of pending action `pending_id`.
+    pub fn journal_of_pending(&self, pending_id: &str) -> Result<Vec<JournalEntry>, StoreError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT id, body FROM journal WHERE pending_id = ?1 ORDER BY created_at")?;
+        let rows = stmt.query_map(params![pending_id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        rows.map(|row| {
+            let (id, text) = row?;
+            parse(&id, &text)
+        })
+        .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> JournalEntry {
+        JournalEntry::new(
+            "local",
+            &Actor::system(),
+            JournalOp::Create {
+                name: TokenName::parse("x").unwrap(),
+                highest_before: Some(3),
+                id: None,
+            },
+            Utc::now(),
+        )
+    }
+
+    fn dead_owner() -> Owner {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        Owner::local(pid)
+    }
+
+    #[test]
+    fn live_work_is_left_to_its_holder_and_dead_work_is_claimed_once() {
+        let store = Store::open_in_memory().unwrap();
+        let mine = entry();
+        store.journal_begin(&mine).unwrap();
+        let other = store.as_owner(Owner::parse("far-host:1:abc").unwrap());
+        assert!(
+            other.journal_claim(10).unwrap().entries.is_empty(),
+            "a live lease is respected"
+        );
+        let dead = store.as_owner(dead_owner());
+        let orphan = entry();
+        dead.journal_begin(&orphan).unwrap();
+        let first = store.journal_claim(10).unwrap();
+        assert_eq!(first.entries, vec![orphan.clone()]);
+        assert!(
+            store.journal_claim(10).unwrap().entries.is_empty(),
+            "claimed once"
+        );
+        let taken = dead.journal_update(&orphan.id, |e| e.stage = Stage::Done);
+        assert!(
+            matches!(taken, Err(StoreError::LostClaim { .. })),
+            "{taken:?}"
+        );
+        let settled = store
+            .journal_update(&orphan.id, |e| e.stage = Stage::Withdrawn)
+            .unwrap();
+        assert_eq!(settled.stage, Stage::Withdrawn);
+        let unsettled = store.journal_unsettled().unwrap();
+        assert_eq!(unsettled, vec![mine]);
+    }
+}

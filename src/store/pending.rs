@@ -1,0 +1,157 @@
+//! Pending actions of the gate as stored rows, the adapters' references to them (a Discord card),
+//! and the notice every close leaves in the outbox, written in the same transaction.
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::journal::{self, JournalEntry};
+use super::outbox::{self, Notice};
+use super::{Store, StoreError};
+use crate::gate::{Pending, PendingId, PendingState};
+
+impl Store {
+    /// Stores a new pending action.
+    pub fn insert_pending<A: Serialize>(&self, p: &Pending<A>) -> Result<(), StoreError> {
+        let body = to_body(p)?;
+        self.conn().execute(
+            "INSERT INTO pending (id, state, created_at, expires_at, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![p.id.as_str(), p.state.label(), p.created_at.to_rfc3339(), p.expires_at.to_rfc3339(), body],
+        )?;
+        Ok(())
+    }
+
+    /// Reads a pending action.
+    pub fn get_pending<A: DeserializeOwned>(
+        &self,
+        id: &PendingId,
+    ) -> Result<Pending<A>, StoreError> {
+        let conn = self.conn();
+        load(&conn, id)
+    }
+
+    /// Runs `f` on a pending action inside one immediate transaction and stores the result, so
+    /// concurrent callers (threads or processes) see each other's changes in order. A close
+    /// leaves one notice in the outbox.
+    pub fn update_pending<A, T>(
+        &self,
+        id: &PendingId,
+        f: impl FnOnce(&mut Pending<A>) -> T,
+    ) -> Result<T, StoreError>
+    where
+        A: Serialize + DeserializeOwned,
+    {
+        self.update_pending_journaled(id, |p| (f(p), None))
+    }
+
+    /// As [`Store::update_pending`], and when `f` also returns a journal entry (the intent of the
+    /// operation the gate just released), it is written in the same transaction: a released
+    /// action is never without its intent.
+    pub fn update_pending_journaled<A, T>(
+        &self,
+        id: &PendingId,
+        f: impl FnOnce(&mut Pending<A>) -> (T, Option<JournalEntry>),
+    ) -> Result<T, StoreError>
+    where
+        A: Serialize + DeserializeOwned,
+    {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut pending: Pending<A> = load(&tx, id)?;
+        let was_closed = is_closed(&pending.state);
+        let (out, entry) = f(&mut pending);
+        tx.execute(
+            "UPDATE pending SET state = ?2, body = ?3 WHERE id = ?1",
+            params![id.as_str(), pending.state.label(), to_body(&pending)?],
+        )?;
+        if !was_closed && is_closed(&pending.state) {
+            let notice = Notice::PendingClosed {
+                pending_id: id.to_string(),
+            };
+            outbox::enqueue(&tx, &notice)?;
+        }
+        if let Some(entry) = entry {
+            journal::insert(&tx, &entry, &self.owner)?;
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Claims the right to attach `adapter`'s reference (say, a Discord card) to a pending action:
+    /// true for exactly one caller, whichever process it runs in.
+    pub fn claim_ref(&self, id: &PendingId, adapter: &str) -> Result<bool, StoreError> {
+        let changed = self.conn().execute(
+            "INSERT INTO pending_refs (pending_id, adapter, value) VALUES (?1, ?2, '') ON CONFLICT DO NOTHING",
+            params![id.as_str(), adapter],
+        )?;
+        Ok(changed == 1)
+    }
+
+    /// Records `adapter`'s reference for a pending action.
+    pub fn set_ref(&self, id: &PendingId, adapter: &str, value: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO pending_refs (pending_id, adapter, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT (pending_id, adapter) DO UPDATE SET value = excluded.value",
+            params![id.as_str(), adapter, value],
+        )?;
+        Ok(())
+    }
+
+    /// `adapter`'s reference for a pending action, once set.
+    pub fn get_ref(&self, id: &PendingId, adapter: &str) -> Result<Option<String>, StoreError> {
+        let value: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT value FROM pending_refs WHERE pending_id = ?1 AND adapter = ?2",
+                params![id.as_str(), adapter],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(value.filter(|v| !v.is_empty()))
+    }
+
+    /// Pending actions still open (possibly past their expiry), oldest first.
+    pub fn open_pending<A: DeserializeOwned>(&self) -> Result<Vec<Pending<A>>, StoreError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT id, body FROM pending WHERE state = ?1 ORDER BY created_at")?;
+        let rows = stmt.query_map(params![PendingState::Open.label()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        rows.map(|row| {
+            let (id, body): (String, String) = row?;
+            from_body(&id, &body)
+        })
+        .collect()
+    }
+}
+
+fn is_closed(state: &PendingState) -> bool {
+    !matches!(state, PendingState::Open | PendingState::Executing)
+}
+
+fn load<A: DeserializeOwned>(conn: &Connection, id: &PendingId) -> Result<Pending<A>, StoreError> {
+    let body: Option<String> = conn
+        .query_row(
+            "SELECT body FROM pending WHERE id = ?1",
+            params![id.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let body = body.ok_or_else(|| StoreError::NotFound { id: id.to_string() })?;
+    from_body(id.as_str(), &body)
+}
+
+fn to_body<A: Serialize>(p: &Pending<A>) -> Result<String, StoreError> {
+    serde_json::to_string(p).map_err(|e| StoreError::Corrupt {
+        id: p.id.to_string(),
+        detail: e.to_string(),
+    })
+}
+
+fn from_body<A: DeserializeOwned>(id: &str, body: &str) -> Result<Pending<A>, StoreError> {
+    serde_json::from_str(body).map_err(|e| StoreError::Corrupt {
+        id: id.to_owned(),
+        detail: e.to_string(),
+    })
+}
