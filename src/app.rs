@@ -228,11 +228,15 @@ pub async fn simulate(
         .map_err(|e| AppError::Io(e.to_string()))
 }
 
-/// Runs the MCP server on stdin/stdout for the configured instances.
-pub async fn mcp_stdio(config: &Config) -> Result<(), AppError> {
+/// Runs the MCP server on stdin/stdout for the configured instances, until the client closes
+/// stdin or `shutdown` completes.
+pub async fn mcp_stdio(
+    config: &Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AppError> {
     let service = Arc::new(build_service(config, Credentials::Configured)?);
     let core = McpCore::new(service, config.mcp.settings.clone());
-    Ok(mcp::serve_stdio(core).await?)
+    Ok(mcp::serve_stdio(core, shutdown).await?)
 }
 
 /// Runs the MCP server over streamable HTTP until `shutdown`, printing its URL on stderr.
