@@ -263,12 +263,19 @@ fn spawn_maintenance(service: &Arc<TokenService>, stop: tokio_util::sync::Cancel
     tokio::spawn(async move { service.maintain(stop).await });
 }
 
-/// Runs the MCP server on stdin/stdout for the configured instances.
-pub async fn mcp_stdio(config: &Config) -> Result<(), AppError> {
+/// Runs the MCP server on stdin/stdout for the configured instances, until the client closes
+/// stdin or `shutdown` completes.
+pub async fn mcp_stdio(
+    config: &Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AppError> {
     let service = Arc::new(build_service(config, Credentials::Configured)?);
-    spawn_maintenance(&service, tokio_util::sync::CancellationToken::new());
+    let stop = tokio_util::sync::CancellationToken::new();
+    spawn_maintenance(&service, stop.clone());
     let core = McpCore::new(service, config.mcp.settings.clone());
-    Ok(mcp::serve_stdio(core).await?)
+    let served = mcp::serve_stdio(core, shutdown).await;
+    stop.cancel();
+    Ok(served?)
 }
 
 /// Runs the MCP server over streamable HTTP until `shutdown`, printing its URL on stderr.
@@ -396,24 +403,43 @@ pub(crate) fn write_private(path: &Path, secret: &str) -> Result<(), AppError> {
     f.write_all(format!("{secret}\n").as_bytes()).map_err(io)
 }
 
-/// Waits for Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Completes on the first SIGINT (Ctrl-C), SIGTERM or SIGHUP: every server treats them alike,
+/// so a closed terminal or a client's stop signal still runs the shutdown path. The handlers are
+/// installed when this is called, not when it is first awaited.
+#[cfg(unix)]
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    let listen = |kind: SignalKind| match signal(kind) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for a shutdown signal");
+            None
         }
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+    async fn recv(signal: Option<Signal>) {
+        match signal {
+            Some(mut s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+    let interrupt = recv(listen(SignalKind::interrupt()));
+    let terminate = recv(listen(SignalKind::terminate()));
+    let hangup = recv(listen(SignalKind::hangup()));
+    async move {
+        tokio::select! {
+            () = interrupt => {},
+            () = terminate => {},
+            () = hangup => {},
+        }
+    }
+}
+
+/// Completes on Ctrl-C.
+#[cfg(not(unix))]
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -305,7 +305,11 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::FAILED);
         }
     };
-    match runtime.block_on(run(opts)) {
+    let result = runtime.block_on(run(opts));
+    // Exit now: a task still parked on a blocking read (stdin that is not a pipe) must not hold
+    // the process open after the command has finished its shutdown.
+    runtime.shutdown_background();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -399,7 +403,9 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
     };
     let config = Config::load(&config_path).map_err(AppError::from)?;
     match command {
-        Command::Mcp { http: None } => return Ok(app::mcp_stdio(&config).await?),
+        Command::Mcp { http: None } => {
+            return Ok(app::mcp_stdio(&config, app::shutdown_signal()).await?);
+        }
         Command::Mcp { http: Some(listen) } => {
             return Ok(app::mcp_http(&config, listen, app::shutdown_signal()).await?);
         }

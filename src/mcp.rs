@@ -202,16 +202,51 @@ impl ServerHandler for McpServer {
     }
 }
 
-/// Serves one MCP session on stdin/stdout until the client closes it. Logs must go to stderr.
-pub async fn serve_stdio(core: McpCore) -> Result<(), McpError> {
-    let running = McpServer::new(core)
-        .serve(rmcp::transport::stdio_pipes())
-        .await
-        .map_err(|e| McpError::Session(e.to_string()))?;
-    running
-        .waiting()
-        .await
-        .map_err(|e| McpError::Session(e.to_string()))?;
+/// How long in-flight tool calls may still answer once the server is told to stop. MCP clients
+/// send SIGTERM 2 s after closing stdin (the Python SDK), so the stdio server must be done sooner.
+const STDIO_DRAIN: Duration = Duration::from_millis(1500);
+
+/// Serves one MCP session on stdin/stdout until the client closes stdin or `shutdown`
+/// completes, then withdraws every token whose reveal link was never opened: the links die with
+/// this process. Logs must go to stderr.
+pub async fn serve_stdio(
+    core: McpCore,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), McpError> {
+    let reveal = Arc::clone(&core.reveal);
+    let served = serve_stdio_until(core, shutdown).await;
+    reveal
+        .withdraw_all("the MCP server stopped before its reveal link was opened")
+        .await;
+    served
+}
+
+async fn serve_stdio_until(
+    core: McpCore,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), McpError> {
+    tokio::pin!(shutdown);
+    let starting = McpServer::new(core).serve(rmcp::transport::stdio_pipes());
+    let running = tokio::select! {
+        running = starting => running.map_err(|e| McpError::Session(e.to_string()))?,
+        () = &mut shutdown => return Ok(()),
+    };
+    let stop = running.cancellation_token();
+    let waiting = running.waiting();
+    tokio::pin!(waiting);
+    tokio::select! {
+        // stdin closed: rmcp lets in-flight calls answer (a signal meanwhile cuts that short).
+        ended = &mut waiting => {
+            ended.map_err(|e| McpError::Session(e.to_string()))?;
+        }
+        () = shutdown => {
+            tracing::info!("shutdown signal: stopping the MCP session");
+            stop.cancel();
+            if tokio::time::timeout(STDIO_DRAIN, waiting).await.is_err() {
+                tracing::warn!("in-flight MCP calls did not finish in time; recovery settles what they left");
+            }
+        }
+    }
     Ok(())
 }
 

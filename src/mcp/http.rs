@@ -6,6 +6,7 @@ use crate::no_delay;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -185,7 +186,12 @@ pub fn router(
     Ok(mcp.merge(reveal))
 }
 
-/// Serves MCP over HTTP on `listener` until `shutdown` completes.
+/// How long open requests may still finish after the shutdown signal. Graceful shutdown alone
+/// would wait for every open connection (an SSE stream, a call waiting on the user) forever.
+const HTTP_DRAIN: Duration = Duration::from_secs(5);
+
+/// Serves MCP over HTTP on `listener` until `shutdown` completes and open requests finish (for
+/// at most [`HTTP_DRAIN`]), then withdraws every token whose reveal link was never opened.
 pub async fn serve_http(
     core: McpCore,
     http: HttpSettings,
@@ -200,13 +206,24 @@ pub async fn serve_http(
     let reveal = Arc::clone(&core.reveal);
     let app = router(core, &http, ct.child_token())?;
     let addr = http.listen;
-    let served = axum::serve(no_delay(listener), app)
+    let stopping = ct.clone();
+    let server = axum::serve(no_delay(listener), app)
         .with_graceful_shutdown(async move {
             shutdown.await;
             ct.cancel();
         })
-        .await
-        .map_err(|source| McpError::Listen { addr, source });
+        .into_future();
+    let drained = async {
+        stopping.cancelled().await;
+        tokio::time::sleep(HTTP_DRAIN).await;
+    };
+    let served = tokio::select! {
+        served = server => served.map_err(|source| McpError::Listen { addr, source }),
+        () = drained => {
+            tracing::warn!(?HTTP_DRAIN, "open MCP requests did not finish in time; closing them");
+            Ok(())
+        }
+    };
     reveal
         .withdraw_all("the MCP server stopped before its reveal link was opened")
         .await;

@@ -9,6 +9,7 @@ mod faults;
 mod mcp;
 mod mcp_e2e;
 mod mcp_http;
+mod mcp_shutdown;
 mod mcp_support;
 mod props;
 mod service;
