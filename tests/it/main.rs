@@ -10,6 +10,7 @@ mod mcp;
 mod mcp_e2e;
 mod mcp_http;
 mod mcp_support;
+mod procs;
 mod props;
 mod service;
 mod sim_api;
