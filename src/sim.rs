@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use catalog::generate_token;
-pub use state::{ForcedResponse, RecordedRequest, SimSettings};
+pub use state::{ForcedResponse, RecordedRequest, SimSettings, StallAfterApply};
 
 use crate::tokens::{OPERATOR_TOKEN_NAME, Permission, RawToken};
 use state::SimState;
@@ -190,6 +190,12 @@ impl SimControl {
         self.state.force(response);
     }
 
+    /// Applies matching requests as usual, then never answers them (a lost answer to a change
+    /// that happened). A stalled request shows in the log with `withheld` set.
+    pub fn stall_after_apply(&self, stall: StallAfterApply) {
+        self.state.stall_after_apply(stall);
+    }
+
     pub fn clear_faults(&self) {
         self.state.clear_faults();
     }
@@ -197,6 +203,30 @@ impl SimControl {
     /// The requests seen so far (needs `record_requests`).
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.state.requests()
+    }
+
+    /// The first request, already logged or arriving within `timeout`, that satisfies `pred`;
+    /// wakes on every new request and every outcome (needs `record_requests`).
+    pub async fn wait_for_request(
+        &self,
+        pred: impl Fn(&RecordedRequest) -> bool,
+        timeout: Duration,
+    ) -> Option<RecordedRequest> {
+        self.state.wait_for_request(pred, timeout).await
+    }
+
+    /// The first request to a path starting with `path_prefix` that was applied and then
+    /// stalled, waiting up to `timeout` for one.
+    pub async fn wait_for_stall(
+        &self,
+        path_prefix: &str,
+        timeout: Duration,
+    ) -> Option<RecordedRequest> {
+        self.wait_for_request(
+            |r| r.withheld.is_some() && r.path.starts_with(path_prefix),
+            timeout,
+        )
+        .await
     }
 
     /// Seeds `n` tokens named `load-000001`... for scale tests: a third already expired, a third

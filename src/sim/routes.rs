@@ -117,21 +117,38 @@ async fn serve(state: &SimState, req: Request) -> Response {
         authenticated_as: None,
         body: String::from_utf8_lossy(&req.body).into_owned(),
         status: 0,
+        withheld: None,
     });
-    let (latency, forced) = state.take_fault(&req.path);
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
+    let fault = state.take_fault(req.method.as_str(), &req.path);
+    if !fault.latency.is_zero() {
+        tokio::time::sleep(fault.latency).await;
     }
-    let response = match forced {
+    let response = match fault.forced {
         Some(f) => raw(f.status, f.content_type.as_deref(), f.body),
         None => route(state, &mut req),
     };
     state.record_outcome(
         index,
         response.status().as_u16(),
+        fault.stall,
         req.caller.as_ref().map(|t| t.name.clone()),
     );
+    if fault.stall {
+        tracing::debug!(path = %req.path, "simulator withholds the answer");
+        // Never answers: the future ends only when hyper drops it as the client goes away.
+        let _ended = StallEnds;
+        return std::future::pending().await;
+    }
     response
+}
+
+/// Logs the end of a withheld answer (its client went away, or the runtime stopped).
+struct StallEnds;
+
+impl Drop for StallEnds {
+    fn drop(&mut self) {
+        tracing::debug!("a withheld answer ended: its connection closed");
+    }
 }
 
 fn route(state: &SimState, req: &mut SimRequest) -> Response {

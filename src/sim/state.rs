@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use crate::tokens::Edition;
 
 use super::catalog::{Catalog, SimToken};
@@ -43,8 +45,11 @@ pub struct RecordedRequest {
     pub auth_scheme: Option<String>,
     pub authenticated_as: Option<String>,
     pub body: String,
-    /// The status sent; 0 if the client went away first.
+    /// The status sent; 0 if the client went away first or the answer was withheld.
     pub status: u16,
+    /// Set when a [`StallAfterApply`] fault held the answer back: the request was applied and
+    /// its answer, with this status, was never sent.
+    pub withheld: Option<u16>,
 }
 
 impl RecordedRequest {
@@ -68,10 +73,48 @@ pub struct ForcedResponse {
     pub times: Option<u32>,
 }
 
+/// For requests whose path starts with `path_prefix` (and whose method is `method`, if given):
+/// apply the request as usual, then never answer; the answer is held until the client goes away.
+#[derive(Debug, Clone)]
+pub struct StallAfterApply {
+    pub path_prefix: String,
+    pub method: Option<String>,
+    /// How many requests it stalls; `None` for all of them.
+    pub times: Option<u32>,
+}
+
+/// The faults that apply to one request.
+#[derive(Debug, Default)]
+pub struct Fault {
+    pub latency: Duration,
+    pub forced: Option<ForcedResponse>,
+    /// Apply the request, then withhold its answer.
+    pub stall: bool,
+}
+
 #[derive(Debug, Default)]
 struct Faults {
     latency: Duration,
     forced: Vec<ForcedResponse>,
+    stalls: Vec<StallAfterApply>,
+}
+
+/// Takes one use of the first fault in `list` that `matches`; `times` counts its remaining uses.
+fn take_first<T: Clone>(
+    list: &mut Vec<T>,
+    matches: impl Fn(&T) -> bool,
+    times: impl Fn(&mut T) -> &mut Option<u32>,
+) -> Option<T> {
+    let i = list.iter().position(matches)?;
+    let taken = list[i].clone();
+    match times(&mut list[i]) {
+        Some(1) => {
+            list.remove(i);
+        }
+        Some(n) => *n -= 1,
+        None => {}
+    }
+    Some(taken)
 }
 
 /// Everything a running simulator shares between requests.
@@ -84,6 +127,8 @@ pub struct SimState {
     clock_offset_ms: AtomicI64,
     faults: Mutex<Faults>,
     requests: Mutex<Vec<RecordedRequest>>,
+    /// Bumped whenever the request log changes, so waiters wake without polling.
+    log_version: watch::Sender<u64>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -100,6 +145,7 @@ impl SimState {
             clock_offset_ms: AtomicI64::new(0),
             faults: Mutex::new(Faults::default()),
             requests: Mutex::new(Vec::new()),
+            log_version: watch::Sender::new(0),
         }
     }
 
@@ -138,26 +184,36 @@ impl SimState {
         *lock(&self.faults) = Faults::default();
     }
 
-    /// The latency to add and the forced response (if any) for a request to `path`.
-    pub fn take_fault(&self, path: &str) -> (Duration, Option<ForcedResponse>) {
+    pub fn stall_after_apply(&self, stall: StallAfterApply) {
+        lock(&self.faults).stalls.push(stall);
+    }
+
+    /// The faults for a request: latency, a forced response, or (when nothing is forced) a
+    /// stall after applying it. Each counted fault loses one use.
+    pub fn take_fault(&self, method: &str, path: &str) -> Fault {
         let mut faults = lock(&self.faults);
-        let latency = faults.latency;
-        let Some(i) = faults
-            .forced
-            .iter()
-            .position(|f| path.starts_with(&f.path_prefix))
-        else {
-            return (latency, None);
-        };
-        let forced = faults.forced[i].clone();
-        match &mut faults.forced[i].times {
-            Some(1) => {
-                faults.forced.remove(i);
-            }
-            Some(n) => *n -= 1,
-            None => {}
+        let forced = take_first(
+            &mut faults.forced,
+            |f| path.starts_with(&f.path_prefix),
+            |f| &mut f.times,
+        );
+        let stall = forced.is_none()
+            && take_first(
+                &mut faults.stalls,
+                |s| {
+                    path.starts_with(&s.path_prefix)
+                        && s.method
+                            .as_ref()
+                            .is_none_or(|m| m.eq_ignore_ascii_case(method))
+                },
+                |s| &mut s.times,
+            )
+            .is_some();
+        Fault {
+            latency: faults.latency,
+            forced,
+            stall,
         }
-        (latency, Some(forced))
     }
 
     /// Logs a request as it arrives (so a client that gives up still leaves a trace); returns
@@ -166,27 +222,58 @@ impl SimState {
         if !self.settings.record_requests {
             return None;
         }
-        let mut log = lock(&self.requests);
-        log.push(request);
-        Some(log.len() - 1)
+        let index = {
+            let mut log = lock(&self.requests);
+            log.push(request);
+            log.len() - 1
+        };
+        self.log_version.send_modify(|v| *v += 1);
+        Some(index)
     }
 
-    /// Adds the status sent and the token the request authenticated as.
+    /// Adds the status (sent, or `withheld` by a stall) and the token the request
+    /// authenticated as.
     pub fn record_outcome(
         &self,
         index: Option<usize>,
         status: u16,
+        withheld: bool,
         authenticated_as: Option<String>,
     ) {
-        if let Some(i) = index
-            && let Some(r) = lock(&self.requests).get_mut(i)
-        {
-            r.status = status;
+        let Some(i) = index else { return };
+        if let Some(r) = lock(&self.requests).get_mut(i) {
+            if withheld {
+                r.withheld = Some(status);
+            } else {
+                r.status = status;
+            }
             r.authenticated_as = authenticated_as;
         }
+        self.log_version.send_modify(|v| *v += 1);
     }
 
     pub fn requests(&self) -> Vec<RecordedRequest> {
         lock(&self.requests).clone()
+    }
+
+    /// The first logged request that satisfies `pred`, waiting up to `timeout` for one.
+    pub async fn wait_for_request(
+        &self,
+        pred: impl Fn(&RecordedRequest) -> bool,
+        timeout: Duration,
+    ) -> Option<RecordedRequest> {
+        let mut changes = self.log_version.subscribe();
+        let wait = async {
+            loop {
+                changes.borrow_and_update();
+                if let Some(r) = lock(&self.requests).iter().find(|r| pred(r)) {
+                    return Some(r.clone());
+                }
+                if changes.changed().await.is_err() {
+                    return None;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.ok().flatten()
     }
 }

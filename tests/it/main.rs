@@ -11,6 +11,7 @@ mod mcp_e2e;
 mod mcp_http;
 mod mcp_shutdown;
 mod mcp_support;
+mod procs;
 mod props;
 mod service;
 mod sim_api;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha512};
-use tokenwarden::sim::Simulator;
+use tokenwarden::sim::{Simulator, StallAfterApply};
 use tokenwarden::tokens::{Edition, Permission, RawToken};
 
 use crate::support::{self, sim};
@@ -808,4 +808,124 @@ async fn enterprise_resource_tokens_and_their_limits() {
         .status,
         403
     );
+}
+
+const NAMED_ADMIN: &str = "/api/v3/configure/token/named_admin";
+
+/// Posts a named admin create for `name` with a client that gives up after 300ms.
+async fn create_quickly(base: &str, op: &RawToken, name: &str) -> reqwest::Result<u16> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()?
+        .post(format!("{base}{NAMED_ADMIN}"))
+        .header("authorization", bearer(op))
+        .json(&json!({ "token_name": name }))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+}
+
+#[tokio::test]
+async fn stall_after_apply_changes_the_catalog_but_never_answers() {
+    let (s, op) = sim(Edition::Core).await;
+    s.control.stall_after_apply(StallAfterApply {
+        path_prefix: NAMED_ADMIN.into(),
+        method: Some("POST".into()),
+        times: Some(1),
+    });
+    let err = create_quickly(&s.url(), &op, "lost").await.unwrap_err();
+    assert!(err.is_timeout(), "no answer came: {err}");
+    assert!(s.control.token_names().contains(&"lost".to_owned()));
+    let stalled = s
+        .control
+        .wait_for_stall(NAMED_ADMIN, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!((stalled.status, stalled.withheld), (0, Some(201)));
+    assert_eq!(stalled.authenticated_as.as_deref(), Some("_admin"));
+
+    assert_eq!(
+        create_quickly(&s.url(), &op, "answered").await.unwrap(),
+        201
+    );
+    let last = s.control.requests().pop().unwrap();
+    assert_eq!(
+        (last.status, last.withheld),
+        (201, None),
+        "times: 1 stalls once"
+    );
+}
+
+#[tokio::test]
+async fn stall_after_apply_can_be_limited_to_one_method() {
+    let (s, op) = sim(Edition::Core).await;
+    s.control.create_admin("doomed", None).unwrap();
+    s.control.stall_after_apply(StallAfterApply {
+        path_prefix: "/api/v3/configure/token".into(),
+        method: Some("DELETE".into()),
+        times: None,
+    });
+    assert_eq!(create_quickly(&s.url(), &op, "kept").await.unwrap(), 201);
+    let err = reqwest::Client::new()
+        .delete(format!(
+            "{}/api/v3/configure/token?token_name=doomed",
+            s.url()
+        ))
+        .header("authorization", bearer(&op))
+        .timeout(Duration::from_millis(300))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert_eq!(s.control.token_names(), ["_admin", "kept"]);
+    let delete = s
+        .control
+        .wait_for_request(|r| r.method == "DELETE", Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(delete.withheld, Some(200));
+}
+
+#[tokio::test]
+async fn wait_for_request_sees_the_past_and_wakes_for_the_future() {
+    let (s, op) = sim(Edition::Core).await;
+    let get = |path: &'static str| {
+        let (url, auth) = (s.url(), bearer(&op));
+        async move {
+            call(&url, Method::GET, path, Some(&auth), None)
+                .await
+                .status
+        }
+    };
+    get("/ping").await;
+    let past = s
+        .control
+        .wait_for_request(|r| r.path == "/ping", Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(past.status, 200);
+    let none = s
+        .control
+        .wait_for_request(|r| r.path == "/health", Duration::from_millis(50))
+        .await;
+    assert!(none.is_none(), "nothing matches yet");
+
+    // The request only starts once the waiter is parked (the test runtime has one thread).
+    let later = tokio::spawn(get("/health"));
+    let seen = s
+        .control
+        .wait_for_request(|r| r.path == "/health", Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(seen.method, "GET");
+    assert_eq!(later.await.unwrap(), 200);
+    let answered = s
+        .control
+        .wait_for_request(
+            |r| r.path == "/health" && r.status != 0,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answered.status, 200);
 }
