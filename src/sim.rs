@@ -171,6 +171,20 @@ impl SimControl {
             .collect()
     }
 
+    /// The id of the token named `name`, if one exists.
+    pub fn token_id(&self, name: &str) -> Option<u64> {
+        self.state
+            .catalog()
+            .tokens()
+            .find(|t| t.name == name)
+            .map(|t| t.id)
+    }
+
+    /// Deletes the token named `name` as another client would; false if there is none.
+    pub fn delete_token(&self, name: &str) -> bool {
+        self.state.catalog().delete(name).is_ok()
+    }
+
     pub fn token_count(&self) -> usize {
         self.state.catalog().token_count()
     }

@@ -105,10 +105,26 @@ impl TokenService {
                 if unknown {
                     // The secret never arrived: a token made by this request must not stay.
                     self.settle_create(inst, &entry).await;
-                } else {
-                    self.journal_step(&entry.id, |e| e.stage = Stage::Failed)
-                        .await;
+                    let (store, id) = (self.store.clone(), entry.id.clone());
+                    let stage = super::blocking(move || store.journal_get(&id))
+                        .await
+                        .map(|e| e.stage)
+                        .unwrap_or(Stage::Intent);
+                    return Err(ServiceError::CreateAnswerLost {
+                        name: new.name.to_string(),
+                        what: match stage {
+                            Stage::Withdrawn => {
+                                "it had made the token, so tokenwarden deleted it again: its secret never arrived"
+                            }
+                            Stage::Failed => "it had not made the token; nothing exists",
+                            _ => {
+                                "if it made the token, tokenwarden deletes it once InfluxDB answers again, since its secret never arrived"
+                            }
+                        },
+                    });
                 }
+                self.journal_step(&entry.id, |e| e.stage = Stage::Failed)
+                    .await;
                 return Err(Self::backend_err(inst)(e));
             }
         };

@@ -111,6 +111,11 @@ pub enum ServiceError {
          since; nothing was deleted. Request it again"
     )]
     NeverApplied { what: String },
+    #[error(
+        "InfluxDB did not answer the creation of token `{name}` in time: {what}. It was not retried; create it \
+         again if you still need it"
+    )]
+    CreateAnswerLost { name: String, what: &'static str },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -177,7 +182,7 @@ impl ServiceError {
             | Self::RegeneratedUndelivered { .. }
             | Self::SecretFile { .. }
             | Self::RegeneratedUnsaved { .. } => ErrorKind::Failed,
-            Self::RegeneratedLost { .. } => ErrorKind::Unknown,
+            Self::RegeneratedLost { .. } | Self::CreateAnswerLost { .. } => ErrorKind::Unknown,
             Self::DeliveryRolledBack { .. } | Self::Store(_) | Self::Internal(_) => {
                 ErrorKind::Failed
             }

@@ -56,6 +56,24 @@ impl Fault {
     }
 }
 
+/// A simulator that creates tokens but never answers the create: the answer is lost.
+async fn lost_answer() -> Setup {
+    let s = setup(Fault::Down).await;
+    let sim = s._sim.unwrap();
+    sim.control
+        .stall_after_apply(tokenwarden::sim::StallAfterApply {
+            path_prefix: "/api/v3/configure/token/named_admin".into(),
+            method: Some("POST".into()),
+            times: None,
+        });
+    Setup {
+        url: sim.url(),
+        token: s.token,
+        timeout: Duration::from_millis(300),
+        _sim: Some(sim),
+    }
+}
+
 /// Where tokenwarden should look, with which token and timeout, to meet `fault`.
 struct Setup {
     _sim: Option<RunningSim>,
@@ -235,8 +253,8 @@ async fn discord_replies_explain_every_fault() {
 }
 
 #[tokio::test]
-async fn a_create_whose_answer_is_lost_is_unknown_everywhere() {
-    let s = setup(Fault::Slow).await;
+async fn a_create_whose_answer_is_lost_is_withdrawn_everywhere() {
+    let s = lost_answer().await;
     // MCP
     let svc = service(&s, Store::open_in_memory().unwrap());
     let core = McpCore::new(Arc::clone(&svc), McpSettings::default());
@@ -250,13 +268,19 @@ async fn a_create_whose_answer_is_lost_is_unknown_everywhere() {
         &crate::mcp_support::call(&c, "create_admin_token", json!({"name": "lost"})).await,
     );
     assert!(
-        text.contains("may or may not have happened") && text.contains("tokens list"),
+        text.contains("did not answer the creation of token `lost`")
+            && text.contains("deleted it again"),
         "{text}"
     );
-    let audit = svc.audit_log(1).await.unwrap();
-    assert_eq!(audit[0].event.outcome, AuditOutcome::Unknown);
+    let audit = svc.audit_log(2).await.unwrap();
+    assert_eq!(audit[0].event.outcome, AuditOutcome::RolledBack);
+    assert_eq!(audit[1].event.outcome, AuditOutcome::Unknown);
     assert_no_token("the audit log", &format!("{audit:?}"));
-    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let sim = s._sim.as_ref().unwrap();
+    assert!(
+        !sim.control.token_names().contains(&"lost".to_owned()),
+        "the token nobody holds was withdrawn"
+    );
     let creates = s
         ._sim
         .as_ref()
@@ -277,7 +301,7 @@ fn the_cli_reports_an_unknown_create_and_never_retries() {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let s = rt.block_on(setup(Fault::Slow));
+    let s = rt.block_on(lost_answer());
     std::fs::write(dir.path().join("tw.token"), s.token.expose()).unwrap();
     let cfg = dir.path().join("tokenwarden.toml");
     std::fs::write(
@@ -288,20 +312,20 @@ fn the_cli_reports_an_unknown_create_and_never_retries() {
     let r = crate::cli::run(&cfg, &["tokens", "create-admin", "lost"], "");
     assert_eq!(r.code, 9, "{}", r.stderr);
     assert!(
-        r.stderr.contains("may or may not have happened")
-            && r.stderr.contains("It was not retried"),
+        r.stderr.contains("did not answer the creation") && r.stderr.contains("It was not retried"),
         "{}",
         r.stderr
     );
-    let r = crate::cli::run(&cfg, &["audit", "--json", "--limit", "1"], "");
+    let r = crate::cli::run(&cfg, &["audit", "--json", "--limit", "2"], "");
     let audit: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    assert_eq!(audit[0]["outcome"], "unknown");
+    assert_eq!(audit[0]["outcome"], "rolled_back");
+    assert_eq!(audit[1]["outcome"], "unknown");
 }
 
 #[tokio::test]
 async fn discord_reports_an_unknown_create() {
     use crate::discord_support::{ALICE, Harness, command};
-    let s = setup(Fault::Slow).await;
+    let s = lost_answer().await;
     let mut h = Harness::new(Edition::Core, Store::open_in_memory().unwrap(), |_| {}).await;
     let svc = service(&s, Store::open_in_memory().unwrap());
     h.rewire(Arc::clone(&svc)).await;
@@ -315,12 +339,12 @@ async fn discord_reports_an_unknown_create() {
         .await;
     let text = edit.body["content"].as_str().unwrap_or_default();
     assert!(
-        text.contains("may or may not have happened"),
+        text.contains("did not answer the creation"),
         "{}",
         edit.body
     );
     assert_eq!(
         svc.audit_log(1).await.unwrap()[0].event.outcome,
-        AuditOutcome::Unknown
+        AuditOutcome::RolledBack
     );
 }

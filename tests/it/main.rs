@@ -2,10 +2,12 @@
 
 mod cli;
 mod client;
+mod crash;
 mod discord;
 mod discord_fake;
 mod discord_support;
 mod faults;
+mod guardrails;
 mod mcp;
 mod mcp_e2e;
 mod mcp_http;

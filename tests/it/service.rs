@@ -577,7 +577,7 @@ async fn regeneration_needs_a_file_and_keeps_tokenwarden_working() {
 }
 
 #[tokio::test]
-async fn an_unknown_delete_outcome_is_recorded_as_unknown() {
+async fn a_delete_whose_answer_is_lost_is_settled_by_looking() {
     let (s, op) = sim(Edition::Core).await;
     s.control.create_admin("victim", None);
     let backend = Arc::new(
@@ -600,20 +600,30 @@ async fn an_unknown_delete_outcome_is_recorded_as_unknown() {
         .request_delete(&ann(), None, &name("victim"), confirm_gate("victim"))
         .await
         .unwrap();
-    s.control.set_latency(Duration::from_secs(2));
-    let err = svc
+    s.control
+        .stall_after_apply(tokenwarden::sim::StallAfterApply {
+            path_prefix: "/api/v3/configure/token".into(),
+            method: Some("DELETE".into()),
+            times: Some(1),
+        });
+    let done = svc
         .confirm(&ann(), &req.pending.id, &req.pending.action, "victim")
         .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unknown, "{err}");
-    assert!(matches!(
-        svc.pending(&req.pending.id).await.unwrap().state,
-        PendingState::Unknown { .. }
-    ));
+        .unwrap();
+    assert!(matches!(done, Executed::Deleted { .. }), "{done:?}");
     assert_eq!(
-        svc.audit_log(1).await.unwrap()[0].event.outcome,
-        AuditOutcome::Unknown
+        svc.pending(&req.pending.id).await.unwrap().state,
+        PendingState::Succeeded,
+        "InfluxDB applied it; one look settles it"
     );
+    assert!(svc.unfinished().await.unwrap().is_empty());
+    let deletes = s
+        .control
+        .requests()
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .count();
+    assert_eq!(deletes, 1, "never retried");
 }
 
 #[tokio::test]

@@ -1,0 +1,334 @@
+//! The crash matrix: a real tokenwarden process is SIGKILLed at three points of each operation
+//! (before InfluxDB is called; after InfluxDB applied the change but before its answer arrived;
+//! after the answer but before it was recorded), then the next process on the same store
+//! settles what was left. Synchronised on the simulator's request log and the pause points the
+//! core announces on stderr, never on sleeps.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokenwarden::actor::Actor;
+use tokenwarden::gate::{GateMode, PendingId, PendingState};
+use tokenwarden::service::{GateRequest, Operation};
+use tokenwarden::sim::{RunningSim, StallAfterApply};
+use tokenwarden::store::Store;
+use tokenwarden::tokens::{Edition, RawToken, TokenName};
+
+use crate::procs::Tw;
+use crate::support::{self, assert_no_token};
+
+/// Where the process dies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Point {
+    BeforeCall,
+    Applied,
+    Answered,
+}
+
+const POINTS: [Point; 3] = [Point::BeforeCall, Point::Applied, Point::Answered];
+const WAIT: Duration = Duration::from_secs(30);
+
+/// What is killed: the command, the request it must not survive, and its pause-point prefix.
+struct Case {
+    args: Vec<String>,
+    path: &'static str,
+    method: &'static str,
+    pause: &'static str,
+}
+
+/// Kills `case` at `point` against `sim`, with `tw`'s config.
+async fn kill_at(sim: &RunningSim, tw: &Tw, case: &Case, point: Point) {
+    let args: Vec<&str> = case.args.iter().map(String::as_str).collect();
+    let tw = match point {
+        Point::BeforeCall => tw.clone().env(
+            "TOKENWARDEN_TEST_PAUSE",
+            &format!("{}:before-call", case.pause),
+        ),
+        Point::Answered => tw.clone().env(
+            "TOKENWARDEN_TEST_PAUSE",
+            &format!("{}:answered", case.pause),
+        ),
+        Point::Applied => {
+            sim.control.stall_after_apply(StallAfterApply {
+                path_prefix: case.path.into(),
+                method: Some(case.method.into()),
+                times: Some(1),
+            });
+            tw.clone()
+        }
+    };
+    let mut child = tw.spawn(&args);
+    let reached = match point {
+        Point::Applied => sim.control.wait_for_stall(case.path, WAIT).await.is_some(),
+        _ => child
+            .wait_stderr(|l| l.contains("tokenwarden: paused at"), WAIT)
+            .await
+            .is_some(),
+    };
+    assert!(
+        reached,
+        "{:?} {point:?} never reached\n{}",
+        case.args,
+        child.seen()
+    );
+    child.kill9();
+    sim.control.clear_faults();
+}
+
+/// The next process: any command that talks to InfluxDB settles the dead one's work first.
+async fn next_process(tw: &Tw) -> Value {
+    let r = tw.run(&["tokens", "list", "--json", "--all"], "").await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    serde_json::from_str(&r.stdout).unwrap()
+}
+
+async fn audit(tw: &Tw) -> Vec<Value> {
+    let r = tw.run(&["audit", "--json", "--limit", "200"], "").await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_no_token("the audit log", &r.stdout);
+    serde_json::from_str::<Vec<Value>>(&r.stdout).unwrap()
+}
+
+/// Nothing is left unfinished, no pending action stays executing, and each pending action's
+/// outcome is audited once.
+async fn settled(dir: &Path, tw: &Tw) {
+    let store = Store::open(&dir.join("tokenwarden.db")).unwrap();
+    assert!(
+        store.journal_unsettled().unwrap().is_empty(),
+        "unsettled: {:?}",
+        store.journal_unsettled()
+    );
+    let rows = audit(tw).await;
+    let pending: std::collections::BTreeSet<&str> = rows
+        .iter()
+        .filter_map(|r| r["pending_id"].as_str())
+        .collect();
+    for id in pending {
+        let p = store
+            .get_pending::<Operation>(&PendingId::parse(id).unwrap())
+            .unwrap();
+        assert_ne!(p.state, PendingState::Executing, "{id} stays executing");
+        let finals = rows
+            .iter()
+            .filter(|r| r["pending_id"] == id)
+            .filter(|r| matches!(r["outcome"].as_str(), Some("succeeded" | "failed")))
+            .count();
+        assert_eq!(
+            finals, 1,
+            "pending {id}: one outcome, audited once: {rows:#?}"
+        );
+    }
+}
+
+fn names(listed: &Value) -> Vec<String> {
+    listed["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+struct World {
+    sim: RunningSim,
+    op: RawToken,
+    dir: tempfile::TempDir,
+    tw: Tw,
+}
+
+async fn world() -> World {
+    let (sim, op) = support::sim(Edition::Core).await;
+    sim.control.create_admin("bystander", None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let tw = Tw::new(dir.path(), &sim.url(), &op).env("RUST_LOG", "warn");
+    World { sim, op, dir, tw }
+}
+
+#[tokio::test]
+async fn a_create_killed_at_any_point_leaves_no_token_that_nobody_holds() {
+    for point in POINTS {
+        let w = world().await;
+        let case = Case {
+            args: vec!["tokens".into(), "create-admin".into(), "fresh".into()],
+            path: "/api/v3/configure/token/named_admin",
+            method: "POST",
+            pause: "create",
+        };
+        kill_at(&w.sim, &w.tw, &case, point).await;
+        let listed = next_process(&w.tw).await;
+        assert!(
+            !names(&listed).contains(&"fresh".to_owned()),
+            "{point:?}: {listed}"
+        );
+        assert!(names(&listed).contains(&"bystander".to_owned()));
+        settled(w.dir.path(), &w.tw).await;
+        if point != Point::BeforeCall {
+            let rows = audit(&w.tw).await;
+            let withdrawn = rows
+                .iter()
+                .filter(|r| r["token_name"] == "fresh" && r["outcome"] == "rolled_back")
+                .count();
+            assert_eq!(withdrawn, 1, "{point:?}: {rows:#?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_confirmed_delete_killed_at_any_point_ends_with_exactly_that_token_gone() {
+    for point in POINTS {
+        let w = world().await;
+        w.sim.control.create_admin("victim", None).unwrap();
+        let case = Case {
+            args: vec![
+                "tokens".into(),
+                "delete".into(),
+                "victim".into(),
+                "--yes".into(),
+            ],
+            path: "/api/v3/configure/token",
+            method: "DELETE",
+            pause: "delete",
+        };
+        kill_at(&w.sim, &w.tw, &case, point).await;
+        let listed = next_process(&w.tw).await;
+        assert_eq!(
+            names(&listed),
+            vec!["_admin".to_owned(), "bystander".into()],
+            "{point:?}: the confirmed delete completed, nothing else was touched"
+        );
+        settled(w.dir.path(), &w.tw).await;
+    }
+}
+
+#[tokio::test]
+async fn an_approval_killed_at_any_point_runs_the_delete_once() {
+    for point in POINTS {
+        let w = world().await;
+        w.sim.control.create_admin("victim", None).unwrap();
+        let svc = support::service(
+            &w.sim,
+            &w.op,
+            support::instance("local", None, &[], false),
+            Store::open(&w.dir.path().join("tokenwarden.db")).unwrap(),
+        );
+        let gate = GateRequest {
+            mode: GateMode::Approvals {
+                required: 1,
+                allow_self: false,
+            },
+            ttl: Some(Duration::from_secs(3600)),
+            reason: None,
+        };
+        let req = svc
+            .request_delete(
+                &Actor::discord(7, "requester"),
+                None,
+                &TokenName::parse("victim").unwrap(),
+                gate,
+            )
+            .await
+            .unwrap();
+        let case = Case {
+            args: vec![
+                "approvals".into(),
+                "approve".into(),
+                req.pending.id.to_string(),
+            ],
+            path: "/api/v3/configure/token",
+            method: "DELETE",
+            pause: "delete",
+        };
+        kill_at(&w.sim, &w.tw, &case, point).await;
+        let listed = next_process(&w.tw).await;
+        assert!(!names(&listed).contains(&"victim".to_owned()), "{point:?}");
+        assert!(names(&listed).contains(&"bystander".to_owned()));
+        assert_eq!(
+            svc.pending(&req.pending.id).await.unwrap().state,
+            PendingState::Succeeded,
+            "{point:?}"
+        );
+        settled(w.dir.path(), &w.tw).await;
+        let deletes = w
+            .sim
+            .control
+            .requests()
+            .iter()
+            .filter(|r| r.method == "DELETE" && r.status == 200)
+            .count();
+        assert!(deletes <= 1, "{point:?}: deleted once at most");
+    }
+}
+
+#[tokio::test]
+async fn a_prune_killed_at_any_point_deletes_exactly_the_expired_tokens_shown() {
+    for point in POINTS {
+        let w = world().await;
+        for n in ["old-a", "old-b"] {
+            w.sim.control.create_admin(n, Some(Duration::ZERO)).unwrap();
+        }
+        let case = Case {
+            args: vec!["tokens".into(), "prune-expired".into(), "--yes".into()],
+            path: "/api/v3/configure/token",
+            method: "DELETE",
+            pause: "prune",
+        };
+        kill_at(&w.sim, &w.tw, &case, point).await;
+        let listed = next_process(&w.tw).await;
+        assert_eq!(
+            names(&listed),
+            vec!["_admin".to_owned(), "bystander".into()],
+            "{point:?}"
+        );
+        settled(w.dir.path(), &w.tw).await;
+    }
+}
+
+#[tokio::test]
+async fn a_regeneration_killed_at_any_point_is_settled_and_says_what_to_do() {
+    for point in POINTS {
+        let w = world().await;
+        let file = w.dir.path().join("new-operator.token");
+        let case = Case {
+            args: vec![
+                "tokens".into(),
+                "regenerate-operator".into(),
+                "--yes".into(),
+                "--token-file".into(),
+                file.display().to_string(),
+            ],
+            path: "/api/v3/configure/token/admin/regenerate",
+            method: "POST",
+            pause: "regenerate",
+        };
+        kill_at(&w.sim, &w.tw, &case, point).await;
+        let store = Store::open(&w.dir.path().join("tokenwarden.db")).unwrap();
+        let old_works = support::client(&w.sim, Some(&w.op));
+        let old_works = tokenwarden::tokens::TokenBackend::ping(&old_works)
+            .await
+            .is_ok();
+        assert_eq!(old_works, point == Point::BeforeCall, "{point:?}");
+        // The next process: a `check` settles the entry (it cannot list with a dead secret).
+        let r = w.tw.run(&["check"], "").await;
+        assert_eq!(r.code == 0, old_works, "{point:?}: {}", r.stderr);
+        assert!(
+            store.journal_unsettled().unwrap().is_empty(),
+            "{point:?}: {:?}",
+            store.journal_unsettled()
+        );
+        let rows = audit(&w.tw).await;
+        let outcome = rows
+            .iter()
+            .find(|r| r["event"] == "token.regenerate_operator" && r["outcome"] != "requested")
+            .unwrap_or_else(|| panic!("{point:?}: {rows:#?}"));
+        if point != Point::BeforeCall {
+            assert!(
+                outcome["detail"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("recovery listener"),
+                "{point:?}: the one remaining risk says what to do: {outcome}"
+            );
+        }
+    }
+}
