@@ -547,6 +547,73 @@ async fn racing_approvals_delete_once() {
         .filter(|r| r.method == "DELETE")
         .count();
     assert_eq!(deletes, 1, "InfluxDB saw one delete");
+    h.fake
+        .wait_for("the requester's DM", |c| {
+            c.path == format!("/api/v10/channels/{}/messages", DM_BASE + ALICE.id)
+        })
+        .await;
+    h.bot.sweep().await;
+    let dms = h.fake.calls_to(
+        "POST",
+        &format!("/channels/{}/messages", DM_BASE + ALICE.id),
+    );
+    assert_eq!(dms.len(), 1, "one outcome, told once: {dms:#?}");
+    let dm = &dms[0].body;
+    assert!(
+        dm["content"]
+            .as_str()
+            .unwrap()
+            .contains("approved and done"),
+        "{dm}"
+    );
+    assert_eq!(dm["enforce_nonce"], true, "{dm}");
+    assert!(dm["nonce"].as_str().is_some_and(|n| n.len() <= 25), "{dm}");
+}
+
+#[tokio::test]
+async fn an_outcome_settled_by_another_process_reaches_the_card_and_the_requester_once() {
+    let h = Harness::new(Edition::Core, Store::open_in_memory().unwrap(), |_| {}).await;
+    h.sim.control.create_admin("victim", None);
+    h.send(command(h.next_id(), BOB, "delete", &[("name", "victim")]))
+        .await;
+    let (card, _) = card_for(&h, "victim").await;
+    let footer = card.body["embeds"][0]["footer"]["text"].as_str().unwrap();
+    let id = PendingId::parse(footer.trim_start_matches("pending action ")).unwrap();
+    let pending = h.service.pending(&id).await.unwrap();
+    let target = tokenwarden::tokens::TokenRef {
+        name: TokenName::parse("victim").unwrap(),
+        id: h.sim.control.token_id("victim").unwrap(),
+    };
+    // An approver's process released the delete and died before running it; a CLI settles it.
+    crate::guardrails::approve_and_die(
+        h.service.store(),
+        &pending,
+        &Actor::discord(CAROL.id, "carol"),
+        tokenwarden::store::JournalOp::Delete { target },
+    );
+    assert_eq!(h.service.recover().await.settled, 1);
+    assert!(!h.has("victim"));
+    h.bot.sweep().await;
+    h.bot.sweep().await;
+    let edited = h
+        .fake
+        .wait_for("the card edit", |c| {
+            c.method == "PATCH" && c.body.to_string().contains("Deleted token `victim`")
+        })
+        .await;
+    assert_eq!(edited.body["components"], json!([]));
+    let dms = h
+        .fake
+        .calls_to("POST", &format!("/channels/{}/messages", DM_BASE + BOB.id));
+    assert_eq!(dms.len(), 1, "{dms:#?}");
+    assert!(
+        dms[0].body["content"]
+            .as_str()
+            .unwrap()
+            .contains("approved and done"),
+        "{}",
+        dms[0].body
+    );
 }
 
 #[tokio::test]

@@ -65,7 +65,7 @@ fn ids(s: &RunningSim, n: &str) -> Option<u64> {
 }
 
 /// A process on this host that has exited: its claims are free at once.
-fn dead_owner() -> Owner {
+pub fn dead_owner() -> Owner {
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let pid = child.id();
     child.wait().unwrap();
@@ -258,7 +258,7 @@ async fn a_create_never_made_is_closed_without_touching_an_older_token() {
 
 /// Approves pending action `id` as `approver` through a dead process's store handle, which
 /// writes the released intent and then never runs it.
-fn approve_and_die(store: &Store, p: &Pending<Operation>, approver: &Actor, op: JournalOp) {
+pub fn approve_and_die(store: &Store, p: &Pending<Operation>, approver: &Actor, op: JournalOp) {
     let dead = store.as_owner(dead_owner());
     let approver = approver.clone();
     dead.update_pending_journaled(&p.id, |q: &mut Pending<Operation>| {
