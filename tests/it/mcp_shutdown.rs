@@ -160,6 +160,7 @@ impl StdioServer {
     }
 
     /// Waits for the exit after `what` happened at `since`, and checks the logs held no secret.
+    /// SIGKILL leaves no chance to withdraw: the next process on the store must.
     fn exited(mut self, since: Instant, what: &str) {
         let status = wait_exit(&mut self.child, since, what);
         let logs = self.stderr.take().unwrap().join().unwrap();
@@ -204,6 +205,33 @@ fn stdio_withdraws_unopened_links_on_sighup() {
     stdio_withdraws_on("SIGHUP", "hup-bot", |server| {
         signal(&server.child, libc::SIGHUP);
     });
+}
+
+#[test]
+fn a_killed_stdio_server_leaves_its_unopened_link_to_the_next_process() {
+    let s = setup();
+    let mut server = StdioServer::start(&s.cfg);
+    server.create_unopened("kill-bot");
+    signal(&server.child, libc::SIGKILL);
+    let status = server.child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL)
+    );
+    // Any next command that talks to InfluxDB settles the dead server's link: it died with it.
+    let r = run(&s.cfg, &["tokens", "list", "--json"], "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stdout.contains("kill-bot"), "{}", r.stdout);
+    let r = run(&s.cfg, &["audit", "--json", "--limit", "100"], "");
+    let audit: Value = serde_json::from_str(&r.stdout).unwrap();
+    let withdrawn = audit.as_array().unwrap().iter().any(|e| {
+        e["token_name"] == "kill-bot"
+            && e["outcome"] == "rolled_back"
+            && e["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("link died with the tokenwarden that made it"))
+    });
+    assert!(withdrawn, "{audit:#}");
 }
 
 #[test]
