@@ -13,9 +13,9 @@ use serde_json::json;
 pub use delivery::{FileDelivery, TerminalDelivery};
 
 use crate::actor::Actor;
-use crate::gate::GateMode;
 use crate::service::{
-    ErrorKind, Executed, GateRequest, PendingRequest, ServiceError, TokenService,
+    Channel, ErrorKind, Executed, GatePolicy, NextStep, PendingRequest, Request, ServiceError,
+    TokenService,
 };
 use crate::tokens::{
     Expiry, ListFilter, NewToken, Page, ParseError, Permission, TokenName, TokenSpec,
@@ -200,18 +200,14 @@ impl Cli<'_> {
 
     pub async fn delete(&self, name: &str, yes: bool) -> Result<(), CliError> {
         let name = TokenName::parse(name)?;
-        let gate = GateRequest {
-            mode: GateMode::confirm_with(name.as_str()),
-            ttl: None,
-            reason: None,
+        let instance = self.service.instance_or_default(self.instance.clone());
+        let Some((request, phrase)) = self.begin(Request::Delete { instance, name }, None).await?
+        else {
+            return Ok(());
         };
-        let request = self
-            .service
-            .request_delete(&self.actor, self.instance(), &name, gate)
-            .await?;
         let op = request.pending.action.clone();
         let proof = if yes {
-            name.to_string()
+            phrase
         } else {
             let about = request
                 .token
@@ -243,22 +239,17 @@ impl Cli<'_> {
         token_file: Option<&Path>,
     ) -> Result<(), CliError> {
         let instance = self.service.instance_or_default(self.instance.clone());
-        let gate = GateRequest {
-            mode: GateMode::confirm_with(&instance),
-            ttl: None,
-            reason: None,
+        let regenerate = Request::Regenerate {
+            instance: instance.clone(),
         };
-        let request = self
-            .service
-            .request_regenerate(
-                &self.actor,
-                Some(&instance),
-                gate,
-                token_file.map(Path::to_path_buf),
-            )
-            .await?;
+        let Some((request, phrase)) = self
+            .begin(regenerate, token_file.map(Path::to_path_buf))
+            .await?
+        else {
+            return Ok(());
+        };
         let proof = if yes {
-            instance.clone()
+            phrase
         } else {
             let question = format!(
                 "About to {}. Its current secret stops working at once,\n\
@@ -303,16 +294,8 @@ impl Cli<'_> {
 
     /// Deletes the expired tokens (not protected ones) after showing them and a typed `prune`.
     pub async fn prune_expired(&self, yes: bool) -> Result<(), CliError> {
-        let gate = GateRequest {
-            mode: GateMode::confirm_with("prune"),
-            ttl: None,
-            reason: None,
-        };
-        let Some((request, tokens)) = self
-            .service
-            .request_prune(&self.actor, self.instance(), gate)
-            .await?
-        else {
+        let instance = self.service.instance_or_default(self.instance.clone());
+        let Some((request, phrase)) = self.begin(Request::Prune { instance }, None).await? else {
             if self.json {
                 print(json!({ "deleted": [], "failed": [] }).to_string());
             } else {
@@ -320,20 +303,48 @@ impl Cli<'_> {
             }
             return Ok(());
         };
+        let tokens = &request.expired;
         if !self.json {
-            print(output::tokens_table(&tokens, self.service.now()));
+            print(output::tokens_table(tokens, self.service.now()));
         }
         let proof = if yes {
-            "prune".to_owned()
+            phrase
         } else {
             let question = format!(
-                "Delete these {} expired tokens? Type `prune` to confirm: ",
+                "Delete these {} expired tokens? Type `{phrase}` to confirm: ",
                 tokens.len()
             );
             self.ask_or_decline(&question, &request.pending.id).await?
         };
         let done = self.confirm_here(&request, &proof).await?;
         self.report_pruned(done)
+    }
+
+    /// Opens the pending action for `request`, confirmed at this terminal; returns it and the
+    /// phrase to type. `None` when there is nothing to do.
+    async fn begin(
+        &self,
+        request: Request,
+        file: Option<std::path::PathBuf>,
+    ) -> Result<Option<(PendingRequest, String)>, CliError> {
+        let opened = self
+            .service
+            .begin(
+                &self.actor,
+                &request,
+                Channel::Terminal,
+                GatePolicy::default(),
+                None,
+                file,
+            )
+            .await?;
+        Ok(opened.map(|o| {
+            let phrase = match o.next {
+                NextStep::Type { phrase } => phrase,
+                _ => request.phrase(),
+            };
+            (o.request, phrase)
+        }))
     }
 
     /// Confirms `request` with `proof`, which runs it once.

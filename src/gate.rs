@@ -57,6 +57,14 @@ pub enum GateMode {
 }
 
 impl GateMode {
+    /// How many approvals release the action: at least one.
+    pub fn required(&self) -> usize {
+        match self {
+            Self::Approvals { required, .. } => usize::from((*required).max(1)),
+            Self::Confirm { .. } => 1,
+        }
+    }
+
     /// A confirmation gate whose proof is `proof`.
     pub fn confirm_with(proof: &str) -> Self {
         Self::Confirm {
@@ -229,11 +237,7 @@ impl<A: PartialEq> Pending<A> {
     /// Approval gate: `by` approves. [`Progress::Ready`] hands the one execution to the caller.
     pub fn approve(&mut self, by: &Actor, now: DateTime<Utc>) -> Result<Progress, GateError> {
         self.check_open(now)?;
-        let GateMode::Approvals {
-            required,
-            allow_self,
-        } = self.mode
-        else {
+        let GateMode::Approvals { allow_self, .. } = self.mode else {
             return Err(self.wrong_mode("a confirmation", "an approval"));
         };
         if !allow_self && by.same_as(&self.requester) {
@@ -250,7 +254,7 @@ impl<A: PartialEq> Pending<A> {
             by: by.clone(),
             at: now,
         });
-        let need = usize::from(required.max(1));
+        let need = self.mode.required();
         if self.approvals.len() >= need {
             self.state = PendingState::Executing;
             Ok(Progress::Ready)

@@ -8,6 +8,7 @@ mod error;
 mod gated;
 mod journal;
 mod pending;
+mod protocol;
 mod prune;
 mod recover;
 mod regenerate;
@@ -27,6 +28,7 @@ pub use gated::{
     ApprovalResult, Executed, ExpiredToken, GateRequest, Operation, PendingRequest, Request,
 };
 pub use journal::{Ticket, pause_point};
+pub use protocol::{ApprovalPolicy, Channel, GatePolicy, NextStep, Opened};
 pub use recover::RecoveryReport;
 pub use remove::Removal;
 

@@ -31,10 +31,7 @@ impl Cli<'_> {
             print("No pending approvals.");
         } else {
             for p in &open {
-                let need = match p.mode {
-                    GateMode::Approvals { required, .. } => required.max(1),
-                    GateMode::Confirm { .. } => 1,
-                };
+                let need = p.mode.required();
                 print(format!(
                     "{}  {} (requested by {}{}; {} of {need} approvals; expires {})",
                     p.id,

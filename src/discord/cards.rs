@@ -79,10 +79,7 @@ pub fn token_line(t: &Token) -> String {
 }
 
 fn required(p: &Pending<Operation>) -> usize {
-    match p.mode {
-        GateMode::Approvals { required, .. } => usize::from(required.max(1)),
-        GateMode::Confirm { .. } => 1,
-    }
+    p.mode.required()
 }
 
 /// The card's embed for the pending action as it stands.

@@ -12,8 +12,8 @@ use super::dm::{DmDelivery, dm_error, send_dm};
 use super::listing::PAGE_PREFIX;
 use super::options::{list_filter, new_token, subcommand};
 use super::{Access, Bot, Capability, Reply, actor_of, deferred, ephemeral};
-use crate::gate::{GateMode, PendingId};
-use crate::service::{GateRequest, PendingRequest};
+use crate::gate::PendingId;
+use crate::service::{ApprovalPolicy, Channel, GatePolicy, PendingRequest, Request};
 use crate::tokens::{ListFilter, NewToken, TokenName};
 
 impl Bot {
@@ -154,16 +154,26 @@ impl Bot {
             .await;
     }
 
-    fn approval_gate(&self, reason: Option<String>) -> GateRequest {
+    /// Opens `request` for the team's approval, as the core's gate protocol decides.
+    async fn ask_for(
+        &self,
+        actor: &crate::actor::Actor,
+        request: &Request,
+        reason: Option<String>,
+    ) -> Result<Option<PendingRequest>, crate::service::ServiceError> {
         let s = &self.settings;
-        GateRequest {
-            mode: GateMode::Approvals {
+        let policy = GatePolicy {
+            approvals: Some(ApprovalPolicy {
                 required: s.required_approvals,
                 allow_self: s.allow_self_approval,
-            },
-            ttl: Some(s.approval_timeout),
-            reason,
-        }
+                ttl: s.approval_timeout,
+            }),
+        };
+        let opened = self
+            .service
+            .begin(actor, request, Channel::Team, policy, reason, None)
+            .await?;
+        Ok(opened.map(|o| o.request))
     }
 
     async fn request_delete(
@@ -174,16 +184,16 @@ impl Bot {
         reason: Option<String>,
     ) {
         let actor = actor_of(&cmd.user);
-        let gate = self.approval_gate(reason);
-        match self
-            .service
-            .request_delete(&actor, instance.as_deref(), &name, gate)
-            .await
-        {
-            Ok(request) => {
+        let request = Request::Delete {
+            instance: self.service.instance_or_default(instance),
+            name: name.clone(),
+        };
+        match self.ask_for(&actor, &request, reason).await {
+            Ok(Some(request)) => {
                 self.ask_team(&cmd, &actor, request, format!("deleting `{name}`"))
                     .await
             }
+            Ok(None) => {}
             Err(e) => {
                 self.edit(
                     &cmd,
@@ -196,14 +206,15 @@ impl Bot {
 
     async fn request_prune(&self, cmd: CommandInteraction, instance: Option<String>) {
         let actor = actor_of(&cmd.user);
-        let gate = self.approval_gate(Some("expired tokens".into()));
+        let request = Request::Prune {
+            instance: self.service.instance_or_default(instance),
+        };
         match self
-            .service
-            .request_prune(&actor, instance.as_deref(), gate)
+            .ask_for(&actor, &request, Some("expired tokens".into()))
             .await
         {
-            Ok(Some((request, tokens))) => {
-                let what = format!("deleting {} expired tokens", tokens.len());
+            Ok(Some(request)) => {
+                let what = format!("deleting {} expired tokens", request.expired.len());
                 self.ask_team(&cmd, &actor, request, what).await;
             }
             Ok(None) => {

@@ -2,7 +2,6 @@
 //! eras (a server request on 2025-11-25, `InputRequiredResult` on 2026-07-28), a one-time
 //! confirmation code for clients that cannot elicit, or a human approval elsewhere.
 
-use rand::Rng;
 use rmcp::ErrorData;
 use rmcp::elicit_safe;
 use rmcp::model::{
@@ -17,8 +16,11 @@ use super::McpServer;
 use super::args::{GateAnswer, GateStatus, TokenView};
 use super::reply::{can_elicit, is_modern, structured, tool_error};
 use crate::actor::Actor;
-use crate::gate::{GateError, GateMode, PendingId};
-use crate::service::{Executed, GateRequest, Operation, PendingRequest, Request, ServiceError};
+use crate::gate::{GateError, PendingId};
+use crate::service::{
+    ApprovalPolicy, Channel, Executed, GatePolicy, NextStep, Opened, Operation, PendingRequest,
+    Request, ServiceError,
+};
 
 /// The answer typed to confirm a delete.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -76,8 +78,6 @@ const CONFIRM_KEY: &str = "confirm";
 pub struct Gated {
     pub request: Request,
     pub code: Option<String>,
-    /// What the user must type.
-    pub expected: String,
 }
 
 impl Gated {
@@ -89,19 +89,15 @@ impl Gated {
         }
     }
 
-    /// Deletes (one token, or the expired ones) fall under the approval policy.
-    fn deletes(&self) -> bool {
-        !matches!(self.request, Request::Regenerate { .. })
-    }
-
     fn prompt(&self, p: &PendingRequest, now: chrono::DateTime<chrono::Utc>) -> String {
+        let phrase = self.request.phrase();
         match (
             &p.pending.action,
             p.token.as_ref().map(|t| TokenView::new(t, now)),
         ) {
             (Operation::DeleteToken { instance, name, .. }, Some(t)) => format!(
                 "Delete token `{name}` on instance `{instance}`? It is a {} token with permissions {}, created {}, expiring {}. \
-                 Clients using it stop working at once. Type `{name}` to confirm.",
+                 Clients using it stop working at once. Type `{phrase}` to confirm.",
                 serde_json::to_value(t.kind)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_owned))
@@ -113,11 +109,13 @@ impl Gated {
                     .to_string()),
             ),
             (Operation::DeleteToken { instance, name, .. }, None) => {
-                format!("Delete token `{name}` on instance `{instance}`? Type `{name}` to confirm.")
+                format!(
+                    "Delete token `{name}` on instance `{instance}`? Type `{phrase}` to confirm."
+                )
             }
             (Operation::RegenerateOperator { instance, file }, _) => format!(
                 "Regenerate the operator token `_admin` of instance `{instance}`? Its current secret stops working at once \
-                 and every client using it breaks; the new secret is written to {}. Type `{instance}` to confirm.",
+                 and every client using it breaks; the new secret is written to {}. Type `{phrase}` to confirm.",
                 file.display()
             ),
             (op @ (Operation::PruneExpired { .. } | Operation::Retired { .. }), _) => {
@@ -128,7 +126,7 @@ impl Gated {
                     .map(|c| c.to_uppercase().to_string())
                     .unwrap_or_default();
                 format!(
-                    "{first}{}? They no longer work anyway. Type `prune` to confirm.",
+                    "{first}{}? They no longer work anyway. Type `{phrase}` to confirm.",
                     chars.as_str()
                 )
             }
@@ -150,45 +148,26 @@ fn answer(request: &Request, status: GateStatus, message: String) -> GateAnswer 
 }
 
 impl McpServer {
-    /// `request`, as the tool's answer when it cannot go on.
-    async fn open(
-        &self,
-        actor: &Actor,
-        g: &Gated,
-        gate: GateRequest,
-    ) -> Result<PendingRequest, CallToolResponse> {
-        match self
-            .core
-            .service
-            .request(actor, &g.request, gate, None)
-            .await
-        {
-            Ok(Some(p)) => Ok(p),
-            Ok(None) => Err(structured(&answer(
-                &g.request,
-                GateStatus::Done,
-                "There are no expired tokens to prune (protected tokens are never pruned)."
-                    .to_owned(),
-            ))
-            .unwrap_or_else(|e| tool_error(e.message))),
-            Err(e) => Err(tool_error(e)),
-        }
-    }
-
-    /// The exact operation pending action `id` is bound to (with the ids of the tokens it
-    /// showed), for a call that repeats `g`'s arguments.
-    async fn bound(&self, id: &PendingId, g: &Gated) -> Result<Operation, CallToolResponse> {
-        match self.core.service.pending(id).await {
-            Ok(p) if p.action.answers(&g.request) => Ok(p.action),
-            Ok(_) => Err(tool_error(GateError::ActionMismatch { id: id.clone() })),
-            Err(e) => Err(tool_error(e)),
-        }
-    }
-
     fn token_view(&self, p: &PendingRequest) -> Option<TokenView> {
         p.token
             .as_ref()
             .map(|t| TokenView::new(t, self.core.service.now()))
+    }
+
+    /// The gate policy of this MCP server: deletes need approvals under `approve_deletes`.
+    fn policy(&self) -> GatePolicy {
+        GatePolicy {
+            approvals: self
+                .core
+                .settings
+                .approvals
+                .as_ref()
+                .map(|p| ApprovalPolicy {
+                    required: p.required,
+                    allow_self: false,
+                    ttl: p.timeout,
+                }),
+        }
     }
 
     /// Runs a destructive tool call through the gate, whichever round of whichever flow it is.
@@ -206,98 +185,81 @@ impl McpServer {
         }
         // Round two of the code flow: the assistant relays the user's agreement.
         if let Some(code) = &g.code {
-            let Some((id, nonce)) = code.trim().split_once('-') else {
-                return Ok(tool_error(
-                    "that confirmation_code is malformed; request the action again without one",
-                ));
-            };
-            let id = match PendingId::parse(id) {
-                Ok(id) => id,
-                Err(e) => return Ok(tool_error(e)),
-            };
-            return match self.bound(&id, &g).await {
-                Ok(op) => self.execute(&actor, &id, &op, nonce, false).await,
-                Err(answer) => Ok(answer),
-            };
+            let done = self
+                .core
+                .service
+                .confirm_code(&actor, &g.request, code)
+                .await;
+            return self.render(&actor, &g.request, done, None).await;
         }
-        if g.deletes()
-            && let Some(policy) = &self.core.settings.approvals
+        let channel = if can_elicit(ctx, ElicitationMode::Form) {
+            Channel::Form
+        } else {
+            Channel::Code
+        };
+        let reason = Some(format!("requested through MCP by {}", actor.name));
+        let opened = match self
+            .core
+            .service
+            .begin(&actor, &g.request, channel, self.policy(), reason, None)
+            .await
         {
-            let gate = GateRequest {
-                mode: GateMode::Approvals {
-                    required: policy.required,
-                    allow_self: false,
-                },
-                ttl: Some(policy.timeout),
-                reason: Some(format!("requested through MCP by {}", actor.name)),
-            };
-            return match self.open(&actor, &g, gate).await {
-                Ok(p) => {
-                    let mut a = answer(
-                        &g.request,
-                        GateStatus::ApprovalRequired,
-                        format!(
-                            "Deleting needs a teammate's approval. Ask them to approve pending action {} (in the Discord \
-                                 approvals channel, or with `tokenwarden approvals approve {}`), then check it with get_pending_action.",
-                            p.pending.id, p.pending.id
-                        ),
-                    );
-                    a.token = self.token_view(&p);
-                    a.pending_id = Some(p.pending.id.to_string());
-                    a.expires_at = Some(p.pending.expires_at);
-                    a.message = format!("{} ({})", a.message, p.pending.action.describe());
-                    structured(&a)
+            Ok(Some(o)) => o,
+            Ok(None) => {
+                return structured(&answer(
+                    &g.request,
+                    GateStatus::Done,
+                    "There are no expired tokens to prune (protected tokens are never pruned)."
+                        .to_owned(),
+                ));
+            }
+            Err(e) => return Ok(tool_error(e)),
+        };
+        let Opened { request: p, next } = opened;
+        match next {
+            NextStep::Approve { need, .. } => {
+                let mut a = answer(
+                    &g.request,
+                    GateStatus::ApprovalRequired,
+                    format!(
+                        "Nothing has happened yet: {} needs the approval of {need} other person(s). Ask them to \
+                         approve pending action {} (in the Discord approvals channel, or with `tokenwarden approvals \
+                         approve {}`), then check it with get_pending_action.",
+                        p.pending.action.describe(),
+                        p.pending.id,
+                        p.pending.id
+                    ),
+                );
+                a.token = self.token_view(&p);
+                a.pending_id = Some(p.pending.id.to_string());
+                a.expires_at = Some(p.pending.expires_at);
+                structured(&a)
+            }
+            NextStep::SendCode { code } => {
+                let mut a = answer(
+                    &g.request,
+                    GateStatus::ConfirmationRequired,
+                    format!(
+                        "Nothing has happened yet. Show the user exactly what will happen ({}) and ask them to agree. \
+                         Only if they agree, call this tool again with the same arguments and confirmation_code. The \
+                         code works once, for this request only, until expires_at.",
+                        p.pending.action.describe()
+                    ),
+                );
+                a.token = self.token_view(&p);
+                a.confirmation_code = Some(code);
+                a.expires_at = Some(p.pending.expires_at);
+                structured(&a)
+            }
+            NextStep::Type { .. } => {
+                let prompt = g.prompt(&p, self.core.service.now());
+                if is_modern(ctx) {
+                    self.ask_modern(&p, prompt, &g)
+                } else {
+                    self.ask_legacy(ctx, &actor, &p, prompt, &g).await
                 }
-                Err(answer) => Ok(answer),
-            };
+            }
         }
-        if can_elicit(ctx, ElicitationMode::Form) {
-            let gate = GateRequest {
-                mode: GateMode::confirm_with(&g.expected),
-                ttl: None,
-                reason: None,
-            };
-            let p = match self.open(&actor, &g, gate).await {
-                Ok(p) => p,
-                Err(answer) => return Ok(answer),
-            };
-            let prompt = g.prompt(&p, self.core.service.now());
-            return if is_modern(ctx) {
-                self.ask_modern(&p, prompt, &g)
-            } else {
-                self.ask_legacy(ctx, &actor, &p, prompt, &g).await
-            };
-        }
-        self.code_flow(&actor, &g).await
-    }
-
-    async fn code_flow(&self, actor: &Actor, g: &Gated) -> Result<CallToolResponse, ErrorData> {
-        let mut bytes = [0u8; 6];
-        rand::rng().fill_bytes(&mut bytes);
-        let nonce = hex::encode(bytes);
-        let gate = GateRequest {
-            mode: GateMode::confirm_with(&nonce),
-            ttl: None,
-            reason: None,
-        };
-        let p = match self.open(actor, g, gate).await {
-            Ok(p) => p,
-            Err(answer) => return Ok(answer),
-        };
-        let mut a = answer(
-            &g.request,
-            GateStatus::ConfirmationRequired,
-            format!(
-                "Nothing has happened yet. Show the user exactly what will happen ({}) and ask them to agree. Only if \
-                 they agree, call this tool again with the same arguments and confirmation_code. The code works once, \
-                 for this request only, until expires_at.",
-                p.pending.action.describe()
-            ),
-        );
-        a.token = self.token_view(&p);
-        a.confirmation_code = Some(format!("{}-{nonce}", p.pending.id));
-        a.expires_at = Some(p.pending.expires_at);
-        structured(&a)
     }
 
     fn ask_modern(
@@ -352,7 +314,14 @@ impl McpServer {
         };
         let (id, op) = (&p.pending.id, &p.pending.action);
         match typed {
-            Ok(Some(text)) => self.execute(actor, id, op, &text, true).await,
+            Ok(Some(text)) => {
+                let done = self
+                    .core
+                    .service
+                    .confirm_typed(actor, id, &g.request, &text)
+                    .await;
+                self.render(actor, &g.request, done, Some(id)).await
+            }
             Ok(None) | Err(ElicitationError::UserDeclined | ElicitationError::UserCancelled) => {
                 self.cancel(actor, id, op).await
             }
@@ -392,9 +361,9 @@ impl McpServer {
                 "the confirmation answer is missing; nothing was done",
             ));
         };
-        let op = match self.bound(&id, g).await {
+        let op = match self.core.service.bound(&id, &g.request).await {
             Ok(op) => op,
-            Err(answer) => return Ok(answer),
+            Err(e) => return Ok(tool_error(e)),
         };
         match result.action {
             ElicitationAction::Accept => {
@@ -405,7 +374,12 @@ impl McpServer {
                     .and_then(|c| c.get(field))
                     .and_then(|v| v.as_str())
                     .unwrap_or_default();
-                self.execute(actor, &id, &op, typed, true).await
+                let done = self
+                    .core
+                    .service
+                    .confirm_typed(actor, &id, &g.request, typed)
+                    .await;
+                self.render(actor, &g.request, done, Some(&id)).await
             }
             _ => self.cancel(actor, &id, &op).await,
         }
@@ -433,18 +407,17 @@ impl McpServer {
         ))
     }
 
-    /// Confirms with `proof` and runs the operation once. A mismatch closes an elicited request
-    /// (the user answered once) but leaves a code open until it expires.
-    async fn execute(
+    /// The tool's answer to a confirmation's result. A mismatch closes an elicited request
+    /// (`elicited`: the user answered once) but leaves a code open until it expires.
+    async fn render(
         &self,
         actor: &Actor,
-        id: &PendingId,
-        op: &Operation,
-        proof: &str,
-        close_on_mismatch: bool,
+        request: &Request,
+        done: Result<Executed, ServiceError>,
+        elicited: Option<&PendingId>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let request = request_of(op);
-        match self.core.service.confirm(actor, id, op, proof).await {
+        let request = request.clone();
+        match done {
             Ok(Executed::Deleted { instance, name }) => structured(&answer(
                 &request,
                 GateStatus::Done,
@@ -498,8 +471,8 @@ impl McpServer {
                 }
                 structured(&answer(&request, GateStatus::Done, text))
             }
-            Err(ServiceError::Gate(GateError::WrongProof { .. })) => {
-                if close_on_mismatch {
+            Err(ServiceError::Gate(GateError::WrongProof { id })) => {
+                if let Some(id) = elicited {
                     let _ = self
                         .core
                         .service
@@ -511,8 +484,8 @@ impl McpServer {
                         .await;
                 }
                 Ok(tool_error(format!(
-                    "the confirmation does not match (expected the exact text shown to the user); nothing was done ({})",
-                    op.describe()
+                    "the confirmation does not match (expected the exact text shown to the user); nothing was done \
+                     (pending action {id})"
                 )))
             }
             Err(e) => Ok(tool_error(e)),

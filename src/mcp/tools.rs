@@ -15,7 +15,7 @@ use super::args::{
 };
 use super::gated::Gated;
 use super::{McpCore, McpServer};
-use crate::gate::{GateMode, PendingId, PendingState};
+use crate::gate::{PendingId, PendingState};
 use crate::service::Request;
 use crate::tokens::{
     Expiry, ListFilter, NewToken, Page, ParseError, Permission, ResourceType, TokenName, TokenSpec,
@@ -261,11 +261,9 @@ impl McpServer {
             Err(e) => return Ok(super::reply::tool_error(e)),
         };
         let instance = self.core.service.instance_or_default(a.instance);
-        let expected = name.to_string();
         let g = Gated {
             request: Request::Delete { instance, name },
             code: a.confirmation_code,
-            expected,
         };
         self.gated(&ctx, state, responses, g).await
     }
@@ -286,11 +284,8 @@ impl McpServer {
     ) -> Result<CallToolResponse, ErrorData> {
         let instance = self.core.service.instance_or_default(a.instance);
         let g = Gated {
-            request: Request::Regenerate {
-                instance: instance.clone(),
-            },
+            request: Request::Regenerate { instance },
             code: a.confirmation_code,
-            expected: instance,
         };
         self.gated(&ctx, state, responses, g).await
     }
@@ -314,7 +309,6 @@ impl McpServer {
         let g = Gated {
             request: Request::Prune { instance },
             code: a.confirmation_code,
-            expected: "prune".to_owned(),
         };
         self.gated(&ctx, state, responses, g).await
     }
@@ -342,10 +336,7 @@ impl McpServer {
             .await
             .map_err(|e| e.to_string())?;
         p.expire_if_due(self.core.service.now());
-        let required = match p.mode {
-            GateMode::Approvals { required, .. } => usize::from(required.max(1)),
-            GateMode::Confirm { .. } => 1,
-        };
+        let required = p.mode.required();
         let detail = match &p.state {
             PendingState::Failed { reason } | PendingState::Unknown { reason } => {
                 Some(reason.clone())

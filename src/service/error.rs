@@ -116,6 +116,8 @@ pub enum ServiceError {
          again if you still need it"
     )]
     CreateAnswerLost { name: String, what: &'static str },
+    #[error("that confirmation_code is malformed; request the action again without one")]
+    MalformedCode,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -146,7 +148,7 @@ pub enum ErrorKind {
 impl ServiceError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::Input(_) | Self::UnknownInstance { .. } => ErrorKind::Usage,
+            Self::Input(_) | Self::UnknownInstance { .. } | Self::MalformedCode => ErrorKind::Usage,
             Self::ReadOnly { .. }
             | Self::NoSecretFile { .. }
             | Self::Retired { .. }

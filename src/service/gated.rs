@@ -179,11 +179,13 @@ pub struct GateRequest {
     pub reason: Option<String>,
 }
 
-/// A stored pending action, with the token it concerns (when it names one).
+/// A stored pending action, with the tokens it showed: the one to delete, or the expired ones
+/// a prune covers.
 #[derive(Debug, Clone)]
 pub struct PendingRequest {
     pub pending: Pending<Operation>,
     pub token: Option<Token>,
+    pub expired: Vec<Token>,
 }
 
 /// What an executed operation did.
@@ -246,10 +248,12 @@ impl TokenService {
                 .request_regenerate(actor, instance, gate, file)
                 .await
                 .map(Some),
-            Request::Prune { .. } => Ok(self
-                .request_prune(actor, instance, gate)
-                .await?
-                .map(|(request, _)| request)),
+            Request::Prune { .. } => Ok(self.request_prune(actor, instance, gate).await?.map(
+                |(mut request, expired)| {
+                    request.expired = expired;
+                    request
+                },
+            )),
         }
     }
 
@@ -337,7 +341,11 @@ impl TokenService {
             Some(pending.id.to_string()),
         )
         .await?;
-        Ok(PendingRequest { pending, token })
+        Ok(PendingRequest {
+            pending,
+            token,
+            expired: vec![],
+        })
     }
 
     /// The requester confirms `op` with `proof`; on success it runs, once.
