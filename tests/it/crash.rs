@@ -332,3 +332,30 @@ async fn a_regeneration_killed_at_any_point_is_settled_and_says_what_to_do() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_create_killed_while_handing_over_its_secret_is_withdrawn_in_doubt() {
+    let w = world().await;
+    let mut child =
+        w.tw.clone()
+            .env("TOKENWARDEN_TEST_PAUSE", "create:delivering")
+            .spawn(&["tokens", "create-admin", "doubtful"]);
+    let paused = child
+        .wait_stderr(|l| l.contains("tokenwarden: paused at"), WAIT)
+        .await;
+    assert!(paused.is_some(), "{}", child.seen());
+    child.kill9();
+    assert!(w.sim.control.token_id("doubtful").is_some());
+    let listed = next_process(&w.tw).await;
+    assert!(!names(&listed).contains(&"doubtful".to_owned()), "{listed}");
+    settled(w.dir.path(), &w.tw).await;
+    let rows = audit(&w.tw).await;
+    assert!(
+        rows.iter().any(|r| r["token_name"] == "doubtful"
+            && r["outcome"] == "rolled_back"
+            && r["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("being handed over"))),
+        "{rows:#?}"
+    );
+}

@@ -617,6 +617,58 @@ async fn an_outcome_settled_by_another_process_reaches_the_card_and_the_requeste
 }
 
 #[tokio::test]
+async fn an_approval_card_never_deletes_a_token_that_took_the_name() {
+    let h = Harness::new(Edition::Core, Store::open_in_memory().unwrap(), |_| {}).await;
+    h.sim.control.create_admin("victim", None);
+    h.send(command(h.next_id(), ALICE, "delete", &[("name", "victim")]))
+        .await;
+    let (card, approve) = card_for(&h, "victim").await;
+    let shown = h.sim.control.token_id("victim").unwrap();
+    assert!(
+        card.body["embeds"][0]["title"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("(id {shown})")),
+        "the card shows the id: {}",
+        card.body
+    );
+    assert!(h.sim.control.delete_token("victim"));
+    h.sim.control.create_admin("victim", None);
+    let successor = h.sim.control.token_id("victim").unwrap();
+    h.send(click(h.next_id(), CAROL, &approve, APPROVALS, 10_000))
+        .await;
+    let edited = h
+        .fake
+        .wait_for("the card edit", |c| {
+            c.method == "PATCH" && c.body.to_string().contains("failed")
+        })
+        .await;
+    assert!(
+        edited
+            .body
+            .to_string()
+            .contains("was replaced after the request"),
+        "{}",
+        edited.body
+    );
+    assert_eq!(h.sim.control.token_id("victim"), Some(successor));
+    let dm = h
+        .fake
+        .wait_for("the requester's DM", |c| {
+            c.path == format!("/api/v10/channels/{}/messages", DM_BASE + ALICE.id)
+        })
+        .await;
+    assert!(
+        dm.body["content"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was deleted"),
+        "{}",
+        dm.body
+    );
+}
+
+#[tokio::test]
 async fn reject_closes_the_card() {
     let h = Harness::new(Edition::Core, Store::open_in_memory().unwrap(), |_| {}).await;
     h.sim.control.create_admin("victim", None);

@@ -357,3 +357,64 @@ async fn an_approved_delete_that_applied_before_the_crash_is_done() {
         "gone means done"
     );
 }
+
+#[tokio::test]
+async fn cli_approvals_never_delete_a_token_that_took_the_name() {
+    let (s, op) = sim(Edition::Core).await;
+    s.control.create_admin("x", None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let tw = crate::procs::Tw::new(dir.path(), &s.url(), &op).env("RUST_LOG", "warn");
+    let store = Store::open(&dir.path().join("tokenwarden.db")).unwrap();
+    let svc = service(&s, &op, instance("local", None, &[], false), store);
+    let req = svc
+        .request_delete(&ann(), None, &name("x"), approvals(1))
+        .await
+        .unwrap();
+    let successor = replace(&s, "x");
+    let r = tw
+        .run(&["approvals", "approve", req.pending.id.as_str()], "")
+        .await;
+    assert_eq!(r.code, 7, "refused: {}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("token `x` was replaced after the request")
+            && r.stderr.contains("nothing was deleted"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(ids(&s, "x"), Some(successor));
+}
+
+#[tokio::test]
+async fn regenerating_into_its_own_token_file_keeps_tokenwarden_working() {
+    let (s, op) = sim(Edition::Core).await;
+    let dir = tempfile::tempdir().unwrap();
+    let tw = crate::procs::Tw::new(dir.path(), &s.url(), &op).env("RUST_LOG", "warn");
+    let refused = tw
+        .run(&["tokens", "regenerate-operator", "--yes"], "")
+        .await;
+    assert_eq!(
+        refused.code, 7,
+        "no place for the secret: {}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("operator_token_file"),
+        "{}",
+        refused.stderr
+    );
+    let mut cfg = std::fs::read_to_string(&tw.config).unwrap();
+    cfg.push_str("operator_token_file = \"operator.token\"\n");
+    std::fs::write(&tw.config, cfg).unwrap();
+    let r = tw
+        .run(&["tokens", "regenerate-operator", "--yes", "--json"], "")
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["own_credential_changed"], true, "{v}");
+    crate::support::assert_no_token("the result", &r.stdout);
+    let old = crate::support::client(&s, Some(&op));
+    assert!(tokenwarden::tokens::TokenBackend::ping(&old).await.is_err());
+    let check = tw.run(&["check"], "").await;
+    assert_eq!(check.code, 0, "tokenwarden still works: {}", check.stderr);
+}

@@ -345,6 +345,49 @@ async fn a_link_to_a_token_deleted_meanwhile_shows_no_secret() {
 }
 
 #[tokio::test]
+async fn a_delete_confirmed_after_its_name_was_reused_deletes_nothing() {
+    for era in ERAS {
+        let (s, _op, core) = setup_with_operator(Edition::Core, McpSettings::default()).await;
+        // The code flow: the name changes hands between the answer and the code.
+        s.control.create_admin("x", None).unwrap();
+        let c = connect(&core, TestClient::plain(), era).await;
+        let first = ok(&call(&c, "delete_token", json!({"name": "x"})).await);
+        let shown = first["token"]["id"].as_u64().unwrap();
+        let code = first["confirmation_code"].as_str().unwrap().to_owned();
+        assert!(s.control.delete_token("x"));
+        s.control.create_admin("x", None).unwrap();
+        let successor = s.control.token_id("x").unwrap();
+        assert_ne!(successor, shown);
+        let text = err(&call(
+            &c,
+            "delete_token",
+            json!({"name": "x", "confirmation_code": code}),
+        )
+        .await);
+        assert!(
+            text.contains("token `x` was replaced after the request")
+                && text.contains("nothing was deleted"),
+            "{era:?}: {text}"
+        );
+        assert_eq!(s.control.token_id("x"), Some(successor));
+
+        // Elicitation: the name changes hands while the user reads the form.
+        s.control.create_admin("y", None).unwrap();
+        let sim = s.control.clone();
+        let mut client = TestClient::form(Form::Accept("y".into()));
+        client.meanwhile = Some(Arc::new(move || {
+            if sim.delete_token("y") {
+                sim.create_admin("y", None);
+            }
+        }));
+        let c = connect(&core, client, era).await;
+        let text = err(&call(&c, "delete_token", json!({"name": "y"})).await);
+        assert!(text.contains("token `y` was replaced"), "{era:?}: {text}");
+        assert!(has(&s, "y"), "{era:?}: the new `y` survives");
+    }
+}
+
+#[tokio::test]
 async fn an_expiring_link_never_deletes_a_token_that_took_its_name() {
     let settings = McpSettings {
         reveal_ttl: Duration::from_millis(400),

@@ -41,6 +41,8 @@ pub struct TestClient {
     pub form: Option<Form>,
     pub url: Option<ElicitationAction>,
     pub asked: Arc<Mutex<Vec<ElicitRequestParams>>>,
+    /// Runs while the user looks at the question, before the answer goes back.
+    pub meanwhile: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl TestClient {
@@ -89,6 +91,9 @@ impl ClientHandler for TestClient {
         _ctx: RequestContext<RoleClient>,
     ) -> Result<ElicitResult, ErrorData> {
         self.asked.lock().unwrap().push(request.clone());
+        if let Some(meanwhile) = &self.meanwhile {
+            meanwhile();
+        }
         Ok(match (&request, &self.form, &self.url) {
             (ElicitRequestParams::FormElicitationParams { .. }, Some(Form::Accept(text)), _) => {
                 ElicitResult::new(ElicitationAction::Accept).with_content(
