@@ -2,7 +2,7 @@
 //!
 //! `cargo bench --bench tokenwarden -- [overhead|concurrency|scale|startup|discord ...] [--quick]`
 //! (all five when none is named); `cargo bench --bench tokenwarden -- soak [--minutes 3]` for the
-//! soak test. Release builds of the binary and this program; the
+//! soak test; `-- shutdown` for how fast a stopping stdio server withdraws. Release builds of the binary and this program; the
 //! simulator plays InfluxDB 3.
 
 mod concurrency;
@@ -12,6 +12,7 @@ mod overhead;
 mod procs;
 mod report;
 mod scale;
+mod shutdown;
 mod soak;
 mod startup;
 
@@ -53,6 +54,9 @@ async fn main() {
     }
     if wants("discord") {
         discord::discord(quick).await;
+    }
+    if named.contains(&"shutdown") {
+        shutdown::shutdown(quick).await;
     }
     if named.contains(&"soak") {
         let minutes = args

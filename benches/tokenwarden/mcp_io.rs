@@ -13,7 +13,7 @@ pub const MCP_TOKEN: &str = "twmcp_bench_token";
 /// An MCP server on stdio, spoken to line by line.
 pub struct StdioServer {
     pub child: Child,
-    tx: ChildStdin,
+    tx: Option<ChildStdin>,
     rx: BufReader<ChildStdout>,
     next: u64,
 }
@@ -26,7 +26,7 @@ impl StdioServer {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let tx = child.stdin.take().unwrap();
+        let tx = child.stdin.take();
         let rx = BufReader::new(child.stdout.take().unwrap());
         Self {
             child,
@@ -41,7 +41,12 @@ impl StdioServer {
     pub fn send(&mut self, msg: &Value) {
         let mut line = serde_json::to_vec(msg).unwrap();
         line.push(b'\n');
-        self.tx.write_all(&line).unwrap();
+        self.tx.as_mut().unwrap().write_all(&line).unwrap();
+    }
+
+    /// Closes stdin, as a client that is done does.
+    pub fn close_stdin(&mut self) {
+        self.tx = None;
     }
 
     pub fn request(&mut self, method: &str, params: Value) -> Value {

@@ -1011,3 +1011,56 @@ async fn prune_expired_asks_the_team_with_the_list() {
         .await;
     assert!(!h.has("stale-1") && !h.has("stale-2") && h.has("keep-stale"));
 }
+
+#[tokio::test]
+async fn a_create_whose_bot_died_is_withdrawn_and_its_owner_told_by_dm() {
+    let store = Store::open_in_memory().unwrap();
+    // The bot's process holds its claims as a process that no longer exists.
+    let dead = store.as_owner(crate::guardrails::dead_owner());
+    let h = Harness::new(Edition::Core, dead, |_| {}).await;
+    h.sim
+        .control
+        .stall_after_apply(tokenwarden::sim::StallAfterApply {
+            path_prefix: "/api/v3/configure/token/named_admin".into(),
+            method: Some("POST".into()),
+            times: Some(1),
+        });
+    h.send(command(
+        h.next_id(),
+        ALICE,
+        "create-admin",
+        &[("name", "orphan")],
+    ))
+    .await;
+    let applied = h
+        .sim
+        .control
+        .wait_for_stall(
+            "/api/v3/configure/token/named_admin",
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(applied.is_some());
+    assert!(
+        h.has("orphan"),
+        "InfluxDB made it; no DM carried its secret"
+    );
+    // Another process (a CLI, a replica) settles the dead bot's work.
+    let live = crate::support::service(
+        &h.sim,
+        &h.op,
+        crate::support::instance("local", None, &[], false),
+        store,
+    );
+    assert_eq!(live.recover().await.settled, 1);
+    assert!(!h.has("orphan"), "nobody holds its secret: withdrawn");
+    h.bot.sweep().await;
+    let told = h
+        .fake
+        .wait_for("the owner's notice", |c| {
+            c.path == format!("/api/v10/channels/{}/messages", DM_BASE + ALICE.id)
+                && c.body.to_string().contains("was deleted again")
+        })
+        .await;
+    assert_no_token("the notice", &told.body.to_string());
+}
