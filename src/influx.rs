@@ -162,6 +162,20 @@ impl InfluxClient {
         }
     }
 
+    /// A `query_sql` read of `system.tokens` that must answer 200.
+    async fn query(&self, body: &serde_json::Value) -> Result<Answer, BackendError> {
+        let a = self
+            .read(|| {
+                self.request(reqwest::Method::POST, "/api/v3/query_sql")
+                    .json(body)
+            })
+            .await?;
+        if a.status != StatusCode::OK {
+            return Err(self.failure(&a));
+        }
+        Ok(a)
+    }
+
     fn unreachable(&self, e: &reqwest::Error) -> BackendError {
         BackendError::Unreachable {
             url: self.url.clone(),
@@ -220,15 +234,7 @@ impl TokenBackend for InfluxClient {
     ) -> Result<Vec<Token>, BackendError> {
         let (sql, params) = query::list_tokens(filter, page, now);
         let body = json!({ "db": "_internal", "q": sql, "format": "json", "params": params });
-        let a = self
-            .read(|| {
-                self.request(reqwest::Method::POST, "/api/v3/query_sql")
-                    .json(&body)
-            })
-            .await?;
-        if a.status != StatusCode::OK {
-            return Err(self.failure(&a));
-        }
+        let a = self.query(&body).await?;
         decode::token_rows(&self.url, &a.body)
     }
 
@@ -247,15 +253,7 @@ impl TokenBackend for InfluxClient {
 
     async fn highest_token_id(&self) -> Result<Option<u64>, BackendError> {
         let body = json!({ "db": "_internal", "q": query::HIGHEST_ID, "format": "json" });
-        let a = self
-            .read(|| {
-                self.request(reqwest::Method::POST, "/api/v3/query_sql")
-                    .json(&body)
-            })
-            .await?;
-        if a.status != StatusCode::OK {
-            return Err(self.failure(&a));
-        }
+        let a = self.query(&body).await?;
         decode::highest_id(&self.url, &a.body)
     }
 

@@ -14,6 +14,7 @@ mod recover;
 mod regenerate;
 mod remove;
 mod run;
+mod secret_file;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +32,7 @@ pub use journal::{Ticket, pause_point};
 pub use protocol::{ApprovalPolicy, Channel, GatePolicy, NextStep, Opened};
 pub use recover::RecoveryReport;
 pub use remove::Removal;
+pub use secret_file::SecretFile;
 
 use crate::actor::Actor;
 use crate::store::{AuditEntry, AuditEvent, AuditOutcome, Store};

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use serde_json::json;
 
-use crate::service::{DeliveryFailure, DeliveryReceipt, SecretDelivery, Ticket};
+use crate::service::{DeliveryFailure, DeliveryReceipt, SecretDelivery, SecretFile, Ticket};
 use crate::tokens::{RawToken, Token};
 
 /// Prints the secret to stdout once: a readable block, or JSON with `--json`.
@@ -50,8 +50,7 @@ impl SecretDelivery for TerminalDelivery {
 /// server), then renamed over the target once the secret is in it.
 pub struct FileDelivery {
     path: PathBuf,
-    temp: PathBuf,
-    file: Mutex<Option<std::fs::File>>,
+    file: Mutex<Option<SecretFile>>,
 }
 
 impl FileDelivery {
@@ -66,28 +65,10 @@ impl FileDelivery {
                 ),
             ));
         }
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("token");
-        let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let file = options.open(&temp)?;
         Ok(Self {
             path: path.to_owned(),
-            temp,
-            file: Mutex::new(Some(file)),
+            file: Mutex::new(Some(SecretFile::prepare(path)?)),
         })
-    }
-}
-
-impl Drop for FileDelivery {
-    fn drop(&mut self) {
-        // Unused or half-written: never leave the temporary file behind.
-        let _ = std::fs::remove_file(&self.temp);
     }
 }
 
@@ -99,20 +80,14 @@ impl SecretDelivery for FileDelivery {
         secret: &RawToken,
         _ticket: &Ticket,
     ) -> Result<DeliveryReceipt, DeliveryFailure> {
-        let fail = |e: std::io::Error| {
-            DeliveryFailure(format!("cannot write {}: {e}", self.path.display()))
-        };
-        let mut guard = self
+        let file = self
             .file
             .lock()
-            .map_err(|_| DeliveryFailure("the token file is unavailable".into()))?;
-        let mut file = guard
+            .map_err(|_| DeliveryFailure("the token file is unavailable".into()))?
             .take()
             .ok_or_else(|| DeliveryFailure("the token file was already written".into()))?;
-        file.write_all(format!("{}\n", secret.expose()).as_bytes())
-            .map_err(fail)?;
-        file.sync_all().map_err(fail)?;
-        std::fs::rename(&self.temp, &self.path).map_err(fail)?;
+        file.commit(secret)
+            .map_err(|e| DeliveryFailure(format!("cannot write {}: {e}", self.path.display())))?;
         Ok(DeliveryReceipt::delivered(format!(
             "written to {} (mode 0600)",
             self.path.display()

@@ -5,7 +5,7 @@
 
 use super::gated::{Executed, Operation};
 use super::prune::Pruned;
-use super::run::{Ran, deletion_result, stage_of};
+use super::run::{Ran, deletion_result};
 use super::{Instance, ServiceError, TokenService, blocking};
 use crate::actor::Actor;
 use crate::gate::{Pending, PendingId, PendingState};
@@ -164,15 +164,7 @@ impl TokenService {
         if !ran.settled {
             return false;
         }
-        let (stage, detail) = (
-            stage_of(&ran.result),
-            ran.result.as_ref().err().map(ToString::to_string),
-        );
-        self.journal_step(&entry.id, move |e| {
-            e.stage = stage;
-            e.detail = detail;
-        })
-        .await;
+        self.record_outcome(entry, &ran.result).await;
         if pending.state == PendingState::Executing {
             self.close_pending(&Actor::system(), &pending, &ran.result)
                 .await;

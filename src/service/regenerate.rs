@@ -3,65 +3,12 @@
 //! file is prepared before InfluxDB is called, and written atomically (mode 0600) right after
 //! the answer; when it is tokenwarden's own credential, tokenwarden switches to the new secret.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::gated::Executed;
 use super::run::Ran;
-use super::{Instance, ServiceError, TokenService, pause_point};
+use super::{Instance, SecretFile, ServiceError, TokenService, pause_point};
 use crate::tokens::{CreatedToken, RawToken};
-
-/// A temporary file beside the target, created (0600) before the secret exists, so a path that
-/// cannot be written fails before InfluxDB is asked.
-struct SecretFile {
-    path: PathBuf,
-    temp: PathBuf,
-    file: Option<std::fs::File>,
-}
-
-impl SecretFile {
-    fn prepare(path: &Path) -> std::io::Result<Self> {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("token");
-        let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-        let _ = std::fs::remove_file(&temp);
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let file = options.open(&temp)?;
-        Ok(Self {
-            path: path.to_owned(),
-            temp,
-            file: Some(file),
-        })
-    }
-
-    /// Writes the secret, syncs it, and renames it over the target in one step.
-    fn commit(mut self, secret: &RawToken) -> std::io::Result<()> {
-        let mut file = self
-            .file
-            .take()
-            .ok_or_else(|| std::io::Error::other("the secret file was written already"))?;
-        file.write_all(format!("{}\n", secret.expose()).as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&self.temp, &self.path)?;
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for SecretFile {
-    fn drop(&mut self) {
-        if self.file.is_some() {
-            let _ = std::fs::remove_file(&self.temp);
-        }
-    }
-}
 
 /// Reads the secret a file holds (the bare token on its first line).
 pub(super) fn read_secret(path: &Path) -> Option<RawToken> {

@@ -70,17 +70,26 @@ impl TokenService {
             },
         };
         if ran.settled {
-            let (stage, detail) = (
-                stage_of(&ran.result),
-                ran.result.as_ref().err().map(ToString::to_string),
-            );
-            self.journal_step(&entry.id, move |e| {
-                e.stage = stage;
-                e.detail = detail;
-            })
-            .await;
+            self.record_outcome(entry, &ran.result).await;
         }
         ran
+    }
+
+    /// Settles journal entry `entry` with how its run ended.
+    pub(super) async fn record_outcome(
+        &self,
+        entry: &JournalEntry,
+        result: &Result<Executed, ServiceError>,
+    ) {
+        let (stage, detail) = (
+            stage_of(result),
+            result.as_ref().err().map(ToString::to_string),
+        );
+        self.journal_step(&entry.id, move |e| {
+            e.stage = stage;
+            e.detail = detail;
+        })
+        .await;
     }
 
     async fn run_delete(&self, inst: &Instance, name: &TokenName, id: u64) -> Ran {
