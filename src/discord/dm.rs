@@ -52,13 +52,12 @@ pub async fn send_dm_once(
     key: &str,
 ) -> Result<ChannelId, serenity::Error> {
     use sha2::{Digest, Sha256};
+    // 24 hex characters: within Discord's 25.
     let nonce = hex::encode(&Sha256::digest(key.as_bytes())[..12]);
     let channel = user.create_dm_channel(http).await?;
     let message = CreateMessage::new()
         .content(text)
-        .nonce(serenity::model::channel::Nonce::String(
-            nonce[..24].to_owned(),
-        ))
+        .nonce(serenity::model::channel::Nonce::String(nonce))
         .enforce_nonce(true);
     channel.id.send_message(http, message).await?;
     Ok(channel.id)
