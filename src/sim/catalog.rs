@@ -110,25 +110,13 @@ impl CatalogError {
 }
 
 /// Tokens and databases.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Catalog {
     next_id: u64,
     tokens: BTreeMap<u64, SimToken>,
     by_hash: HashMap<[u8; 64], u64>,
     by_name: HashMap<String, u64>,
     databases: Databases,
-}
-
-impl Default for Catalog {
-    fn default() -> Self {
-        Self {
-            next_id: 0,
-            tokens: BTreeMap::new(),
-            by_hash: HashMap::new(),
-            by_name: HashMap::new(),
-            databases: Databases::default(),
-        }
-    }
 }
 
 /// A fresh token string: `apiv3_` and 64 random bytes in URL-safe base64 without padding.
