@@ -21,8 +21,8 @@ mod demo;
 pub use demo::{DemoOptions, demo};
 
 use crate::tokens::{
-    BackendError, CreatedToken, Edition, ListFilter, Page, Permission, RawToken, ServerInfo, Token,
-    TokenBackend, TokenName,
+    BackendError, CreatedToken, Database, Edition, ListFilter, Page, Permission, RawToken,
+    ServerInfo, Token, TokenBackend, TokenName,
 };
 
 /// Why the binary could not start its work.
@@ -143,7 +143,7 @@ impl TokenBackend for Unusable {
     ) -> Result<Vec<Token>, BackendError> {
         self.err()
     }
-    async fn list_databases(&self) -> Result<Vec<String>, BackendError> {
+    async fn list_databases(&self) -> Result<Vec<Database>, BackendError> {
         self.err()
     }
     async fn highest_token_id(&self) -> Result<Option<u64>, BackendError> {

@@ -158,11 +158,12 @@ impl Cli<'_> {
             .list_databases(&self.actor, self.instance())
             .await?;
         if self.json {
-            print(json!(dbs).to_string());
-        } else if dbs.is_empty() {
-            print("No databases.");
+            // `databases` keeps the plain names; `details` adds what the server tells of each.
+            let names: Vec<&str> = dbs.iter().map(|d| d.name.as_str()).collect();
+            let details: Vec<_> = dbs.iter().map(output::database_json).collect();
+            print(json!({ "databases": names, "details": details }).to_string());
         } else {
-            print(dbs.join("\n"));
+            print(output::databases_table(&dbs));
         }
         Ok(())
     }

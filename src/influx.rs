@@ -2,6 +2,7 @@
 //! connection errors, timeouts and 502/503/504; creates, deletes and regenerations never are, and
 //! a mutation whose answer was lost is reported as of unknown outcome.
 
+mod databases;
 mod decode;
 mod query;
 
@@ -16,7 +17,7 @@ use reqwest::{RequestBuilder, StatusCode};
 use serde_json::json;
 
 use crate::tokens::{
-    ADMIN_PERMISSION, BackendError, CreatedToken, ListFilter, Page, Permission, RawToken,
+    ADMIN_PERMISSION, BackendError, CreatedToken, Database, ListFilter, Page, Permission, RawToken,
     ServerInfo, Token, TokenBackend, TokenName, redact,
 };
 
@@ -238,17 +239,8 @@ impl TokenBackend for InfluxClient {
         decode::token_rows(&self.url, &a.body)
     }
 
-    async fn list_databases(&self) -> Result<Vec<String>, BackendError> {
-        let a = self
-            .read(|| {
-                self.request(reqwest::Method::GET, "/api/v3/configure/database")
-                    .query(&[("format", "json")])
-            })
-            .await?;
-        if a.status != StatusCode::OK {
-            return Err(self.failure(&a));
-        }
-        decode::databases(&self.url, &a.body)
+    async fn list_databases(&self) -> Result<Vec<Database>, BackendError> {
+        self.databases().await
     }
 
     async fn highest_token_id(&self) -> Result<Option<u64>, BackendError> {

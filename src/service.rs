@@ -37,7 +37,7 @@ pub use secret_file::SecretFile;
 use crate::actor::Actor;
 use crate::store::{AuditEntry, AuditEvent, AuditOutcome, Store};
 use crate::tokens::{
-    BackendError, Edition, ListFilter, Page, ProtectedNames, RawToken, ServerInfo, Token,
+    BackendError, Database, Edition, ListFilter, Page, ProtectedNames, RawToken, ServerInfo, Token,
     TokenBackend, TokenName,
 };
 
@@ -371,15 +371,15 @@ impl TokenService {
         &self,
         _actor: &Actor,
         instance: Option<&str>,
-    ) -> Result<Vec<String>, ServiceError> {
+    ) -> Result<Vec<Database>, ServiceError> {
         let inst = self.instance(instance)?;
         let mut dbs = inst
             .backend
             .list_databases()
             .await
             .map_err(Self::backend_err(inst))?;
-        dbs.retain(|d| !d.starts_with('_'));
-        dbs.sort();
+        dbs.retain(|d| !d.name.starts_with('_'));
+        dbs.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(dbs)
     }
 

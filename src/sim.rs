@@ -3,8 +3,11 @@
 
 mod auth;
 mod catalog;
+mod database_api;
+mod databases;
 mod format;
 mod handlers;
+mod query_log;
 mod routes;
 mod sql;
 mod state;
@@ -158,8 +161,23 @@ impl SimControl {
             .map_err(|e| e.message())
     }
 
+    /// Creates a database with no retention period (a name in use is left as it is).
     pub fn create_database(&self, name: &str) {
-        self.state.catalog().create_database(name);
+        self.create_database_with_retention(name, None);
+    }
+
+    /// Creates a database whose data is kept for `retention` (whole seconds, as InfluxDB keeps it).
+    pub fn create_database_with_retention(&self, name: &str, retention: Option<Duration>) {
+        let _ = self.state.catalog().create_database(name, retention);
+    }
+
+    /// Soft-deletes a database as another client would; false if there is none by that name.
+    pub fn delete_database(&self, name: &str) -> bool {
+        let now = self.state.now_ms();
+        self.state
+            .catalog()
+            .delete_database(name, databases::HardDelete::Default, now)
+            .is_ok()
     }
 
     /// Names of all tokens, in id order.
@@ -244,14 +262,14 @@ impl SimControl {
     }
 
     /// Seeds `n` tokens named `load-000001`... for scale tests: a third already expired, a third
-    /// expiring within a month, the rest never; on Enterprise every fourth is a resource token.
-    /// Secrets are discarded.
+    /// expiring within a month, the rest never; on Enterprise every fourth is a resource token
+    /// reading `metrics`, which is created only then. Secrets are discarded.
     pub fn seed_tokens(&self, n: usize) {
         let now = self.state.now_ms();
         let enterprise = self.state.is_enterprise();
         let mut catalog = self.state.catalog();
-        if enterprise {
-            catalog.create_database("metrics");
+        if enterprise && n >= 4 {
+            let _ = catalog.create_database("metrics", None);
         }
         for i in 1..=n {
             let name = format!("load-{i:06}");
@@ -274,12 +292,13 @@ impl SimControl {
         }
     }
 
-    /// Seeds the demo: databases, and a few tokens in every state (secrets discarded).
+    /// Seeds the demo: databases (one with a retention period), and a few tokens in every state
+    /// (secrets discarded).
     pub fn seed_demo(&self) {
-        for db in ["metrics", "logs", "iot"] {
-            self.create_database(db);
-        }
         let day = Duration::from_secs(86_400);
+        self.create_database("metrics");
+        self.create_database_with_retention("logs", Some(30 * day));
+        self.create_database("iot");
         self.create_admin("ci-deploy", Some(30 * day));
         self.create_admin("grafana-admin", None);
         self.create_admin("expiring-soon", Some(2 * day));

@@ -1,6 +1,7 @@
 //! The token domain: names, permissions, expiries, the token view, and the backend port that an
 //! InfluxDB 3 client implements. Depends on nothing else in the crate.
 
+mod database;
 mod error;
 mod expiry;
 mod name;
@@ -15,6 +16,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use database::{Database, Retention};
 pub use error::{BackendError, ParseError};
 pub use expiry::{Expiry, parse_duration};
 pub use name::{OPERATOR_TOKEN_NAME, TokenName};
@@ -266,7 +268,8 @@ pub trait TokenBackend: Send + Sync {
         page: Option<Page>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Token>, BackendError>;
-    async fn list_databases(&self) -> Result<Vec<String>, BackendError>;
+    /// Live databases, `_internal` included, with what the server tells of each.
+    async fn list_databases(&self) -> Result<Vec<Database>, BackendError>;
     /// The highest token id the server has given so far (`None` with no tokens). Ids only grow,
     /// so a token with a higher id was created after this was asked.
     async fn highest_token_id(&self) -> Result<Option<u64>, BackendError>;

@@ -5,7 +5,7 @@ use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
 use serde_json::json;
 
 use crate::store::AuditEntry;
-use crate::tokens::{Token, TokenStatus};
+use crate::tokens::{Database, Retention, Token, TokenStatus};
 
 /// `3d`, `5h`, `12m`, `40s`: the largest whole unit.
 pub fn short_duration(d: chrono::Duration) -> String {
@@ -41,6 +41,37 @@ fn table(header: &[&str]) -> Table {
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(header);
     t
+}
+
+/// Databases as a table: name, retention period and tables (`-` where the server did not say).
+pub fn databases_table(dbs: &[Database]) -> String {
+    if dbs.is_empty() {
+        return "No databases.".to_owned();
+    }
+    let mut t = table(&["NAME", "RETENTION", "TABLES"]);
+    for db in dbs {
+        t.add_row(vec![
+            db.name.clone(),
+            db.retention_period
+                .map_or_else(|| "-".to_owned(), |r| r.to_string()),
+            db.tables.map_or_else(|| "-".to_owned(), |n| n.to_string()),
+        ]);
+    }
+    t.to_string()
+}
+
+/// The JSON form of a database: `retention_period` is `"30days"`, `"indefinite"` or null
+/// (unknown); `retention_period_secs` and `tables` are null when unknown or indefinite.
+pub fn database_json(db: &Database) -> serde_json::Value {
+    json!({
+        "name": db.name,
+        "retention_period": db.retention_period.map(|r| r.to_string()),
+        "retention_period_secs": match db.retention_period {
+            Some(Retention::Period(d)) => Some(d.as_secs()),
+            _ => None,
+        },
+        "tables": db.tables,
+    })
 }
 
 /// The JSON form of a token for scripts (no secret: tokens never hold one).

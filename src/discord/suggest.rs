@@ -7,7 +7,7 @@ use serenity::builder::{CreateAutocompleteResponse, CreateInteractionResponse};
 use serenity::model::application::CommandInteraction;
 
 use super::{Bot, Capability, actor_of};
-use crate::tokens::{ListFilter, Page};
+use crate::tokens::{Database, ListFilter, Page};
 
 /// How long autocomplete may wait for InfluxDB (Discord allows 3 s in all).
 const SUGGEST_WITHIN: Duration = Duration::from_millis(2_000);
@@ -44,11 +44,12 @@ impl Bot {
             let dbs = dbs.ok().and_then(Result::ok).unwrap_or_default();
             if sub == "list" {
                 dbs.into_iter()
-                    .filter(|d| d.starts_with(&typed))
-                    .map(|d| (d.clone(), d))
+                    .filter(|d| d.name.starts_with(&typed))
+                    .map(|d| (db_label(&d), d.name))
                     .collect()
             } else {
-                permission_choices(&typed, &dbs)
+                let names: Vec<String> = dbs.into_iter().map(|d| d.name).collect();
+                permission_choices(&typed, &names)
             }
         } else {
             let filter = ListFilter {
@@ -79,6 +80,18 @@ impl Bot {
             response = response.add_string_choice(name, value);
         }
         CreateInteractionResponse::Autocomplete(response)
+    }
+}
+
+/// `metrics (retention 30days, 3 tables)`: the name alone if nothing more is known or the label
+/// would pass Discord's 100 characters. The value stays the name.
+fn db_label(db: &Database) -> String {
+    let summary = db.summary();
+    let label = format!("{} ({summary})", db.name);
+    if summary.is_empty() || label.len() > 100 {
+        db.name.clone()
+    } else {
+        label
     }
 }
 
@@ -116,5 +129,18 @@ mod tests {
         assert_eq!(c[0].1, "db:logs:read db:metrics:read");
         assert_eq!(c[1].1, "db:logs:read db:metrics:read,write");
         assert_eq!(permission_choices("", &dbs).len(), 4);
+    }
+
+    #[test]
+    fn database_labels_show_retention_within_discords_limit() {
+        let mut db = Database::named("logs");
+        assert_eq!(db_label(&db), "logs");
+        db.retention_period = Some(crate::tokens::Retention::Period(Duration::from_secs(
+            86_400,
+        )));
+        db.tables = Some(2);
+        assert_eq!(db_label(&db), "logs (retention 1day, 2 tables)");
+        db.name = "x".repeat(90);
+        assert_eq!(db_label(&db), db.name);
     }
 }

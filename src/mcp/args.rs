@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::tokens::{Token, TokenKind, TokenStatus};
+use crate::tokens::{Database, Retention, Token, TokenKind, TokenStatus};
 
 /// `admin` or `resource`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -204,7 +204,42 @@ pub struct TokenList {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct DatabaseList {
     pub instance: String,
+    /// Database names, for resource-token permissions.
     pub databases: Vec<String>,
+    /// The same databases with their retention period and table count, where the server tells them.
+    pub details: Vec<DatabaseView>,
+}
+
+/// A non-negative integer or null, without a `format` keyword (some clients warn on `uint64`).
+fn optional_count(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "type": ["integer", "null"], "minimum": 0 })
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DatabaseView {
+    pub name: String,
+    /// How long data is kept, e.g. `30days`; `indefinite` for no limit; null if unknown.
+    pub retention_period: Option<String>,
+    /// The retention period in seconds; null if indefinite or unknown.
+    #[schemars(schema_with = "optional_count")]
+    pub retention_period_secs: Option<u64>,
+    /// Tables in the database; null if unknown.
+    #[schemars(schema_with = "optional_count")]
+    pub tables: Option<u64>,
+}
+
+impl From<&Database> for DatabaseView {
+    fn from(db: &Database) -> Self {
+        Self {
+            name: db.name.clone(),
+            retention_period: db.retention_period.map(|r| r.to_string()),
+            retention_period_secs: match db.retention_period {
+                Some(Retention::Period(d)) => Some(d.as_secs()),
+                _ => None,
+            },
+            tables: db.tables.map(|n| n as u64),
+        }
+    }
 }
 
 /// How the new secret reached (or will reach) the user.

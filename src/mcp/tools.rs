@@ -9,9 +9,9 @@ use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ErrorData, tool, tool_router};
 
 use super::args::{
-    CreateAdminArgs, CreateResourceArgs, Created, DatabaseList, DeleteArgs, GateAnswer, GatedArgs,
-    InstanceArgs, InstanceInfo, ListTokensArgs, PendingArgs, PendingView, ServerInfoView,
-    TokenList, TokenView, ToolInfo,
+    CreateAdminArgs, CreateResourceArgs, Created, DatabaseList, DatabaseView, DeleteArgs,
+    GateAnswer, GatedArgs, InstanceArgs, InstanceInfo, ListTokensArgs, PendingArgs, PendingView,
+    ServerInfoView, TokenList, TokenView, ToolInfo,
 };
 use super::gated::Gated;
 use super::{McpCore, McpServer};
@@ -145,7 +145,8 @@ impl McpServer {
     }
 
     #[tool(
-        description = "List the databases of an instance, to fill resource-token permissions.",
+        description = "List the databases of an instance, to fill resource-token permissions, with each one's \
+        retention period and number of tables where the server tells them.",
         annotations(
             title = "List databases",
             read_only_hint = true,
@@ -166,7 +167,8 @@ impl McpServer {
             .map_err(|e| e.to_string())?;
         Ok(Json(DatabaseList {
             instance: svc.instance_or_default(a.instance),
-            databases,
+            details: databases.iter().map(DatabaseView::from).collect(),
+            databases: databases.into_iter().map(|d| d.name).collect(),
         }))
     }
 

@@ -1,7 +1,8 @@
 //! The simulator's catalog: tokens stored by SHA-512 hash (never the raw string), databases, and
 //! the rules InfluxDB 3's catalog applies to them, with its exact error texts.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use base64::Engine;
 use rand::Rng;
@@ -10,6 +11,8 @@ use sha2::{Digest, Sha512};
 use crate::tokens::{
     OPERATOR_TOKEN_NAME, RawToken, SYSTEM_RESOURCES, TOKEN_PREFIX, WirePermission,
 };
+
+use super::databases::{Databases, DbError, HardDelete, SimDatabase};
 
 /// The database that holds `system.tokens`.
 pub const INTERNAL_DB: &str = "_internal";
@@ -29,8 +32,22 @@ pub struct SimToken {
     pub permissions: Option<Vec<WirePermission>>,
     /// The `hash` column: the first 9 hex characters of the hash.
     pub hash_prefix: String,
-    /// The `permissions` column.
+    /// The `permissions` column. It keeps the names given at creation, also after a database is
+    /// deleted: the catalog captures a deleted database's original name into the token "so
+    /// `show tokens` still shows the original name" (`capture_db_name_in_tokens` in
+    /// `influxdb3_catalog/src/format/records/database.rs`). How Enterprise prints that
+    /// `deleted` mark in this column is Enterprise code, unknown here.
     pub permissions_text: String,
+    /// The database permissions resolved to database ids, as the catalog stores them
+    /// (`ResourceIdentifier::Database(Vec<DbId>)` in `influxdb3_authz/src/lib.rs`).
+    pub db_grants: Vec<DbGrant>,
+}
+
+/// A database permission as ids: `None` for `*`.
+#[derive(Debug, Clone)]
+pub struct DbGrant {
+    pub ids: Option<Vec<u32>>,
+    pub actions: Vec<String>,
 }
 
 impl SimToken {
@@ -53,6 +70,19 @@ impl SimToken {
                         .any(|n| n == "*" || n.eq_ignore_ascii_case(name))
                     && p.actions.iter().any(|a| a == "read")
             })
+        })
+    }
+
+    /// Whether this (resource) token may `action` the database with id `db`. A token that named
+    /// a database later deleted keeps that database's id, so it grants nothing on a new
+    /// database of the same name.
+    /// `None` is a database that does not exist, which only `*` covers.
+    pub fn allows_db(&self, db: Option<u32>, action: &str) -> bool {
+        self.db_grants.iter().any(|g| {
+            g.ids
+                .as_ref()
+                .is_none_or(|ids| db.is_some_and(|db| ids.contains(&db)))
+                && g.actions.iter().any(|a| a == action)
         })
     }
 }
@@ -80,25 +110,13 @@ impl CatalogError {
 }
 
 /// Tokens and databases.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Catalog {
     next_id: u64,
     tokens: BTreeMap<u64, SimToken>,
     by_hash: HashMap<[u8; 64], u64>,
     by_name: HashMap<String, u64>,
-    databases: BTreeSet<String>,
-}
-
-impl Default for Catalog {
-    fn default() -> Self {
-        Self {
-            next_id: 0,
-            tokens: BTreeMap::new(),
-            by_hash: HashMap::new(),
-            by_name: HashMap::new(),
-            databases: BTreeSet::from([INTERNAL_DB.to_owned()]),
-        }
-    }
+    databases: Databases,
 }
 
 /// A fresh token string: `apiv3_` and 64 random bytes in URL-safe base64 without padding.
@@ -150,17 +168,43 @@ impl Catalog {
         self.tokens.len()
     }
 
-    pub fn databases(&self) -> impl Iterator<Item = &String> {
-        self.databases.iter()
+    /// Every database, deleted ones included, in id order.
+    pub fn databases(&self) -> impl Iterator<Item = &SimDatabase> {
+        self.databases.all()
     }
 
-    pub fn has_database(&self, name: &str) -> bool {
-        self.databases.contains(name)
+    /// The id of the live database `name`.
+    pub fn database_id(&self, name: &str) -> Option<u32> {
+        self.databases.active_id(name)
     }
 
-    /// Adds a database; false if it existed.
-    pub fn create_database(&mut self, name: &str) -> bool {
-        self.databases.insert(name.to_owned())
+    /// `POST /api/v3/configure/database`.
+    pub fn create_database(
+        &mut self,
+        name: &str,
+        retention: Option<Duration>,
+    ) -> Result<u32, DbError> {
+        self.databases.create(name, retention)
+    }
+
+    /// `PUT /api/v3/configure/database`: sets, or with `None` clears, the retention period.
+    pub fn set_retention(
+        &mut self,
+        name: &str,
+        retention: Option<Duration>,
+    ) -> Result<(), DbError> {
+        self.databases.set_retention(name, retention)
+    }
+
+    /// `DELETE /api/v3/configure/database`: a soft delete. Tokens that named the database keep
+    /// its id (see [`SimToken::allows_db`]).
+    pub fn delete_database(
+        &mut self,
+        name: &str,
+        when: HardDelete,
+        now: i64,
+    ) -> Result<u32, DbError> {
+        self.databases.soft_delete(name, when, now)
     }
 
     /// The unexpired token whose hash matches `raw`.
@@ -280,6 +324,7 @@ impl Catalog {
         let id = self.next_id;
         self.next_id += 1;
         let permissions_text = permissions_text(permissions.as_deref());
+        let db_grants = self.db_grants(permissions.as_deref());
         let token = SimToken {
             id,
             name: name.to_owned(),
@@ -291,11 +336,29 @@ impl Catalog {
             permissions,
             hash_prefix: hash_prefix(&hash),
             permissions_text,
+            db_grants,
         };
         self.by_hash.insert(hash, id);
         self.by_name.insert(name.to_owned(), id);
         self.tokens.insert(id, token.clone());
         token
+    }
+
+    fn db_grants(&self, permissions: Option<&[WirePermission]>) -> Vec<DbGrant> {
+        permissions
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| p.resource_type == "db")
+            .map(|p| DbGrant {
+                ids: (!p.resource_names.iter().any(|n| n == "*")).then(|| {
+                    p.resource_names
+                        .iter()
+                        .filter_map(|n| self.databases.active_id(n))
+                        .collect()
+                }),
+                actions: p.actions.clone(),
+            })
+            .collect()
     }
 
     fn check_permission(&self, p: &WirePermission) -> Result<(), CatalogError> {
@@ -315,7 +378,7 @@ impl Catalog {
         };
         for name in names.iter().filter(|n| *n != "*") {
             let known = match p.resource_type.as_str() {
-                "db" => self.databases.contains(name) && name != INTERNAL_DB,
+                "db" => self.databases.active_id(name).is_some() && name != INTERNAL_DB,
                 _ => SYSTEM_RESOURCES.contains(&name.trim().to_ascii_lowercase().as_str()),
             };
             if !known {
@@ -392,7 +455,7 @@ mod tests {
     #[test]
     fn permissions_are_checked_like_the_shared_catalog() {
         let mut c = Catalog::default();
-        c.create_database("metrics");
+        c.create_database("metrics", None).unwrap();
         let p = |t: &str, n: &[&str], a: &[&str]| WirePermission {
             resource_type: t.into(),
             resource_names: n.iter().map(|s| s.to_string()).collect(),

@@ -12,12 +12,14 @@ use axum::response::Response;
 use chrono::SecondsFormat;
 use serde::Deserialize;
 
-use crate::tokens::{RawToken, WirePermission, validate_database_name};
+use crate::tokens::{RawToken, WirePermission};
 
 use super::catalog::{CatalogError, INTERNAL_DB, SimToken};
+use super::database_api::{DATABASES_COLUMNS, TABLES_COLUMNS, database_rows};
 use super::format::{Format, render};
+use super::query_log::QUERIES_COLUMNS;
 use super::routes::{SimRequest, json_error, raw, text};
-use super::sql::{self, QueryOutput};
+use super::sql::{self, QueryOutput, TOKENS_TABLE};
 use super::state::SimState;
 use super::value::Value;
 
@@ -77,7 +79,7 @@ fn is_json(req: &SimRequest) -> bool {
         .is_some_and(|(t, sub)| t == "application" && (sub == "json" || sub.ends_with("+json")))
 }
 
-fn json_body<T: serde::de::DeserializeOwned>(req: &SimRequest) -> Result<T, Response> {
+pub(super) fn json_body<T: serde::de::DeserializeOwned>(req: &SimRequest) -> Result<T, Response> {
     if !is_json(req) {
         return Err(text(
             415,
@@ -244,17 +246,8 @@ pub fn query_sql(state: &SimState, req: &SimRequest) -> Response {
         Err(r) => return r,
     };
     let format = q.format.unwrap_or(accepted);
-    if !state.catalog().has_database(&q.db) {
+    if state.catalog().database_id(&q.db).is_none() {
         return json_error(404, &format!("query error: database not found: {}", q.db));
-    }
-    if q.db != INTERNAL_DB {
-        return text(
-            400,
-            format!(
-                "Error during planning: the InfluxDB 3 simulator holds no tables in database {}",
-                q.db
-            ),
-        );
     }
     let mut params = HashMap::new();
     for (k, v) in q.params.unwrap_or_default() {
@@ -264,21 +257,39 @@ pub fn query_sql(state: &SimState, req: &SimRequest) -> Response {
         };
     }
     let with_hash = !state.settings.without_auth;
-    let columns = token_columns(with_hash);
-    let out = sql::run(&q.q, &params, &columns, || {
-        state
+    let internal = q.db == INTERNAL_DB;
+    // Every database has `system.queries`; `_internal` also has the catalog's tables
+    // (`influxdb3_system_tables/src/lib.rs`: `AllSystemSchemaTablesProvider::new`). The
+    // simulator holds no other tables.
+    let columns_of = |table: &str| -> Option<Vec<&'static str>> {
+        match table {
+            "system.queries" => Some(QUERIES_COLUMNS.to_vec()),
+            TOKENS_TABLE if internal => Some(token_columns(with_hash)),
+            "system.databases" if internal => Some(DATABASES_COLUMNS.to_vec()),
+            "system.tables" if internal => Some(TABLES_COLUMNS.to_vec()),
+            _ => None,
+        }
+    };
+    let now = state.now_ms();
+    let id = state.query_log().start(&q.q, now);
+    let out = sql::run(&q.q, &params, columns_of, |table| match table {
+        "system.queries" => state.query_log().rows(),
+        "system.databases" => database_rows(state),
+        TOKENS_TABLE => state
             .catalog()
             .tokens()
             .map(|t| token_row(t, with_hash))
-            .collect()
+            .collect(),
+        _ => Vec::new(),
     });
+    state.query_log().finish(&id, out.is_ok());
     match out {
         Ok(out) => rendered(&out, format),
         Err(e) => text(e.status, e.message),
     }
 }
 
-fn rendered(out: &QueryOutput, format: Format) -> Response {
+pub(super) fn rendered(out: &QueryOutput, format: Format) -> Response {
     match render(out, format) {
         Some(body) => raw(200, Some(format.content_type()), body),
         None => text(
@@ -322,55 +333,4 @@ fn token_row(t: &SimToken, with_hash: bool) -> Vec<Value> {
         Value::Str(t.permissions_column().to_owned()),
     ]);
     row
-}
-
-pub fn list_databases(state: &SimState, req: &SimRequest) -> Response {
-    #[derive(Deserialize)]
-    struct Query {
-        format: Option<Format>,
-    }
-    let q: Query = match serde_urlencoded::from_str(&req.query) {
-        Ok(q) => q,
-        Err(e) => return text(400, format!("serde error: {e}")),
-    };
-    let rows = state
-        .catalog()
-        .databases()
-        .map(|d| vec![Value::Str(d.clone())])
-        .collect();
-    rendered(
-        &QueryOutput {
-            columns: vec!["iox::database".into()],
-            rows,
-        },
-        q.format.unwrap_or(Format::Json),
-    )
-}
-
-pub fn create_database(state: &SimState, req: &SimRequest) -> Response {
-    #[derive(Deserialize)]
-    struct Body {
-        db: String,
-    }
-    let body: Body = match serde_json::from_slice(&req.body) {
-        Ok(b) => b,
-        Err(e) => return text(400, format!("serde json error: {e}")),
-    };
-    if validate_database_name(&body.db).is_err() {
-        return json_error(
-            400,
-            "invalid character in database or rp name: must be ASCII, containing only letters, numbers, underscores, or hyphens",
-        );
-    }
-    if state.catalog().create_database(&body.db) {
-        text(200, "")
-    } else {
-        json_error(
-            409,
-            &format!(
-                "attempted to create resource that already exists: {}",
-                body.db
-            ),
-        )
-    }
 }

@@ -11,13 +11,14 @@ use axum::response::Response;
 
 use super::auth::{Credential, credential};
 use super::catalog::{INTERNAL_DB, SimToken};
-use super::handlers;
 use super::state::{RecordedRequest, SimState};
+use super::{database_api, handlers};
 
 /// The largest request body accepted (InfluxDB's default `--max-http-request-size`).
 const MAX_BODY: usize = 10 * 1024 * 1024;
 const TOKEN_PATH_PREFIX: &str = "/api/v3/configure/token";
 const BOOTSTRAP_PATH: &str = "/api/v3/configure/token/admin";
+const DATABASE_PATH: &str = "/api/v3/configure/database";
 
 /// A parsed request as the handlers see it.
 pub struct SimRequest {
@@ -183,7 +184,7 @@ fn route(state: &SimState, req: &mut SimRequest) -> Response {
             }
         }
     }
-    if let Some(denied) = authorize(req) {
+    if let Some(denied) = authorize(state, req) {
         return denied;
     }
     match (req.method.as_str(), req.path.as_str()) {
@@ -195,16 +196,22 @@ fn route(state: &SimState, req: &mut SimRequest) -> Response {
             handlers::create_resource(state, req)
         }
         ("GET" | "POST", "/api/v3/query_sql") => handlers::query_sql(state, req),
-        ("GET", "/api/v3/configure/database") => handlers::list_databases(state, req),
-        ("POST", "/api/v3/configure/database") => handlers::create_database(state, req),
+        // `influxdb3_server/src/http.rs`, `route_request`: GET `show_databases`, POST
+        // `create_database`, PUT `update_database`, DELETE `delete_database`.
+        ("GET", DATABASE_PATH) => database_api::list(state, req),
+        ("POST", DATABASE_PATH) => database_api::create(state, req),
+        ("PUT", DATABASE_PATH) => database_api::update(state, req),
+        ("DELETE", DATABASE_PATH) => database_api::delete(state, req),
         ("GET" | "POST", "/ping") => handlers::ping(state),
         ("GET", "/health") => raw(200, Some("text/plain; charset=utf-8"), "OK".into()),
         _ => text(404, "Not found"),
     }
 }
 
-/// Enterprise resource tokens may only read the system resources and databases they name.
-fn authorize(req: &SimRequest) -> Option<Response> {
+/// Enterprise resource tokens may only read the system resources and databases they name. A
+/// permission holds database ids, so it follows a database, not a name: after the database is
+/// deleted it grants nothing, even on a new database of the same name.
+fn authorize(state: &SimState, req: &SimRequest) -> Option<Response> {
     let caller = req.caller.as_ref()?;
     if caller.is_admin() {
         return None;
@@ -213,7 +220,12 @@ fn authorize(req: &SimRequest) -> Option<Response> {
         "/ping" => caller.allows_system("ping"),
         "/health" => caller.allows_system("health"),
         "/api/v3/query_sql" => handlers::query_db(req)
-            .is_some_and(|db| db != INTERNAL_DB && caller_reads_db(caller, &db)),
+            .filter(|db| db != INTERNAL_DB)
+            .is_some_and(|db| {
+                // An unknown database passes only a `db:*` grant (and is then a 404).
+                let id = state.catalog().database_id(&db);
+                caller.allows_db(id, "read")
+            }),
         _ => false,
     };
     (!allowed).then(|| {
@@ -221,15 +233,5 @@ fn authorize(req: &SimRequest) -> Option<Response> {
             403,
             "unauthorized to perform requested action with the token",
         )
-    })
-}
-
-fn caller_reads_db(caller: &SimToken, db: &str) -> bool {
-    caller.permissions.as_ref().is_some_and(|perms| {
-        perms.iter().any(|p| {
-            p.resource_type == "db"
-                && p.resource_names.iter().any(|n| n == "*" || n == db)
-                && p.actions.iter().any(|a| a == "read")
-        })
     })
 }

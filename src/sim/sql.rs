@@ -1,4 +1,4 @@
-//! The SQL subset the simulator answers on `system.tokens`, parsed by `sqlparser`: projection of
+//! The SQL subset the simulator answers on its system tables, parsed by `sqlparser`: projection of
 //! columns (with aliases), `WHERE` with comparisons, `LIKE`/`ILIKE`, `IS [NOT] NULL`, `IN`,
 //! `AND`/`OR`/`NOT`, `CAST(.. AS TIMESTAMP)` and `$name` parameters, `ORDER BY`, `LIMIT`, `OFFSET`.
 //! Anything else is a clear 400, never a wrong answer.
@@ -14,7 +14,7 @@ use sqlparser::parser::Parser;
 
 use super::value::{CmpOp, Ex, Value, cast_ts, parse_timestamp, sort_cmp, truth};
 
-/// The qualified name of the only table the simulator serves.
+/// The qualified name of the tokens table.
 pub const TOKENS_TABLE: &str = "system.tokens";
 
 /// A failed query: the status and plain-text body InfluxDB 3 would send.
@@ -34,7 +34,7 @@ impl SqlError {
 
     fn unsupported(what: impl std::fmt::Display) -> Self {
         Self::bad(format!(
-            "the InfluxDB 3 simulator does not support {what}; it answers SELECT on system.tokens with \
+            "the InfluxDB 3 simulator does not support {what}; it answers SELECT on one system table with \
              column lists, WHERE (comparisons, LIKE, IS NULL, IN, AND/OR/NOT, CAST AS TIMESTAMP, $params), \
              ORDER BY, LIMIT and OFFSET"
         ))
@@ -49,18 +49,21 @@ pub struct QueryOutput {
 }
 
 struct Ctx<'a> {
+    /// The qualified table name, e.g. `system.tokens`.
+    table: &'a str,
     columns: &'a [&'a str],
     params: &'a HashMap<String, Value>,
     alias: Option<String>,
 }
 
-/// Runs `sql` on a table with `columns` whose rows `rows` produces (only called once the query
-/// has been planned, so planning errors come first, as in DataFusion).
+/// Runs `sql` on the one table it reads: `columns_of` gives a qualified table's columns (`None`
+/// if there is no such table), and `rows` its rows (only called once the query has been planned,
+/// so planning errors come first, as in DataFusion).
 pub fn run(
     sql: &str,
     params: &HashMap<String, Value>,
-    columns: &[&str],
-    rows: impl FnOnce() -> Vec<Vec<Value>>,
+    columns_of: impl Fn(&str) -> Option<Vec<&'static str>>,
+    rows: impl FnOnce(&str) -> Vec<Vec<Value>>,
 ) -> Result<QueryOutput, SqlError> {
     let statements = Parser::parse_sql(&GenericDialect {}, sql)
         .map_err(|e| SqlError::bad(format!("SQL error: {e:?}")))?;
@@ -101,8 +104,13 @@ pub fn run(
             "DISTINCT, GROUP BY, HAVING, windows or similar clauses",
         ));
     }
-    let alias = table_alias(select)?;
+    let (table, alias) = table_alias(select)?;
+    let columns = columns_of(&table).ok_or_else(|| {
+        SqlError::bad(format!("Error during planning: table '{table}' not found"))
+    })?;
+    let columns = columns.as_slice();
     let ctx = Ctx {
+        table: &table,
         columns,
         params,
         alias,
@@ -144,7 +152,7 @@ pub fn run(
     let (limit, offset) = limits(query.limit_clause.as_ref(), &ctx)?;
 
     let mut kept = Vec::new();
-    for row in rows() {
+    for row in rows(&table) {
         let keep = match &filter {
             Some(f) => {
                 truth(f.eval(&row).map_err(SqlError::bad)?.as_ref()).map_err(SqlError::bad)?
@@ -219,7 +227,8 @@ pub fn run(
     })
 }
 
-fn table_alias(select: &ast::Select) -> Result<Option<String>, SqlError> {
+/// The qualified name of the table in FROM, and its alias.
+fn table_alias(select: &ast::Select) -> Result<(String, Option<String>), SqlError> {
     let [from] = select.from.as_slice() else {
         return Err(SqlError::unsupported(
             "a query without exactly one table in FROM",
@@ -247,13 +256,7 @@ fn table_alias(select: &ast::Select) -> Result<Option<String>, SqlError> {
             ObjectNamePart::Function(_) => Err(SqlError::unsupported("table functions")),
         })
         .collect::<Result<_, _>>()?;
-    let qualified = parts.join(".");
-    if qualified != TOKENS_TABLE {
-        return Err(SqlError::bad(format!(
-            "Error during planning: table '{qualified}' not found"
-        )));
-    }
-    Ok(alias.as_ref().map(|a| normalise(&a.name)))
+    Ok((parts.join("."), alias.as_ref().map(|a| normalise(&a.name))))
 }
 
 fn normalise(ident: &ast::Ident) -> String {
@@ -290,9 +293,10 @@ fn column(parts: &[ast::Ident], ctx: &Ctx) -> Result<Ex, SqlError> {
     let names: Vec<String> = parts.iter().map(normalise).collect();
     let (qualifier, name) = names.split_at(names.len().saturating_sub(1));
     let qualifier = qualifier.join(".");
+    let bare = ctx.table.rsplit('.').next().unwrap_or(ctx.table);
     let qualifier_ok = qualifier.is_empty()
-        || qualifier == TOKENS_TABLE
-        || qualifier == "tokens"
+        || qualifier == ctx.table
+        || qualifier == bare
         || ctx.alias.as_deref() == Some(&qualifier);
     let found = name
         .first()
@@ -303,7 +307,7 @@ fn column(parts: &[ast::Ident], ctx: &Ctx) -> Result<Ex, SqlError> {
             let valid: Vec<String> = ctx
                 .columns
                 .iter()
-                .map(|c| format!("{TOKENS_TABLE}.{c}"))
+                .map(|c| format!("{}.{c}", ctx.table))
                 .collect();
             Err(SqlError {
                 status: 500,
@@ -529,7 +533,8 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
-        run(sql, &params, &COLS, rows)
+        let cols = |t: &str| (t == TOKENS_TABLE).then(|| COLS.to_vec());
+        run(sql, &params, cols, |_| rows())
     }
 
     fn names(out: QueryOutput) -> Vec<String> {

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use crate::tokens::Edition;
 
 use super::catalog::{Catalog, SimToken};
+use super::query_log::QueryLog;
 
 /// How a simulated server runs.
 #[derive(Debug, Clone)]
@@ -124,6 +125,7 @@ pub struct SimState {
     pub cluster_uuid: String,
     pub process_id: String,
     catalog: Mutex<Catalog>,
+    query_log: Mutex<QueryLog>,
     clock_offset_ms: AtomicI64,
     faults: Mutex<Faults>,
     requests: Mutex<Vec<RecordedRequest>>,
@@ -142,6 +144,7 @@ impl SimState {
             cluster_uuid: uuid::Uuid::new_v4().to_string(),
             process_id: uuid::Uuid::new_v4().to_string(),
             catalog: Mutex::new(Catalog::default()),
+            query_log: Mutex::new(QueryLog::default()),
             clock_offset_ms: AtomicI64::new(0),
             faults: Mutex::new(Faults::default()),
             requests: Mutex::new(Vec::new()),
@@ -165,6 +168,10 @@ impl SimState {
 
     pub fn catalog(&self) -> MutexGuard<'_, Catalog> {
         lock(&self.catalog)
+    }
+
+    pub fn query_log(&self) -> MutexGuard<'_, QueryLog> {
+        lock(&self.query_log)
     }
 
     pub fn authenticate(&self, raw: &str) -> Option<SimToken> {

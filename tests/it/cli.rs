@@ -263,7 +263,25 @@ fn the_cli_manages_tokens_end_to_end() {
     );
 
     let r = run(&cfg, &["databases"], "");
-    assert_eq!(r.stdout.trim(), "metrics");
+    let rows: Vec<Vec<&str>> = r
+        .stdout
+        .lines()
+        .map(|l| {
+            l.split_whitespace()
+                .filter(|w| w.chars().any(char::is_alphanumeric))
+                .collect()
+        })
+        .filter(|w: &Vec<&str>| !w.is_empty())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            vec!["NAME", "RETENTION", "TABLES"],
+            vec!["metrics", "indefinite", "0"]
+        ],
+        "{}",
+        r.stdout
+    );
 
     let r = run(&cfg, &["audit", "--json", "--limit", "100"], "");
     assert_eq!(r.code, 0);
@@ -828,5 +846,32 @@ fn prune_expired_shows_the_list_then_deletes_it() {
         all["tokens"].as_array().unwrap().len(),
         7,
         "_admin and the 6 unexpired seeds"
+    );
+}
+
+#[test]
+fn seeded_databases_are_all_there_is_and_show_their_details() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("operator.token");
+    let sim = simulate(&[
+        "--edition",
+        "enterprise",
+        "--seed-databases",
+        "a,b",
+        "--operator-token-file",
+        token_file.to_str().unwrap(),
+    ]);
+    let cfg = write_config(dir.path(), &sim.url);
+    let r = run(&cfg, &["databases", "--json"], "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        v["databases"],
+        serde_json::json!(["a", "b"]),
+        "no `metrics` unless asked for"
+    );
+    assert_eq!(
+        v["details"][0],
+        serde_json::json!({"name": "a", "retention_period": "indefinite", "retention_period_secs": null, "tables": 0})
     );
 }

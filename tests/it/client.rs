@@ -8,8 +8,8 @@ use serde_json::Value;
 use tokenwarden::influx::{ClientOptions, InfluxClient};
 use tokenwarden::sim::{ForcedResponse, SimSettings, Simulator};
 use tokenwarden::tokens::{
-    BackendError, Edition, ListFilter, Permission, RawToken, TokenBackend, TokenKind, TokenName,
-    TokenStatus,
+    BackendError, Database, Edition, ListFilter, Permission, RawToken, Retention, TokenBackend,
+    TokenKind, TokenName, TokenStatus,
 };
 
 use crate::support::{self, assert_logs_clean, assert_no_token, client, sim};
@@ -324,13 +324,35 @@ async fn filters_are_pushed_down_and_exact() {
 }
 
 #[tokio::test]
-async fn databases_are_listed() {
-    let (s, op) = sim(Edition::Core).await;
+async fn databases_are_listed_with_retention_and_tables() {
+    let (s, op) = sim(Edition::Enterprise).await;
     s.control.create_database("metrics");
+    let month = Duration::from_secs(30 * 86_400);
+    s.control
+        .create_database_with_retention("logs", Some(month));
+    let db = |name: &str, retention, tables| Database {
+        name: name.into(),
+        retention_period: retention,
+        tables,
+    };
     assert_eq!(
         client(&s, Some(&op)).list_databases().await.unwrap(),
-        ["_internal", "metrics"]
+        [
+            db("_internal", Some(Retention::Indefinite), Some(0)),
+            db("logs", Some(Retention::Period(month)), Some(0)),
+            db("metrics", Some(Retention::Indefinite), Some(0)),
+        ]
     );
+    // A server that will not answer queries on `_internal` still gives the names.
+    s.control.force_response(ForcedResponse {
+        path_prefix: "/api/v3/query_sql".into(),
+        status: 403,
+        content_type: None,
+        body: String::new(),
+        times: None,
+    });
+    let names_only = client(&s, Some(&op)).list_databases().await.unwrap();
+    assert_eq!(names_only[2], Database::named("metrics"));
 }
 
 #[tokio::test]

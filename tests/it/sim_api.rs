@@ -929,3 +929,298 @@ async fn wait_for_request_sees_the_past_and_wakes_for_the_future() {
         .unwrap();
     assert_eq!(answered.status, 200);
 }
+
+/// `POST /api/v3/query_sql` with a JSON body, as the official MCP server sends it.
+async fn sql(base: &str, token: &RawToken, db: &str, q: &str) -> Reply {
+    let body = json!({"db": db, "q": q, "format": "json"}).to_string();
+    call(
+        base,
+        Method::POST,
+        "/api/v3/query_sql",
+        Some(&bearer(token)),
+        Some((JSON, &body)),
+    )
+    .await
+}
+
+async fn db_call(base: &str, token: &RawToken, method: Method, query: &str, body: &str) -> Reply {
+    let path = format!("/api/v3/configure/database{query}");
+    let body = (!body.is_empty()).then_some((JSON, body));
+    call(base, method, &path, Some(&bearer(token)), body).await
+}
+
+const DATABASES_SQL: &str = "SELECT database_name, retention_period_ns, deleted FROM system.databases WHERE database_name = 'metrics'";
+
+#[tokio::test]
+async fn databases_are_created_updated_and_deleted_as_influxdb_3_does() {
+    let (s, op) = sim(Edition::Core).await;
+    let url = s.url();
+    let r = db_call(
+        &url,
+        &op,
+        Method::POST,
+        "",
+        r#"{"db": "metrics", "retention_period": "30d"}"#,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.content_type.as_deref(), r.body.as_str()),
+        (200, None, "")
+    );
+    let r = sql(&url, &op, "_internal", DATABASES_SQL).await;
+    assert_eq!(
+        r.json(),
+        json!([{"database_name": "metrics", "retention_period_ns": 2_592_000_000_000_000u64, "deleted": false}])
+    );
+    let r = db_call(&url, &op, Method::POST, "", r#"{"db": "metrics"}"#).await;
+    assert_eq!(
+        (r.status, r.content_type.as_deref(), r.body.as_str()),
+        (
+            409,
+            None,
+            "attempted to create a resource that already exists"
+        )
+    );
+    let r = db_call(
+        &url,
+        &op,
+        Method::POST,
+        "",
+        r#"{"db": "m2", "retention_period": 5}"#,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body
+            .starts_with("serde json error: invalid type: integer `5`, expected a duration"),
+        "{}",
+        r.body
+    );
+
+    // PUT sets the retention period, or clears it when there is none.
+    let r = db_call(
+        &url,
+        &op,
+        Method::PUT,
+        "",
+        r#"{"db": "metrics", "retention_period": "1h"}"#,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.content_type.as_deref(), r.body.as_str()),
+        (200, None, "")
+    );
+    assert_eq!(
+        sql(&url, &op, "_internal", DATABASES_SQL).await.json()[0]["retention_period_ns"],
+        3_600_000_000_000u64
+    );
+    let r = db_call(&url, &op, Method::PUT, "", r#"{"db": "metrics"}"#).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        sql(&url, &op, "_internal", DATABASES_SQL).await.json(),
+        json!([{"database_name": "metrics", "deleted": false}]),
+        "no retention period: the null is dropped"
+    );
+    let r = db_call(
+        &url,
+        &op,
+        Method::PUT,
+        "",
+        r#"{"db": "nope", "retention_period": "1h"}"#,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (404, "the requested resource was not found: nope")
+    );
+    let r = db_call(&url, &op, Method::PUT, "", r#"{"db": "_internal"}"#).await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (500, "cannot modify internal db")
+    );
+    let r = call(
+        &url,
+        Method::PUT,
+        "/api/v3/configure/database",
+        Some(&bearer(&op)),
+        Some(("text/plain", "{}")),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (415, "unacceptable content-type, expected: application/json")
+    );
+
+    // DELETE is a soft delete: the database is renamed, so its name is free at once.
+    let r = db_call(&url, &op, Method::DELETE, "", "").await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (400, "serde error: missing field `db`")
+    );
+    let r = db_call(&url, &op, Method::DELETE, "?db=_internal", "").await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (500, "cannot delete internal db")
+    );
+    let r = db_call(
+        &url,
+        &op,
+        Method::DELETE,
+        "?db=metrics&hard_delete_at=soon",
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body.starts_with("Cannot parse the timestamp: "),
+        "{}",
+        r.body
+    );
+    let r = db_call(&url, &op, Method::DELETE, "?db=metrics", "").await;
+    assert_eq!(
+        (r.status, r.content_type.as_deref(), r.body.as_str()),
+        (200, None, "")
+    );
+    let r = db_call(&url, &op, Method::DELETE, "?db=metrics", "").await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (404, "the requested resource was not found: metrics")
+    );
+    let r = db_call(&url, &op, Method::GET, "?format=json", "").await;
+    assert_eq!(r.body, r#"[{"iox::database":"_internal"}]"#);
+    let listed = db_call(&url, &op, Method::GET, "?format=json&show_deleted=true", "")
+        .await
+        .json();
+    assert_eq!(
+        listed[0],
+        json!({"iox::database": "_internal", "deleted": false})
+    );
+    let renamed = listed[1]["iox::database"].as_str().unwrap().to_owned();
+    assert_eq!(listed[1]["deleted"], true);
+    assert!(
+        renamed.starts_with("metrics-") && renamed.len() == "metrics-20260617T130233".len(),
+        "{renamed}"
+    );
+    let rows = sql(&url, &op, "_internal", "SELECT database_name, deleted, hard_deletion_time FROM system.databases WHERE deleted = true").await.json();
+    assert_eq!(rows[0]["database_name"], renamed.as_str());
+    assert!(
+        rows[0]["hard_deletion_time"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z'),
+        "{rows}"
+    );
+    let r = db_call(&url, &op, Method::POST, "", r#"{"db": "metrics"}"#).await;
+    assert_eq!(r.status, 200, "the name is free again");
+
+    let r = db_call(&url, &op, Method::GET, "", "").await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (400, "serde error: missing field `format`")
+    );
+}
+
+#[tokio::test]
+async fn system_queries_answers_the_official_mcp_servers_follow_up() {
+    let (s, op) = sim(Edition::Core).await;
+    s.control.create_database("metrics");
+    let url = s.url();
+    let asked = "SELECT name FROM system.tokens";
+    assert_eq!(sql(&url, &op, "_internal", asked).await.status, 200);
+    // `query.service.ts`, `findQueryHistoryMetadata`, in influxdata/influxdb3_mcp_server.
+    let follow_up = format!(
+        "SELECT id, phase, query_type, success, running, cancelled, plan_duration, permit_duration, \
+         execute_duration, end2end_duration, compute_duration, max_memory FROM system.queries \
+         WHERE query_text = '{}' AND query_type = 'sql' ORDER BY issue_time DESC LIMIT 1",
+        asked.replace('\'', "''")
+    );
+    let r = sql(&url, &op, "_internal", &follow_up).await;
+    assert_eq!(
+        (r.status, r.content_type.as_deref()),
+        (200, Some(JSON)),
+        "{}",
+        r.body
+    );
+    let row = &r.json()[0];
+    assert_eq!(
+        (
+            &row["phase"],
+            &row["query_type"],
+            &row["success"],
+            &row["running"],
+            &row["cancelled"]
+        ),
+        (
+            &json!("success"),
+            &json!("sql"),
+            &json!(true),
+            &json!(false),
+            &json!(false)
+        )
+    );
+    assert_eq!(row["id"].as_str().unwrap().len(), 36, "{row}");
+    // Every database has system.queries, and a failed query is logged as one.
+    assert_eq!(
+        sql(&url, &op, "metrics", "SELECT nope FROM system.tokens")
+            .await
+            .status,
+        400
+    );
+    let r = sql(
+        &url,
+        &op,
+        "metrics",
+        "SELECT phase, query_text, running FROM system.queries",
+    )
+    .await;
+    let rows = r.json();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(
+        rows[rows.len() - 2],
+        json!({"phase": "fail", "query_text": "SELECT nope FROM system.tokens", "running": false})
+    );
+    assert_eq!(
+        rows[rows.len() - 1]["phase"],
+        "permit",
+        "the query reading the table is still running"
+    );
+}
+
+#[tokio::test]
+async fn a_token_for_a_deleted_database_grants_nothing_on_its_namesake() {
+    let (s, op) = sim(Edition::Enterprise).await;
+    s.control.create_database("metrics");
+    let reader = s
+        .control
+        .create_resource(
+            "reader",
+            &[Permission::parse("db:metrics:read").unwrap()],
+            None,
+        )
+        .unwrap();
+    let url = s.url();
+    let q = "SELECT id FROM system.queries LIMIT 1";
+    assert_eq!(sql(&url, &reader, "metrics", q).await.status, 200);
+    assert!(s.control.delete_database("metrics"));
+    s.control.create_database("metrics");
+    let r = sql(&url, &reader, "metrics", q).await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (
+            403,
+            r#"{"error": "unauthorized to perform requested action with the token"}"#
+        )
+    );
+    let r = sql(
+        &url,
+        &op,
+        "_internal",
+        "SELECT permissions FROM system.tokens WHERE name = 'reader'",
+    )
+    .await;
+    assert_eq!(
+        r.json(),
+        json!([{"permissions": "db:metrics:read"}]),
+        "still listed under the old name"
+    );
+}
