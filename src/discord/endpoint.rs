@@ -22,6 +22,8 @@ use super::{Bot, DiscordError};
 
 /// Requests older or newer than this are refused (replays).
 const MAX_SKEW_SECS: i64 = 300;
+/// How long open requests may still finish after the shutdown signal.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 /// Interaction payloads are small; anything bigger is refused.
 const MAX_BODY: usize = 256 * 1024;
 
@@ -61,13 +63,26 @@ pub async fn serve_interactions(
         })?;
     eprintln!("tokenwarden Discord interactions endpoint listening on http://{local}/interactions");
     tokio::spawn(Arc::clone(&bot).run_background(stop.child_token()));
-    axum::serve(no_delay(listener), app)
+    let stopping = stop.clone();
+    let server = axum::serve(no_delay(listener), app)
         .with_graceful_shutdown(stop.cancelled_owned())
-        .await
-        .map_err(|source| DiscordError::Listen {
+        .into_future();
+    // Open requests get a bounded time; what the deferred work leaves is in the journal, and
+    // the next process settles it.
+    let drained = async {
+        stopping.cancelled().await;
+        tokio::time::sleep(DRAIN).await;
+    };
+    tokio::select! {
+        served = server => served.map_err(|source| DiscordError::Listen {
             addr: local.to_string(),
             source,
-        })
+        }),
+        () = drained => {
+            tracing::warn!(?DRAIN, "open Discord requests did not finish in time; closing them");
+            Ok(())
+        }
+    }
 }
 
 fn refuse(status: StatusCode, why: &'static str) -> Response {
