@@ -313,7 +313,7 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), AppError> {
 pub async fn discord_register(config: &Config) -> Result<String, AppError> {
     let d = config.discord.as_ref().ok_or(AppError::NoDiscord)?;
     let http = discord::rest_client(&d.settings, &d.bot_token.resolve()?);
-    Ok(discord::register(&http, &d.settings.guild_ids).await?)
+    Ok(discord::register(&http, &d.settings).await?)
 }
 
 fn bot(

@@ -466,6 +466,24 @@ token_file = "operator.token"    # or: token_env = "INFLUXDB3_AUTH_TOKEN"
         assert!(with("required_approvals = 0").contains("at least 1"));
         assert!(with("[discord.roles]\nadmin = [\"1\"]").contains("unknown field `admin`"));
         assert!(with("api_base = \"ftp://x\"").contains("must be an http(s) URL"));
+        assert!(
+            d.settings.default_member_permissions.is_empty(),
+            "admins only by default"
+        );
+        let manage = parse(&format!(
+            "{MINIMAL}\n{base}default_member_permissions = \"32\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            manage
+                .discord
+                .unwrap()
+                .settings
+                .default_member_permissions
+                .bits(),
+            32
+        );
+        assert!(with("default_member_permissions = \"admins\"").contains("permission bit set"));
     }
 
     #[test]

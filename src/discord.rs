@@ -11,8 +11,11 @@ mod endpoint;
 mod gateway;
 mod interact;
 mod listing;
+mod notices;
 mod options;
+mod requests;
 mod suggest;
+pub mod text;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -27,9 +30,14 @@ use serenity::model::user::User;
 use tokio_util::sync::CancellationToken;
 
 pub use access::{Access, Capability};
+pub use cards::card_embed;
 pub use commands::{register, token_command};
+pub use dm::secret_text;
 pub use endpoint::{interactions_router, serve_interactions};
 pub use gateway::run_gateway;
+pub use listing::list_embed;
+pub use notices::closed_text;
+pub use suggest::name_choice;
 
 use crate::actor::Actor;
 use crate::service::TokenService;
@@ -55,6 +63,9 @@ pub struct DiscordSettings {
     pub access: Access,
     /// How often expired cards are closed and new MCP approval requests are posted.
     pub poll_interval: Duration,
+    /// What a member needs to see `/token` until a server admin allows roles under
+    /// Integrations; empty (the default) shows it to administrators only.
+    pub default_member_permissions: serenity::model::Permissions,
 }
 
 /// Why the bot could not run.
@@ -102,13 +113,9 @@ impl Reply {
     }
 }
 
-/// An ephemeral message (only the caller sees it).
-fn ephemeral(text: impl Into<String>) -> CreateInteractionResponse {
-    CreateInteractionResponse::Message(
-        CreateInteractionResponseMessage::new()
-            .content(text)
-            .ephemeral(true),
-    )
+/// An ephemeral message (only the caller sees it), of text made safe with [`text`].
+fn ephemeral(text: &str) -> CreateInteractionResponse {
+    text::reply(text)
 }
 
 /// "Thinking…", visible only to the caller; the answer follows as an edit.

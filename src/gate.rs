@@ -138,7 +138,7 @@ pub enum Outcome {
 pub enum GateError {
     #[error("no pending action `{id}` exists; request the action again")]
     NotFound { id: String },
-    #[error("pending action {id} expired at {at}; request it again")]
+    #[error("pending action {id} expired at {}; request it again", at.format("%Y-%m-%d %H:%M UTC"))]
     Expired { id: PendingId, at: DateTime<Utc> },
     #[error("pending action {id} is already {state}; nothing more can happen to it")]
     Closed { id: PendingId, state: &'static str },

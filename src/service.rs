@@ -6,6 +6,7 @@ mod clock;
 mod create;
 mod error;
 mod gated;
+mod interactions;
 mod journal;
 mod pending;
 mod protocol;
@@ -201,6 +202,11 @@ impl TokenService {
         name.unwrap_or_else(|| self.default_instance.clone())
     }
 
+    /// Whether `name` (or the default) is a configured instance, checked before anything runs.
+    pub fn check_instance(&self, name: Option<&str>) -> Result<(), ServiceError> {
+        self.instance(name).map(drop)
+    }
+
     fn instance(&self, name: Option<&str>) -> Result<&Instance, ServiceError> {
         let name = name.unwrap_or(&self.default_instance);
         self.instances
@@ -364,6 +370,21 @@ impl TokenService {
             .await?
             .into_iter()
             .find(|t| t.name == name.as_str()))
+    }
+
+    /// The token with id `id`, if one exists now (InfluxDB finds tokens by name only, so this
+    /// goes through the listing). For names an adapter cannot carry back intact.
+    pub async fn find_by_id(
+        &self,
+        actor: &Actor,
+        instance: Option<&str>,
+        id: u64,
+    ) -> Result<Option<Token>, ServiceError> {
+        Ok(self
+            .list(actor, instance, &ListFilter::default())
+            .await?
+            .into_iter()
+            .find(|t| t.id == id))
     }
 
     /// Databases a resource token can name (InfluxDB's own `_internal` left out).

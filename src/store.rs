@@ -3,6 +3,7 @@
 //! read-modify-write runs in an immediate transaction, so two approvals racing execute the action
 //! once, and work is claimed by one process at a time.
 
+mod interactions;
 mod journal;
 mod migrate;
 mod outbox;

@@ -56,6 +56,7 @@ pub async fn discord(quick: bool) {
         allow_self_approval: false,
         access,
         poll_interval: Duration::from_secs(3600),
+        default_member_permissions: Default::default(),
     };
     let bot = tokenwarden::discord::Bot::new(service, discord, &RawToken::new("bench".into()));
     let app = tokenwarden::discord::interactions_router(bot).unwrap();

@@ -31,6 +31,21 @@ impl Snowflake {
         })
     }
 
+    /// A permission bit set, as Discord writes it ("0", "32" for Manage Server).
+    fn permissions(&self) -> Result<serenity::model::Permissions, String> {
+        let bits = match self {
+            Self::Number(n) => Some(*n),
+            Self::Text(s) => s.trim().parse::<u64>().ok(),
+        };
+        bits.and_then(serenity::model::Permissions::from_bits).ok_or_else(|| {
+            format!(
+                "discord.default_member_permissions must be a Discord permission bit set like \"0\" (administrators \
+                 only) or \"32\" (Manage Server), not {}",
+                self.show()
+            )
+        })
+    }
+
     fn show(&self) -> String {
         match self {
             Self::Number(n) => n.to_string(),
@@ -90,6 +105,7 @@ pub(super) struct RawDiscord {
     #[serde(default)]
     allow_self_approval: bool,
     poll_interval: Option<String>,
+    default_member_permissions: Option<Snowflake>,
     #[serde(default)]
     roles: RawIds,
     #[serde(default)]
@@ -148,6 +164,10 @@ impl RawDiscord {
         if poll_interval.is_zero() {
             return Err("discord.poll_interval must be more than zero".into());
         }
+        let default_member_permissions = match &self.default_member_permissions {
+            None => serenity::model::Permissions::empty(),
+            Some(p) => p.permissions()?,
+        };
         let settings = DiscordSettings {
             application_id: self.application_id.parse("application_id")?,
             public_key,
@@ -169,6 +189,7 @@ impl RawDiscord {
                 users: self.users.parse("users")?,
             },
             poll_interval,
+            default_member_permissions,
         };
         Ok(DiscordConfig {
             settings,

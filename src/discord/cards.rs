@@ -3,21 +3,19 @@
 //! delete once), and the card is edited to show where things stand; expiry closes it.
 
 use serde::{Deserialize, Serialize};
-use serenity::builder::{
-    CreateActionRow, CreateButton, CreateEmbed, CreateInteractionResponseFollowup, CreateMessage,
-    EditMessage,
-};
+use serenity::builder::{CreateActionRow, CreateButton, CreateEmbed};
 use serenity::model::application::{ButtonStyle, ComponentInteraction};
 use serenity::model::id::{ChannelId, MessageId};
 
+use super::requests::{INSTANCE_SHOWN, NAME_SHOWN};
+use super::text::{self, CONTENT, Embed, FIELD_VALUE, code, plain};
 use super::{Bot, actor_of};
 use crate::actor::{Actor, ActorKind};
-use crate::gate::{GateError, GateMode, Pending, PendingId, PendingState};
+use crate::gate::{GateError, Pending, PendingId, PendingState};
 use crate::service::{ApprovalResult, ExpiredToken, Operation, ServiceError};
-use crate::store::Notice;
 use crate::tokens::Token;
 
-const ADAPTER: &str = "discord";
+pub(super) const ADAPTER: &str = "discord";
 pub const APPROVE: &str = "tw:ok:";
 pub const REJECT: &str = "tw:no:";
 
@@ -29,10 +27,11 @@ struct CardRef {
     token: Option<String>,
 }
 
+/// Who did something: a Discord user as a mention (it pings nobody), anyone else by name.
 fn who(a: &Actor) -> String {
-    match a.kind {
-        ActorKind::Discord => format!("<@{}>", a.id),
-        _ => format!("{} ({})", a.name, a.kind_label()),
+    match (a.kind, a.id.parse::<u64>()) {
+        (ActorKind::Discord, Ok(id)) => format!("<@{id}>"),
+        _ => format!("{} ({})", plain(&a.name, NAME_SHOWN), a.kind_label()),
     }
 }
 
@@ -51,12 +50,12 @@ impl KindLabel for Actor {
     }
 }
 
-/// The names a prune covers, within an embed field's 1024 characters.
+/// The names a prune covers, within an embed field's limit.
 fn names_field(tokens: &[ExpiredToken]) -> String {
     let mut out = String::new();
     for (i, t) in tokens.iter().enumerate() {
-        let piece = format!("`{}` ({}) ", t.name, t.id);
-        if out.len() + piece.len() > 980 {
+        let piece = format!("{} ({}) ", code(t.name.as_str(), 60), t.id);
+        if text::len(&out) + text::len(&piece) > FIELD_VALUE - 40 {
             out.push_str(&format!("and {} more", tokens.len() - i));
             break;
         }
@@ -65,12 +64,12 @@ fn names_field(tokens: &[ExpiredToken]) -> String {
     out
 }
 
-/// One line about a token, for the card.
+/// One line about a token, for the card and the creator.
 pub fn token_line(t: &Token) -> String {
     format!(
-        "{} token, permissions `{}`, created {}, expires {}",
+        "{} token, permissions {}, created {}, expires {}",
         t.kind,
-        t.permissions.join(" "),
+        code(&t.permissions.join(" "), 300),
         t.created_at.format("%Y-%m-%d %H:%M UTC"),
         t.expiry.map_or("never".to_owned(), |e| e
             .format("%Y-%m-%d %H:%M UTC")
@@ -82,20 +81,33 @@ fn required(p: &Pending<Operation>) -> usize {
     p.mode.required()
 }
 
-/// The card's embed for the pending action as it stands.
-fn embed(p: &Pending<Operation>, token: Option<&str>) -> CreateEmbed {
-    let target = match &p.action {
-        Operation::DeleteToken { instance, name, id } => {
-            format!("token `{name}` (id {id}) on `{instance}`")
-        }
-        Operation::PruneExpired { instance, tokens } => {
-            format!("{} expired tokens on `{instance}`", tokens.len())
-        }
+/// What a pending action acts on, in words (always with the token's id).
+pub(super) fn target(action: &Operation) -> String {
+    match action {
+        Operation::DeleteToken { instance, name, id } => format!(
+            "token {} (id {id}) on {}",
+            code(name.as_str(), NAME_SHOWN),
+            code(instance, INSTANCE_SHOWN)
+        ),
+        Operation::PruneExpired { instance, tokens } => format!(
+            "{} expired tokens on {}",
+            tokens.len(),
+            code(instance, INSTANCE_SHOWN)
+        ),
         Operation::RegenerateOperator { instance, .. } => {
-            format!("the operator token of `{instance}`")
+            format!("the operator token of {}", code(instance, INSTANCE_SHOWN))
         }
-        Operation::Retired { was, .. } => was.clone(),
-    };
+        Operation::Retired { was, .. } => plain(was, NAME_SHOWN * 2),
+    }
+}
+
+/// The card's embed for the pending action as it stands; `token` is a [`token_line`].
+pub fn card_embed(p: &Pending<Operation>, token: Option<&str>) -> CreateEmbed {
+    card(p, token).build()
+}
+
+fn card(p: &Pending<Operation>, token: Option<&str>) -> Embed {
+    let target = target(&p.action);
     let (title, colour) = match &p.state {
         PendingState::Open => (format!("Delete {target}?"), 0xE6_7E_22),
         PendingState::Executing => (format!("Deleting {target}…"), 0x34_98_DB),
@@ -121,11 +133,9 @@ fn embed(p: &Pending<Operation>, token: Option<&str>) -> CreateEmbed {
             names.join(", ")
         )
     };
-    let mut e = CreateEmbed::new().title(title).colour(colour).field(
-        "Requested by",
-        who(&p.requester),
-        true,
-    );
+    let mut e = Embed::new(title)
+        .colour(colour)
+        .field("Requested by", who(&p.requester), true);
     if let Some(t) = token {
         e = e.field(
             if matches!(p.action, Operation::PruneExpired { .. }) {
@@ -138,17 +148,16 @@ fn embed(p: &Pending<Operation>, token: Option<&str>) -> CreateEmbed {
         );
     }
     if let Some(r) = &p.reason {
-        e = e.field("Reason", r, false);
+        e = e.field("Reason", plain(r, FIELD_VALUE), false);
     }
     e = e.field("Approvals", approvals, true);
     e = match &p.state {
-        PendingState::Open => e.field(
-            "Expires",
-            format!("<t:{}:R>", p.expires_at.timestamp()),
-            true,
-        ),
+        PendingState::Open => {
+            let at = p.expires_at.timestamp();
+            e.field("Expires", format!("<t:{at}:f> (<t:{at}:R>)"), true)
+        }
         PendingState::Failed { reason } | PendingState::Unknown { reason } => {
-            e.field("Result", reason, false)
+            e.field("Result", plain(reason, FIELD_VALUE), false)
         }
         PendingState::Rejected { by, reason } => e.field(
             "Rejected by",
@@ -157,7 +166,7 @@ fn embed(p: &Pending<Operation>, token: Option<&str>) -> CreateEmbed {
                 who(by),
                 reason
                     .as_ref()
-                    .map(|r| format!(": {r}"))
+                    .map(|r| format!(": {}", plain(r, FIELD_VALUE)))
                     .unwrap_or_default()
             ),
             false,
@@ -172,10 +181,7 @@ fn embed(p: &Pending<Operation>, token: Option<&str>) -> CreateEmbed {
         }
         PendingState::Executing => e,
     };
-    e.footer(serenity::builder::CreateEmbedFooter::new(format!(
-        "pending action {}",
-        p.id
-    )))
+    e.footer(format!("pending action {}", p.id))
 }
 
 fn buttons(p: &Pending<Operation>) -> Vec<CreateActionRow> {
@@ -200,9 +206,7 @@ impl Bot {
         token: Option<String>,
         channel: ChannelId,
     ) -> Result<MessageId, String> {
-        let message = CreateMessage::new()
-            .embed(embed(p, token.as_deref()))
-            .components(buttons(p));
+        let message = text::card_message(card(p, token.as_deref()), buttons(p));
         let posted = channel
             .send_message(&self.http, message)
             .await
@@ -220,88 +224,18 @@ impl Bot {
     }
 
     /// Re-renders the card of `p`, if it has one. Editing a card is idempotent.
-    async fn refresh_card(&self, p: &Pending<Operation>) {
+    pub(super) async fn refresh_card(&self, p: &Pending<Operation>) {
         let card = match self.service.pending_ref(&p.id, ADAPTER).await {
             Ok(Some(v)) => serde_json::from_str::<CardRef>(&v).ok(),
             _ => None,
         };
         if let Some(card) = card {
-            let edit = EditMessage::new()
-                .embed(embed(p, card.token.as_deref()))
-                .components(buttons(p));
+            let edit = text::card_edit(self::card(p, card.token.as_deref()), buttons(p));
             if let Err(e) = ChannelId::new(card.channel)
                 .edit_message(&self.http, MessageId::new(card.message), edit)
                 .await
             {
                 tracing::warn!(error = %e, id = %p.id, "could not update an approval card");
-            }
-        }
-    }
-
-    /// Sends what the outbox holds: each closed action's card and its requester's one DM, and
-    /// the owner of each withdrawn token. Whichever process runs the bot sends them; a DM's
-    /// nonce makes a resend after a crash harmless.
-    pub(super) async fn flush_outbox(&self) {
-        let items = match self.service.outbox_claim(50).await {
-            Ok(items) => items,
-            Err(e) => return tracing::warn!(error = %e, "could not read the outbox"),
-        };
-        for item in items {
-            let sent = match &item.notice {
-                Notice::PendingClosed { pending_id } => match PendingId::parse(pending_id) {
-                    Ok(id) => match self.service.pending(&id).await {
-                        Ok(p) => {
-                            self.refresh_card(&p).await;
-                            self.tell(
-                                &p.requester,
-                                &item.key,
-                                format!(
-                                    "Your request to {}: {}.",
-                                    p.action.describe(),
-                                    outcome(&p)
-                                ),
-                            )
-                            .await
-                        }
-                        Err(_) => true,
-                    },
-                    Err(_) => true,
-                },
-                Notice::Withdrawn {
-                    owner,
-                    instance,
-                    name,
-                    id,
-                    why,
-                    ..
-                } => {
-                    let text = format!(
-                        "Your new token `{name}` (id {id}) on `{instance}` was deleted again: {why}. Create it again if you still need it."
-                    );
-                    self.tell(owner, &item.key, text).await
-                }
-            };
-            if sent && let Err(e) = self.service.outbox_sent(&item.key).await {
-                tracing::warn!(error = %e, "could not mark a notice sent");
-            }
-        }
-    }
-
-    /// DMs `who` if they are a Discord user (true when done or nothing to do). The nonce,
-    /// derived from the notice, lets Discord drop a duplicate.
-    async fn tell(&self, who: &Actor, key: &str, text: String) -> bool {
-        if who.kind != ActorKind::Discord {
-            return true;
-        }
-        let Ok(user) = who.id.parse::<u64>() else {
-            return true;
-        };
-        match super::dm::send_dm_once(&self.http, user.into(), text, key).await {
-            Ok(_) => true,
-            Err(e) => {
-                tracing::info!(error = %e, "could not tell a requester by DM");
-                // A closed inbox will not open by retrying; give up on this notice.
-                super::dm::is_closed(&e)
             }
         }
     }
@@ -315,9 +249,9 @@ impl Bot {
                 ApprovalResult::Executed { pending, result } => (pending, result.err()),
             })
         } else {
-            let why = Some(format!("rejected in Discord by {}", actor.name));
+            // The card and the requester's DM already say who rejected it.
             self.service
-                .reject(&actor, &id, why)
+                .reject(&actor, &id, None)
                 .await
                 .map(|p| (p, None))
         };
@@ -326,8 +260,11 @@ impl Bot {
                 self.refresh_card(&pending).await;
                 self.flush_outbox().await;
                 if let Some(e) = failure {
-                    self.whisper(&comp, format!("The delete ran and failed: {e}"))
-                        .await;
+                    let text = format!(
+                        "The delete ran and failed: {}",
+                        plain(&e.to_string(), CONTENT)
+                    );
+                    self.whisper(&comp, &text).await;
                 }
             }
             Err(e) => {
@@ -336,83 +273,23 @@ impl Bot {
                 {
                     self.refresh_card(&p).await;
                 }
-                self.whisper(&comp, e.to_string()).await;
+                let text = match &e {
+                    ServiceError::Gate(GateError::Expired { at, .. }) => format!(
+                        "This request expired at <t:{}:f>; nothing was done. Request it again if it is still needed.",
+                        at.timestamp()
+                    ),
+                    other => plain(&other.to_string(), CONTENT),
+                };
+                self.whisper(&comp, &text).await;
             }
         }
     }
 
     /// An ephemeral follow-up to the person who clicked.
-    async fn whisper(&self, comp: &ComponentInteraction, text: String) {
-        let followup = CreateInteractionResponseFollowup::new()
-            .content(text)
-            .ephemeral(true);
-        if let Err(e) = comp.create_followup(&self.http, followup).await {
+    async fn whisper(&self, comp: &ComponentInteraction, text: &str) {
+        if let Err(e) = comp.create_followup(&self.http, text::followup(text)).await {
             tracing::warn!(error = %e, "could not answer a button click");
         }
-    }
-
-    /// One round of background work: closes expired cards, and posts cards for approvals
-    /// requested outside Discord (MCP under `approve_deletes`).
-    pub async fn sweep(&self) {
-        if let Err(e) = self.service.expire_due().await {
-            tracing::warn!(error = %e, "could not expire pending actions");
-        }
-        self.flush_outbox().await;
-        let Some(channel) = self.settings.approvals_channel_id else {
-            return;
-        };
-        let open = match self.service.open_pending().await {
-            Ok(open) => open,
-            Err(e) => return tracing::warn!(error = %e, "could not read pending actions"),
-        };
-        let now = self.service.now();
-        for p in open
-            .into_iter()
-            .filter(|p| matches!(p.mode, GateMode::Approvals { .. }) && p.expires_at > now)
-        {
-            if !matches!(
-                self.service.claim_pending_ref(&p.id, ADAPTER).await,
-                Ok(true)
-            ) {
-                continue;
-            }
-            let token = match &p.action {
-                Operation::DeleteToken { instance, name, id } => self
-                    .service
-                    .find(&Actor::system(), Some(instance), name)
-                    .await
-                    .ok()
-                    .filter(|t| t.id == *id)
-                    .map(|t| token_line(&t)),
-                _ => None,
-            };
-            if let Err(e) = self.post_card(&p, token, ChannelId::new(channel)).await {
-                tracing::warn!(error = %e, id = %p.id, "could not post an approval card");
-            }
-        }
-    }
-}
-
-/// How a closed pending action ended, in words.
-fn outcome(p: &Pending<Operation>) -> String {
-    match &p.state {
-        PendingState::Succeeded => "approved and done".to_owned(),
-        PendingState::Failed { reason } => format!("approved, but it failed: {reason}"),
-        PendingState::Unknown { reason } => {
-            format!("approved, but its outcome is unknown: {reason}")
-        }
-        PendingState::Rejected { by, reason } => {
-            format!(
-                "rejected by {}{}",
-                by.name,
-                reason
-                    .as_ref()
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default()
-            )
-        }
-        PendingState::Expired => "expired without enough approvals; nothing was done".to_owned(),
-        PendingState::Open | PendingState::Executing => "still in progress".to_owned(),
     }
 }
 

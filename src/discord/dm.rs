@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serenity::builder::CreateMessage;
 use serenity::http::{Http, HttpError};
 use serenity::model::id::{ChannelId, UserId};
 
+use super::requests::{INSTANCE_SHOWN, NAME_SHOWN};
+use super::text::{self, CONTENT, code};
 use crate::service::{DeliveryFailure, DeliveryReceipt, SecretDelivery, Ticket};
 use crate::tokens::{RawToken, Token};
 
@@ -25,16 +26,9 @@ pub fn dm_error(e: &serenity::Error) -> String {
 }
 
 /// Opens (or reuses) the DM channel with `user` and sends `text`.
-pub async fn send_dm(
-    http: &Http,
-    user: UserId,
-    text: String,
-) -> Result<ChannelId, serenity::Error> {
+pub async fn send_dm(http: &Http, user: UserId, text: &str) -> Result<ChannelId, serenity::Error> {
     let channel = user.create_dm_channel(http).await?;
-    channel
-        .id
-        .send_message(http, CreateMessage::new().content(text))
-        .await?;
+    channel.id.send_message(http, text::message(text)).await?;
     Ok(channel.id)
 }
 
@@ -48,19 +42,37 @@ pub fn is_closed(e: &serenity::Error) -> bool {
 pub async fn send_dm_once(
     http: &Http,
     user: UserId,
-    text: String,
+    text: &str,
     key: &str,
 ) -> Result<ChannelId, serenity::Error> {
     use sha2::{Digest, Sha256};
     // 24 hex characters: within Discord's 25.
     let nonce = hex::encode(&Sha256::digest(key.as_bytes())[..12]);
     let channel = user.create_dm_channel(http).await?;
-    let message = CreateMessage::new()
-        .content(text)
+    let message = text::message(text)
         .nonce(serenity::model::channel::Nonce::String(nonce))
         .enforce_nonce(true);
     channel.id.send_message(http, message).await?;
     Ok(channel.id)
+}
+
+/// The DM that carries a new secret. Everything around the secret is bounded, so the message
+/// is never cut (a cut secret would be useless); a secret too long for any message is refused.
+pub fn secret_text(token: &Token, instance: &str, secret: &str) -> Result<String, DeliveryFailure> {
+    let text = format!(
+        "Your new InfluxDB 3 token {} (id {}, instance {}):\n```\n{}\n```\nStore it now: it will not be shown again. \
+         Use it as `Authorization: Bearer <token>`. You may delete this message once it is stored.",
+        code(&token.name, NAME_SHOWN),
+        token.id,
+        code(instance, INSTANCE_SHOWN),
+        secret
+    );
+    if text::len(&text) > CONTENT || secret.contains('`') {
+        return Err(DeliveryFailure(
+            "the secret does not fit in a Discord message".to_owned(),
+        ));
+    }
+    Ok(text)
 }
 
 /// Hands a new secret to its owner by DM.
@@ -78,16 +90,9 @@ impl SecretDelivery for DmDelivery {
         secret: &RawToken,
         _ticket: &Ticket,
     ) -> Result<DeliveryReceipt, DeliveryFailure> {
-        let text = format!(
-            "Your new InfluxDB 3 token `{}` (id {}, instance `{}`):\n```\n{}\n```\nStore it now: it will not be shown again. \
-             Use it as `Authorization: Bearer <token>`. You may delete this message once it is stored.",
-            token.name,
-            token.id,
-            self.instance,
-            secret.expose()
-        );
+        let text = secret_text(token, &self.instance, secret.expose())?;
         self.channel
-            .send_message(&self.http, CreateMessage::new().content(text))
+            .send_message(&self.http, text::message(&text))
             .await
             .map_err(|e| DeliveryFailure(dm_error(&e)))?;
         Ok(DeliveryReceipt::delivered("sent by Discord direct message"))

@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use serenity::builder::{CreateActionRow, CreateButton, CreateEmbed};
 use serenity::model::application::ButtonStyle;
 
+use super::requests::INSTANCE_SHOWN;
+use super::text::{self, DESCRIPTION, Embed, code, literal, plain};
 use super::{Bot, actor_of};
 use crate::tokens::{ListFilter, Page, Token, TokenStatus};
 
@@ -24,6 +26,22 @@ pub struct ListSession {
     created: Instant,
 }
 
+/// How much of a name and of the permissions a row shows.
+const NAME_WIDTH: usize = 32;
+const PERMISSIONS_WIDTH: usize = 60;
+
+fn row(name: &str, id: &str, kind: &str, status: &str, expiry: &str, permissions: &str) -> String {
+    format!(
+        "{:<NAME_WIDTH$} {:>6} {:<8} {:<7} {:<10} {}\n",
+        literal(name, NAME_WIDTH),
+        literal(id, 20),
+        kind,
+        status,
+        expiry,
+        literal(permissions, PERMISSIONS_WIDTH)
+    )
+}
+
 fn line(t: &Token, now: DateTime<Utc>) -> String {
     let status = match t.status(now) {
         TokenStatus::Active => "active",
@@ -32,14 +50,56 @@ fn line(t: &Token, now: DateTime<Utc>) -> String {
     let expiry = t
         .expiry
         .map_or("never".to_owned(), |e| e.format("%Y-%m-%d").to_string());
-    format!(
-        "{:<24} {:<8} {:<7} {:<10} {}",
-        t.name,
-        t.kind,
+    row(
+        &t.name,
+        &t.id.to_string(),
+        &t.kind.to_string(),
         status,
-        expiry,
-        t.permissions.join(" ")
+        &expiry,
+        &t.permissions.join(" "),
     )
+}
+
+/// A page of tokens as an embed: a table in a code block, with as many rows as fit (names and
+/// permissions cut; the id tells look-alike names apart).
+pub fn list_embed(
+    instance: &str,
+    tokens: &[Token],
+    page: usize,
+    now: DateTime<Utc>,
+) -> CreateEmbed {
+    page_embed(instance, tokens, page, now).build()
+}
+
+fn page_embed(instance: &str, tokens: &[Token], page: usize, now: DateTime<Utc>) -> Embed {
+    let body = if tokens.is_empty() {
+        "No tokens match.".to_owned()
+    } else {
+        const FENCE: &str = "```";
+        let more = |n: usize| format!("… and {n} more on this page\n");
+        let mut text = format!(
+            "{FENCE}\n{}",
+            row("NAME", "ID", "KIND", "STATUS", "EXPIRES", "PERMISSIONS")
+        );
+        for (i, t) in tokens.iter().enumerate() {
+            let l = line(t, now);
+            let room = DESCRIPTION - FENCE.len() - text::len(&more(tokens.len()));
+            if text::len(&text) + text::len(&l) > room {
+                text.push_str(&more(tokens.len() - i));
+                break;
+            }
+            text.push_str(&l);
+        }
+        text.push_str(FENCE);
+        text
+    };
+    Embed::new(format!(
+        "Tokens on {} (page {})",
+        code(instance, INSTANCE_SHOWN),
+        page + 1
+    ))
+    .description(body)
+    .colour(0x34_98_DB)
 }
 
 /// A page as an embed, with paging buttons when there is more than one page.
@@ -50,25 +110,8 @@ fn render(
     page: usize,
     has_next: bool,
     now: DateTime<Utc>,
-) -> (CreateEmbed, Vec<CreateActionRow>) {
-    let body = if tokens.is_empty() {
-        "No tokens match.".to_owned()
-    } else {
-        let mut text = format!(
-            "```\n{:<24} {:<8} {:<7} {:<10} {}\n",
-            "NAME", "KIND", "STATUS", "EXPIRES", "PERMISSIONS"
-        );
-        for t in tokens {
-            text.push_str(&line(t, now));
-            text.push('\n');
-        }
-        text.push_str("```");
-        text
-    };
-    let embed = CreateEmbed::new()
-        .title(format!("Tokens on `{instance}` (page {})", page + 1))
-        .description(body)
-        .colour(0x34_98_DB);
+) -> (Embed, Vec<CreateActionRow>) {
+    let embed = page_embed(instance, tokens, page, now);
     let mut rows = vec![];
     if page > 0 || has_next {
         rows.push(CreateActionRow::Buttons(vec![
@@ -119,12 +162,12 @@ impl Bot {
         &self,
         id: &str,
         page: usize,
-    ) -> Result<(CreateEmbed, Vec<CreateActionRow>), String> {
+    ) -> Result<(Embed, Vec<CreateActionRow>), String> {
         let (user, instance, filter) = {
             let lists = self.lists.lock().unwrap_or_else(|p| p.into_inner());
             let s = lists
                 .get(id)
-                .ok_or("This list expired; run /token list again.")?;
+                .ok_or_else(|| "This list expired; run /token list again.".to_owned())?;
             (s.user.clone(), s.instance.clone(), s.filter.clone())
         };
         let window = Page {
@@ -135,7 +178,7 @@ impl Bot {
             .service
             .list_page(&actor_of(&user), instance.as_deref(), &filter, window)
             .await
-            .map_err(|e| format!("Could not list tokens: {e}"))?;
+            .map_err(|e| format!("Could not list tokens: {}", plain(&e.to_string(), 1900)))?;
         let name = self.service.instance_or_default(instance);
         Ok(render(
             &name,

@@ -30,6 +30,24 @@ pub(super) fn subcommand(cmd: &CommandInteraction) -> Option<(String, HashMap<St
     Some((name.to_owned(), args))
 }
 
+/// What `/token delete` names: a token by name, or by id (`id:123`, as autocomplete offers
+/// for names Discord cannot carry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum DeleteTarget {
+    Name(TokenName),
+    Id(u64),
+}
+
+/// The prefix of a token id given where a name is expected.
+pub(super) const ID_PREFIX: &str = "id:";
+
+pub(super) fn delete_target(s: &str) -> Result<DeleteTarget, ParseError> {
+    match s.strip_prefix(ID_PREFIX).map(|n| n.trim().parse::<u64>()) {
+        Some(Ok(id)) => Ok(DeleteTarget::Id(id)),
+        _ => TokenName::parse(s).map(DeleteTarget::Name),
+    }
+}
+
 pub(super) fn list_filter(args: &HashMap<String, String>) -> Result<ListFilter, ParseError> {
     Ok(ListFilter {
         name_contains: args.get("name").cloned(),
@@ -108,5 +126,18 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(r.spec, TokenSpec::Resource(p) if p.len() == 2));
+    }
+
+    #[test]
+    fn deletes_name_a_token_or_its_id() {
+        assert_eq!(delete_target("id:42").unwrap(), DeleteTarget::Id(42));
+        assert!(
+            matches!(delete_target("id:x").unwrap(), DeleteTarget::Name(n) if n.as_str() == "id:x")
+        );
+        assert!(matches!(
+            delete_target("ci").unwrap(),
+            DeleteTarget::Name(_)
+        ));
+        assert!(delete_target("").is_err());
     }
 }

@@ -6,8 +6,10 @@ use std::time::Duration;
 use serenity::builder::{CreateAutocompleteResponse, CreateInteractionResponse};
 use serenity::model::application::CommandInteraction;
 
+use super::options::ID_PREFIX;
+use super::text::{self, CHOICE};
 use super::{Bot, Capability, actor_of};
-use crate::tokens::{Database, ListFilter, Page};
+use crate::tokens::{Database, ListFilter, Page, Token};
 
 /// How long autocomplete may wait for InfluxDB (Discord allows 3 s in all).
 const SUGGEST_WITHIN: Duration = Duration::from_millis(2_000);
@@ -68,16 +70,16 @@ impl Bot {
                 .unwrap_or_default()
                 .into_iter()
                 .filter(|t| !t.is_operator())
-                .map(|t| (t.name.clone(), t.name))
+                .map(|t| name_choice(&t))
                 .collect()
         };
         let mut response = CreateAutocompleteResponse::new();
         for (name, value) in choices
             .into_iter()
-            .filter(|(n, v)| n.len() <= 100 && v.len() <= 100)
+            .filter(|(_, v)| text::len(v) <= CHOICE)
             .take(MAX_CHOICES)
         {
-            response = response.add_string_choice(name, value);
+            response = response.add_string_choice(text::label(&name, CHOICE), value);
         }
         CreateInteractionResponse::Autocomplete(response)
     }
@@ -93,6 +95,21 @@ fn db_label(db: &Database) -> String {
     } else {
         label
     }
+}
+
+/// A token as a choice for `/token delete`: its name as the value when Discord can carry it
+/// back as typed, else `id:N` (the delete resolves it); the label shows the name, cut, and the
+/// id whenever the name alone might not identify it.
+pub fn name_choice(t: &Token) -> (String, String) {
+    let carried = text::len(&t.name) <= CHOICE
+        && !t.name.starts_with(ID_PREFIX)
+        && text::label(&t.name, CHOICE) == t.name;
+    if carried {
+        return (t.name.clone(), t.name.clone());
+    }
+    let suffix = format!(" (id {})", t.id);
+    let name = text::label(&t.name, CHOICE - text::len(&suffix));
+    (format!("{name}{suffix}"), format!("{ID_PREFIX}{}", t.id))
 }
 
 /// Suggestions for the last word of a permissions field: `db:<db>:read` and `db:<db>:read,write`.

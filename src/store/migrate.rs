@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::StoreError;
 
 /// The schema version this build writes.
-pub const CURRENT: i64 = 3;
+pub const CURRENT: i64 = 4;
 
 const V1_V2: &str = r#"
 CREATE TABLE IF NOT EXISTS audit (
@@ -69,6 +69,15 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_unsent ON outbox (sent_at);
 "#;
 
+/// Interaction ids already handled (seconds since the epoch), so a replay is recognised.
+const V4: &str = r#"
+CREATE TABLE interactions (
+    id          TEXT PRIMARY KEY,
+    seen_at     INTEGER NOT NULL
+);
+CREATE INDEX interactions_seen ON interactions (seen_at);
+"#;
+
 /// Brings the schema to [`CURRENT`].
 pub fn run(conn: &mut Connection) -> Result<(), StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -90,6 +99,9 @@ pub fn run(conn: &mut Connection) -> Result<(), StoreError> {
     if version < 3 {
         tx.execute_batch(V3)?;
         retire_nameonly_actions(&tx)?;
+    }
+    if version < 4 {
+        tx.execute_batch(V4)?;
     }
     tx.pragma_update(None, "user_version", CURRENT)?;
     tx.commit()?;

@@ -356,11 +356,7 @@ async fn resource_tokens_and_bad_input() {
         ))
         .await;
     assert!(
-        is_ephemeral_message(&r)
-            && r["data"]["content"]
-                .as_str()
-                .unwrap()
-                .contains("contains ` `"),
+        is_ephemeral_message(&r) && shown(&r["data"]["content"]).contains("contains ` `"),
         "{r}"
     );
     let r = h
@@ -438,12 +434,9 @@ async fn delete_needs_another_persons_approval() {
             c.path.ends_with(&original(id))
         })
         .await;
-    assert!(
-        answer.body["content"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("<#{APPROVALS}>"))
-    );
+    let text = answer.body["content"].as_str().unwrap();
+    assert!(text.contains(&format!("<#{APPROVALS}>")), "{text}");
+    assert!(text.contains(":f>"), "the deadline with its date: {text}");
 
     let card_id = 10_000;
     let own = h.next_id();
@@ -699,13 +692,10 @@ async fn reject_closes_the_card() {
             c.path == format!("/api/v10/channels/{}/messages", DM_BASE + ALICE.id)
         })
         .await;
+    let text = shown(&dm.body["content"]);
     assert!(
-        dm.body["content"]
-            .as_str()
-            .unwrap()
-            .contains("rejected by carol"),
-        "{}",
-        dm.body
+        text.ends_with(": rejected by carol.") && text.matches("carol").count() == 1,
+        "the rejecter is named once: {text}"
     );
 }
 
@@ -727,15 +717,26 @@ async fn expiry_edits_the_card_and_removes_its_buttons() {
         })
         .await;
     assert_eq!(edited.body["components"], json!([]));
+    let late = h.next_id();
     let r = h
-        .send(click(h.next_id(), CAROL, &approve, APPROVALS, 10_000))
+        .send(click(late, CAROL, &approve, APPROVALS, 10_000))
         .await;
     assert_eq!(r["type"], 6);
-    h.fake
+    let notice = h
+        .fake
         .wait_for("the late click's notice", |c| {
-            c.body.to_string().contains("expired")
+            c.path == format!("/api/v10/webhooks/{APP}/itoken-{late}")
         })
         .await;
+    let text = notice.body["content"].as_str().unwrap();
+    assert!(
+        text.contains("expired at <t:") && text.contains(":f>"),
+        "a date and time every reader sees in their own zone: {text}"
+    );
+    assert!(
+        !text.contains(" UTC") && !text.contains("pending action"),
+        "{text}"
+    );
     assert!(h.has("victim"));
 }
 
@@ -931,7 +932,7 @@ async fn protected_tokens_are_refused_at_once() {
 #[tokio::test]
 async fn commands_are_registered_per_guild() {
     let h = Harness::new(Edition::Core, Store::open_in_memory().unwrap(), |_| {}).await;
-    let msg = tokenwarden::discord::register(h.bot.http(), &[GUILD])
+    let msg = tokenwarden::discord::register(h.bot.http(), &settings(&h.fake.url, &h.key))
         .await
         .unwrap();
     assert!(msg.contains("1 guild"));
@@ -958,7 +959,35 @@ async fn commands_are_registered_per_guild() {
             "prune-expired"
         ]
     );
-    tokenwarden::discord::register(h.bot.http(), &[])
+    assert_eq!(
+        cmd["default_member_permissions"], "0",
+        "hidden until a server admin allows roles under Integrations"
+    );
+    assert_eq!(cmd["integration_types"], json!([0]), "guild install only");
+    assert_eq!(cmd["contexts"], json!([0]));
+    let mut strings = 0;
+    for sub in cmd["options"].as_array().unwrap() {
+        for o in sub["options"].as_array().into_iter().flatten() {
+            if o["type"] == 3 {
+                strings += 1;
+                let max = o["max_length"].as_u64();
+                assert!(max.is_some_and(|m| m <= 1000), "{sub}: {o}");
+            }
+        }
+    }
+    assert!(strings >= 15, "{strings}");
+    let delete = &cmd["options"][3]["options"];
+    assert_eq!(
+        (delete[0]["name"].as_str(), delete[0]["max_length"].as_u64()),
+        (Some("name"), Some(256))
+    );
+    assert_eq!(
+        (delete[1]["name"].as_str(), delete[1]["max_length"].as_u64()),
+        (Some("reason"), Some(1000))
+    );
+    let mut global = settings(&h.fake.url, &h.key);
+    global.guild_ids.clear();
+    tokenwarden::discord::register(h.bot.http(), &global)
         .await
         .unwrap();
     assert_eq!(
@@ -1063,4 +1092,241 @@ async fn a_create_whose_bot_died_is_withdrawn_and_its_owner_told_by_dm() {
         })
         .await;
     assert_no_token("the notice", &told.body.to_string());
+}
+
+/// A name made outside tokenwarden: long, with markdown, a mention and a backtick in it.
+fn odd_name(tail: &str) -> String {
+    format!("*bold* @everyone <@1> `tick` {}{tail}", "x".repeat(200))
+}
+
+#[tokio::test]
+async fn long_odd_names_and_reasons_fit_discord_and_can_still_be_deleted() {
+    let h = Harness::new(Edition::Core, Store::open_in_memory().unwrap(), |_| {}).await;
+    let (a, b) = (odd_name("-a"), odd_name("-b"));
+    h.sim.control.create_admin(&a, None);
+    h.sim.control.create_admin(&b, None);
+    let (id_a, id_b) = (
+        h.sim.control.token_id(&a).unwrap(),
+        h.sim.control.token_id(&b).unwrap(),
+    );
+    // Autocomplete offers what Discord can carry back: the id, with the name as a label.
+    let r = h
+        .send(autocomplete(h.next_id(), ALICE, "delete", "name", "bold"))
+        .await;
+    let choices = r["data"]["choices"].as_array().unwrap();
+    let values: Vec<&str> = choices.iter().filter_map(|c| c["value"].as_str()).collect();
+    assert_eq!(values, [format!("id:{id_a}"), format!("id:{id_b}")]);
+    let labels: Vec<&str> = choices.iter().filter_map(|c| c["name"].as_str()).collect();
+    assert_ne!(labels[0], labels[1], "look-alike names stay apart");
+    assert!(
+        labels[0].starts_with("*bold* @everyone") && labels[0].ends_with(&format!("(id {id_a})"))
+    );
+
+    let reason = "r".repeat(1500);
+    let id = h.next_id();
+    h.send(command(
+        id,
+        BOB,
+        "delete",
+        &[("name", values[0]), ("reason", &reason)],
+    ))
+    .await;
+    let (card, approve) = card_for(&h, &format!("(id {id_a})")).await;
+    let embed = &card.body["embeds"][0];
+    let title = shown(&embed["title"]);
+    assert!(
+        title.starts_with("Delete token `*bold* @everyone <@1> ˋtickˋ x")
+            && title.contains(&format!("(id {id_a})")),
+        "the name is shown literally, cut, with its id: {title}"
+    );
+    let reason_field = embed["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "Reason")
+        .unwrap();
+    assert!(
+        shown(&reason_field["value"]).ends_with("r…"),
+        "{reason_field}"
+    );
+    let answer = h
+        .fake
+        .wait_for("the requester's answer", |c| {
+            c.path.ends_with(&original(id))
+        })
+        .await;
+    assert!(shown(&answer.body["content"]).contains(&format!("(id {id_a})")));
+    h.send(click(h.next_id(), CAROL, &approve, APPROVALS, 10_000))
+        .await;
+    h.fake
+        .wait_for("the card edit", |c| {
+            c.method == "PATCH" && c.body.to_string().contains("Deleted token")
+        })
+        .await;
+    assert!(!h.has(&a) && h.has(&b), "exactly the chosen token went");
+    h.fake
+        .wait_for("the requester's DM", |c| {
+            c.path == format!("/api/v10/channels/{}/messages", DM_BASE + BOB.id)
+        })
+        .await;
+    h.fake.assert_all_accepted();
+}
+
+#[tokio::test]
+async fn a_page_of_long_names_and_overlong_options_stay_within_discords_limits() {
+    let h = Harness::new(Edition::Core, Store::open_in_memory().unwrap(), |_| {}).await;
+    for i in 0..20 {
+        h.sim
+            .control
+            .create_admin(&odd_name(&format!("-{i:02}")), None);
+    }
+    let id = h.next_id();
+    h.send(command(id, ALICE, "list", &[("name", "bold")]))
+        .await;
+    let edit = h
+        .fake
+        .wait_for("the list", |c| {
+            c.method == "PATCH" && c.path.ends_with(&original(id))
+        })
+        .await;
+    let text = edit.body["embeds"][0]["description"].as_str().unwrap();
+    assert!(text.starts_with("```") && text.ends_with("```"), "{text}");
+    assert_eq!(
+        text.matches("```").count(),
+        2,
+        "no name breaks out of the table"
+    );
+    assert!(text.contains("*bold* @everyone <@1> ˋtickˋ"), "{text}");
+    assert!(edit.body["components"][0]["components"][1]["disabled"] == false);
+
+    // Someone bypassing the client's max_length: answered, never "interaction failed".
+    let huge = "n".repeat(6000);
+    for (sub, opts) in [
+        ("list", vec![("instance", huge.as_str())]),
+        (
+            "create-resource",
+            vec![("name", "r"), ("permissions", huge.as_str())],
+        ),
+        ("create-admin", vec![("name", huge.as_str())]),
+        ("delete", vec![("name", huge.as_str())]),
+    ] {
+        let r = h.send(command(h.next_id(), ALICE, sub, &opts)).await;
+        assert!(is_ephemeral_message(&r), "{sub}: {r}");
+    }
+    let id = h.next_id();
+    h.send(command(
+        id,
+        BOB,
+        "delete",
+        &[("name", &odd_name("-03")), ("reason", &huge)],
+    ))
+    .await;
+    card_for(&h, "tick").await;
+    h.fake.assert_all_accepted();
+}
+
+#[tokio::test]
+async fn a_replayed_request_is_answered_but_does_nothing() {
+    let h = Harness::new(Edition::Core, Store::open_in_memory().unwrap(), |_| {}).await;
+    h.sim.control.create_admin("victim", None);
+    let id = h.next_id();
+    let body = command(id, BOB, "delete", &[("name", "victim")]).to_string();
+    let ts = chrono::Utc::now().timestamp();
+    let (status, first) = h.post_signed(&body, ts, &h.key).await;
+    assert_eq!(status, 200);
+    assert!(
+        is_deferred(&serde_json::from_str(&first).unwrap()),
+        "{first}"
+    );
+    card_for(&h, "victim").await;
+    let (status, again) = h.post_signed(&body, ts, &h.key).await;
+    assert_eq!(status, 200);
+    let again: Value = serde_json::from_str(&again).unwrap();
+    assert!(
+        is_ephemeral_message(&again)
+            && again["data"]["content"]
+                .as_str()
+                .unwrap()
+                .contains("already handled"),
+        "{again}"
+    );
+    h.fake
+        .wait_for("the requester's answer", |c| {
+            c.path.ends_with(&original(id))
+        })
+        .await;
+    assert_eq!(
+        h.fake
+            .calls_to("POST", &format!("/channels/{APPROVALS}/messages"))
+            .len(),
+        1,
+        "one card"
+    );
+    assert_eq!(
+        h.service.open_pending().await.unwrap().len(),
+        1,
+        "one pending action"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_instance_is_refused_before_any_dm() {
+    let h = Harness::new(Edition::Core, Store::open_in_memory().unwrap(), |_| {}).await;
+    let r = h
+        .send(command(
+            h.next_id(),
+            ALICE,
+            "create-admin",
+            &[("name", "ci"), ("instance", "nope")],
+        ))
+        .await;
+    assert!(
+        is_ephemeral_message(&r)
+            && shown(&r["data"]["content"]).contains("no instance named `nope`"),
+        "{r}"
+    );
+    assert!(
+        h.fake.calls().is_empty(),
+        "no DM promised a secret: {:#?}",
+        h.fake.calls()
+    );
+    assert!(!h.has("ci"));
+}
+
+#[tokio::test]
+async fn page_buttons_check_the_list_capability() {
+    let h = Harness::new(Edition::Core, Store::open_in_memory().unwrap(), |_| {}).await;
+    for i in 0..20 {
+        h.sim.control.create_admin(&format!("ci-{i:02}"), None);
+    }
+    let id = h.next_id();
+    h.send(command(id, ALICE, "list", &[])).await;
+    let edit = h
+        .fake
+        .wait_for("the list", |c| {
+            c.method == "PATCH" && c.path.ends_with(&original(id))
+        })
+        .await;
+    let next = edit.body["components"][0]["components"][1]["custom_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let demoted = Who {
+        roles: &[],
+        ..ALICE
+    };
+    let paging = h.next_id();
+    let r = h.send(click(paging, demoted, &next, 600, 1)).await;
+    assert!(
+        is_ephemeral_message(&r)
+            && r["data"]["content"]
+                .as_str()
+                .unwrap()
+                .contains("not allowed to list"),
+        "{r}"
+    );
+    assert!(
+        h.fake.calls_to("PATCH", &original(paging)).is_empty(),
+        "no page was shown"
+    );
 }

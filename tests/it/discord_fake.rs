@@ -1,5 +1,6 @@
 //! A local fake of the Discord REST routes the bot uses, recording every request, so serenity's
-//! real `Http` can be pointed at it (proxy + rate limiter off).
+//! real `Http` can be pointed at it (proxy + rate limiter off). Like Discord, it refuses a body
+//! that passes a length limit with 400 `Invalid Form Body`; every wait checks none was refused.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +30,8 @@ pub struct FakeState {
     pub closed: Mutex<HashSet<u64>>,
     /// Users whose DMs close after the first message.
     pub closing: Mutex<HashSet<u64>>,
+    /// Requests refused for passing a limit: why, and the path.
+    pub refused: Mutex<Vec<String>>,
     next: AtomicU64,
 }
 
@@ -53,6 +56,120 @@ fn message(id: u64, channel: &str, body: &Value) -> Value {
         "attachments": [], "embeds": body.get("embeds").cloned().unwrap_or(json!([])), "pinned": false, "type": 0,
         "components": []
     })
+}
+
+fn chars(v: &Value) -> usize {
+    v.as_str().map_or(0, |s| s.chars().count())
+}
+
+fn at_most(what: &str, v: &Value, max: usize) -> Result<(), String> {
+    let n = chars(v);
+    if n > max {
+        return Err(format!("{what} has {n} characters (at most {max})"));
+    }
+    Ok(())
+}
+
+/// Discord's limits on a message body (content, embeds, components) or an interaction
+/// response's `data` (the same, plus autocomplete choices).
+pub fn limits(body: &Value) -> Result<(), String> {
+    at_most("content", &body["content"], 2000)?;
+    let embeds = body["embeds"].as_array().cloned().unwrap_or_default();
+    if embeds.len() > 10 {
+        return Err(format!("{} embeds (at most 10)", embeds.len()));
+    }
+    let mut total = 0;
+    for e in &embeds {
+        at_most("embed title", &e["title"], 256)?;
+        at_most("embed description", &e["description"], 4096)?;
+        at_most("embed footer", &e["footer"]["text"], 2048)?;
+        at_most("embed author", &e["author"]["name"], 256)?;
+        total += chars(&e["title"])
+            + chars(&e["description"])
+            + chars(&e["footer"]["text"])
+            + chars(&e["author"]["name"]);
+        let fields = e["fields"].as_array().cloned().unwrap_or_default();
+        if fields.len() > 25 {
+            return Err(format!("{} embed fields (at most 25)", fields.len()));
+        }
+        for f in &fields {
+            at_most("embed field name", &f["name"], 256)?;
+            at_most("embed field value", &f["value"], 1024)?;
+            if chars(&f["name"]) == 0 || chars(&f["value"]) == 0 {
+                return Err("an empty embed field".into());
+            }
+            total += chars(&f["name"]) + chars(&f["value"]);
+        }
+    }
+    if total > 6000 {
+        return Err(format!("embeds total {total} characters (at most 6000)"));
+    }
+    for row in body["components"].as_array().into_iter().flatten() {
+        for c in row["components"].as_array().into_iter().flatten() {
+            at_most("custom_id", &c["custom_id"], 100)?;
+            at_most("button label", &c["label"], 80)?;
+        }
+    }
+    let choices = body["choices"].as_array().cloned().unwrap_or_default();
+    if choices.len() > 25 {
+        return Err(format!("{} choices (at most 25)", choices.len()));
+    }
+    for c in &choices {
+        at_most("choice name", &c["name"], 100)?;
+        at_most("choice value", &c["value"], 100)?;
+    }
+    Ok(())
+}
+
+/// Discord's limits on registered commands and their options.
+fn command_limits(commands: &Value) -> Result<(), String> {
+    fn option(o: &Value) -> Result<(), String> {
+        at_most("option name", &o["name"], 32)?;
+        at_most("option description", &o["description"], 100)?;
+        if o["max_length"].as_u64().is_some_and(|m| m > 6000) {
+            return Err("max_length over 6000".into());
+        }
+        let choices = o["choices"].as_array().cloned().unwrap_or_default();
+        if choices.len() > 25 {
+            return Err("more than 25 choices".into());
+        }
+        for c in &choices {
+            at_most("choice name", &c["name"], 100)?;
+            at_most("choice value", &c["value"], 100)?;
+        }
+        o["options"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .try_for_each(option)
+    }
+    commands
+        .as_array()
+        .into_iter()
+        .flatten()
+        .try_for_each(option)
+}
+
+/// Refuses `body` like Discord when it passes a limit.
+fn check(st: &FakeState, uri: &Uri, body: &str, commands: bool) -> Option<Response> {
+    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let verdict = if commands {
+        command_limits(&v)
+    } else {
+        limits(&v)
+    };
+    let why = verdict.err()?;
+    st.refused
+        .lock()
+        .unwrap()
+        .push(format!("{} {why}", uri.path()));
+    Some(
+        (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"code": 50035, "message": "Invalid Form Body"})),
+        )
+            .into_response(),
+    )
 }
 
 fn record(st: &FakeState, method: Method, uri: &Uri, headers: &HeaderMap, body: &str) {
@@ -94,6 +211,9 @@ async fn send(
     h: HeaderMap,
     body: String,
 ) -> Response {
+    if let Some(refusal) = check(&st, &uri, &body, false) {
+        return refusal;
+    }
     record(&st, m, &uri, &h, &body);
     let id: u64 = channel.parse().unwrap_or(0);
     if id > DM_BASE {
@@ -126,6 +246,9 @@ async fn edit(
     h: HeaderMap,
     body: String,
 ) -> Response {
+    if let Some(refusal) = check(&st, &uri, &body, false) {
+        return refusal;
+    }
     record(&st, m, &uri, &h, &body);
     axum::Json(message(
         1,
@@ -142,6 +265,10 @@ async fn no_content(
     h: HeaderMap,
     body: String,
 ) -> Response {
+    let data = serde_json::from_str::<Value>(&body).unwrap_or_default()["data"].to_string();
+    if let Some(refusal) = check(&st, &uri, &data, false) {
+        return refusal;
+    }
     record(&st, m, &uri, &h, &body);
     StatusCode::NO_CONTENT.into_response()
 }
@@ -153,6 +280,9 @@ async fn commands(
     h: HeaderMap,
     body: String,
 ) -> Response {
+    if let Some(refusal) = check(&st, &uri, &body, true) {
+        return refusal;
+    }
     record(&st, m, &uri, &h, &body);
     axum::Json(json!([])).into_response()
 }
@@ -210,9 +340,30 @@ impl FakeDiscord {
         self.state.calls.lock().unwrap().clone()
     }
 
+    /// Fails the test if Discord would have refused a request, or if a message could mention
+    /// (ping) anyone.
+    pub fn assert_all_accepted(&self) {
+        let refused = self.state.refused.lock().unwrap().clone();
+        assert!(refused.is_empty(), "Discord refused: {refused:#?}");
+        for c in self.calls() {
+            let message = c.path.contains("/messages") || c.path.contains("/webhooks/");
+            if message && c.method != "GET" {
+                assert_eq!(
+                    c.body["allowed_mentions"]["parse"],
+                    json!([]),
+                    "{} {} may mention someone: {}",
+                    c.method,
+                    c.path,
+                    c.body
+                );
+            }
+        }
+    }
+
     /// Waits (up to 5 s) until a call matching `f` arrives, and returns it.
     pub async fn wait_for(&self, what: &str, f: impl Fn(&Call) -> bool) -> Call {
         for _ in 0..250 {
+            self.assert_all_accepted();
             if let Some(c) = self.calls().into_iter().find(|c| f(c)) {
                 return c;
             }

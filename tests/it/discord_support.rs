@@ -88,6 +88,7 @@ pub fn settings(api_base: &str, key: &SigningKey) -> DiscordSettings {
         allow_self_approval: false,
         access,
         poll_interval: Duration::from_secs(3600),
+        default_member_permissions: Default::default(),
     }
 }
 
@@ -207,12 +208,38 @@ impl Harness {
             )
             .await;
         assert_eq!(status, 200, "{body}");
-        serde_json::from_str(&body).unwrap()
+        let answer: Value = serde_json::from_str(&body).unwrap();
+        // Discord shows "interaction failed" for an answer past its limits.
+        if let Err(why) = crate::discord_fake::limits(&answer["data"]) {
+            panic!("Discord would refuse this answer ({why}): {answer}");
+        }
+        if answer["type"] == 4 {
+            assert_eq!(
+                answer["data"]["allowed_mentions"]["parse"],
+                json!([]),
+                "{answer}"
+            );
+        }
+        answer
     }
 
     pub fn has(&self, name: &str) -> bool {
         self.sim.control.token_names().iter().any(|n| n == name)
     }
+}
+
+/// A message text as a Discord user reads it: markdown escapes (`\*`, `\-` ...) show as the
+/// character they escape.
+pub fn shown(text: &Value) -> String {
+    let mut out = String::new();
+    let mut chars = text.as_str().unwrap_or_default().chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek()) {
+            ('\\', Some(n)) if n.is_ascii_punctuation() => out.push(chars.next().unwrap_or(c)),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 fn member(who: Who) -> Value {

@@ -247,7 +247,7 @@ async fn discord_replies_explain_every_fault() {
             .fake
             .wait_for("the explanation", |c| c.path.ends_with(&path))
             .await;
-        let text = edit.body["content"].as_str().unwrap_or_default();
+        let text = crate::discord_support::shown(&edit.body["content"]);
         assert!(text.contains(fault.expect().0), "{fault:?}: {}", edit.body);
     }
 }

@@ -122,3 +122,149 @@ proptest! {
         prop_assert!(clean.contains("apiv3_<redacted>"));
     }
 }
+
+/// Discord message builders against odd input: every text fits Discord's limits, whatever the
+/// names, reasons and errors hold.
+mod discord_texts {
+    use std::time::Duration;
+
+    use chrono::{DateTime, Utc};
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+    use tokenwarden::actor::Actor;
+    use tokenwarden::discord::{self, text};
+    use tokenwarden::gate::{Approval, GateMode, Pending, PendingState};
+    use tokenwarden::service::{ExpiredToken, Operation};
+    use tokenwarden::tokens::{Token, TokenKind, TokenName};
+
+    use crate::discord_fake::limits;
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-28T00:00:00Z".parse().unwrap()
+    }
+
+    /// Long and odd text: unicode, backticks, markdown, mentions, control characters, up to
+    /// 6,000 characters.
+    fn odd() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[`*_~|>#@<:\\\\ a-z\\-\u{0}-\u{1f}\u{202e}é漢🦀]{0,300}",
+            ("[`@a-z\u{7}🦀]{1,8}", 0usize..6000)
+                .prop_map(|(s, n)| s.repeat(n / s.chars().count().max(1) + 1)),
+            Just("@everyone <@&1> ```".repeat(400)),
+        ]
+    }
+
+    fn name(s: &str) -> TokenName {
+        TokenName::parse(s).unwrap_or_else(|_| TokenName::parse("fallback").unwrap())
+    }
+
+    fn token(name: &str, id: u64, permissions: &str) -> Token {
+        Token {
+            id,
+            name: name.to_owned(),
+            kind: TokenKind::Resource,
+            permissions: vec![permissions.to_owned(); 3],
+            created_at: now(),
+            expiry: Some(now()),
+            updated_at: None,
+            created_by: None,
+            description: None,
+        }
+    }
+
+    /// A message body as Discord receives it.
+    fn fits(body: &Value) -> Result<(), TestCaseError> {
+        limits(body).map_err(|why| TestCaseError::fail(format!("{why}: {body}")))
+    }
+
+    fn embed_fits(embed: serenity::builder::CreateEmbed) -> Result<(), TestCaseError> {
+        fits(&json!({ "embeds": [serde_json::to_value(embed).unwrap()] }))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+        #[test]
+        fn cards_fit_in_every_state(
+            a in odd(), b in odd(), reason in odd(), instance in odd(), state in 0usize..7,
+            approvers in 0usize..40, expired in 0usize..300,
+        ) {
+            let requester = Actor::mcp(&a, Some(&b), None);
+            let action = if expired > 0 {
+                Operation::PruneExpired {
+                    instance: instance.clone(),
+                    tokens: (0..expired as u64)
+                        .map(|i| ExpiredToken { name: name(&a), id: i, expired_at: now() })
+                        .collect(),
+                }
+            } else {
+                Operation::DeleteToken { instance: instance.clone(), name: name(&a), id: u64::MAX }
+            };
+            let mut p = Pending::new(
+                action,
+                requester.clone(),
+                GateMode::Approvals { required: 3, allow_self: false },
+                Duration::from_secs(900),
+                now(),
+            );
+            p.reason = Some(reason.clone());
+            p.approvals = (0..approvers).map(|i| Approval { by: Actor::mcp(&b, Some(&i.to_string()), None), at: now() }).collect();
+            p.state = match state {
+                0 => PendingState::Open,
+                1 => PendingState::Executing,
+                2 => PendingState::Succeeded,
+                3 => PendingState::Failed { reason: reason.clone() },
+                4 => PendingState::Unknown { reason: b.clone() },
+                5 => PendingState::Rejected { by: requester, reason: Some(reason.clone()) },
+                _ => PendingState::Expired,
+            };
+            let line = discord::text::plain(&b, 6000);
+            embed_fits(discord::card_embed(&p, Some(&line)))?;
+            let dm = discord::closed_text(&p);
+            fits(&serde_json::to_value(text::message(&dm)).unwrap())?;
+        }
+
+        #[test]
+        fn list_pages_fit(names in proptest::collection::vec(odd(), 0..16), instance in odd(), perms in odd(), page in 0usize..1000) {
+            let tokens: Vec<Token> = names.iter().enumerate().map(|(i, n)| token(n, i as u64, &perms)).collect();
+            let embed = discord::list_embed(&instance, &tokens, page, now());
+            let v = serde_json::to_value(&embed).unwrap();
+            fits(&json!({ "embeds": [v.clone()] }))?;
+            let description = v["description"].as_str().unwrap_or_default();
+            prop_assert!(
+                description == "No tokens match." || description.matches("```").count() == 2,
+                "no name breaks out of the table: {}", description
+            );
+        }
+
+        #[test]
+        fn replies_dms_and_choices_fit(s in odd(), name in odd(), instance in odd(), id in any::<u64>()) {
+            let said = text::plain(&s, 6000);
+            let mut escaped = false;
+            for c in said.chars() {
+                prop_assert!(escaped || !"@<`*_~|".contains(c), "an unescaped {:?}", c);
+                escaped = !escaped && c == '\\';
+            }
+            let code = text::code(&name, 300);
+            prop_assert_eq!(code.matches('`').count(), 2, "one code span: {}", code);
+            for body in [
+                serde_json::to_value(text::reply(&said)).unwrap()["data"].clone(),
+                serde_json::to_value(text::edit(&said)).unwrap(),
+                serde_json::to_value(text::followup(&said)).unwrap(),
+                serde_json::to_value(text::message(&format!("{said} {code} {said}"))).unwrap(),
+            ] {
+                fits(&body)?;
+                prop_assert_eq!(&body["allowed_mentions"]["parse"], &json!([]));
+            }
+            let secret = format!("apiv3_{}", "A".repeat(88));
+            let dm = discord::secret_text(&token(&name, id, "*:*:*"), &instance, &secret).unwrap();
+            prop_assert!(dm.contains(&secret), "the secret is never cut");
+            fits(&json!({ "content": dm }))?;
+            let (label, value) = discord::name_choice(&token(&name, id, "*:*:*"));
+            fits(&json!({ "choices": [{ "name": text::label(&label, text::CHOICE), "value": value }] }))?;
+            let by_id = format!("id:{}", id);
+            prop_assert!(value == name || value == by_id, "{}", value);
+        }
+    }
+}
