@@ -104,7 +104,9 @@ impl TokenService {
                 .await;
                 if unknown {
                     // The secret never arrived: a token made by this request must not stay.
-                    self.settle_create(inst, &entry).await;
+                    if !self.settle_create(inst, &entry, true).await {
+                        self.journal_release(&entry.id).await;
+                    }
                     let (store, id) = (self.store.clone(), entry.id.clone());
                     let stage = super::blocking(move || store.journal_get(&id))
                         .await
@@ -116,9 +118,9 @@ impl TokenService {
                             Stage::Withdrawn => {
                                 "it had made the token, so tokenwarden deleted it again: its secret never arrived"
                             }
-                            Stage::Failed => "it had not made the token; nothing exists",
                             _ => {
-                                "if it made the token, tokenwarden deletes it once InfluxDB answers again, since its secret never arrived"
+                                "no token of that name exists now; if InfluxDB still makes it, tokenwarden deletes it \
+                                 when it next looks (within about a minute), since its secret never arrived"
                             }
                         },
                     });

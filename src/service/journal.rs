@@ -15,6 +15,10 @@ pub struct Ticket {
     pub journal: JournalId,
 }
 
+/// How long an operation whose answer was lost waits before recovery looks at it again, so a
+/// request InfluxDB applies late is seen.
+pub const LATE_WRITES: Duration = Duration::from_secs(60);
+
 /// How often a server renews its leases and looks for unfinished work of dead processes.
 pub const MAINTAIN_EVERY: Duration = Duration::from_secs(10);
 
@@ -51,6 +55,15 @@ impl TokenService {
                 tracing::error!(error = %e, journal = %id, "could not record a step of an operation; recovery will settle it");
                 None
             }
+        }
+    }
+
+    /// Leaves entry `id` to recovery (this process's or another's), after `LATE_WRITES`: an
+    /// operation whose outcome one look could not settle.
+    pub(super) async fn journal_release(&self, id: &JournalId) {
+        let (store, id2) = (self.store.clone(), id.clone());
+        if let Err(e) = blocking(move || store.journal_release(&id2, LATE_WRITES)).await {
+            tracing::warn!(error = %e, journal = %id, "could not leave an operation to recovery");
         }
     }
 

@@ -44,6 +44,8 @@ impl TokenService {
             if self.settle(&entry).await {
                 report.settled += 1;
             } else {
+                // InfluxDB could not be asked: any process tries again later.
+                self.journal_release(&entry.id).await;
                 report.left += 1;
             }
         }
@@ -65,7 +67,7 @@ impl TokenService {
             return true;
         };
         match &entry.op {
-            JournalOp::Create { .. } => self.settle_create(inst, entry).await,
+            JournalOp::Create { .. } => self.settle_create(inst, entry, false).await,
             JournalOp::Delete { .. } | JournalOp::Prune { .. } | JournalOp::Regenerate { .. } => {
                 self.settle_gated(inst, entry).await
             }
@@ -74,8 +76,15 @@ impl TokenService {
 
     /// Withdraws the token of a create that may have happened but whose secret nobody can be
     /// sure to hold. Without an id (the answer was lost), a token holding the name with an id
-    /// above the highest seen when the intent was written is this create's.
-    pub(super) async fn settle_create(&self, inst: &Instance, entry: &JournalEntry) -> bool {
+    /// above the highest seen when the intent was written is this create's. On the `first_look`
+    /// right after the answer was lost, finding none leaves the entry for a later look, in case
+    /// InfluxDB applies the request late.
+    pub(super) async fn settle_create(
+        &self,
+        inst: &Instance,
+        entry: &JournalEntry,
+        first_look: bool,
+    ) -> bool {
         let JournalOp::Create {
             name,
             highest_before,
@@ -92,6 +101,10 @@ impl TokenService {
             {
                 Err(_) => return false,
                 Ok(Some(t)) if highest_before.is_none_or(|h| t.id > h) => t.id,
+                Ok(_) if first_look => {
+                    self.journal_release(&entry.id).await;
+                    return true;
+                }
                 Ok(_) => {
                     let why = "InfluxDB never created it".to_owned();
                     self.journal_step(&entry.id, move |e| {

@@ -71,6 +71,8 @@ impl TokenService {
         };
         if ran.settled {
             self.record_outcome(entry, &ran.result).await;
+        } else {
+            self.journal_release(&entry.id).await;
         }
         ran
     }

@@ -251,6 +251,27 @@ impl Store {
         Ok(e)
     }
 
+    /// Gives entry `id` up for recovery: no process holds it, and any may claim it once `after`
+    /// has passed (so InfluxDB has time to apply a late request before anyone looks).
+    pub fn journal_release(
+        &self,
+        id: &JournalId,
+        after: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        let conn = self.conn();
+        let now = db_now(&conn)?;
+        let after = i64::try_from(after.as_millis()).unwrap_or(i64::MAX / 2);
+        conn.execute(
+            "UPDATE journal SET owner = '', lease_until = ?3 WHERE id = ?1 AND owner = ?2",
+            params![
+                id.as_str(),
+                self.owner.to_string(),
+                now.saturating_add(after)
+            ],
+        )?;
+        Ok(())
+    }
+
     /// Renews this process's lease on every unsettled entry it holds; the number renewed.
     pub fn journal_renew(&self) -> Result<usize, StoreError> {
         let conn = self.conn();
@@ -262,8 +283,9 @@ impl Store {
     }
 
     /// Claims up to `limit` unsettled entries that nobody is working on: their holder died (a
-    /// process on this host that no longer exists), their lease lapsed, or their link is long
-    /// past due. Each entry goes to exactly one claimer.
+    /// process on this host that no longer exists), their lease lapsed (or was given up), or
+    /// their link is long past due. This process's own live work is never claimed; each entry
+    /// goes to exactly one claimer.
     pub fn journal_claim(&self, limit: usize) -> Result<Claimed, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -272,9 +294,9 @@ impl Store {
         let rows: Vec<(String, String, i64, Option<i64>, String)> = {
             let mut stmt = tx.prepare(
                 "SELECT id, owner, lease_until, due_at, body FROM journal
-                 WHERE settled = 0 AND owner <> ?1 ORDER BY created_at",
+                 WHERE settled = 0 ORDER BY created_at",
             )?;
-            let mapped = stmt.query_map(params![me], |r| {
+            let mapped = stmt.query_map([], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })?;
             mapped.collect::<Result<_, _>>()?
@@ -284,7 +306,7 @@ impl Store {
             if claimed.entries.len() >= limit {
                 break;
             }
-            let free = lease_until < now
+            let free = lease_until <= now
                 || Owner::parse(&owner).is_some_and(|o| o.is_certainly_dead())
                 || due_at.is_some_and(|d| d + DUE_GRACE_MS < now);
             if !free {
@@ -401,6 +423,42 @@ mod tests {
             .unwrap();
         assert_eq!(settled.stage, Stage::Withdrawn);
         let unsettled = store.journal_unsettled().unwrap();
-        assert_eq!(unsettled, vec![mine]);
+        assert_eq!(unsettled, vec![mine.clone()]);
+        assert!(
+            store.journal_claim(10).unwrap().entries.is_empty(),
+            "own live work stays"
+        );
+        store
+            .journal_release(&mine.id, std::time::Duration::from_secs(3600))
+            .unwrap();
+        assert!(
+            store.journal_claim(10).unwrap().entries.is_empty(),
+            "not before its time"
+        );
+        store
+            .journal_release(&mine.id, std::time::Duration::ZERO)
+            .unwrap();
+        assert!(
+            store.journal_claim(10).unwrap().entries.is_empty(),
+            "released by its holder only"
+        );
+        let given_up = entry();
+        store.journal_begin(&given_up).unwrap();
+        store
+            .journal_release(&given_up.id, std::time::Duration::ZERO)
+            .unwrap();
+        let later = store.as_owner(Owner::parse("far-host:2:def").unwrap());
+        assert_eq!(
+            later.journal_claim(10).unwrap().entries,
+            vec![given_up.clone()]
+        );
+        later
+            .journal_release(&given_up.id, std::time::Duration::ZERO)
+            .unwrap();
+        assert_eq!(
+            later.journal_claim(10).unwrap().entries,
+            vec![given_up],
+            "work a process gave up, it may take up again itself"
+        );
     }
 }
