@@ -259,8 +259,15 @@ pub async fn recover_briefly(service: &TokenService, within: std::time::Duration
 
 /// Keeps this process's leases alive and settles dead processes' work until `stop`.
 fn spawn_maintenance(service: &Arc<TokenService>, stop: tokio_util::sync::CancellationToken) {
+    spawn_lease_keeper(service, stop.clone());
     let service = Arc::clone(service);
     tokio::spawn(async move { service.maintain(stop).await });
+}
+
+/// Keeps this process's leases alive until `stop` (a CLI command that outlasts a lease).
+pub fn spawn_lease_keeper(service: &Arc<TokenService>, stop: tokio_util::sync::CancellationToken) {
+    let service = Arc::clone(service);
+    tokio::spawn(async move { service.keep_leases(stop).await });
 }
 
 /// Runs the MCP server on stdin/stdout for the configured instances, until the client closes

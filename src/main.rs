@@ -427,12 +427,13 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         }
         _ => {}
     }
-    let service = app::build_service(&config, credentials)?;
+    let service = std::sync::Arc::new(app::build_service(&config, credentials)?);
     let needs_influx = !matches!(
         command,
         Command::Audit { .. } | Command::Approvals(ApprovalsCommand::List(_))
     );
     if needs_influx {
+        app::spawn_lease_keeper(&service, tokio_util::sync::CancellationToken::new());
         app::recover_briefly(&service, Duration::from_secs(2)).await;
     }
     let cli = Cli {

@@ -44,6 +44,8 @@ pub enum StoreError {
     TooNew { found: i64, supported: i64 },
     #[error("journal entry {id} was taken over by another process; it settles it")]
     LostClaim { id: String },
+    #[error("journal entry {id} is settled already")]
+    Settled { id: String },
 }
 
 /// How an audited step ended.

@@ -68,12 +68,24 @@ impl TokenService {
             id: None,
         };
         let entry = JournalEntry::new(&inst.settings.name, actor, op, self.now());
-        self.journal_begin(&entry).await?;
+        let (store, inst_name, name) = (
+            self.store.clone(),
+            inst.settings.name.clone(),
+            new.name.clone(),
+        );
+        if super::blocking(move || store.journal_create_in_doubt(&inst_name, &name)).await? {
+            let e = ServiceError::CreateInDoubt {
+                name: new.name.to_string(),
+            };
+            audit(AuditOutcome::Refused, Some(e.to_string())).await?;
+            return Err(e);
+        }
         audit(
             AuditOutcome::Requested,
             Some(format!("expiry: {}", new.expiry)),
         )
         .await?;
+        self.journal_begin(&entry).await?;
         pause_point("create:before-call").await;
         let created = match &new.spec {
             TokenSpec::Admin => {
@@ -132,13 +144,22 @@ impl TokenService {
         };
         pause_point("create:answered").await;
         let id = token.id;
-        self.journal_step(&entry.id, move |e| {
-            if let JournalOp::Create { id: slot, .. } = &mut e.op {
-                *slot = Some(id);
-            }
-            e.stage = Stage::Delivering;
-        })
-        .await;
+        let noted = self
+            .journal_step(&entry.id, move |e| {
+                if let JournalOp::Create { id: slot, .. } = &mut e.op {
+                    *slot = Some(id);
+                }
+                e.stage = Stage::Delivering;
+            })
+            .await;
+        if noted.is_none() {
+            // Unrecorded (or taken over), a handover could leave a secret nobody knows reached
+            // anyone: the token is withdrawn instead.
+            let failure = DeliveryFailure("tokenwarden could not record the handover".into());
+            return Err(self
+                .roll_back(actor, inst, event, &entry.id, &new.name, token.id, failure)
+                .await);
+        }
         let ticket = Ticket {
             journal: entry.id.clone(),
         };
@@ -209,9 +230,12 @@ impl TokenService {
     /// A parked secret (a one-time link) is being shown now: from here a crash leaves a doubt
     /// about who holds it, and recovery withdraws the token.
     pub async fn secret_delivering(&self, ticket: &Ticket) -> bool {
-        self.journal_step(&ticket.journal, |e| e.stage = Stage::Delivering)
-            .await
-            .is_some()
+        self.journal_step(&ticket.journal, |e| {
+            e.stage = Stage::Delivering;
+            e.due_at = None;
+        })
+        .await
+        .is_some()
     }
 
     /// A parked secret reached its owner.

@@ -118,6 +118,16 @@ pub enum ServiceError {
     CreateAnswerLost { name: String, what: &'static str },
     #[error("that confirmation_code is malformed; request the action again without one")]
     MalformedCode,
+    #[error(
+        "an earlier creation of token `{name}` lost InfluxDB's answer and is still being checked; try again in a \
+         minute"
+    )]
+    CreateInDoubt { name: String },
+    #[error(
+        "the operator token was not regenerated: tokenwarden stopped before InfluxDB applied it, and the old \
+         secret still works; request it again if it should be replaced"
+    )]
+    NotRegenerated,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -152,6 +162,7 @@ impl ServiceError {
             Self::ReadOnly { .. }
             | Self::NoSecretFile { .. }
             | Self::Retired { .. }
+            | Self::CreateInDoubt { .. }
             | Self::NeverApplied { .. }
             | Self::Replaced { .. }
             | Self::Protected { .. }
@@ -183,7 +194,8 @@ impl ServiceError {
             Self::DeliveryStranded { .. }
             | Self::RegeneratedUndelivered { .. }
             | Self::SecretFile { .. }
-            | Self::RegeneratedUnsaved { .. } => ErrorKind::Failed,
+            | Self::RegeneratedUnsaved { .. }
+            | Self::NotRegenerated => ErrorKind::Failed,
             Self::RegeneratedLost { .. } | Self::CreateAnswerLost { .. } => ErrorKind::Unknown,
             Self::DeliveryRolledBack { .. } | Self::Store(_) | Self::Internal(_) => {
                 ErrorKind::Failed

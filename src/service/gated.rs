@@ -162,9 +162,10 @@ impl Operation {
                 targets: tokens.iter().map(ExpiredToken::target).collect(),
                 settled: vec![],
             }),
-            Self::RegenerateOperator { file, .. } => {
-                Some(JournalOp::Regenerate { file: file.clone() })
-            }
+            Self::RegenerateOperator { file, .. } => Some(JournalOp::Regenerate {
+                file: file.clone(),
+                before: None,
+            }),
             Self::Retired { .. } => None,
         }
     }
@@ -531,8 +532,38 @@ impl TokenService {
                 .await;
             return (pending, ran.result);
         }
-        let pending = self.close_pending(actor, &pending, &ran.result).await;
+        let pending = match &entry {
+            Some(entry) => self.close_with(actor, &pending, entry, &ran.result).await,
+            None => self.close_pending(actor, &pending, &ran.result).await,
+        };
         (pending, ran.result)
+    }
+
+    /// Records how the operation of `pending` ended on the action and on its journal entry in
+    /// one transaction, and audits it.
+    pub(super) async fn close_with(
+        &self,
+        actor: &Actor,
+        pending: &Pending<Operation>,
+        entry: &JournalEntry,
+        result: &Result<Executed, ServiceError>,
+    ) -> Pending<Operation> {
+        let (outcome, audit_outcome, detail) = outcome_of(result);
+        let stage = super::run::stage_of(result);
+        let note = result.as_ref().err().map(ToString::to_string);
+        let (store, id, journal) = (self.store.clone(), pending.id.clone(), entry.id.clone());
+        let finished =
+            blocking(move || store.finish_journaled(&id, outcome, &journal, stage, note)).await;
+        let pending = match finished {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, id = %pending.id, "could not record the outcome of a pending action; recovery will");
+                return pending.clone();
+            }
+        };
+        self.audit_pending(actor, &pending, audit_outcome, detail)
+            .await;
+        pending
     }
 
     /// Records how the operation of `pending` ended and audits it.

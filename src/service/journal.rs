@@ -73,9 +73,9 @@ impl TokenService {
         blocking(move || store.journal_unsettled()).await
     }
 
-    /// Until `stop`: renews this process's leases and settles work that dead processes left,
-    /// every [`MAINTAIN_EVERY`].
-    pub async fn maintain(&self, stop: CancellationToken) {
+    /// Until `stop`: renews this process's leases every [`MAINTAIN_EVERY`], on its own, so
+    /// nothing slow (a recovery waiting on InfluxDB) lets them lapse.
+    pub async fn keep_leases(&self, stop: CancellationToken) {
         let mut tick = tokio::time::interval(MAINTAIN_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -86,6 +86,20 @@ impl TokenService {
                     if let Err(e) = blocking(move || store.journal_renew()).await {
                         tracing::warn!(error = %e, "could not renew this process's leases");
                     }
+                }
+            }
+        }
+    }
+
+    /// Until `stop`: settles work that dead processes left, every [`MAINTAIN_EVERY`]. Run
+    /// [`TokenService::keep_leases`] beside it.
+    pub async fn maintain(&self, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(MAINTAIN_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = tick.tick() => {
                     let report = self.recover().await;
                     if report.settled > 0 || report.left > 0 {
                         tracing::info!(settled = report.settled, left = report.left, "recovery");

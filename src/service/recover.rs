@@ -29,7 +29,8 @@ impl TokenService {
     /// claims. Safe to run from any number of processes at once: each entry has one claimer.
     pub async fn recover(&self) -> RecoveryReport {
         let store = self.store.clone();
-        let claimed = match blocking(move || store.journal_claim(ROUND)).await {
+        let instances: Vec<String> = self.instances().map(|i| i.name.clone()).collect();
+        let claimed = match blocking(move || store.journal_claim(&instances, ROUND)).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "could not look for unfinished operations");
@@ -100,7 +101,12 @@ impl TokenService {
                 .await
             {
                 Err(_) => return false,
-                Ok(Some(t)) if highest_before.is_none_or(|h| t.id > h) => t.id,
+                Ok(Some(t))
+                    if highest_before.is_none_or(|h| t.id > h)
+                        && !self.recorded_by_another(inst, t.id, entry).await =>
+                {
+                    t.id
+                }
                 Ok(_) if first_look => {
                     self.journal_release(&entry.id).await;
                     return true;
@@ -150,16 +156,37 @@ impl TokenService {
         true
     }
 
+    /// Whether another create recorded token `id` as its own (then it is not this one's).
+    async fn recorded_by_another(&self, inst: &Instance, id: u64, entry: &JournalEntry) -> bool {
+        let (store, name, except) = (
+            self.store.clone(),
+            inst.settings.name.clone(),
+            entry.id.clone(),
+        );
+        blocking(move || store.journal_id_recorded(&name, id, &except))
+            .await
+            .unwrap_or(true)
+    }
+
     /// Settles a released delete, prune or regeneration and closes its pending action.
     async fn settle_gated(&self, inst: &Instance, entry: &JournalEntry) -> bool {
-        let Some(pending_id) = entry
+        let pending = match entry
             .pending_id
             .as_deref()
             .and_then(|p| PendingId::parse(p).ok())
-        else {
-            return true;
+        {
+            Some(id) => self.pending(&id).await.ok(),
+            None => None,
         };
-        let Ok(pending) = self.pending(&pending_id).await else {
+        let Some(pending) = pending.filter(|p| p.state == PendingState::Executing) else {
+            // Nothing released it, or it closed already: nothing may run now.
+            let why =
+                "its pending action is missing or already closed; nothing was done".to_owned();
+            self.journal_step(&entry.id, move |e| {
+                e.stage = Stage::Unknown;
+                e.detail = Some(why);
+            })
+            .await;
             return true;
         };
         let ran = match &entry.op {
@@ -171,17 +198,16 @@ impl TokenService {
                     .collect();
                 self.settle_prune(inst, &pending, &rest).await
             }
-            JournalOp::Regenerate { file } => self.settle_regenerate(inst, file).await,
+            JournalOp::Regenerate { file, before } => {
+                self.settle_regenerate(inst, file, before.as_deref()).await
+            }
             JournalOp::Create { .. } => return true,
         };
         if !ran.settled {
             return false;
         }
-        self.record_outcome(entry, &ran.result).await;
-        if pending.state == PendingState::Executing {
-            self.close_pending(&Actor::system(), &pending, &ran.result)
-                .await;
-        }
+        self.close_with(&Actor::system(), &pending, entry, &ran.result)
+            .await;
         true
     }
 
@@ -193,6 +219,10 @@ impl TokenService {
         pending: &Pending<Operation>,
         target: &TokenRef,
     ) -> Ran {
+        // The config may have changed since the approval: the policy still decides.
+        if let Err(e) = self.may_delete(inst, &target.name) {
+            return Ran::settled(Err(e));
+        }
         match self.still_there(inst, target).await {
             None => Ran {
                 result: Err(ServiceError::Internal("InfluxDB could not be asked".into())),

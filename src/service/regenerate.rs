@@ -8,6 +8,7 @@ use std::path::Path;
 use super::gated::Executed;
 use super::run::Ran;
 use super::{Instance, SecretFile, ServiceError, TokenService, pause_point};
+use crate::store::{JournalEntry, JournalOp};
 use crate::tokens::{CreatedToken, RawToken};
 
 /// Reads the secret a file holds (the bare token on its first line).
@@ -18,7 +19,12 @@ pub(super) fn read_secret(path: &Path) -> Option<RawToken> {
 }
 
 impl TokenService {
-    pub(super) async fn run_regenerate(&self, inst: &Instance, file: &Path) -> Ran {
+    pub(super) async fn run_regenerate(
+        &self,
+        inst: &Instance,
+        file: &Path,
+        entry: &JournalEntry,
+    ) -> Ran {
         if let Err(e) = self.may_mutate(inst) {
             return Ran::settled(Err(e));
         }
@@ -31,16 +37,34 @@ impl TokenService {
                 }));
             }
         };
+        let before = fingerprint(file);
+        let noted = self
+            .journal_step(&entry.id, move |e| {
+                if let JournalOp::Regenerate { before: slot, .. } = &mut e.op {
+                    *slot = Some(before);
+                }
+            })
+            .await;
+        if noted.is_none() {
+            return Ran {
+                result: Err(ServiceError::Internal(
+                    "the regeneration could not be journaled; nothing was sent".into(),
+                )),
+                settled: false,
+            };
+        }
         pause_point("regenerate:before-call").await;
         let CreatedToken { token, secret } = match inst.backend.regenerate_operator_token().await {
             Ok(c) => c,
             Err(e) => {
                 drop(prepared);
                 let e = Self::backend_err(inst)(e);
-                if e.kind() == super::ErrorKind::Unknown {
-                    return self.settle_regenerate(inst, file).await;
-                }
-                return Ran::settled(Err(e));
+                // A lost answer is settled later, once a late write would have landed.
+                let settled = e.kind() != super::ErrorKind::Unknown;
+                return Ran {
+                    result: Err(e),
+                    settled,
+                };
             }
         };
         pause_point("regenerate:answered").await;
@@ -62,10 +86,20 @@ impl TokenService {
         }))
     }
 
-    /// Settles a regeneration whose answer was lost: if the secret in the file works, it is the
-    /// new one (or nothing changed); otherwise the new secret may be lost, which only InfluxDB's
-    /// recovery listener or another admin token can mend.
-    pub(super) async fn settle_regenerate(&self, inst: &Instance, file: &Path) -> Ran {
+    /// Settles a regeneration whose outcome was not recorded. The file tells: changed and
+    /// working, the new secret was saved; unchanged and working (or never noted, so InfluxDB was
+    /// never called), nothing happened; otherwise the new secret may be lost, which only
+    /// InfluxDB's recovery listener or another admin token can mend.
+    pub(super) async fn settle_regenerate(
+        &self,
+        inst: &Instance,
+        file: &Path,
+        before: Option<&str>,
+    ) -> Ran {
+        let Some(before) = before else {
+            return Ran::settled(Err(ServiceError::NotRegenerated));
+        };
+        let unchanged = fingerprint(file) == before;
         let works = match read_secret(file) {
             Some(s) => match inst.backend.authenticates(&s).await {
                 Ok(works) => works,
@@ -78,18 +112,27 @@ impl TokenService {
             },
             None => false,
         };
-        if works {
-            let own = inst.settings.credential_file.as_deref() == Some(file);
-            return Ran::settled(Ok(Executed::Regenerated {
+        match (works, unchanged) {
+            (true, true) => Ran::settled(Err(ServiceError::NotRegenerated)),
+            (true, false) => Ran::settled(Ok(Executed::Regenerated {
                 instance: inst.settings.name.clone(),
                 id: 0,
                 file: file.to_owned(),
-                own_credential: own,
-            }));
+                own_credential: inst.settings.credential_file.as_deref() == Some(file),
+            })),
+            (false, _) => Ran::settled(Err(ServiceError::RegeneratedLost {
+                instance: inst.settings.name.clone(),
+                path: file.to_owned(),
+            })),
         }
-        Ran::settled(Err(ServiceError::RegeneratedLost {
-            instance: inst.settings.name.clone(),
-            path: file.to_owned(),
-        }))
+    }
+}
+
+/// What `path` holds, as a SHA-256 (never the secret itself), or `absent`.
+fn fingerprint(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    match std::fs::read(path) {
+        Ok(bytes) => hex::encode(Sha256::digest(&bytes)),
+        Err(_) => "absent".to_owned(),
     }
 }

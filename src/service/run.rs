@@ -63,35 +63,18 @@ impl TokenService {
             Ok(inst) => match op {
                 Operation::DeleteToken { name, id, .. } => self.run_delete(inst, name, *id).await,
                 Operation::PruneExpired { tokens, .. } => self.run_prune(inst, tokens, entry).await,
-                Operation::RegenerateOperator { file, .. } => self.run_regenerate(inst, file).await,
+                Operation::RegenerateOperator { file, .. } => {
+                    self.run_regenerate(inst, file, entry).await
+                }
                 Operation::Retired { was, .. } => {
                     Ran::settled(Err(ServiceError::Retired { was: was.clone() }))
                 }
             },
         };
-        if ran.settled {
-            self.record_outcome(entry, &ran.result).await;
-        } else {
+        if !ran.settled {
             self.journal_release(&entry.id).await;
         }
         ran
-    }
-
-    /// Settles journal entry `entry` with how its run ended.
-    pub(super) async fn record_outcome(
-        &self,
-        entry: &JournalEntry,
-        result: &Result<Executed, ServiceError>,
-    ) {
-        let (stage, detail) = (
-            stage_of(result),
-            result.as_ref().err().map(ToString::to_string),
-        );
-        self.journal_step(&entry.id, move |e| {
-            e.stage = stage;
-            e.detail = detail;
-        })
-        .await;
     }
 
     async fn run_delete(&self, inst: &Instance, name: &TokenName, id: u64) -> Ran {

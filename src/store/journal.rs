@@ -53,7 +53,13 @@ pub enum JournalOp {
         settled: Vec<u64>,
     },
     /// Regenerating the operator token, whose new secret goes to `file` before anything else.
-    Regenerate { file: PathBuf },
+    /// `before` fingerprints what the file held just before InfluxDB was called (a SHA-256, or
+    /// `absent`): a file still holding that did not receive a new secret.
+    Regenerate {
+        file: PathBuf,
+        #[serde(default)]
+        before: Option<String>,
+    },
 }
 
 impl JournalOp {
@@ -182,6 +188,47 @@ fn parse(id: &str, text: &str) -> Result<JournalEntry, StoreError> {
     })
 }
 
+/// Applies `f` to entry `id` inside the caller's transaction and renews `owner`'s lease on it.
+/// Another holder's entry is [`StoreError::LostClaim`]; a settled one is never changed again.
+pub(super) fn update(
+    conn: &Connection,
+    id: &JournalId,
+    owner: &Owner,
+    f: impl FnOnce(&mut JournalEntry),
+) -> Result<JournalEntry, StoreError> {
+    let row: Option<(String, String)> = conn
+        .query_row(
+            "SELECT owner, body FROM journal WHERE id = ?1",
+            params![id.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let (holder, text) = row.ok_or_else(|| StoreError::NotFound { id: id.to_string() })?;
+    if holder != owner.to_string() {
+        return Err(StoreError::LostClaim { id: id.to_string() });
+    }
+    let mut e = parse(id.as_str(), &text)?;
+    if e.stage.is_settled() {
+        return Err(StoreError::Settled { id: id.to_string() });
+    }
+    f(&mut e);
+    let now = db_now(conn)?;
+    conn.execute(
+        "UPDATE journal SET stage = ?2, settled = ?3, lease_until = ?4, due_at = ?5, body = ?6, updated_at = ?7
+         WHERE id = ?1",
+        params![
+            id.as_str(),
+            e.stage.label(),
+            e.stage.is_settled(),
+            now + lease_ms(),
+            e.due_at.map(|d| d.timestamp_millis()),
+            body(&e)?,
+            Utc::now().to_rfc3339(),
+        ],
+    )?;
+    Ok(e)
+}
+
 /// Writes a new entry held by `owner`.
 pub(super) fn insert(conn: &Connection, e: &JournalEntry, owner: &Owner) -> Result<(), StoreError> {
     let now = db_now(conn)?;
@@ -220,33 +267,7 @@ impl Store {
     ) -> Result<JournalEntry, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let row: Option<(String, String)> = tx
-            .query_row(
-                "SELECT owner, body FROM journal WHERE id = ?1",
-                params![id.as_str()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let (owner, text) = row.ok_or_else(|| StoreError::NotFound { id: id.to_string() })?;
-        if owner != self.owner.to_string() {
-            return Err(StoreError::LostClaim { id: id.to_string() });
-        }
-        let mut e = parse(id.as_str(), &text)?;
-        f(&mut e);
-        let now = db_now(&tx)?;
-        tx.execute(
-            "UPDATE journal SET stage = ?2, settled = ?3, lease_until = ?4, due_at = ?5, body = ?6, updated_at = ?7
-             WHERE id = ?1",
-            params![
-                id.as_str(),
-                e.stage.label(),
-                e.stage.is_settled(),
-                now + lease_ms(),
-                e.due_at.map(|d| d.timestamp_millis()),
-                body(&e)?,
-                Utc::now().to_rfc3339(),
-            ],
-        )?;
+        let e = update(&tx, id, &self.owner, f)?;
         tx.commit()?;
         Ok(e)
     }
@@ -286,25 +307,36 @@ impl Store {
     /// process on this host that no longer exists), their lease lapsed (or was given up), or
     /// their link is long past due. This process's own live work is never claimed; each entry
     /// goes to exactly one claimer.
-    pub fn journal_claim(&self, limit: usize) -> Result<Claimed, StoreError> {
+    pub fn journal_claim(&self, instances: &[String], limit: usize) -> Result<Claimed, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = db_now(&tx)?;
         let me = self.owner.to_string();
-        let rows: Vec<(String, String, i64, Option<i64>, String)> = {
+        let rows: Vec<(String, String, String, i64, Option<i64>, String)> = {
             let mut stmt = tx.prepare(
-                "SELECT id, owner, lease_until, due_at, body FROM journal
+                "SELECT id, instance, owner, lease_until, due_at, body FROM journal
                  WHERE settled = 0 ORDER BY created_at",
             )?;
             let mapped = stmt.query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
             })?;
             mapped.collect::<Result<_, _>>()?
         };
         let mut claimed = Claimed::default();
-        for (id, owner, lease_until, due_at, text) in rows {
+        for (id, instance, owner, lease_until, due_at, text) in rows {
             if claimed.entries.len() >= limit {
                 break;
+            }
+            // A process configured without this instance cannot ask it anything.
+            if !instances.contains(&instance) {
+                continue;
             }
             let free = lease_until <= now
                 || Owner::parse(&owner).is_some_and(|o| o.is_certainly_dead())
@@ -323,6 +355,48 @@ impl Store {
         }
         tx.commit()?;
         Ok(claimed)
+    }
+
+    /// Whether an unsettled create of `name` on `instance` has no token id yet: its answer was
+    /// lost, so a token of that name made now could be mistaken for it.
+    pub fn journal_create_in_doubt(
+        &self,
+        instance: &str,
+        name: &TokenName,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .creates(instance, true)?
+            .into_iter()
+            .any(|e| matches!(&e.op, JournalOp::Create { name: n, id: None, .. } if n == name)))
+    }
+
+    /// Whether a create other than `except` on `instance` recorded token `id` as its own.
+    pub fn journal_id_recorded(
+        &self,
+        instance: &str,
+        id: u64,
+        except: &JournalId,
+    ) -> Result<bool, StoreError> {
+        Ok(self.creates(instance, false)?.into_iter().any(|e| {
+            &e.id != except && matches!(&e.op, JournalOp::Create { id: Some(i), .. } if *i == id)
+        }))
+    }
+
+    /// The create entries of `instance` (only unsettled ones with `unsettled`).
+    fn creates(&self, instance: &str, unsettled: bool) -> Result<Vec<JournalEntry>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, body FROM journal WHERE op = 'create' AND instance = ?1
+             AND (settled = 0 OR ?2 = 0)",
+        )?;
+        let rows = stmt.query_map(params![instance, unsettled], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        rows.map(|row| {
+            let (id, text) = row?;
+            parse(&id, &text)
+        })
+        .collect()
     }
 
     /// An entry as stored.
@@ -401,16 +475,24 @@ mod tests {
         store.journal_begin(&mine).unwrap();
         let other = store.as_owner(Owner::parse("far-host:1:abc").unwrap());
         assert!(
-            other.journal_claim(10).unwrap().entries.is_empty(),
+            other
+                .journal_claim(&["local".to_owned()], 10)
+                .unwrap()
+                .entries
+                .is_empty(),
             "a live lease is respected"
         );
         let dead = store.as_owner(dead_owner());
         let orphan = entry();
         dead.journal_begin(&orphan).unwrap();
-        let first = store.journal_claim(10).unwrap();
+        let first = store.journal_claim(&["local".to_owned()], 10).unwrap();
         assert_eq!(first.entries, vec![orphan.clone()]);
         assert!(
-            store.journal_claim(10).unwrap().entries.is_empty(),
+            store
+                .journal_claim(&["local".to_owned()], 10)
+                .unwrap()
+                .entries
+                .is_empty(),
             "claimed once"
         );
         let taken = dead.journal_update(&orphan.id, |e| e.stage = Stage::Done);
@@ -425,21 +507,33 @@ mod tests {
         let unsettled = store.journal_unsettled().unwrap();
         assert_eq!(unsettled, vec![mine.clone()]);
         assert!(
-            store.journal_claim(10).unwrap().entries.is_empty(),
+            store
+                .journal_claim(&["local".to_owned()], 10)
+                .unwrap()
+                .entries
+                .is_empty(),
             "own live work stays"
         );
         store
             .journal_release(&mine.id, std::time::Duration::from_secs(3600))
             .unwrap();
         assert!(
-            store.journal_claim(10).unwrap().entries.is_empty(),
+            store
+                .journal_claim(&["local".to_owned()], 10)
+                .unwrap()
+                .entries
+                .is_empty(),
             "not before its time"
         );
         store
             .journal_release(&mine.id, std::time::Duration::ZERO)
             .unwrap();
         assert!(
-            store.journal_claim(10).unwrap().entries.is_empty(),
+            store
+                .journal_claim(&["local".to_owned()], 10)
+                .unwrap()
+                .entries
+                .is_empty(),
             "released by its holder only"
         );
         let given_up = entry();
@@ -449,14 +543,20 @@ mod tests {
             .unwrap();
         let later = store.as_owner(Owner::parse("far-host:2:def").unwrap());
         assert_eq!(
-            later.journal_claim(10).unwrap().entries,
+            later
+                .journal_claim(&["local".to_owned()], 10)
+                .unwrap()
+                .entries,
             vec![given_up.clone()]
         );
         later
             .journal_release(&given_up.id, std::time::Duration::ZERO)
             .unwrap();
         assert_eq!(
-            later.journal_claim(10).unwrap().entries,
+            later
+                .journal_claim(&["local".to_owned()], 10)
+                .unwrap()
+                .entries,
             vec![given_up],
             "work a process gave up, it may take up again itself"
         );

@@ -108,9 +108,10 @@ pub fn run(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Before version 3 a pending delete or prune named its tokens without their ids. Such a request
-/// cannot be bound to the tokens it showed, so it is closed, never guessed into ids: the action
-/// is kept as a description, and an open or executing one fails with a message to ask again.
+/// Before version 3 a pending delete or prune named its tokens without their ids, and a
+/// regeneration had no file for the new secret. Such a request cannot be bound to what it
+/// showed, so it is closed, never guessed into ids: the action is kept as a description, and an
+/// open or executing one fails with a message to ask again.
 fn retire_nameonly_actions(tx: &Transaction<'_>) -> Result<(), StoreError> {
     let rows: Vec<(String, String)> = {
         let mut stmt = tx.prepare("SELECT id, body FROM pending")?;
@@ -154,6 +155,9 @@ fn nameonly_description(action: &Value) -> Option<String> {
         "prune_expired" if action.get("names").is_some() => Some(format!(
             "delete {} expired tokens on instance `{instance}`",
             action["names"].as_array().map_or(0, Vec::len)
+        )),
+        "regenerate_operator" if action.get("file").is_none() => Some(format!(
+            "regenerate the operator token of instance `{instance}` (without a file for the new secret)"
         )),
         _ => None,
     }
@@ -222,11 +226,12 @@ mod tests {
             b["state"]["state"], "succeeded",
             "closed rows keep their outcome"
         );
+        let c = body("c");
         assert_eq!(
-            body("c")["state"]["state"],
-            "open",
-            "regenerations are unaffected"
+            c["action"]["op"], "retired",
+            "a regeneration needs a file now"
         );
+        assert_eq!(c["state"]["state"], "failed");
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();

@@ -88,7 +88,6 @@ impl Store {
                 break;
             }
             let free = owner.is_none()
-                || owner.as_deref() == Some(me.as_str())
                 || lease_until.is_none_or(|l| l < now)
                 || owner
                     .as_deref()

@@ -5,10 +5,10 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::journal::{self, JournalEntry};
+use super::journal::{self, JournalEntry, JournalId, Stage};
 use super::outbox::{self, Notice};
 use super::{Store, StoreError};
-use crate::gate::{Pending, PendingId, PendingState};
+use crate::gate::{Outcome, Pending, PendingId, PendingState};
 
 impl Store {
     /// Stores a new pending action.
@@ -75,6 +75,43 @@ impl Store {
         }
         tx.commit()?;
         Ok(out)
+    }
+
+    /// Records how the operation of pending action `id` ended, on the action (with its notice)
+    /// and on its journal entry `journal`, in one transaction: neither is ever settled without
+    /// the other.
+    pub fn finish_journaled<A>(
+        &self,
+        id: &PendingId,
+        outcome: Outcome,
+        journal: &JournalId,
+        stage: Stage,
+        detail: Option<String>,
+    ) -> Result<Pending<A>, StoreError>
+    where
+        A: Serialize + DeserializeOwned + PartialEq,
+    {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        journal::update(&tx, journal, &self.owner, |e| {
+            e.stage = stage;
+            e.detail = detail;
+        })?;
+        let mut pending: Pending<A> = load(&tx, id)?;
+        let was_closed = is_closed(&pending.state);
+        pending.finish(outcome);
+        tx.execute(
+            "UPDATE pending SET state = ?2, body = ?3 WHERE id = ?1",
+            params![id.as_str(), pending.state.label(), to_body(&pending)?],
+        )?;
+        if !was_closed && is_closed(&pending.state) {
+            let notice = Notice::PendingClosed {
+                pending_id: id.to_string(),
+            };
+            outbox::enqueue(&tx, &notice)?;
+        }
+        tx.commit()?;
+        Ok(pending)
     }
 
     /// Claims the right to attach `adapter`'s reference (say, a Discord card) to a pending action:

@@ -418,3 +418,144 @@ async fn regenerating_into_its_own_token_file_keeps_tokenwarden_working() {
     let check = tw.run(&["check"], "").await;
     assert_eq!(check.code, 0, "tokenwarden still works: {}", check.stderr);
 }
+
+#[tokio::test]
+async fn a_create_in_doubt_blocks_a_retry_that_recovery_would_mistake_for_it() {
+    let (s, _op, svc, store) = setup().await;
+    let dead = store.as_owner(dead_owner());
+    let entry = JournalEntry::new(
+        "local",
+        &ann(),
+        JournalOp::Create {
+            name: name("ci"),
+            highest_before: s.control.token_id("_admin"),
+            id: None,
+        },
+        Utc::now(),
+    );
+    dead.journal_begin(&entry).unwrap();
+    // Not yet claimable by anyone: the dead holder's lease is fresh, but its pid is gone, so
+    // release it for later as the live process would.
+    dead.journal_release(&entry.id, Duration::from_secs(3600))
+        .unwrap();
+    let new = NewToken {
+        name: TokenName::parse_new("ci").unwrap(),
+        spec: TokenSpec::Admin,
+        expiry: Expiry::Never,
+    };
+    let err = svc
+        .create(&ann(), None, new, &Recorder::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ServiceError::CreateInDoubt { .. }), "{err}");
+    assert!(ids(&s, "ci").is_none(), "nothing was created");
+}
+
+#[tokio::test]
+async fn recovery_never_takes_a_token_another_create_recorded() {
+    let (s, _op, svc, store) = setup().await;
+    let highest = s.control.token_id("_admin");
+    s.control.create_admin("ci", None).unwrap();
+    let theirs = ids(&s, "ci").unwrap();
+    // One create made `ci` and recorded its id; another, whose answer was lost, died.
+    let mut recorded = JournalEntry::new(
+        "local",
+        &bob(),
+        JournalOp::Create {
+            name: name("ci"),
+            highest_before: highest,
+            id: Some(theirs),
+        },
+        Utc::now(),
+    );
+    recorded.stage = Stage::Done;
+    store.journal_begin(&recorded).unwrap();
+    let dead = store.as_owner(dead_owner());
+    let lost = JournalEntry::new(
+        "local",
+        &ann(),
+        JournalOp::Create {
+            name: name("ci"),
+            highest_before: highest,
+            id: None,
+        },
+        Utc::now(),
+    );
+    dead.journal_begin(&lost).unwrap();
+    assert_eq!(svc.recover().await.settled, 1);
+    assert_eq!(
+        ids(&s, "ci"),
+        Some(theirs),
+        "the other create's token survives"
+    );
+    assert_eq!(store.journal_get(&lost.id).unwrap().stage, Stage::Failed);
+}
+
+#[tokio::test]
+async fn recovery_applies_todays_policy_to_an_approved_delete() {
+    let (s, op, svc, store) = setup().await;
+    s.control.create_admin("x", None).unwrap();
+    let req = svc
+        .request_delete(&ann(), None, &name("x"), approvals(1))
+        .await
+        .unwrap();
+    let target = TokenRef {
+        name: name("x"),
+        id: ids(&s, "x").unwrap(),
+    };
+    approve_and_die(&store, &req.pending, &bob(), JournalOp::Delete { target });
+    // Meanwhile the config protects it.
+    let now = service(&s, &op, instance("local", None, &["x"], false), store);
+    assert_eq!(now.recover().await.settled, 1);
+    assert!(ids(&s, "x").is_some());
+    let state = now.pending(&req.pending.id).await.unwrap().state;
+    assert!(
+        matches!(&state, PendingState::Failed { reason } if reason.contains("protected")),
+        "{state:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_regeneration_that_never_reached_influxdb_is_not_reported_done() {
+    let (s, op) = sim(Edition::Core).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("operator.token");
+    std::fs::write(&file, format!("{}\n", op.expose())).unwrap();
+    let store = Store::open_in_memory().unwrap();
+    let mut settings = instance("local", None, &[], false);
+    settings.operator_token_file = Some(file.clone());
+    settings.credential_file = Some(file.clone());
+    let svc = service(&s, &op, settings, store.clone());
+    let req = svc
+        .request_regenerate(&ann(), None, confirm("local"), None)
+        .await
+        .unwrap();
+    // A process released it, fingerprinted the file, and died before calling InfluxDB.
+    let before = {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(std::fs::read(&file).unwrap()))
+    };
+    let dead = store.as_owner(dead_owner());
+    let requester = ann();
+    dead.update_pending_journaled(&req.pending.id, |q: &mut Pending<Operation>| {
+        q.confirm(&requester, &q.action.clone(), "local", Utc::now())
+            .unwrap();
+        let op = JournalOp::Regenerate {
+            file: file.clone(),
+            before: Some(before),
+        };
+        let mut e = JournalEntry::new("local", &requester, op, Utc::now());
+        e.pending_id = Some(q.id.to_string());
+        ((), Some(e))
+    })
+    .unwrap();
+    assert_eq!(svc.recover().await.settled, 1);
+    let state = svc.pending(&req.pending.id).await.unwrap().state;
+    assert!(
+        matches!(&state, PendingState::Failed { reason } if reason.contains("was not regenerated")),
+        "the unchanged file's secret still works: {state:?}"
+    );
+    svc.check(&ann(), None)
+        .await
+        .expect("the old secret still works");
+}
