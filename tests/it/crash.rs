@@ -359,3 +359,87 @@ async fn a_create_killed_while_handing_over_its_secret_is_withdrawn_in_doubt() {
         "{rows:#?}"
     );
 }
+
+#[tokio::test]
+async fn a_discord_bot_killed_while_its_create_is_unanswered_leaves_nothing_behind() {
+    use crate::discord_support::{ALICE, BOT_TOKEN, command, settings};
+    use ed25519_dalek::{Signer, SigningKey};
+    use std::sync::Arc;
+
+    let w = world().await;
+    let fake = crate::discord_fake::FakeDiscord::start().await;
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let mut cfg = std::fs::read_to_string(&w.tw.config).unwrap();
+    cfg.push_str(&format!(
+        "\n[discord]\napplication_id = \"42\"\npublic_key = \"{}\"\nbot_token_file = \"discord.token\"\n\
+         api_base = \"{}\"\npoll_interval = \"1h\"\n\n[discord.roles]\ncreate = [\"10\"]\n",
+        hex::encode(key.verifying_key().to_bytes()),
+        fake.url
+    ));
+    std::fs::write(&w.tw.config, cfg).unwrap();
+    std::fs::write(w.dir.path().join("discord.token"), BOT_TOKEN).unwrap();
+    let named_admin = "/api/v3/configure/token/named_admin";
+    w.sim.control.stall_after_apply(StallAfterApply {
+        path_prefix: named_admin.into(),
+        method: Some("POST".into()),
+        times: Some(1),
+    });
+
+    let mut bot = w.tw.spawn(&["discord", "--interactions", "127.0.0.1:0"]);
+    let line = bot
+        .wait_stderr(|l| l.contains("interactions endpoint listening on"), WAIT)
+        .await
+        .unwrap_or_else(|| panic!("{}", bot.seen()));
+    let url = line
+        .split("listening on ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let body = command(4242, ALICE, "create-admin", &[("name", "botless")]).to_string();
+    let ts = chrono::Utc::now().timestamp();
+    let sig = hex::encode(key.sign(format!("{ts}{body}").as_bytes()).to_bytes());
+    let answer = reqwest::Client::new()
+        .post(&url)
+        .header("x-signature-ed25519", sig)
+        .header("x-signature-timestamp", ts.to_string())
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let applied = w.sim.control.wait_for_stall(named_admin, WAIT).await;
+    assert!(applied.is_some(), "{}", bot.seen());
+    bot.kill9();
+    assert!(
+        w.sim.control.token_id("botless").is_some(),
+        "made, never delivered"
+    );
+
+    // The next process settles it; whichever process runs the bot next tells its owner.
+    let listed = next_process(&w.tw).await;
+    assert!(!names(&listed).contains(&"botless".to_owned()), "{listed}");
+    settled(w.dir.path(), &w.tw).await;
+    let svc = support::service(
+        &w.sim,
+        &w.op,
+        support::instance("local", None, &[], false),
+        Store::open(&w.dir.path().join("tokenwarden.db")).unwrap(),
+    );
+    let next_bot = tokenwarden::discord::Bot::new(
+        Arc::new(svc),
+        settings(&fake.url, &key),
+        &RawToken::new(BOT_TOKEN.into()),
+    );
+    next_bot.sweep().await;
+    fake.wait_for("the owner's notice", |c| {
+        c.path
+            == format!(
+                "/api/v10/channels/{}/messages",
+                crate::discord_fake::DM_BASE + ALICE.id
+            )
+            && c.body.to_string().contains("was deleted again")
+    })
+    .await;
+}
