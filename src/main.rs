@@ -163,7 +163,8 @@ enum TokensCommand {
         /// Do not ask for confirmation
         #[arg(long, short)]
         yes: bool,
-        /// Write the new secret to this file (mode 0600, replaced atomically) instead of printing it
+        /// Write the new secret to this file (mode 0600, replaced atomically) [default: the
+        /// instance's operator_token_file; one of them is required]
         #[arg(long, value_name = "PATH")]
         token_file: Option<PathBuf>,
         #[command(flatten)]
