@@ -364,10 +364,12 @@ impl Store {
         instance: &str,
         name: &TokenName,
     ) -> Result<bool, StoreError> {
-        Ok(self
-            .creates(instance, true)?
-            .into_iter()
-            .any(|e| matches!(&e.op, JournalOp::Create { name: n, id: None, .. } if n == name)))
+        Ok(self.conn().query_row(
+            "SELECT EXISTS (SELECT 1 FROM journal WHERE op = 'create' AND instance = ?1 AND settled = 0
+             AND json_extract(body, '$.op.name') = ?2 AND json_extract(body, '$.op.id') IS NULL)",
+            params![instance, name.as_str()],
+            |r| r.get(0),
+        )?)
     }
 
     /// Whether a create other than `except` on `instance` recorded token `id` as its own.
@@ -377,26 +379,13 @@ impl Store {
         id: u64,
         except: &JournalId,
     ) -> Result<bool, StoreError> {
-        Ok(self.creates(instance, false)?.into_iter().any(|e| {
-            &e.id != except && matches!(&e.op, JournalOp::Create { id: Some(i), .. } if *i == id)
-        }))
-    }
-
-    /// The create entries of `instance` (only unsettled ones with `unsettled`).
-    fn creates(&self, instance: &str, unsettled: bool) -> Result<Vec<JournalEntry>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT id, body FROM journal WHERE op = 'create' AND instance = ?1
-             AND (settled = 0 OR ?2 = 0)",
-        )?;
-        let rows = stmt.query_map(params![instance, unsettled], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })?;
-        rows.map(|row| {
-            let (id, text) = row?;
-            parse(&id, &text)
-        })
-        .collect()
+        let id = i64::try_from(id).unwrap_or(i64::MAX);
+        Ok(self.conn().query_row(
+            "SELECT EXISTS (SELECT 1 FROM journal WHERE op = 'create' AND instance = ?1 AND id <> ?3
+             AND json_extract(body, '$.op.id') = ?2)",
+            params![instance, id, except.as_str()],
+            |r| r.get(0),
+        )?)
     }
 
     /// An entry as stored.
@@ -421,21 +410,6 @@ impl Store {
         let mut stmt =
             conn.prepare("SELECT id, body FROM journal WHERE settled = 0 ORDER BY created_at")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-        rows.map(|row| {
-            let (id, text) = row?;
-            parse(&id, &text)
-        })
-        .collect()
-    }
-
-    /// The entries of pending action `pending_id`.
-    pub fn journal_of_pending(&self, pending_id: &str) -> Result<Vec<JournalEntry>, StoreError> {
-        let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT id, body FROM journal WHERE pending_id = ?1 ORDER BY created_at")?;
-        let rows = stmt.query_map(params![pending_id], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })?;
         rows.map(|row| {
             let (id, text) = row?;
             parse(&id, &text)

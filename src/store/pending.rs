@@ -60,16 +60,7 @@ impl Store {
         let mut pending: Pending<A> = load(&tx, id)?;
         let was_closed = is_closed(&pending.state);
         let (out, entry) = f(&mut pending);
-        tx.execute(
-            "UPDATE pending SET state = ?2, body = ?3 WHERE id = ?1",
-            params![id.as_str(), pending.state.label(), to_body(&pending)?],
-        )?;
-        if !was_closed && is_closed(&pending.state) {
-            let notice = Notice::PendingClosed {
-                pending_id: id.to_string(),
-            };
-            outbox::enqueue(&tx, &notice)?;
-        }
+        save(&tx, &pending, was_closed)?;
         if let Some(entry) = entry {
             journal::insert(&tx, &entry, &self.owner)?;
         }
@@ -100,16 +91,7 @@ impl Store {
         let mut pending: Pending<A> = load(&tx, id)?;
         let was_closed = is_closed(&pending.state);
         pending.finish(outcome);
-        tx.execute(
-            "UPDATE pending SET state = ?2, body = ?3 WHERE id = ?1",
-            params![id.as_str(), pending.state.label(), to_body(&pending)?],
-        )?;
-        if !was_closed && is_closed(&pending.state) {
-            let notice = Notice::PendingClosed {
-                pending_id: id.to_string(),
-            };
-            outbox::enqueue(&tx, &notice)?;
-        }
+        save(&tx, &pending, was_closed)?;
         tx.commit()?;
         Ok(pending)
     }
@@ -161,6 +143,25 @@ impl Store {
         })
         .collect()
     }
+}
+
+/// Writes `p` back; if this write closes it, its one notice goes into the outbox with it.
+fn save<A: Serialize>(
+    conn: &Connection,
+    p: &Pending<A>,
+    was_closed: bool,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE pending SET state = ?2, body = ?3 WHERE id = ?1",
+        params![p.id.as_str(), p.state.label(), to_body(p)?],
+    )?;
+    if !was_closed && is_closed(&p.state) {
+        let notice = Notice::PendingClosed {
+            pending_id: p.id.to_string(),
+        };
+        outbox::enqueue(conn, &notice)?;
+    }
+    Ok(())
 }
 
 fn is_closed(state: &PendingState) -> bool {
