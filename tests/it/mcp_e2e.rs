@@ -2,41 +2,16 @@
 //! the official Python `mcp` package (2.3.0), in both protocol eras.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
 use crate::cli::{BIN, simulate, write_config};
+use crate::peers::python;
 use crate::support::assert_no_token;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/mcp_client.py");
-
-/// A Python with `mcp==2.3.0`: `$TOKENWARDEN_TEST_PYTHON`, or a venv made once under target/.
-fn python() -> PathBuf {
-    static PY: OnceLock<PathBuf> = OnceLock::new();
-    PY.get_or_init(|| {
-        if let Ok(p) = std::env::var("TOKENWARDEN_TEST_PYTHON") {
-            return p.into();
-        }
-        let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mcp-venv");
-        let py = venv.join("bin/python");
-        let ready = Command::new(&py).args(["-c", "import mcp, httpx2"]).status().is_ok_and(|s| s.success());
-        if !ready {
-            let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).status();
-            assert!(made.is_ok_and(|s| s.success()), "cannot create a Python venv at {} (python3 -m venv)", venv.display());
-            let pip = Command::new(venv.join("bin/pip")).args(["install", "-q", "mcp==2.3.0"]).status();
-            assert!(
-                pip.is_ok_and(|s| s.success()),
-                "cannot install the Python MCP client (pip install mcp==2.3.0) into {}; is PyPI reachable?",
-                venv.display()
-            );
-        }
-        py
-    })
-    .clone()
-}
 
 fn run_client(args: &[&str]) -> Value {
     let out = Command::new(python())
