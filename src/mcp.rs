@@ -10,6 +10,7 @@ mod gated;
 mod http;
 mod reply;
 mod reveal;
+mod schema;
 mod tools;
 
 use std::net::SocketAddr;

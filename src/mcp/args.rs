@@ -57,6 +57,7 @@ pub struct ListTokensArgs {
     /// The configured InfluxDB instance; the default instance when omitted.
     pub instance: Option<String>,
     /// Tokens per page, 1 to 500; 50 when omitted.
+    #[schemars(range(min = 1, max = 500))]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page, to read the next one.
     pub cursor: Option<String>,
@@ -110,6 +111,7 @@ pub struct DbPermission {
     /// A database name (see `list_databases`), or `*` for every database.
     pub database: String,
     /// What the token may do there; usually `read` and/or `write`.
+    #[schemars(length(min = 1))]
     pub actions: Vec<DbAction>,
 }
 
@@ -119,6 +121,7 @@ pub struct CreateResourceArgs {
     /// Name of the new token: 1-128 letters, digits, `-`, `_` or `.`, starting with a letter or digit.
     pub name: String,
     /// One entry per database; at least one.
+    #[schemars(length(min = 1))]
     pub permissions: Vec<DbPermission>,
     /// Expire after this duration, such as `30d` or `12h`.
     pub expires_in: Option<String>,
@@ -166,8 +169,10 @@ pub struct TokenView {
     pub permissions: Vec<String>,
     pub created_at: DateTime<Utc>,
     /// Absent when the token never expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub expiry: Option<DateTime<Utc>>,
     /// The id of the token that created this one, when InfluxDB records it.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub created_by: Option<u64>,
 }
 
@@ -192,13 +197,34 @@ impl TokenView {
     }
 }
 
+/// The tokens of a list: each an object, its fields named in the description but not typed one
+/// by one. The Python MCP SDK checks every keyword of every item on every call with
+/// `jsonschema`: about 90 µs per fully typed token, 4.6 ms for a page of 50, several times the
+/// whole call without it (BENCHMARKS.md, "Real SDK clients"). Strict validators (Ajv) refuse a
+/// `required` list without `properties`, and `properties` alone costs 2.7 ms, so a list item
+/// says only that it is an object. A single token, as in the `create_*` and `delete_token`
+/// answers, is typed in full (`TokenView`).
+const LISTED_TOKEN: &str = "A token, never its secret: `name` (string), `id` (integer), `kind` \
+    (`admin` or `resource`), `status` (`active` or `expired`), `permissions` (strings: `*:*:*` for admin tokens, \
+    `TYPE:NAMES:ACTIONS` otherwise), `created_at` (RFC 3339), and when set `expiry` (RFC 3339) and `created_by` \
+    (the id of the token that created it).";
+
+fn listed_tokens(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "items": { "type": "object", "description": LISTED_TOKEN }
+    })
+}
+
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct TokenList {
     pub instance: String,
     /// Tokens on this page.
     pub count: usize,
+    #[schemars(schema_with = "listed_tokens")]
     pub tokens: Vec<TokenView>,
     /// Pass this as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
 #[derive(Debug, Serialize, JsonSchema)]
@@ -210,21 +236,17 @@ pub struct DatabaseList {
     pub details: Vec<DatabaseView>,
 }
 
-/// A non-negative integer or null, without a `format` keyword (some clients warn on `uint64`).
-fn optional_count(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    schemars::json_schema!({ "type": ["integer", "null"], "minimum": 0 })
-}
-
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct DatabaseView {
     pub name: String,
-    /// How long data is kept, e.g. `30days`; `indefinite` for no limit; null if unknown.
+    /// How long data is kept, e.g. `30days`; `indefinite` for no limit; absent if unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub retention_period: Option<String>,
-    /// The retention period in seconds; null if indefinite or unknown.
-    #[schemars(schema_with = "optional_count")]
+    /// The retention period in seconds; absent if indefinite or unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub retention_period_secs: Option<u64>,
-    /// Tables in the database; null if unknown.
-    #[schemars(schema_with = "optional_count")]
+    /// Tables in the database; absent if unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tables: Option<u64>,
 }
 
@@ -260,12 +282,16 @@ pub enum Handoff {
 pub struct SecretHandoff {
     pub method: Handoff,
     /// For `reveal_link`: the link to give the user. It works once.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reveal_url: Option<String>,
     /// When the link stops working; the token is deleted if the link was never opened.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reveal_expires_at: Option<DateTime<Utc>>,
     /// For `file`: where the secret is.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
     /// For `inline` only: the secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
 }
 
@@ -297,14 +323,19 @@ pub struct GateAnswer {
     pub status: GateStatus,
     pub instance: String,
     /// The token concerned, as it is now.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<TokenView>,
     /// For `confirmation_required`: pass it back after the user agreed. Single use.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub confirmation_code: Option<String>,
     /// For `approval_required`: the id to give approvers and to poll.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pending_id: Option<String>,
     /// When the code or the request expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateTime<Utc>>,
     /// For a regenerated operator token: how its new secret reaches the user.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_handoff: Option<SecretHandoff>,
     pub message: String,
 }
@@ -320,8 +351,10 @@ pub struct PendingView {
     pub approvals: usize,
     pub required_approvals: usize,
     pub expires_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Why it failed or was rejected.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
 
@@ -331,9 +364,11 @@ pub struct InstanceInfo {
     pub default: bool,
     /// `core`, `enterprise`, or `unknown` when it could not be detected.
     pub edition: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     pub read_only: bool,
     /// Why the instance could not be asked, if it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 

@@ -1,7 +1,6 @@
 //! The MCP tools: names, descriptions written for the model, honest annotations, and which
 //! tools a configuration offers.
 
-use rmcp::handler::server::tool::schema_for_output;
 use rmcp::handler::server::tool::{InputResponses, RequestState};
 use rmcp::handler::server::wrapper::{Json, Parameters};
 use rmcp::model::CallToolResponse;
@@ -14,6 +13,7 @@ use super::args::{
     ServerInfoView, TokenList, TokenView, ToolInfo,
 };
 use super::gated::Gated;
+use super::schema;
 use super::{McpCore, McpServer};
 use crate::gate::{PendingId, PendingState};
 use crate::service::Request;
@@ -81,6 +81,9 @@ fn expiry(
 #[tool_router(vis = "pub(super)")]
 impl McpServer {
     #[tool(
+        title = "List tokens",
+        input_schema = schema::input::<ListTokensArgs>(),
+        output_schema = schema::output::<TokenList>(),
         description = "List the InfluxDB 3 tokens of an instance (never their secrets), optionally filtered by name \
         substring, kind, database, status or upcoming expiry. Returns name, id, kind, permissions, creation and expiry \
         times and status, a page at a time (limit, default 50): pass next_cursor back as cursor for more. Use before \
@@ -145,6 +148,9 @@ impl McpServer {
     }
 
     #[tool(
+        title = "List databases",
+        input_schema = schema::input::<InstanceArgs>(),
+        output_schema = schema::output::<DatabaseList>(),
         description = "List the databases of an instance, to fill resource-token permissions, with each one's \
         retention period and number of tables where the server tells them.",
         annotations(
@@ -173,12 +179,14 @@ impl McpServer {
     }
 
     #[tool(
+        title = "Create admin token",
+        input_schema = schema::input::<CreateAdminArgs>(),
+        output_schema = schema::output::<Created>(),
         description = "Create a named admin token (full access) with an optional expiry. You never see the secret: \
         the result says how the user receives it (usually a one-time link to pass on). If the secret cannot reach the \
         user, the token is deleted again. Prefer an expiry; creating is not idempotent (a second call with the same \
         name fails).",
-        annotations(title = "Create admin token", read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false),
-        output_schema = schema_for_output::<Created>()
+        annotations(title = "Create admin token", read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
     )]
     async fn create_admin_token(
         &self,
@@ -199,11 +207,13 @@ impl McpServer {
     }
 
     #[tool(
+        title = "Create resource token",
+        input_schema = schema::input::<CreateResourceArgs>(),
+        output_schema = schema::output::<Created>(),
         description = "Create a database-scoped resource token (InfluxDB 3 Enterprise only) with per-database actions \
         and an optional expiry. Call list_databases first for valid names. You never see the secret: the result says \
         how the user receives it. Not idempotent.",
-        annotations(title = "Create resource token", read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false),
-        output_schema = schema_for_output::<Created>()
+        annotations(title = "Create resource token", read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
     )]
     async fn create_resource_token(
         &self,
@@ -243,13 +253,15 @@ impl McpServer {
     }
 
     #[tool(
+        title = "Delete token",
+        input_schema = schema::input::<DeleteArgs>(),
+        output_schema = schema::output::<GateAnswer>(),
         description = "Delete a token by exact name. Destructive: clients using it stop working at once. The user must \
         confirm: the client may ask them directly; otherwise this returns status `confirmation_required` with what \
         will be deleted and a one-time confirmation_code. Show that to the user and call again with the code only if \
         they agree. Under an approval policy it returns `approval_required` with a pending_id. Protected tokens and \
         `_admin` are refused.",
-        annotations(title = "Delete token", read_only_hint = false, destructive_hint = true, idempotent_hint = false, open_world_hint = false),
-        output_schema = schema_for_output::<GateAnswer>()
+        annotations(title = "Delete token", read_only_hint = false, destructive_hint = true, idempotent_hint = false, open_world_hint = false)
     )]
     async fn delete_token(
         &self,
@@ -271,11 +283,13 @@ impl McpServer {
     }
 
     #[tool(
+        title = "Regenerate operator token",
+        input_schema = schema::input::<GatedArgs>(),
+        output_schema = schema::output::<GateAnswer>(),
         description = "Regenerate the operator token `_admin`: its current secret stops working at once and every \
         client using it breaks, possibly tokenwarden itself. The user must confirm, as for delete_token. You never see \
         the new secret; the result says how the user receives it.",
-        annotations(title = "Regenerate operator token", read_only_hint = false, destructive_hint = true, idempotent_hint = false, open_world_hint = false),
-        output_schema = schema_for_output::<GateAnswer>()
+        annotations(title = "Regenerate operator token", read_only_hint = false, destructive_hint = true, idempotent_hint = false, open_world_hint = false)
     )]
     async fn regenerate_operator_token(
         &self,
@@ -293,12 +307,14 @@ impl McpServer {
     }
 
     #[tool(
+        title = "Prune expired tokens",
+        input_schema = schema::input::<GatedArgs>(),
+        output_schema = schema::output::<GateAnswer>(),
         description = "Delete the expired tokens of an instance (InfluxDB keeps them forever; protected tokens are \
         never touched). Destructive. The user confirms the exact list: the client may ask them to type `prune`; \
         otherwise this returns `confirmation_required` with the list and a confirmation_code to send back only if they \
         agree. Under an approval policy it returns `approval_required`. At most 500 tokens per call.",
-        annotations(title = "Prune expired tokens", read_only_hint = false, destructive_hint = true, idempotent_hint = false, open_world_hint = false),
-        output_schema = schema_for_output::<GateAnswer>()
+        annotations(title = "Prune expired tokens", read_only_hint = false, destructive_hint = true, idempotent_hint = false, open_world_hint = false)
     )]
     async fn prune_expired_tokens(
         &self,
@@ -316,6 +332,9 @@ impl McpServer {
     }
 
     #[tool(
+        title = "Get pending action",
+        input_schema = schema::input::<PendingArgs>(),
+        output_schema = schema::output::<PendingView>(),
         description = "Report the state of a pending action (for example a delete awaiting approval): open, succeeded, \
         failed, rejected or expired, with approvals so far.",
         annotations(
@@ -366,6 +385,8 @@ impl McpServer {
     }
 
     #[tool(
+        title = "Server info",
+        output_schema = schema::output::<ServerInfoView>(),
         description = "Describe this tokenwarden server: the InfluxDB instances (edition, version, read-only), which \
         tools are enabled and why, how secrets are delivered and how deletes are confirmed.",
         annotations(

@@ -64,7 +64,7 @@ async def main():
         summary["create_error"] = created.is_error
         handoff = created.structured_content["secret_handoff"]
         summary["handoff"] = handoff["method"]
-        link = handoff["reveal_url"] or (seen["urls"][-1] if seen["urls"] else None)
+        link = handoff.get("reveal_url") or (seen["urls"][-1] if seen["urls"] else None)
         summary["ping_with_secret"], summary["second_reveal"] = await reveal(link, sim_url)
         deleted = await c.call_tool("delete_token", {"name": name})
         result = deleted.structured_content

@@ -11,6 +11,7 @@ mod guardrails;
 mod mcp;
 mod mcp_e2e;
 mod mcp_http;
+mod mcp_schemas;
 mod mcp_shutdown;
 mod mcp_support;
 mod peers;

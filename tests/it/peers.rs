@@ -29,7 +29,10 @@ pub fn python() -> PathBuf {
             .status()
             .is_ok_and(|s| s.success());
         if !ready {
-            let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).status();
+            let made = Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&venv)
+                .status();
             assert!(
                 made.is_ok_and(|s| s.success()),
                 "cannot create a Python venv at {} (python3 -m venv)",
