@@ -4,6 +4,7 @@
 mod approvals;
 mod delivery;
 mod output;
+pub use output::explain as explain_error;
 
 use std::io::{BufRead, Write};
 use std::path::Path;

@@ -293,7 +293,7 @@ impl TokenBackend for InfluxClient {
             409 => Err(BackendError::AlreadyExists {
                 name: name.to_string(),
             }),
-            _ => Err(self.failure(&a)),
+            _ => Err(unknown_resource(&a, permissions).unwrap_or_else(|| self.failure(&a))),
         }
     }
 
@@ -376,4 +376,24 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+/// InfluxDB refuses a permission naming a database (or system resource) it does not have with
+/// `cannot parse token permission, invalid resource name NAME` (reference §2.7); says which.
+fn unknown_resource(a: &Answer, permissions: &[Permission]) -> Option<BackendError> {
+    let message = decode::error_message(&a.body);
+    let (_, name) = message.split_once("invalid resource name ")?;
+    let name = name.trim();
+    let system = permissions.iter().any(|p| {
+        p.resource_type() == crate::tokens::ResourceType::System
+            && p.to_wire().resource_names.iter().any(|n| n == name)
+    });
+    Some(BackendError::UnknownResource {
+        kind: if system {
+            "system resource"
+        } else {
+            "database"
+        },
+        name: name.to_owned(),
+    })
 }

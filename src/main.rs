@@ -313,9 +313,21 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", explain(&e));
             ExitCode::from(exit_code(&e))
         }
+    }
+}
+
+/// The error with the command that helps, when the core names one.
+fn explain(e: &anyhow::Error) -> String {
+    let service = match (e.downcast_ref::<CliError>(), e.downcast_ref::<AppError>()) {
+        (Some(CliError::Service(s)), _) | (_, Some(AppError::Service(s))) => Some(s),
+        _ => e.downcast_ref::<tokenwarden::service::ServiceError>(),
+    };
+    match service {
+        Some(s) => tokenwarden::cli::explain_error(s),
+        None => e.to_string(),
     }
 }
 

@@ -13,6 +13,7 @@ mod protocol;
 mod prune;
 mod recover;
 mod regenerate;
+mod remedy;
 mod remove;
 mod run;
 mod secret_file;
@@ -32,6 +33,7 @@ pub use gated::{
 pub use journal::{Ticket, pause_point};
 pub use protocol::{ApprovalPolicy, Channel, GatePolicy, NextStep, Opened};
 pub use recover::RecoveryReport;
+pub use remedy::Remedy;
 pub use remove::Removal;
 pub use secret_file::SecretFile;
 

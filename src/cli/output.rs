@@ -168,6 +168,30 @@ pub fn token_summary(t: &Token, now: DateTime<Utc>) -> String {
     )
 }
 
+/// A failure of the core as a person at the terminal reads it: what happened, then the command
+/// that helps.
+pub fn explain(e: &crate::service::ServiceError) -> String {
+    use crate::service::Remedy;
+    let step = match e.remedy() {
+        None => return e.to_string(),
+        Some(Remedy::ListTokens { why }) => format!("run `tokenwarden tokens list` {why}"),
+        Some(Remedy::ListDatabases) => "run `tokenwarden databases` to see the names".to_owned(),
+        Some(Remedy::RegenerateOperator) => {
+            "use `tokenwarden tokens regenerate-operator` for that".to_owned()
+        }
+        Some(Remedy::BootstrapOperator) => {
+            "create it with `tokenwarden tokens bootstrap-operator`".to_owned()
+        }
+        Some(Remedy::DeleteToken { name }) => {
+            format!("or delete it now with `tokenwarden tokens delete {name}`")
+        }
+        Some(Remedy::CheckInstance) => {
+            "run `tokenwarden check` to see whether the operator token still works".to_owned()
+        }
+    };
+    format!("{e}; {step}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

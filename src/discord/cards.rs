@@ -262,7 +262,7 @@ impl Bot {
                 if let Some(e) = failure {
                     let text = format!(
                         "The delete ran and failed: {}",
-                        plain(&e.to_string(), CONTENT)
+                        plain(&crate::discord::text::explain(&e), CONTENT)
                     );
                     self.whisper(&comp, &text).await;
                 }

@@ -178,7 +178,12 @@ impl Bot {
             .service
             .list_page(&actor_of(&user), instance.as_deref(), &filter, window)
             .await
-            .map_err(|e| format!("Could not list tokens: {}", plain(&e.to_string(), 1900)))?;
+            .map_err(|e| {
+                format!(
+                    "Could not list tokens: {}",
+                    plain(&crate::discord::text::explain(&e), 1900)
+                )
+            })?;
         let name = self.service.instance_or_default(instance);
         Ok(render(
             &name,

@@ -77,7 +77,7 @@ impl Bot {
             ),
             Err(e) => format!(
                 "Could not create the token: {}",
-                plain(&e.to_string(), CONTENT)
+                plain(&crate::discord::text::explain(&e), CONTENT)
             ),
         };
         self.edit(&cmd, text::edit(&text)).await;
@@ -129,7 +129,7 @@ impl Bot {
                     INSTANCE_SHOWN
                 )
             )),
-            Err(e) => Err(plain(&e.to_string(), CONTENT)),
+            Err(e) => Err(plain(&crate::discord::text::explain(&e), CONTENT)),
         }
     }
 
@@ -145,7 +145,7 @@ impl Bot {
             Ok(found) => found,
             Err(e) => {
                 return self
-                    .edit(&cmd, text::edit(&format!("Cannot delete: {e}")))
+                    .edit(&cmd, text::edit(&format!("Cannot delete: {}", e)))
                     .await;
             }
         };
@@ -157,7 +157,10 @@ impl Bot {
             Ok(Some(request)) => request,
             Ok(None) => return,
             Err(e) => {
-                let text = format!("Cannot delete: {}", plain(&e.to_string(), CONTENT));
+                let text = format!(
+                    "Cannot delete: {}",
+                    plain(&crate::discord::text::explain(&e), CONTENT)
+                );
                 return self.edit(&cmd, text::edit(&text)).await;
             }
         };
@@ -196,12 +199,19 @@ impl Bot {
             .await
         {
             Ok(Some(request)) => {
-                let what = format!("deleting {} expired tokens", request.expired.len());
+                let n = request.expired.len();
+                let what = format!(
+                    "deleting {n} expired {}",
+                    if n == 1 { "token" } else { "tokens" }
+                );
                 return self.ask_team(&cmd, &actor, request, what).await;
             }
             Ok(None) => "There are no expired tokens to prune (protected tokens are never pruned)."
                 .to_owned(),
-            Err(e) => format!("Cannot prune: {}", plain(&e.to_string(), CONTENT)),
+            Err(e) => format!(
+                "Cannot prune: {}",
+                plain(&crate::discord::text::explain(&e), CONTENT)
+            ),
         };
         self.edit(&cmd, text::edit(&text)).await;
     }

@@ -301,9 +301,50 @@ impl Embed {
     }
 }
 
+/// A failure of the core as a Discord user reads it (unescaped: callers escape and cut it with
+/// the rest of their text): what happened, then the slash command that helps.
+pub fn explain(e: &crate::service::ServiceError) -> String {
+    use crate::service::Remedy;
+    let step = match e.remedy() {
+        None => return e.to_string(),
+        Some(Remedy::ListTokens { why }) => format!("use /token list {why}"),
+        Some(Remedy::ListDatabases) => {
+            "the database option suggests the names as you type".to_owned()
+        }
+        Some(Remedy::RegenerateOperator) => {
+            "an operator can do that with `tokenwarden tokens regenerate-operator`".to_owned()
+        }
+        Some(Remedy::BootstrapOperator) => {
+            "an operator can do that with `tokenwarden tokens bootstrap-operator`".to_owned()
+        }
+        Some(Remedy::DeleteToken { name }) => {
+            format!("use /token delete name:{name} to delete it now")
+        }
+        Some(Remedy::CheckInstance) => {
+            "an operator can check it with `tokenwarden check`".to_owned()
+        }
+    };
+    format!("{e}; {step}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_remedy_is_a_slash_command_or_an_operator_s_job() {
+        use crate::service::ServiceError;
+        use crate::tokens::BackendError;
+        let missing = ServiceError::Backend {
+            instance: "local".into(),
+            source: BackendError::NotFound { name: "x".into() },
+        };
+        assert_eq!(
+            explain(&missing),
+            "instance `local`: no token named `x` exists; use /token list to see the names"
+        );
+        assert!(explain(&ServiceError::OperatorProtected).contains("an operator can do that"));
+    }
 
     #[test]
     fn outside_text_shows_as_written_and_mentions_nobody() {

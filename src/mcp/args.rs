@@ -105,12 +105,40 @@ impl DbAction {
     }
 }
 
+/// A system resource a token may read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SystemResource {
+    Health,
+    Ping,
+    Metrics,
+    Ready,
+    #[serde(rename = "*")]
+    All,
+}
+
+impl SystemResource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Health => "health",
+            Self::Ping => "ping",
+            Self::Metrics => "metrics",
+            Self::Ready => "ready",
+            Self::All => "*",
+        }
+    }
+}
+
+/// One grant: a database, or a system resource.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct DbPermission {
-    /// A database name (see `list_databases`), or `*` for every database.
-    pub database: String,
-    /// What the token may do there; usually `read` and/or `write`.
+pub struct ResourcePermission {
+    /// A database name (see `list_databases`), or `*` for every database. Give this or `system`.
+    pub database: Option<String>,
+    /// Instead of a database, a system endpoint: `health`, `ping`, `metrics`, `ready`, or `*` for
+    /// all of them. System grants allow `read` only.
+    pub system: Option<SystemResource>,
+    /// What the token may do there: usually `read` and/or `write` on a database; `read` on `system`.
     #[schemars(length(min = 1))]
     pub actions: Vec<DbAction>,
 }
@@ -120,9 +148,9 @@ pub struct DbPermission {
 pub struct CreateResourceArgs {
     /// Name of the new token: 1-128 letters, digits, `-`, `_` or `.`, starting with a letter or digit.
     pub name: String,
-    /// One entry per database; at least one.
+    /// One entry per database or system resource; at least one.
     #[schemars(length(min = 1))]
-    pub permissions: Vec<DbPermission>,
+    pub permissions: Vec<ResourcePermission>,
     /// Expire after this duration, such as `30d` or `12h`.
     pub expires_in: Option<String>,
     /// Expire at this RFC 3339 time, such as `2027-01-01T00:00:00Z`.
@@ -314,17 +342,30 @@ pub enum GateStatus {
     ConfirmationRequired,
     /// A person must approve elsewhere; poll `get_pending_action`.
     ApprovalRequired,
-    /// The user declined; nothing happened.
-    Cancelled,
+    /// The user declined; nothing happened. Do not ask again unless the user asks.
+    Declined,
+    /// What the user typed did not match; nothing happened. Do not retry unless the user asks.
+    ConfirmationMismatch,
+}
+
+/// An expired token a prune would delete (or deleted).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ExpiredView {
+    pub name: String,
+    pub id: u64,
+    pub expired_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct GateAnswer {
     pub status: GateStatus,
     pub instance: String,
-    /// The token concerned, as it is now.
+    /// The token concerned, as it is now (deletes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<TokenView>,
+    /// The expired tokens concerned (prunes), each exactly as the request recorded it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expired_tokens: Option<Vec<ExpiredView>>,
     /// For `confirmation_required`: pass it back after the user agreed. Single use.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confirmation_code: Option<String>,

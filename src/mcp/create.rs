@@ -13,7 +13,7 @@ use rmcp::service::{ElicitationMode, RequestContext, RoleServer};
 use super::McpServer;
 use super::args::{Created, Handoff, TokenView};
 use super::delivery::{Handed, McpDelivery};
-use super::reply::{can_elicit, is_modern, structured, tool_error};
+use super::reply::{can_elicit, is_modern, service_error, structured, tool_error};
 use crate::actor::Actor;
 use crate::tokens::{NewToken, ParseError, Token, TokenName};
 
@@ -54,7 +54,7 @@ impl McpServer {
             .await
         {
             Ok(d) => d,
-            Err(e) => return Ok(tool_error(e)),
+            Err(e) => return Ok(service_error(&e)),
         };
         let Some(handed) = delivery.handed() else {
             return Ok(tool_error("the secret was not handed over; this is a bug"));
@@ -157,7 +157,7 @@ impl McpServer {
             Some(ElicitationAction::Accept) => {
                 match self.core.service.find(actor, Some(instance), name).await {
                     Ok(token) => self.shown(instance, &token),
-                    Err(e) => Ok(tool_error(e)),
+                    Err(e) => Ok(service_error(&e)),
                 }
             }
             _ => self.declined(actor, instance, name.as_str()).await,

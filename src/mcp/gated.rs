@@ -13,8 +13,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::McpServer;
-use super::args::{GateAnswer, GateStatus, TokenView};
-use super::reply::{can_elicit, is_modern, structured, tool_error};
+use super::args::{ExpiredView, GateAnswer, GateStatus, Kind, TokenView};
+use super::reply::{can_elicit, is_modern, service_error, structured, tool_error};
 use crate::actor::Actor;
 use crate::gate::{GateError, PendingId};
 use crate::service::{
@@ -96,12 +96,12 @@ impl Gated {
             p.token.as_ref().map(|t| TokenView::new(t, now)),
         ) {
             (Operation::DeleteToken { instance, name, .. }, Some(t)) => format!(
-                "Delete token `{name}` on instance `{instance}`? It is a {} token with permissions {}, created {}, expiring {}. \
+                "Delete token `{name}` on instance `{instance}`? It is {} token with permissions {}, created {}, expiring {}. \
                  Clients using it stop working at once. Type `{phrase}` to confirm.",
-                serde_json::to_value(t.kind)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
+                match t.kind {
+                    Kind::Admin => "an admin",
+                    Kind::Resource => "a resource",
+                },
                 t.permissions.join(" "),
                 t.created_at.format("%Y-%m-%d %H:%M UTC"),
                 t.expiry.map_or("never".to_owned(), |e| e
@@ -139,6 +139,7 @@ fn answer(request: &Request, status: GateStatus, message: String) -> GateAnswer 
         status,
         instance: request.instance().to_owned(),
         token: None,
+        expired_tokens: None,
         confirmation_code: None,
         pending_id: None,
         expires_at: None,
@@ -148,10 +149,25 @@ fn answer(request: &Request, status: GateStatus, message: String) -> GateAnswer 
 }
 
 impl McpServer {
-    fn token_view(&self, p: &PendingRequest) -> Option<TokenView> {
-        p.token
+    /// What the request concerns, as the person confirming it sees it: the token of a delete,
+    /// the expired tokens of a prune.
+    fn concerned(&self, p: &PendingRequest, a: &mut GateAnswer) {
+        a.token = p
+            .token
             .as_ref()
-            .map(|t| TokenView::new(t, self.core.service.now()))
+            .map(|t| TokenView::new(t, self.core.service.now()));
+        if let Operation::PruneExpired { tokens, .. } = &p.pending.action {
+            a.expired_tokens = Some(
+                tokens
+                    .iter()
+                    .map(|t| ExpiredView {
+                        name: t.name.to_string(),
+                        id: t.id,
+                        expired_at: t.expired_at,
+                    })
+                    .collect(),
+            );
+        }
     }
 
     /// The gate policy of this MCP server: deletes need approvals under `approve_deletes`.
@@ -213,7 +229,7 @@ impl McpServer {
                         .to_owned(),
                 ));
             }
-            Err(e) => return Ok(tool_error(e)),
+            Err(e) => return Ok(service_error(&e)),
         };
         let Opened { request: p, next } = opened;
         match next {
@@ -222,15 +238,13 @@ impl McpServer {
                     &g.request,
                     GateStatus::ApprovalRequired,
                     format!(
-                        "Nothing has happened yet: {} needs the approval of {need} other person(s). Ask them to \
-                         approve pending action {} (in the Discord approvals channel, or with `tokenwarden approvals \
-                         approve {}`), then check it with get_pending_action.",
+                        "Nothing has happened yet: {} needs the approval of {need} other person(s). Tell the user \
+                         that pending action {} awaits the team's approval, then check it with get_pending_action.",
                         p.pending.action.describe(),
                         p.pending.id,
-                        p.pending.id
                     ),
                 );
-                a.token = self.token_view(&p);
+                self.concerned(&p, &mut a);
                 a.pending_id = Some(p.pending.id.to_string());
                 a.expires_at = Some(p.pending.expires_at);
                 structured(&a)
@@ -246,7 +260,7 @@ impl McpServer {
                         p.pending.action.describe()
                     ),
                 );
-                a.token = self.token_view(&p);
+                self.concerned(&p, &mut a);
                 a.confirmation_code = Some(code);
                 a.expires_at = Some(p.pending.expires_at);
                 structured(&a)
@@ -363,7 +377,7 @@ impl McpServer {
         };
         let op = match self.core.service.bound(&id, &g.request).await {
             Ok(op) => op,
-            Err(e) => return Ok(tool_error(e)),
+            Err(e) => return Ok(service_error(&e)),
         };
         match result.action {
             ElicitationAction::Accept => {
@@ -398,12 +412,15 @@ impl McpServer {
             .reject(actor, id, Some("declined by the user".into()))
             .await
         {
-            return Ok(tool_error(e));
+            return Ok(service_error(&e));
         }
         structured(&answer(
             &request,
-            GateStatus::Cancelled,
-            format!("The user declined; nothing was done ({}).", op.describe()),
+            GateStatus::Declined,
+            format!(
+                "The user declined; nothing was done ({}). Do not ask again unless the user asks for it.",
+                op.describe()
+            ),
         ))
     }
 
@@ -483,12 +500,23 @@ impl McpServer {
                         )
                         .await;
                 }
-                Ok(tool_error(format!(
-                    "the confirmation does not match (expected the exact text shown to the user); nothing was done \
-                     (pending action {id})"
-                )))
+                if elicited.is_none() {
+                    return Ok(tool_error(format!(
+                        "that confirmation_code does not belong to this request; nothing was done (pending action \
+                         {id}). Send the code from this request's confirmation_required answer, and only if the user \
+                         agreed"
+                    )));
+                }
+                structured(&answer(
+                    &request,
+                    GateStatus::ConfirmationMismatch,
+                    format!(
+                        "What the user typed does not match the text they were shown; nothing was done (pending \
+                         action {id}). Do not retry unless the user asks for it."
+                    ),
+                ))
             }
-            Err(e) => Ok(tool_error(e)),
+            Err(e) => Ok(service_error(&e)),
         }
     }
 }

@@ -34,3 +34,33 @@ pub fn structured<T: serde::Serialize>(v: &T) -> Result<CallToolResponse, ErrorD
         serde_json::to_value(v).map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
     Ok(CallToolResult::structured(value).into())
 }
+
+/// A failure of the core as the model reads it: what happened, then the tool that helps (never
+/// a command it cannot run).
+pub fn explain(e: &crate::service::ServiceError) -> String {
+    use crate::service::Remedy;
+    let step = match e.remedy() {
+        None => return e.to_string(),
+        Some(Remedy::ListTokens { why }) => format!("call list_tokens {why}"),
+        Some(Remedy::ListDatabases) => "call list_databases to see the names".to_owned(),
+        Some(Remedy::RegenerateOperator) => {
+            "the regenerate_operator_token tool does that where this server offers it (see server_info)".to_owned()
+        }
+        Some(Remedy::BootstrapOperator) => {
+            "whoever runs InfluxDB has to create it; no tool here can".to_owned()
+        }
+        Some(Remedy::DeleteToken { name }) => {
+            format!("call delete_token with name `{name}` to delete it now")
+        }
+        Some(Remedy::CheckInstance) => {
+            "call server_info to see whether the instance still accepts tokenwarden's credential"
+                .to_owned()
+        }
+    };
+    format!("{e}; {step}")
+}
+
+/// [`tool_error`] for a failure of the core.
+pub fn service_error(e: &crate::service::ServiceError) -> CallToolResponse {
+    tool_error(explain(e))
+}

@@ -133,7 +133,7 @@ impl McpServer {
         let listed = svc
             .list_page(&self.actor(&ctx), a.instance.as_deref(), &filter, page)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| super::reply::explain(&e))?;
         let now = svc.now();
         Ok(Json(TokenList {
             instance: svc.instance_or_default(a.instance),
@@ -170,7 +170,7 @@ impl McpServer {
         let databases = svc
             .list_databases(&self.actor(&ctx), a.instance.as_deref())
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| super::reply::explain(&e))?;
         Ok(Json(DatabaseList {
             instance: svc.instance_or_default(a.instance),
             details: databases.iter().map(DatabaseView::from).collect(),
@@ -211,7 +211,8 @@ impl McpServer {
         input_schema = schema::input::<CreateResourceArgs>(),
         output_schema = schema::output::<Created>(),
         description = "Create a database-scoped resource token (InfluxDB 3 Enterprise only) with per-database actions \
-        and an optional expiry. Call list_databases first for valid names. You never see the secret: the result says \
+        (and, if asked, read access to system endpoints such as metrics) and an optional expiry. Call list_databases \
+        first for valid names. You never see the secret: the result says \
         how the user receives it. Not idempotent.",
         annotations(title = "Create resource token", read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
     )]
@@ -226,7 +227,7 @@ impl McpServer {
         let new = TokenName::parse_new(&a.name).and_then(|name| {
             if a.permissions.is_empty() {
                 return Err(ParseError(
-                    "give at least one permission: {database, actions}".into(),
+                    "give at least one permission: {database, actions} or {system, actions}".into(),
                 ));
             }
             let permissions = a
@@ -235,11 +236,16 @@ impl McpServer {
                 .map(|p| {
                     let actions: Vec<String> =
                         p.actions.iter().map(|x| x.as_str().to_owned()).collect();
-                    Permission::new(
-                        ResourceType::Db,
-                        std::slice::from_ref(&p.database),
-                        &actions,
-                    )
+                    let (kind, resource) = match (&p.database, p.system) {
+                        (Some(db), None) => (ResourceType::Db, db.clone()),
+                        (None, Some(sys)) => (ResourceType::System, sys.as_str().to_owned()),
+                        _ => {
+                            return Err(ParseError(
+                                "each permission names a `database` or a `system` resource: one of the two".into(),
+                            ));
+                        }
+                    };
+                    Permission::new(kind, std::slice::from_ref(&resource), &actions)
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let expiry = expiry(a.expires_in.as_deref(), a.expires_at.as_deref(), now)?;
@@ -355,7 +361,7 @@ impl McpServer {
             .service
             .pending(&id)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| super::reply::explain(&e))?;
         p.expire_if_due(self.core.service.now());
         let required = p.mode.required();
         let detail = match &p.state {

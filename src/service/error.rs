@@ -20,8 +20,7 @@ pub enum ServiceError {
     )]
     Protected { name: String, pattern: String },
     #[error(
-        "the operator token `_admin` cannot be deleted; use `tokenwarden tokens regenerate-operator` to \
-         replace its secret instead"
+        "the operator token `_admin` cannot be deleted; its secret can be replaced (regenerated) instead"
     )]
     OperatorProtected,
     #[error(
@@ -52,7 +51,7 @@ pub enum ServiceError {
     #[error(
         "the new token `{name}` was created but its secret could not be delivered ({reason}), and deleting it \
          again failed ({rollback}). It is in tokenwarden's journal, and the next tokenwarden command or server \
-         that reaches InfluxDB deletes it; or delete it now with `tokenwarden tokens delete {name}`"
+         that reaches InfluxDB deletes it"
     )]
     DeliveryStranded {
         name: String,
@@ -98,9 +97,9 @@ pub enum ServiceError {
     },
     #[error(
         "the regeneration of the operator token of instance `{instance}` lost its answer, and the secret in {} does \
-         not authenticate: if the regeneration applied, its new secret is lost. Run `tokenwarden check`; if the \
-         operator token no longer works, regenerate it with another admin token or through InfluxDB's admin-token \
-         recovery listener (--admin-token-recovery-http-bind)", path.display()
+         not authenticate: if the regeneration applied, its new secret is lost. If the operator token no longer \
+         works, regenerate it with another admin token or through InfluxDB's admin-token recovery listener \
+         (--admin-token-recovery-http-bind)", path.display()
     )]
     RegeneratedLost {
         instance: String,
@@ -174,7 +173,9 @@ impl ServiceError {
             | Self::Vanished { .. } => ErrorKind::NotFound,
             Self::Gate(_) => ErrorKind::Refused,
             Self::Backend { source, .. } => match source {
-                BackendError::NotFound { .. } => ErrorKind::NotFound,
+                BackendError::NotFound { .. } | BackendError::UnknownResource { .. } => {
+                    ErrorKind::NotFound
+                }
                 BackendError::AlreadyExists { .. } | BackendError::OperatorExists => {
                     ErrorKind::Conflict
                 }

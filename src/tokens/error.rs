@@ -32,29 +32,29 @@ pub enum BackendError {
          Restart it with authentication to manage tokens"
     )]
     AuthDisabled { url: String },
-    #[error("no token named `{name}` exists; run `tokenwarden tokens list` to see the names")]
+    #[error("no token named `{name}` exists")]
     NotFound { name: String },
     #[error(
         "a token named `{name}` already exists; pick another name or delete the old token first"
     )]
     AlreadyExists { name: String },
     #[error(
-        "the operator token `_admin` cannot be deleted; use `tokens regenerate-operator` to replace its secret"
+        "the operator token `_admin` cannot be deleted; its secret can be replaced (regenerated) instead"
     )]
     OperatorUndeletable,
     #[error(
-        "this server already has an operator token `_admin`; use `tokens regenerate-operator` to replace its secret"
+        "this server already has an operator token `_admin`; its secret can be replaced (regenerated)"
     )]
     OperatorExists,
-    #[error(
-        "this server has no operator token `_admin` to regenerate; create one with `tokens bootstrap-operator`"
-    )]
+    #[error("this server has no operator token `_admin` to regenerate; it has to be created first")]
     OperatorMissing,
     #[error(
         "InfluxDB at {url} has no resource-token endpoint (404): it is InfluxDB 3 Core, and only Enterprise \
          has database-scoped tokens. Create an admin token instead, or set edition = \"core\" for this instance"
     )]
     NotEnterprise { url: String },
+    #[error("no such {kind} `{name}` on this instance; nothing was created")]
+    UnknownResource { kind: &'static str, name: String },
     #[error("InfluxDB rejected the request ({status}): {message}")]
     Rejected { status: u16, message: String },
     #[error(
@@ -63,10 +63,7 @@ pub enum BackendError {
     Unreachable { url: String, detail: String },
     #[error("InfluxDB at {url} did not answer within {}. Check the server's health or raise the instance's timeout", humantime::format_duration(*.after))]
     Timeout { url: String, after: Duration },
-    #[error(
-        "the {operation} may or may not have happened: {detail}. It was not retried; run \
-         `tokenwarden tokens list` to see the server's state before trying again"
-    )]
+    #[error("the {operation} may or may not have happened: {detail}. It was not retried")]
     OutcomeUnknown {
         operation: &'static str,
         detail: String,

@@ -147,9 +147,10 @@ impl Permission {
             }
         }
         if parsed.is_empty() {
-            return Err(ParseError::new(format!(
-                "a permission needs at least one action; {SHAPE_HINT}"
-            )));
+            return Err(ParseError::new(
+                "a permission needs at least one action (for a database: read, write, create, describe or \
+                 delete; for system resources: read)",
+            ));
         }
         Ok(Self {
             resource_type,
@@ -211,9 +212,9 @@ impl fmt::Display for Permission {
 fn parse_resources(resource_type: ResourceType, names: &[String]) -> Result<Resources, ParseError> {
     let names: Vec<&str> = names.iter().map(|n| n.trim()).collect();
     if names.is_empty() || names.iter().any(|n| n.is_empty()) {
-        return Err(ParseError::new(format!(
-            "a permission needs resource names, or `*` for all; {SHAPE_HINT}"
-        )));
+        return Err(ParseError::new(
+            "a permission needs resource names, or `*` for all",
+        ));
     }
     if names.contains(&"*") {
         return if names.len() == 1 {

@@ -226,6 +226,34 @@ fn the_cli_manages_tokens_end_to_end() {
         r.stderr
     );
 
+    // A database InfluxDB does not have: said plainly, with the command that lists the names.
+    let r = run(
+        &cfg,
+        &[
+            "tokens",
+            "create-resource",
+            "bad",
+            "--permission",
+            "db:nope:read",
+        ],
+        "",
+    );
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no such database `nope`")
+            && r.stderr
+                .contains("run `tokenwarden databases` to see the names"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&cfg, &["tokens", "delete", "ghost", "--yes"], "");
+    assert!(
+        r.stderr
+            .contains("no token named `ghost` exists; run `tokenwarden tokens list`"),
+        "{}",
+        r.stderr
+    );
+
     let r = run(&cfg, &["tokens", "delete", "ci-bot"], "wrong\n");
     assert_eq!(r.code, 7, "{}", r.stderr);
     assert!(

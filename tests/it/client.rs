@@ -123,7 +123,7 @@ async fn resource_tokens_on_enterprise_and_core() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "InfluxDB rejected the request (400): cannot parse token permission, invalid resource name nope"
+        "no such database `nope` on this instance; nothing was created"
     );
 
     let (core, op) = sim(Edition::Core).await;

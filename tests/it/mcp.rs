@@ -530,19 +530,33 @@ async fn delete_with_form_elicitation_in_both_eras() {
             "{message}"
         );
 
+        assert!(message.contains("It is an admin token"), "{message}");
         let c = connect(&core, TestClient::form(Form::Decline), era).await;
-        assert_eq!(
-            ok(&call(&c, "delete_token", json!({"name": "b"})).await)["status"],
-            "cancelled"
+        let v = ok(&call(&c, "delete_token", json!({"name": "b"})).await);
+        assert_eq!(v["status"], "declined", "{v}");
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap()
+                .contains("Do not ask again unless the user asks"),
+            "{v}"
         );
         let c = connect(&core, TestClient::form(Form::Cancel), era).await;
         assert_eq!(
             ok(&call(&c, "delete_token", json!({"name": "c"})).await)["status"],
-            "cancelled"
+            "declined"
         );
+        // A wrong name is the user's answer, not the model's mistake: a normal result.
         let c = connect(&core, TestClient::form(Form::Accept("D".into())), era).await;
-        let e = err(&call(&c, "delete_token", json!({"name": "d"})).await);
-        assert!(e.contains("does not match"), "{e}");
+        let v = ok(&call(&c, "delete_token", json!({"name": "d"})).await);
+        assert_eq!(v["status"], "confirmation_mismatch", "{v}");
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap()
+                .contains("Do not retry unless the user asks"),
+            "{v}"
+        );
         assert!(
             has(&s, "b") && has(&s, "c") && has(&s, "d"),
             "{era:?}: nothing else was deleted"
@@ -578,7 +592,7 @@ async fn delete_with_a_confirmation_code() {
                 json!({"name": "victim", "confirmation_code": wrong})
             )
             .await)
-            .contains("does not match")
+            .contains("does not belong to this request")
         );
         let other = connect(&core, TestClient::plain(), era).await;
         let e = err(&call(
@@ -662,11 +676,12 @@ async fn deletes_can_require_a_human_approval_elsewhere() {
     let v = ok(&call(&c, "delete_token", json!({"name": "victim"})).await);
     assert_eq!(v["status"], "approval_required", "{v}");
     let id = v["pending_id"].as_str().unwrap().to_owned();
+    // Who approves, and how, is for the team to know; the model is told neither.
+    let message = v["message"].as_str().unwrap();
+    assert!(message.contains(&id), "{message}");
     assert!(
-        v["message"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("tokenwarden approvals approve {id}"))
+        !message.contains("tokenwarden") && !message.contains("approvals approve"),
+        "{message}"
     );
     let p = ok(&call(&c, "get_pending_action", json!({"id": id})).await);
     assert_eq!(
@@ -707,9 +722,11 @@ async fn protected_tokens_are_refused_before_any_gate() {
         err(&call(&c, "delete_token", json!({"name": "keep-me"})).await)
             .contains("is protected (matches `keep-*`)")
     );
+    let e = err(&call(&c, "delete_token", json!({"name": "_admin"})).await);
+    assert!(e.contains("regenerate_operator_token tool"), "{e}");
     assert!(
-        err(&call(&c, "delete_token", json!({"name": "_admin"})).await)
-            .contains("regenerate-operator")
+        !e.contains("tokenwarden tokens"),
+        "no command the assistant cannot run: {e}"
     );
     assert!(user.asked().is_empty(), "the user was never asked");
     assert!(core.service().open_pending().await.unwrap().is_empty());
@@ -762,9 +779,8 @@ async fn regenerate_is_gated_and_writes_the_new_secret_to_its_file() {
         Era::Modern,
     )
     .await;
-    assert!(
-        err(&call(&c, "regenerate_operator_token", json!({})).await).contains("does not match")
-    );
+    let v = ok(&call(&c, "regenerate_operator_token", json!({})).await);
+    assert_eq!(v["status"], "confirmation_mismatch", "{v}");
 }
 
 #[tokio::test]
@@ -869,6 +885,24 @@ async fn prune_expired_tokens_is_gated_in_both_eras() {
                 .contains("delete 2 expired tokens"),
             "{first}"
         );
+        // The list the user confirms is data, not only prose; a prune concerns no single token.
+        assert!(first.get("token").is_none(), "{first}");
+        let listed: Vec<(&str, u64)> = first["expired_tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t["name"].as_str().unwrap(), t["id"].as_u64().unwrap()))
+            .collect();
+        let ids = |n| s.control.token_id(n).unwrap();
+        assert_eq!(
+            listed,
+            [("old-a", ids("old-a")), ("old-b", ids("old-b"))],
+            "{first}"
+        );
+        assert!(
+            first["expired_tokens"][0]["expired_at"].is_string(),
+            "{first}"
+        );
         assert!(has(&s, "old-a"));
         let code = first["confirmation_code"].as_str().unwrap();
         let done = ok(&call(
@@ -911,4 +945,78 @@ async fn prune_expired_tokens_is_gated_in_both_eras() {
             "{message}"
         );
     }
+}
+
+#[tokio::test]
+async fn errors_name_tools_the_assistant_has_not_commands_it_cannot_run() {
+    let (s, core) = setup(Edition::Enterprise, McpSettings::default()).await;
+    s.control.create_database("metrics");
+    let c = connect(&core, TestClient::plain(), Era::Legacy).await;
+
+    let e = err(&call(
+        &c,
+        "create_resource_token",
+        json!({"name": "reader", "permissions": [{"database": "nope", "actions": ["read"]}]}),
+    )
+    .await);
+    assert!(e.contains("no such database `nope`"), "{e}");
+    assert!(e.contains("call list_databases"), "{e}");
+    assert!(
+        !e.contains("invalid resource name"),
+        "InfluxDB's raw text stays inside: {e}"
+    );
+
+    let e = err(&call(&c, "delete_token", json!({"name": "ghost"})).await);
+    assert!(
+        e.contains("no token named `ghost`") && e.contains("call list_tokens"),
+        "{e}"
+    );
+
+    let e = err(&call(
+        &c,
+        "create_resource_token",
+        json!({"name": "reader", "permissions": [{"database": "metrics", "actions": []}]}),
+    )
+    .await);
+    assert!(e.contains("at least one action"), "{e}");
+    assert!(
+        !e.contains("TYPE:NAMES:ACTIONS") && !e.contains("db:"),
+        "no CLI syntax: {e}"
+    );
+}
+
+#[tokio::test]
+async fn a_resource_token_can_read_system_endpoints() {
+    let (s, core) = setup(Edition::Enterprise, McpSettings::default()).await;
+    s.control.create_database("metrics");
+    let c = connect(&core, TestClient::plain(), Era::Legacy).await;
+    let v = ok(&call(
+        &c,
+        "create_resource_token",
+        json!({"name": "scraper", "permissions": [
+            {"database": "metrics", "actions": ["read"]},
+            {"system": "metrics", "actions": ["read"]}
+        ]}),
+    )
+    .await);
+    assert_eq!(
+        v["token"]["permissions"],
+        json!(["db:metrics:read", "system:metrics:read"]),
+        "{v}"
+    );
+    let e = err(&call(
+        &c,
+        "create_resource_token",
+        json!({"name": "both", "permissions": [{"database": "metrics", "system": "ping", "actions": ["read"]}]}),
+    )
+    .await);
+    assert!(e.contains("a `database` or a `system` resource"), "{e}");
+    let e = err(&call(
+        &c,
+        "create_resource_token",
+        json!({"name": "sysw", "permissions": [{"system": "*", "actions": ["write"]}]}),
+    )
+    .await);
+    assert!(e.contains("only allow `read`"), "{e}");
+    assert_eq!(s.control.token_id("both"), None);
 }

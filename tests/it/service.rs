@@ -161,10 +161,19 @@ async fn a_failed_rollback_says_how_to_clean_up() {
         matches!(err, ServiceError::DeliveryStranded { .. }),
         "{err}"
     );
-    assert!(
-        err.to_string()
-            .contains("tokenwarden tokens delete stranded"),
+    assert_eq!(
+        err.remedy(),
+        Some(tokenwarden::service::Remedy::DeleteToken {
+            name: "stranded".into()
+        }),
         "{err}"
+    );
+    assert_eq!(
+        tokenwarden::cli::explain_error(&err)
+            .rsplit("; ")
+            .next()
+            .unwrap(),
+        "or delete it now with `tokenwarden tokens delete stranded`"
     );
 }
 
@@ -207,10 +216,14 @@ async fn policy_refuses_before_any_request() {
         .request_delete(&ann(), None, &name("_admin"), confirm_gate("_admin"))
         .await
         .unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("use `tokenwarden tokens regenerate-operator`"),
+    assert_eq!(
+        err.remedy(),
+        Some(tokenwarden::service::Remedy::RegenerateOperator),
         "{err}"
+    );
+    assert!(
+        !err.to_string().contains("tokenwarden "),
+        "adapter-neutral: {err}"
     );
     assert!(
         svc.open_pending().await.unwrap().is_empty(),
