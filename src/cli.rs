@@ -103,13 +103,16 @@ impl Cli<'_> {
         } else {
             let edition = r.edition.map_or("unknown".to_owned(), |e| e.to_string());
             print(format!(
-                "Instance `{}` at {}: InfluxDB 3 {} {} answers, tokenwarden's token works, {}{} tokens listed{}.",
+                "Instance `{}` at {}: InfluxDB 3 {} {} answers, tokenwarden's token works, {} listed{}.",
                 r.instance,
                 r.url,
                 edition,
                 r.server.version.as_deref().unwrap_or("(version unknown)"),
-                r.token_count,
-                if r.more_tokens { "+" } else { "" },
+                if r.more_tokens {
+                    format!("{}+ tokens", r.token_count)
+                } else {
+                    crate::tokens::count_tokens(r.token_count, "")
+                },
                 if r.read_only {
                     "; the instance is read-only in the config"
                 } else {
@@ -313,8 +316,8 @@ impl Cli<'_> {
             phrase
         } else {
             let question = format!(
-                "Delete these {} expired tokens? Type `{phrase}` to confirm: ",
-                tokens.len()
+                "Delete these {}? Type `{phrase}` to confirm: ",
+                crate::tokens::count_tokens(tokens.len(), "expired")
             );
             self.ask_or_decline(&question, &request.pending.id).await?
         };
@@ -402,8 +405,8 @@ impl Cli<'_> {
         } else {
             let list: Vec<String> = failed.iter().map(|(n, e)| format!("{n}: {e}")).collect();
             Err(CliError::Incomplete(format!(
-                "{} expired tokens were not deleted: {}",
-                failed.len(),
+                "{} not deleted: {}",
+                crate::tokens::count_tokens(failed.len(), "expired"),
                 list.join("; ")
             )))
         }

@@ -294,8 +294,27 @@ pub trait TokenBackend: Send + Sync {
     async fn bootstrap_operator_token(&self) -> Result<CreatedToken, BackendError>;
 }
 
+/// `1 token`, `2 tokens`, `1 expired token`: a count and its noun (`what` in the singular,
+/// an optional adjective first), for every text that counts tokens.
+pub fn count_tokens(n: usize, adjective: &str) -> String {
+    let adjective = if adjective.is_empty() {
+        String::new()
+    } else {
+        format!("{adjective} ")
+    };
+    let noun = if n == 1 { "token" } else { "tokens" };
+    format!("{n} {adjective}{noun}")
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn counts_agree_with_their_nouns() {
+        assert_eq!(super::count_tokens(1, "expired"), "1 expired token");
+        assert_eq!(super::count_tokens(0, ""), "0 tokens");
+        assert_eq!(super::count_tokens(2, "expired"), "2 expired tokens");
+    }
+
     use super::*;
 
     fn token(name: &str, perms: &[&str], expiry: Option<&str>) -> Token {

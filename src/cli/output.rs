@@ -122,8 +122,8 @@ pub fn tokens_table(tokens: &[Token], now: DateTime<Utc>) -> String {
         .filter(|t| t.status(now) == TokenStatus::Active)
         .count();
     format!(
-        "{t}\n{} tokens ({active} active, {} expired)",
-        tokens.len(),
+        "{t}\n{} ({active} active, {} expired)",
+        crate::tokens::count_tokens(tokens.len(), ""),
         tokens.len() - active
     )
 }
