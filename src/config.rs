@@ -335,8 +335,7 @@ fn default_confirm_timeout() -> String {
 }
 
 fn parse_duration_key(key: &str, value: &str) -> Result<Duration, String> {
-    humantime::parse_duration(value)
-        .map_err(|e| format!("{key} = \"{value}\" is not a duration like 30s or 5m ({e})"))
+    crate::tokens::parse_duration(value).map_err(|e| format!("{key}: {e}"))
 }
 
 #[cfg(test)]

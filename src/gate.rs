@@ -184,14 +184,13 @@ impl<A: PartialEq> Pending<A> {
         ttl: Duration,
         now: DateTime<Utc>,
     ) -> Self {
-        let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(1));
         Self {
             id: PendingId::random(),
             action,
             requester,
             reason: None,
             created_at: now,
-            expires_at: now + ttl,
+            expires_at: crate::tokens::later(now, ttl),
             mode,
             approvals: Vec::new(),
             state: PendingState::Open,

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub use database::{Database, Retention};
 pub use error::{BackendError, ParseError};
-pub use expiry::{Expiry, parse_duration};
+pub use expiry::{Expiry, MAX_DURATION, later, parse_duration};
 pub use name::{OPERATOR_TOKEN_NAME, TokenName};
 pub use permission::{
     ADMIN_PERMISSION, Action, Permission, ResourceType, Resources, SYSTEM_RESOURCES,
@@ -187,7 +187,7 @@ impl ListFilter {
             .is_none_or(|db| token.grants_database(db));
         let status_ok = self.status.is_none_or(|s| token.status(now) == s);
         let expiring_ok = self.expiring_within.is_none_or(|within| {
-            let until = now + chrono::Duration::from_std(within).unwrap_or(chrono::Duration::MAX);
+            let until = later(now, within);
             token.expiry.is_some_and(|at| at > now && at <= until)
         });
         name_ok && exact_ok && kind_ok && db_ok && status_ok && expiring_ok

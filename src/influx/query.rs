@@ -52,8 +52,7 @@ pub fn list_tokens(
     }
     if let Some(within) = filter.expiring_within {
         conditions.push("expiry > CAST($now AS TIMESTAMP) AND expiry <= CAST($until AS TIMESTAMP)");
-        let until =
-            now + chrono::Duration::from_std(within).unwrap_or(chrono::Duration::days(365 * 100));
+        let until = crate::tokens::later(now, within);
         param("until", sql_timestamp(until));
     }
     if needs_now {

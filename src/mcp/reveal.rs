@@ -150,11 +150,10 @@ impl RevealHub {
         if let Some(slot) = lock(&self.slots).get_mut(&id) {
             slot.timer = Some(timer);
         }
-        let ttl = chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::minutes(10));
         Ok(RevealLink {
             url: format!("{base}/reveal/{id}"),
             id,
-            expires_at: self.service.now() + ttl,
+            expires_at: crate::tokens::later(self.service.now(), self.ttl),
         })
     }
 

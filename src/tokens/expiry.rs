@@ -7,8 +7,18 @@ use chrono::{DateTime, Utc};
 
 use super::ParseError;
 
-/// The longest lifetime accepted; beyond it InfluxDB's arithmetic overflows into "never".
-const MAX_LIFETIME: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+/// The longest duration accepted anywhere a user or the config gives one (100 years): beyond
+/// it InfluxDB's arithmetic overflows into "never", and a date beyond year 262,143 cannot exist.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+const MAX_LIFETIME: Duration = MAX_DURATION;
+
+/// `at` plus `d`, saturating at the latest representable time instead of panicking.
+pub fn later(at: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| at.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
 
 /// The expiry of a token being created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,12 +135,19 @@ impl fmt::Display for Expiry {
 }
 
 /// A human duration (`7d`, `12h`, `1w 2d`), for filters such as "expiring within".
+/// At most [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, ParseError> {
-    humantime::parse_duration(text.trim()).map_err(|e| {
+    let d = humantime::parse_duration(text.trim()).map_err(|e| {
         ParseError::new(format!(
             "`{text}` is not a duration like 30d, 12h or 1w ({e})"
         ))
-    })
+    })?;
+    if d > MAX_DURATION {
+        return Err(ParseError::new(format!(
+            "`{text}` is longer than 100 years, the longest duration tokenwarden accepts"
+        )));
+    }
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -139,6 +156,20 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         "2026-11-28T00:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn durations_are_bounded_and_date_arithmetic_saturates() {
+        let e = parse_duration("300000y").unwrap_err().0;
+        assert!(e.contains("longer than 100 years"), "{e}");
+        assert!(parse_duration("100y").is_ok());
+        assert!(Expiry::after("300000y", now()).is_err());
+        let far = DateTime::<Utc>::MAX_UTC - chrono::Duration::days(1);
+        assert_eq!(later(far, MAX_DURATION), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(
+            later(now(), Duration::from_secs(60)),
+            now() + chrono::Duration::minutes(1)
+        );
     }
 
     #[test]

@@ -226,6 +226,29 @@ fn the_cli_manages_tokens_end_to_end() {
         r.stderr
     );
 
+    // Durations whose dates would overflow: a clear refusal, from the flags and from the config.
+    let r = run(
+        &cfg,
+        &["tokens", "list", "--expiring-within", "300000y"],
+        "",
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("longer than 100 years"), "{}", r.stderr);
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let far = dir.path().join("far.toml");
+    std::fs::write(
+        &far,
+        format!("{text}\n[gate]\nconfirm_timeout = \"300000y\"\n"),
+    )
+    .unwrap();
+    let r = run(&far, &["tokens", "list"], "");
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("confirm_timeout") && r.stderr.contains("longer than 100 years"),
+        "{}",
+        r.stderr
+    );
+
     // A database InfluxDB does not have: said plainly, with the command that lists the names.
     let r = run(
         &cfg,

@@ -198,6 +198,9 @@ async fn list_databases_and_server_info() {
         );
         let e = err(&call(&c, "list_tokens", json!({"expiring_within": "soon"})).await);
         assert!(e.contains("not a duration"), "{e}");
+        // A duration whose date would overflow is refused, not a panic that hangs the client.
+        let e = err(&call(&c, "list_tokens", json!({"expiring_within": "300000y"})).await);
+        assert!(e.contains("longer than 100 years"), "{e}");
         let e = err(&call(&c, "list_tokens", json!({"instance": "prod"})).await);
         assert!(e.contains("no instance named `prod`"), "{e}");
         let v = ok(&call(&c, "list_databases", json!({})).await);
