@@ -4,6 +4,7 @@
 mod discord;
 mod instance;
 mod mcp;
+mod redact;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -33,6 +34,11 @@ pub enum ConfigError {
     Invalid { path: PathBuf, detail: String },
     #[error("environment variable {var} is not set; export it or use token_file")]
     MissingEnv { var: String },
+    #[error(
+        "token_env must name an environment variable (such as INFLUXDB3_AUTH_TOKEN), and its value is not a \
+         variable name: if it is the token itself, put the token in a file and set token_file instead"
+    )]
+    NotAVariable,
     #[error("cannot read token file {path}: {detail}")]
     TokenFile { path: PathBuf, detail: String },
     #[error("the token from {source_name} is empty")]
@@ -79,6 +85,9 @@ impl TokenSource {
             Self::Inline(t) => return Ok(t.clone()),
             Self::Env(var) => match std::env::var(var) {
                 Ok(v) => (v, var.clone()),
+                Err(_) if !redact::is_variable_name(var) => {
+                    return Err(ConfigError::NotAVariable);
+                }
                 Err(_) => {
                     return Err(ConfigError::MissingEnv { var: var.clone() });
                 }
@@ -204,7 +213,7 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let invalid = |detail: String| ConfigError::Invalid {
             path: path.to_owned(),
-            detail,
+            detail: redact::redact(&detail),
         };
         let raw: RawConfig =
             toml::from_str(text).map_err(|e| invalid(e.to_string().trim_end().to_owned()))?;

@@ -926,3 +926,45 @@ fn seeded_databases_are_all_there_is_and_show_their_details() {
         serde_json::json!({"name": "a", "retention_period": "indefinite", "retention_period_secs": null, "tables": 0})
     );
 }
+
+#[test]
+fn config_errors_never_show_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "apiv3_c0nfigSecretThatMustNotShow";
+    let cases = [
+        // A TOML syntax error on the secret's own line: TOML quotes the line.
+        format!("[store]\npath = \"tw.db\"\n[[instances]]\nname = \"a\"\nurl = \"http://127.0.0.1:9\"\ninfluxdb_token = \"{secret}\" oops\n"),
+        // An unknown key holding a secret: serde names the key and TOML quotes the line.
+        format!("[store]\npath = \"tw.db\"\n[[instances]]\nname = \"a\"\nurl = \"http://127.0.0.1:9\"\ntoken_file = \"t\"\ninfluxdb_token = \"{secret}\"\n"),
+        // A Discord bot token on a line with a type error.
+        "[store]\npath = \"tw.db\"\n[discord]\nbot_token = 5\npublic = \"MTIzNDU2Nzg5MDEyMzQ1Njc4.GaBcDe.abcdefghijklmnopqrstuvwxyz012345\" x\n".to_owned(),
+    ];
+    for (i, text) in cases.iter().enumerate() {
+        let cfg = dir.path().join(format!("bad{i}.toml"));
+        std::fs::write(&cfg, text).unwrap();
+        let r = run(&cfg, &["tokens", "list"], "");
+        assert_eq!(r.code, 3, "{}", r.stderr);
+        assert!(
+            !r.stderr.contains("c0nfigSecret") && !r.stderr.contains("GaBcDe.abcdef"),
+            "case {i}: {}",
+            r.stderr
+        );
+        assert!(r.stderr.contains("<redacted>"), "case {i}: {}", r.stderr);
+    }
+    // A token pasted where a variable's name belongs is not echoed as "variable apiv3_... is not set".
+    let cfg = dir.path().join("env.toml");
+    std::fs::write(
+        &cfg,
+        format!("[store]\npath = \"tw.db\"\n[[instances]]\nname = \"a\"\nurl = \"http://127.0.0.1:9\"\ntoken_env = \"{secret}\"\n"),
+    )
+    .unwrap();
+    let r = run(&cfg, &["tokens", "list"], "");
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(!r.stderr.contains("c0nfigSecret"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("token_env must name an environment variable"),
+        "{}",
+        r.stderr
+    );
+}
