@@ -515,7 +515,7 @@ token_file = "operator.token"    # or: token_env = "INFLUXDB3_AUTH_TOKEN"
         assert!(err(&inst("token_env = \"A\"\ntoken_file = \"f\"")).contains("only one of"));
         assert!(
             err(&inst("token_env = \"A\"\ntimeout = \"soon\""))
-                .contains("timeout = \"soon\" is not a duration")
+                .contains("timeout: `soon` is not a duration")
         );
         assert!(
             err(&inst("token_env = \"A\"\nedition = \"cloud\""))

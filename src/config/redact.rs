@@ -7,9 +7,10 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 /// `key = value` where the key names a secret (`token`, `influxdb_token`, `bot_token`,
-/// `password`, `secret`, `token_env` ...), in a quoted line of a TOML error.
+/// `password`, `secret`, `token_env` ...; not `secret_dir` or `token_file`), in a quoted line of
+/// a TOML error.
 static SECRET_KEY_VALUE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?im)^(\s*\d*\s*\|?\s*[A-Za-z0-9_.-]*(?:token|secret|password|passphrase|bearer|credential)[A-Za-z0-9_.-]*\s*=\s*)(.+)$"#)
+    Regex::new(r#"(?im)^(\s*\d*\s*\|?\s*[A-Za-z0-9_.-]*(?:token|secret|password|passphrase|bearer|credential)(?:_env)?\s*=\s*)(.+)$"#)
         .expect("a valid pattern")
 });
 
@@ -64,6 +65,14 @@ mod tests {
             "url = postgres://tw:<redacted>@db/tw"
         );
         assert!(redact("unknown field `tokne_file`").contains("tokne_file"));
+        assert_eq!(
+            redact("secret_delivery = \"email\""),
+            "secret_delivery = \"email\""
+        );
+        assert_eq!(
+            redact("1 | token_env = \"X\""),
+            "1 | token_env = <redacted>"
+        );
     }
 
     #[test]
