@@ -13,6 +13,7 @@ mod mcp_e2e;
 mod mcp_http;
 mod mcp_shutdown;
 mod mcp_support;
+mod official_mcp;
 mod peers;
 mod procs;
 mod props;
