@@ -84,81 +84,93 @@ const tokensOf = (text) =>
   afterFirstLine(text).map((t) => ({ name: t.name, permissions: t.permissions }));
 const databasesOf = (text) => JSON.parse(text).databases.map((d) => d.name);
 
-const info = client.getServerVersion();
-summary.server = `${info.name} ${info.version}`;
-summary.tools = (await client.listTools()).tools.map((t) => t.name).sort();
+/** The sequence a user might ask for, one tool after another. */
+async function drive() {
+  const info = client.getServerVersion();
+  summary.server = `${info.name} ${info.version}`;
+  summary.tools = (await client.listTools()).tools.map((t) => t.name).sort();
 
-// Databases: create two, set a retention period on one, delete the other.
-await call("create_database", "create_database", { name: "metrics" });
-await call("create_scratch", "create_database", { name: "scratch" });
-summary.databases = databasesOf(await call("list_databases", "list_databases"));
-await call("update_database", "update_database", {
-  name: "metrics",
-  retentionPeriod: 7 * 86_400 * 1e9,
-});
-await call("delete_database", "delete_database", { name: "scratch" });
-summary.databases_after = databasesOf(await call("list_databases_after", "list_databases"));
+  // Databases: create two, set a retention period on one, delete the other.
+  await call("create_database", "create_database", { name: "metrics" });
+  await call("create_scratch", "create_database", { name: "scratch" });
+  summary.databases = databasesOf(await call("list_databases", "list_databases"));
+  await call("update_database", "update_database", {
+    name: "metrics",
+    retentionPeriod: 7 * 86_400 * 1e9,
+  });
+  await call("delete_database", "delete_database", { name: "scratch" });
+  summary.databases_after = databasesOf(await call("list_databases_after", "list_databases"));
 
-// Admin tokens: create one, list all, list by name.
-await call("create_admin_token", "create_admin_token", { name: "mcp-admin" });
-summary.admin_ping = secrets.create_admin_token && (await ping(secrets.create_admin_token));
-summary.admin_tokens = tokensOf(await call("list_admin_tokens", "list_admin_tokens"));
-summary.admin_filtered = tokensOf(
-  await call("list_admin_filtered", "list_admin_tokens", { tokenName: "mcp" }),
-);
+  // Admin tokens: create one, list all, list by name.
+  await call("create_admin_token", "create_admin_token", { name: "mcp-admin" });
+  if (secrets.create_admin_token) summary.admin_ping = await ping(secrets.create_admin_token);
+  summary.admin_tokens = tokensOf(await call("list_admin_tokens", "list_admin_tokens"));
+  summary.admin_filtered = tokensOf(
+    await call("list_admin_filtered", "list_admin_tokens", { tokenName: "mcp" }),
+  );
 
-// Resource tokens (Enterprise only): one expiring reader, one writer, listed by database and name.
-await call("create_reader", "create_resource_token", {
-  description: "mcp-reader",
-  databases: ["metrics"],
-  actions: ["read"],
-  expiry_secs: 3600,
-});
-await call("create_writer", "create_resource_token", {
-  description: "mcp-writer",
-  databases: ["metrics"],
-  actions: ["read", "write"],
-});
-if (secrets.create_reader) {
-  summary.reader_query = await readMetrics(secrets.create_reader);
-  summary.reader_ping = await ping(secrets.create_reader);
+  // Resource tokens (Enterprise only): an expiring reader and a writer, listed by database
+  // and name.
+  await call("create_reader", "create_resource_token", {
+    description: "mcp-reader",
+    databases: ["metrics"],
+    actions: ["read"],
+    expiry_secs: 3600,
+  });
+  await call("create_writer", "create_resource_token", {
+    description: "mcp-writer",
+    databases: ["metrics"],
+    actions: ["read", "write"],
+  });
+  if (secrets.create_reader) {
+    summary.reader_query = await readMetrics(secrets.create_reader);
+    summary.reader_ping = await ping(secrets.create_reader);
+  }
+  const listed = await call("list_resource_tokens", "list_resource_tokens", {
+    databaseName: "metrics",
+    tokenName: "mcp",
+    orderBy: "name",
+    orderDirection: "DESC",
+  });
+  if (!summary.calls.list_resource_tokens.error) summary.resource_tokens = tokensOf(listed);
+
+  // query_sql, which follows each query with one on system.queries.
+  const queried = await call("query_sql", "query_sql", {
+    db: "_internal",
+    q: "SELECT name FROM system.tokens ORDER BY token_id",
+  });
+  if (!summary.calls.query_sql.error) {
+    const q = JSON.parse(queried);
+    summary.query_rows = q.rows.map((r) => r.name);
+    summary.query_id_source = q.metadata.query_id_source;
+    summary.query_phase = q.metadata.phase ?? null;
+    summary.query_metadata = Object.keys(q.metadata);
+  }
+
+  // Deletes: the named admin token goes; the operator token cannot.
+  await call("delete_token", "delete_token", { token_name: "mcp-admin" });
+  const admin = secrets.create_admin_token;
+  if (admin) summary.deleted_admin_ping = await ping(admin);
+  await call("delete_operator", "delete_token", { token_name: "_admin" });
+
+  // Regeneration last: it kills the token the official server itself was started with.
+  await call("regenerate_operator_token", "regenerate_operator_token");
+  const fresh = secrets.regenerate_operator_token;
+  if (fresh) {
+    writeFileSync(join(workdir, "operator.new.token"), fresh, { mode: 0o600 });
+    summary.new_operator_ping = await ping(fresh);
+  }
+  summary.old_operator_ping = await ping(operator);
+  await call("after_regenerate", "list_admin_tokens");
 }
-const listed = await call("list_resource_tokens", "list_resource_tokens", {
-  databaseName: "metrics",
-  tokenName: "mcp",
-  orderBy: "name",
-  orderDirection: "DESC",
-});
-if (!summary.calls.list_resource_tokens.error) summary.resource_tokens = tokensOf(listed);
 
-// query_sql, which follows each query with one on system.queries.
-const queried = await call("query_sql", "query_sql", {
-  db: "_internal",
-  q: "SELECT name FROM system.tokens ORDER BY token_id",
-});
-if (!summary.calls.query_sql.error) {
-  const q = JSON.parse(queried);
-  summary.query_rows = q.rows.map((r) => r.name);
-  summary.query_id_source = q.metadata.query_id_source;
-  summary.query_phase = q.metadata.phase ?? null;
-  summary.query_metadata = Object.keys(q.metadata);
+try {
+  await drive();
+} catch (e) {
+  process.stderr.write(`${redact(String(e?.stack ?? e))}\nso far: ${JSON.stringify(summary)}\n`);
+  process.exitCode = 1;
+} finally {
+  await client.close();
+  process.stderr.write(redact(serverLog));
 }
-
-// Deletes: the named admin token goes; the operator token cannot.
-await call("delete_token", "delete_token", { token_name: "mcp-admin" });
-summary.deleted_admin_ping = secrets.create_admin_token && (await ping(secrets.create_admin_token));
-await call("delete_operator", "delete_token", { token_name: "_admin" });
-
-// Regeneration last: it kills the token the official server itself was started with.
-await call("regenerate_operator_token", "regenerate_operator_token");
-const fresh = secrets.regenerate_operator_token;
-if (fresh) {
-  writeFileSync(join(workdir, "operator.new.token"), fresh, { mode: 0o600 });
-  summary.new_operator_ping = await ping(fresh);
-}
-summary.old_operator_ping = await ping(operator);
-await call("after_regenerate", "list_admin_tokens");
-
-await client.close();
-process.stderr.write(redact(serverLog));
-console.log(JSON.stringify(summary));
+if (!process.exitCode) console.log(JSON.stringify(summary));
