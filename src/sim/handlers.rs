@@ -272,17 +272,31 @@ pub fn query_sql(state: &SimState, req: &SimRequest) -> Response {
     };
     let now = state.now_ms();
     let id = state.query_log().start(&q.q, now);
-    let out = sql::run(&q.q, &params, columns_of, |table| match table {
-        "system.queries" => state.query_log().rows(),
-        "system.databases" => database_rows(state),
-        TOKENS_TABLE => state
-            .catalog()
-            .tokens()
-            .map(|t| token_row(t, with_hash))
-            .collect(),
-        _ => Vec::new(),
+    // Rows are read only once the query is planned, and `query_database_sql` records success
+    // before the stream is read (`influxdb3_query_executor/src/lib.rs`).
+    let mut executed = false;
+    let out = sql::run(&q.q, &params, columns_of, |table| {
+        executed = true;
+        state.query_log().succeed(&id);
+        match table {
+            "system.queries" => state.query_log().rows(),
+            "system.databases" => database_rows(state),
+            TOKENS_TABLE => state
+                .catalog()
+                .tokens()
+                .map(|t| token_row(t, with_hash))
+                .collect(),
+            _ => Vec::new(),
+        }
     });
-    state.query_log().finish(&id, out.is_ok());
+    // A planning error, or one DataFusion raises while planning that the simulator meets only on a
+    // row (a type it cannot coerce).
+    if out
+        .as_ref()
+        .is_err_and(|e| !executed || e.message.starts_with("Error during planning"))
+    {
+        state.query_log().fail(&id);
+    }
     match out {
         Ok(out) => rendered(&out, format),
         Err(e) => text(e.status, e.message),

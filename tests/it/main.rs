@@ -14,6 +14,7 @@ mod mcp_http;
 mod mcp_schemas;
 mod mcp_shutdown;
 mod mcp_support;
+mod official_mcp;
 mod peers;
 mod procs;
 mod props;

@@ -1180,10 +1180,131 @@ async fn system_queries_answers_the_official_mcp_servers_follow_up() {
         json!({"phase": "fail", "query_text": "SELECT nope FROM system.tokens", "running": false})
     );
     assert_eq!(
-        rows[rows.len() - 1]["phase"],
-        "permit",
-        "the query reading the table is still running"
+        rows[rows.len() - 1],
+        json!({"phase": "success", "query_text": "SELECT phase, query_text, running FROM system.queries", "running": false}),
+        "InfluxDB records success before the stream is read, so the reading query sees itself done"
     );
+}
+
+/// A duration as Arrow's JSON writer prints it (ISO 8601).
+fn is_iso_duration(v: &Value) -> bool {
+    v.as_str().is_some_and(|s| {
+        s == "P0D"
+            || s.strip_prefix("PT")
+                .and_then(|s| s.strip_suffix('S'))
+                .is_some_and(|n| n.parse::<f64>().is_ok())
+    })
+}
+
+/// `system.queries` carries what InfluxDB 3's query log records (`QueryCompletedToken` in
+/// `iox_query/src/query_log.rs`): a planned query has file counts, its durations, compute time
+/// and memory; one that failed in planning has only its end-to-end duration.
+#[tokio::test]
+async fn system_queries_rows_carry_the_query_logs_figures() {
+    let (s, op) = sim(Edition::Core).await;
+    let url = s.url();
+    assert_eq!(
+        sql(&url, &op, "_internal", "SELECT name FROM system.tokens")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        sql(&url, &op, "_internal", "SELECT nope FROM system.tokens")
+            .await
+            .status,
+        500
+    );
+    let r = sql(
+        &url,
+        &op,
+        "_internal",
+        "SELECT * FROM system.queries WHERE query_text LIKE '% FROM system.tokens' ORDER BY issue_time",
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.content_type.as_deref()),
+        (200, Some(JSON)),
+        "{}",
+        r.body
+    );
+    let rows = r.json();
+    let [ok, failed] = rows.as_array().unwrap().as_slice() else {
+        panic!("{rows}")
+    };
+    let keys = |row: &Value| row.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(
+        keys(ok),
+        [
+            "id",
+            "phase",
+            "issue_time",
+            "query_type",
+            "query_text",
+            "partitions",
+            "parquet_files",
+            "plan_duration",
+            "permit_duration",
+            "execute_duration",
+            "end2end_duration",
+            "compute_duration",
+            "max_memory",
+            "success",
+            "running",
+            "cancelled"
+        ],
+        "{ok}"
+    );
+    for d in [
+        "plan_duration",
+        "permit_duration",
+        "execute_duration",
+        "end2end_duration",
+    ] {
+        assert!(is_iso_duration(&ok[d]), "{d}: {ok}");
+    }
+    assert_eq!(
+        (
+            &ok["phase"],
+            &ok["partitions"],
+            &ok["parquet_files"],
+            &ok["compute_duration"],
+            &ok["max_memory"],
+            &ok["success"],
+            &ok["running"],
+            &ok["cancelled"]
+        ),
+        (
+            &json!("success"),
+            &json!(0),
+            &json!(0),
+            &json!("P0D"),
+            &json!(0),
+            &json!(true),
+            &json!(false),
+            &json!(false)
+        )
+    );
+    assert_eq!(
+        keys(failed),
+        [
+            "id",
+            "phase",
+            "issue_time",
+            "query_type",
+            "query_text",
+            "end2end_duration",
+            "success",
+            "running",
+            "cancelled"
+        ],
+        "{failed}"
+    );
+    assert_eq!(
+        (&failed["phase"], &failed["success"]),
+        (&json!("fail"), &json!(false))
+    );
+    assert!(is_iso_duration(&failed["end2end_duration"]), "{failed}");
 }
 
 #[tokio::test]
