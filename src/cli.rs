@@ -86,9 +86,11 @@ pub struct Cli<'a> {
     pub json: bool,
 }
 
+/// Writes human text to stdout with every control character but its newlines escaped (outside
+/// names inside it are escaped by whoever formats them, newlines too).
 fn print(text: impl AsRef<str>) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{}", text.as_ref());
+    let _ = writeln!(out, "{}", crate::shown::shown_lines(text.as_ref()));
 }
 
 impl Cli<'_> {
@@ -461,7 +463,7 @@ impl Cli<'_> {
     /// is empty or stdin is closed (declined).
     fn prompt(&self, question: &str) -> Result<Option<String>, CliError> {
         let stdin = std::io::stdin();
-        eprint!("{question}");
+        eprint!("{}", crate::shown::shown_lines(question));
         let _ = std::io::stderr().flush();
         let mut line = String::new();
         stdin

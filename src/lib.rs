@@ -34,6 +34,7 @@ pub mod logging;
 pub mod mcp;
 mod sent;
 pub mod service;
+pub mod shown;
 pub mod sim;
 pub mod store;
 pub mod tokens;

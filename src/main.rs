@@ -313,7 +313,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", explain(&e));
+            eprintln!("error: {}", tokenwarden::shown::shown_lines(&explain(&e)));
             ExitCode::from(exit_code(&e))
         }
     }

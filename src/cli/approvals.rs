@@ -32,7 +32,8 @@ impl Cli<'_> {
         } else {
             for p in &open {
                 let need = p.mode.required();
-                print(format!(
+                // One line per request whatever its outside texts hold.
+                print(crate::shown::shown(&format!(
                     "{}  {} (requested by {}{}; {} of {need} approvals; expires {})",
                     p.id,
                     p.action.describe(),
@@ -43,7 +44,7 @@ impl Cli<'_> {
                         .unwrap_or_default(),
                     p.approvals.len(),
                     p.expires_at.format("%Y-%m-%d %H:%M UTC")
-                ));
+                )));
             }
         }
         Ok(())

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
 use serde_json::json;
 
+use crate::shown::shown;
 use crate::store::AuditEntry;
 use crate::tokens::{Database, Retention, Token, TokenStatus};
 
@@ -43,6 +44,11 @@ fn table(header: &[&str]) -> Table {
     t
 }
 
+/// Table cells come from outside (names, actors, reasons): each is one line, escapes visible.
+fn cells(values: Vec<String>) -> Vec<String> {
+    values.into_iter().map(|v| shown(&v).into_owned()).collect()
+}
+
 /// Databases as a table: name, retention period and tables (`-` where the server did not say).
 pub fn databases_table(dbs: &[Database]) -> String {
     if dbs.is_empty() {
@@ -50,12 +56,12 @@ pub fn databases_table(dbs: &[Database]) -> String {
     }
     let mut t = table(&["NAME", "RETENTION", "TABLES"]);
     for db in dbs {
-        t.add_row(vec![
+        t.add_row(cells(vec![
             db.name.clone(),
             db.retention_period
                 .map_or_else(|| "-".to_owned(), |r| r.to_string()),
             db.tables.map_or_else(|| "-".to_owned(), |n| n.to_string()),
-        ]);
+        ]));
     }
     t.to_string()
 }
@@ -107,7 +113,7 @@ pub fn tokens_table(tokens: &[Token], now: DateTime<Utc>) -> String {
             TokenStatus::Active => "active",
             TokenStatus::Expired => "EXPIRED",
         };
-        t.add_row(vec![
+        t.add_row(cells(vec![
             tok.name.clone(),
             tok.id.to_string(),
             tok.kind.to_string(),
@@ -115,7 +121,7 @@ pub fn tokens_table(tokens: &[Token], now: DateTime<Utc>) -> String {
             tok.permissions.join(" "),
             tok.created_at.format("%Y-%m-%d %H:%M").to_string(),
             expiry_text(tok.expiry, now),
-        ]);
+        ]));
     }
     let active = tokens
         .iter()
@@ -137,7 +143,7 @@ pub fn audit_table(entries: &[AuditEntry]) -> String {
     ]);
     for e in entries {
         let ev = &e.event;
-        t.add_row(vec![
+        t.add_row(cells(vec![
             e.seq.to_string(),
             ev.at.format("%Y-%m-%d %H:%M:%S").to_string(),
             ev.actor.to_string(),
@@ -149,7 +155,7 @@ pub fn audit_table(entries: &[AuditEntry]) -> String {
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default(),
             ev.detail.clone().unwrap_or_default(),
-        ]);
+        ]));
     }
     t.to_string()
 }
@@ -158,7 +164,7 @@ pub fn audit_table(entries: &[AuditEntry]) -> String {
 pub fn token_summary(t: &Token, now: DateTime<Utc>) -> String {
     format!(
         "`{}` (id {}, {}, {}, permissions {}, created {}, expires {})",
-        t.name,
+        shown(&t.name),
         t.id,
         t.kind,
         t.status(now),

@@ -13,7 +13,7 @@ use serenity::model::id::GuildId;
 use super::{DiscordError, DiscordSettings};
 
 /// The longest names of existing tokens (InfluxDB's own limit is not ours to choose).
-const NAME_MAX: u16 = 256;
+pub(super) const NAME_MAX: u16 = 256;
 /// The longest name for a new token.
 const NEW_NAME_MAX: u16 = 128;
 const REASON_MAX: u16 = 1000;

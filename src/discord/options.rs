@@ -44,6 +44,13 @@ pub(super) const ID_PREFIX: &str = "id:";
 pub(super) fn delete_target(s: &str) -> Result<DeleteTarget, ParseError> {
     match s.strip_prefix(ID_PREFIX).map(|n| n.trim().parse::<u64>()) {
         Some(Ok(id)) => Ok(DeleteTarget::Id(id)),
+        // Longer than the option allows: not from a Discord client; a long name goes by its id.
+        _ if s.chars().count() > usize::from(super::commands::NAME_MAX) => {
+            Err(ParseError(format!(
+                "a name here is at most {} characters; pick a longer one by its id (autocomplete offers `id:N`)",
+                super::commands::NAME_MAX
+            )))
+        }
         _ => TokenName::parse(s).map(DeleteTarget::Name),
     }
 }

@@ -9,7 +9,7 @@ use super::ParseError;
 
 /// The longest duration accepted anywhere a user or the config gives one (100 years): beyond
 /// it InfluxDB's arithmetic overflows into "never", and a date beyond year 262,143 cannot exist.
-pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+pub const MAX_DURATION: Duration = Duration::from_secs(3_155_760_000); // 100 × 365.25 days, humantime's `100y`
 const MAX_LIFETIME: Duration = MAX_DURATION;
 
 /// `at` plus `d`, saturating at the latest representable time instead of panicking.

@@ -968,3 +968,71 @@ fn config_errors_never_show_a_secret() {
         r.stderr
     );
 }
+
+/// Creates admin tokens on the simulator behind tokenwarden's back, as another InfluxDB client could.
+fn create_outside(sim_url: &str, operator: &str, names: &[&str]) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        for name in names {
+            let status = http
+                .post(format!("{sim_url}/api/v3/configure/token/named_admin"))
+                .bearer_auth(operator)
+                .json(&serde_json::json!({ "token_name": name }))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert_eq!(status, reqwest::StatusCode::CREATED, "{name:?}");
+        }
+    });
+}
+
+#[test]
+fn hostile_names_are_shown_escaped_and_odd_names_can_still_be_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("operator.token");
+    let sim = simulate(&["--operator-token-file", token_file.to_str().unwrap()]);
+    let cfg = write_config(dir.path(), &sim.url);
+    let operator = std::fs::read_to_string(&token_file).unwrap();
+    // Clears the screen, hides what follows, writes the clipboard (OSC 52), forges a row.
+    let hostile = "x\u{1b}[2J\u{1b}[H\u{1b}[8m\u{1b}]52;c;cHduZWQ=\u{7}\nadmin-forged";
+    let padded = " padded";
+    let long = "l".repeat(300);
+    create_outside(&sim.url, operator.trim(), &[hostile, padded, &long]);
+
+    let r = run(&cfg, &["tokens", "list"], "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        !r.stdout.contains('\u{1b}') && !r.stdout.contains('\u{7}'),
+        "no raw escape reaches the terminal: {:?}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("x\\x1b[2J"), "{}", r.stdout);
+    assert!(
+        !r.stdout
+            .lines()
+            .any(|l| l.trim_start_matches(['│', ' ']).starts_with("admin-forged")),
+        "a newline in a name forges no row: {}",
+        r.stdout
+    );
+
+    // Names tokenwarden would never create are still deleted by their exact name.
+    for name in [padded, long.as_str(), hostile] {
+        let r = run(&cfg, &["tokens", "delete", name, "--yes"], "");
+        assert_eq!(r.code, 0, "{name:?}: {}", r.stderr);
+        assert!(!r.stdout.contains('\u{1b}'), "{:?}", r.stdout);
+    }
+    let r = run(&cfg, &["tokens", "list", "--json"], "");
+    let names: Vec<String> =
+        serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap()["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect();
+    assert_eq!(names, ["_admin"], "{names:?}");
+}
