@@ -261,7 +261,7 @@ struct DemoArgs {
     discord: Option<Option<SocketAddr>>,
     #[arg(long, value_enum, default_value_t = EditionArg::Enterprise)]
     edition: EditionArg,
-    /// Folder for the demo's config, operator token and store [default: a folder in the temp dir]
+    /// A new or empty folder for the demo's config, operator token and store [default: a new private folder in the temp dir]
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
 }
@@ -398,9 +398,18 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
             return Ok(app::simulate(options, app::shutdown_signal()).await?);
         }
         Command::Demo(a) => {
-            let dir = a
-                .dir
-                .unwrap_or_else(|| std::env::temp_dir().join("tokenwarden-demo"));
+            // By default a new private folder with an unpredictable name: nothing planted in
+            // the temp dir beforehand can redirect what the demo writes.
+            let dir = match a.dir {
+                Some(d) => d,
+                None => tempfile::Builder::new()
+                    .prefix("tokenwarden-demo-")
+                    .tempdir()
+                    .map_err(|e| {
+                        anyhow::anyhow!("cannot create the demo's folder in the temp dir: {e}")
+                    })?
+                    .keep(),
+            };
             let options = DemoOptions {
                 listen: a.listen,
                 mcp_listen: a.mcp_listen,

@@ -2,7 +2,7 @@
 //! Discord interactions endpoint, with a ready config and instructions.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -91,8 +91,8 @@ pub async fn demo(
     opts: DemoOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
-    let io = |e: std::io::Error| AppError::Io(format!("demo folder {}: {e}", opts.dir.display()));
-    std::fs::create_dir_all(&opts.dir).map_err(io)?;
+    let discord_demo = opts.discord.map(|_| DiscordDemo::from_env()).transpose()?;
+    private_folder(&opts.dir)?;
     let sim = Simulator::new(SimSettings {
         edition: opts.edition,
         ..Default::default()
@@ -100,9 +100,6 @@ pub async fn demo(
     let control = sim.control();
     let token_path = opts.dir.join("operator.token");
     let mcp_token_path = opts.dir.join("mcp.token");
-    for stale in [&token_path, &mcp_token_path] {
-        let _ = std::fs::remove_file(stale);
-    }
     let raw = control
         .create_operator()
         .ok_or_else(|| AppError::Io("the demo operator token exists".into()))?;
@@ -120,13 +117,12 @@ pub async fn demo(
     rand::Rng::fill_bytes(&mut rand::rng(), &mut bytes);
     let bearer = format!("twmcp_{}", hex::encode(bytes));
     write_private(&mcp_token_path, &bearer)?;
-    let discord_demo = opts.discord.map(|_| DiscordDemo::from_env()).transpose()?;
     let config_path = opts.dir.join("tokenwarden.toml");
     let mut config_text = demo_config(addr, mcp_addr);
     if let Some(d) = &discord_demo {
         config_text.push_str(&d.config());
     }
-    std::fs::write(&config_path, config_text).map_err(io)?;
+    write_private(&config_path, &config_text)?;
     let config = Config::load(&config_path)?;
     let http = config.mcp.http(Some(mcp_addr))?;
     let service = Arc::new(build_service(&config, Credentials::Configured)?);
@@ -180,6 +176,43 @@ pub async fn demo(
     sim_result.map_err(|e| AppError::Io(e.to_string()))?;
     mcp_result?;
     discord_result
+}
+
+/// Makes `dir` the demo's own folder: new, or empty and not a symlink, and readable by this
+/// user only (0700), since the demo writes secrets into it. A folder that already holds files
+/// is refused rather than written through: a file or link planted there beforehand could
+/// redirect a secret.
+fn private_folder(dir: &Path) -> Result<(), AppError> {
+    let refuse = |why: &str| {
+        AppError::Io(format!(
+            "demo folder {}: {why}; give --dir a new or empty folder (the demo writes secrets into it)",
+            dir.display()
+        ))
+    };
+    let io = |e: std::io::Error| AppError::Io(format!("demo folder {}: {e}", dir.display()));
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() => return Err(refuse("it is a symbolic link")),
+        Ok(m) if !m.is_dir() => return Err(refuse("it is not a folder")),
+        Ok(_) => {
+            if std::fs::read_dir(dir).map_err(io)?.next().is_some() {
+                return Err(refuse("it is not empty"));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut b = std::fs::DirBuilder::new();
+            b.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+            b.create(dir).map_err(io)?;
+        }
+        Err(e) => return Err(io(e)),
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+    }
+    Ok(())
 }
 
 fn demo_config(addr: SocketAddr, mcp_addr: SocketAddr) -> String {

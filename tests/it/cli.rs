@@ -1036,3 +1036,71 @@ fn hostile_names_are_shown_escaped_and_odd_names_can_still_be_deleted() {
             .collect();
     assert_eq!(names, ["_admin"], "{names:?}");
 }
+
+#[test]
+fn the_demo_writes_only_into_a_new_private_folder() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let demo = |folder: &Path| {
+        Command::new(BIN)
+            .args([
+                "demo",
+                "--listen",
+                "127.0.0.1:0",
+                "--mcp-listen",
+                "127.0.0.1:0",
+                "--dir",
+            ])
+            .arg(folder)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // A folder with a planted link where the config goes: refused, the link's target untouched.
+    let planted = dir.path().join("planted");
+    std::fs::create_dir(&planted).unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    std::os::unix::fs::symlink(&victim, planted.join("tokenwarden.toml")).unwrap();
+    let out = demo(&planted);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is not empty"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    // The folder itself a link: refused.
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(dir.path().join("elsewhere"), &link).unwrap();
+    let stderr = String::from_utf8_lossy(&demo(&link).stderr).into_owned();
+    assert!(stderr.contains("symbolic link"), "{stderr}");
+    assert!(!dir.path().join("elsewhere").exists());
+
+    // A new folder is made private before anything is written into it.
+    let fresh = dir.path().join("fresh");
+    let mut child = Command::new(BIN)
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--mcp-listen",
+            "127.0.0.1:0",
+            "--dir",
+        ])
+        .arg(&fresh)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut printed = String::new();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    while !printed.contains("Press Ctrl-C") {
+        assert!(
+            out.read_line(&mut printed).unwrap() > 0,
+            "the demo stopped early: {printed}"
+        );
+    }
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&fresh), 0o700);
+    assert_eq!(mode(&fresh.join("tokenwarden.toml")), 0o600);
+    let _ = child.kill();
+    let _ = child.wait();
+}
