@@ -17,6 +17,27 @@ use crate::tokens::{Edition, ProtectedNames, RawToken};
 pub use discord::DiscordConfig;
 pub use mcp::{DEFAULT_HTTP_LISTEN, McpConfig};
 
+/// Warns when a secret's file can be read by other users (InfluxDB 3 warns likewise about its
+/// admin token file); the file is still used, as its owner chose the mode.
+fn warn_if_shared(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(m) = std::fs::metadata(path) {
+            let mode = m.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    file = %path.display(),
+                    mode = format!("{mode:o}"),
+                    "a secret's file can be read by other users of this host; run chmod 600 on it"
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
 /// The file read when neither `--config` nor `TOKENWARDEN_CONFIG` names one.
 pub const DEFAULT_CONFIG_PATH: &str = "tokenwarden.toml";
 
@@ -93,7 +114,10 @@ impl TokenSource {
                 }
             },
             Self::File(path) => match std::fs::read_to_string(path) {
-                Ok(v) => (v, path.display().to_string()),
+                Ok(v) => {
+                    warn_if_shared(path);
+                    (v, path.display().to_string())
+                }
                 Err(e) => {
                     return Err(ConfigError::TokenFile {
                         path: path.clone(),

@@ -131,7 +131,9 @@ impl Store {
         let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| open_err(e.to_string()))?;
-        Self::init(conn).map_err(|e| open_err(e.to_string()))
+        let store = Self::init(conn).map_err(|e| open_err(e.to_string()))?;
+        tighten(path).map_err(|e| open_err(e.to_string()))?;
+        Ok(store)
     }
 
     /// A private store for tests and the demo.
@@ -257,6 +259,35 @@ fn create_private_file(_path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The store holds pending actions, the journal and the audit log: readable by this user only.
+/// A store (or its `-wal` and `-shm` side files) left group- or world-readable, by an older
+/// tokenwarden or by hand, is tightened to 0600 when opened.
+#[cfg(unix)]
+fn tighten(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let side = |suffix: &str| {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        std::path::PathBuf::from(p)
+    };
+    for file in [path.to_path_buf(), side("-wal"), side("-shm")] {
+        match std::fs::metadata(&file) {
+            Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn tighten(_path: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,6 +304,31 @@ mod tests {
             outcome,
             detail: Some(detail.into()),
             pending_id: None,
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_loose_store_and_its_side_files_are_tightened_when_opened() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tw.db");
+        drop(Store::open(&path).unwrap());
+        let loose = std::fs::Permissions::from_mode(0o666);
+        for f in ["tw.db", "tw.db-wal", "tw.db-shm"] {
+            let p = dir.path().join(f);
+            if !p.exists() {
+                std::fs::write(&p, b"").unwrap();
+            }
+            std::fs::set_permissions(&p, loose.clone()).unwrap();
+        }
+        let _store = Store::open(&path).unwrap();
+        for f in ["tw.db", "tw.db-wal", "tw.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(f))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{f}");
         }
     }
 

@@ -1104,3 +1104,27 @@ fn the_demo_writes_only_into_a_new_private_folder() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn a_secret_file_others_can_read_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("operator.token");
+    let sim = simulate(&["--operator-token-file", token_file.to_str().unwrap()]);
+    let cfg = write_config(dir.path(), &sim.url);
+    let r = run(&cfg, &["tokens", "list"], "");
+    assert!(
+        !r.stderr.contains("other users"),
+        "0600 is fine: {}",
+        r.stderr
+    );
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let r = run(&cfg, &["tokens", "list"], "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("can be read by other users") && r.stderr.contains("chmod 600"),
+        "{}",
+        r.stderr
+    );
+    crate::support::assert_no_token("the warning", &r.stderr);
+}
