@@ -16,6 +16,7 @@ mod mcp_support;
 mod peers;
 mod procs;
 mod props;
+mod reveal_page;
 mod service;
 mod sim_api;
 mod support;
