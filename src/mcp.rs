@@ -8,6 +8,7 @@ mod create;
 mod delivery;
 mod gated;
 mod http;
+mod http_fixes;
 mod reply;
 mod reveal;
 mod schema;

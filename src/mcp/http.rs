@@ -20,7 +20,7 @@ use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{HttpClient, McpCore, McpError, McpServer, Principal};
+use super::{HttpClient, McpCore, McpError, McpServer, Principal, http_fixes};
 
 /// How the HTTP transport listens and whom it lets in.
 #[derive(Debug, Clone)]
@@ -168,9 +168,10 @@ pub fn router(
         hosts,
     ));
     let factory_core = core.clone();
+    let sessions = Arc::new(LocalSessionManager::default());
     let service = StreamableHttpService::new(
         move || Ok(McpServer::new(factory_core.clone())),
-        Arc::new(LocalSessionManager::default()),
+        Arc::clone(&sessions),
         config,
     );
     let auth = Arc::new(Auth {
@@ -180,8 +181,10 @@ pub fn router(
             .map(|c| (c.name.clone(), digest(c.token.expose())))
             .collect(),
     });
+    // Layers run outside in: auth first, so nobody unauthenticated gets a body looked at.
     let mcp = Router::new()
         .nest_service("/mcp", service)
+        .layer(middleware::from_fn_with_state(sessions, http_fixes::fix))
         .layer(middleware::from_fn_with_state(auth, bearer));
     Ok(mcp.merge(reveal))
 }

@@ -3,6 +3,8 @@
 //! expires unopened withdraws its token, so no token exists that nobody holds. Nothing is kept
 //! once a link is used or expired, so memory stays flat however many tokens are created.
 
+mod page;
+
 use crate::no_delay;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -10,8 +12,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use rand::Rng;
 use tokio::sync::OnceCell;
@@ -256,110 +257,36 @@ impl RevealHub {
     }
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem}\
-code{display:block;padding:1rem;background:#f4f4f4;word-break:break-all;font-size:1rem}\
-button{font-size:1rem;padding:.5rem 1rem}";
-
-fn html(status: StatusCode, title: &str, body: &str) -> Response {
-    let page = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"robots\" content=\"noindex\">\
-         <title>{title}</title><style>{STYLE}</style></head><body><h1>{title}</h1>{body}</body></html>"
-    );
-    (
-        status,
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-store"),
-            (header::REFERRER_POLICY, "no-referrer"),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-            ),
-        ],
-        page,
-    )
-        .into_response()
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-fn gone() -> Response {
-    html(
-        StatusCode::GONE,
-        "This link is gone",
-        "<p>It was used already or it expired. Secrets are shown once; ask for a new token if you missed it.</p>",
-    )
-}
-
 async fn page(State(hub): State<Arc<RevealHub>>, Path(id): Path<String>) -> Response {
     match hub.state(&id) {
-        Some(Ok(name)) => html(
-            StatusCode::OK,
-            "A new InfluxDB 3 token is ready",
-            &format!(
-                "<p>The secret of token <b>{}</b> is shown once, when you press the button. Have a safe \
-                 place ready for it.</p><form method=\"post\"><button type=\"submit\">Show the secret once</button></form>",
-                escape(&name)
-            ),
-        ),
-        Some(Err(())) => gone(),
-        None => html(
-            StatusCode::NOT_FOUND,
-            "Unknown link",
-            "<p>No such reveal link.</p>",
-        ),
+        Some(Ok(name)) => page::ready(&name),
+        Some(Err(())) => page::gone(),
+        None => page::unknown(),
     }
 }
 
 async fn reveal(State(hub): State<Arc<RevealHub>>, Path(id): Path<String>) -> Response {
     let Some(w) = hub.take(&id) else {
         return match hub.state(&id) {
-            Some(_) => gone(),
-            None => html(
-                StatusCode::NOT_FOUND,
-                "Unknown link",
-                "<p>No such reveal link.</p>",
-            ),
+            Some(_) => page::gone(),
+            None => page::unknown(),
         };
     };
     if hub.deleted_meanwhile(&w).await {
         tracing::info!(token = %w.token_name, "a reveal link was opened after its token was deleted");
         hub.service.secret_delivered(&w.ticket).await;
-        return html(
-            StatusCode::GONE,
-            "This token was deleted",
-            &format!(
-                "<p>Token <b>{}</b> was deleted after this link was made, so its secret no longer \
-                 works and is not shown. Ask for a new token.</p>",
-                escape(w.token_name.as_str())
-            ),
-        );
+        return page::deleted(w.token_name.as_str());
     }
     // From here until the page has left, a crash leaves a doubt about who holds the secret:
     // the journal says so, and recovery then withdraws the token.
     if !hub.service.secret_delivering(&w.ticket).await {
-        return gone();
+        return page::gone();
     }
     tracing::info!(token = %w.token_name, "a reveal link was opened");
-    let page = html(
-        StatusCode::OK,
-        "Your InfluxDB 3 token",
-        &format!(
-            "<p>Token <b>{}</b>. Copy it now: this page will not show it again.</p><code>{}</code>\
-             <p>Send it as the header <i>Authorization: Bearer &lt;token&gt;</i>.</p>",
-            escape(w.token_name.as_str()),
-            escape(w.secret.expose())
-        ),
-    );
-    let (parts, body) = page.into_parts();
+    let shown = page::secret(w.token_name.as_str(), w.secret.expose());
+    let (parts, body) = shown.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
-        return gone();
+        return page::gone();
     };
     let (sent, done) = tokio::sync::oneshot::channel();
     let service = Arc::clone(&hub.service);

@@ -18,6 +18,7 @@ mod official_mcp;
 mod peers;
 mod procs;
 mod props;
+mod reveal_page;
 mod service;
 mod sim_api;
 mod support;

@@ -158,3 +158,127 @@ async fn no_auth_only_on_loopback_and_only_when_allowed() {
         "loopback without auth when allowed"
     );
 }
+
+/// Posts `body` as `content_type` with the test token.
+async fn post_as(addr: SocketAddr, content_type: &str, body: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("http://{addr}/mcp"))
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", content_type)
+        .header("accept", "application/json, text/event-stream")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap()
+}
+
+fn alice() -> Vec<HttpClient> {
+    vec![HttpClient {
+        name: "alice".into(),
+        token: RawToken::new(TOKEN.into()),
+    }]
+}
+
+/// The JSON-RPC error code and id of a 400 answer, checking it is JSON.
+async fn jsonrpc_error(r: reqwest::Response) -> (i64, serde_json::Value) {
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["jsonrpc"], "2.0", "{v}");
+    assert!(v["error"]["message"].is_string(), "{v}");
+    (v["error"]["code"].as_i64().unwrap(), v["id"].clone())
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_one_jsonrpc_message_gets_400_and_a_jsonrpc_error() {
+    let (addr, _stop, _sim) = start(settings(alice(), false)).await;
+    let json = "application/json";
+    for (body, code) in [
+        ("not json", -32700),
+        ("{\"jsonrpc\": \"2.0\", \"id\": 1,", -32700),
+        ("", -32700),
+        (r#"{"hello": "world"}"#, -32600),
+        ("42", -32600),
+        ("[]", -32600),
+        (r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#, -32600),
+    ] {
+        let r = post_as(addr, json, body).await;
+        assert_eq!(jsonrpc_error(r).await, (code, json!(null)), "{body:?}");
+    }
+    let r = post_as(addr, "application/json; charset=utf-8", "nope").await;
+    assert_eq!(jsonrpc_error(r).await.0, -32700, "parameters do not matter");
+
+    let r = post_as(addr, "text/plain", "not json").await;
+    assert_eq!(
+        r.status(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "a content type that is not JSON stays 415"
+    );
+    let r = post_as(addr, json, &initialize().to_string()).await;
+    assert_eq!(r.status(), StatusCode::OK, "a good message is served");
+}
+
+#[tokio::test]
+async fn a_request_whose_params_do_not_fit_gets_invalid_params_with_its_id() {
+    let (addr, _stop, _sim) = start(settings(alice(), false)).await;
+    let body = json!({"jsonrpc": "2.0", "id": 9, "method": "initialize", "params": 3});
+    let r = post_as(addr, "application/json", &body.to_string()).await;
+    assert_eq!(jsonrpc_error(r).await, (-32602, json!(9)));
+}
+
+#[tokio::test]
+async fn unauthenticated_requests_get_401_before_their_body_is_read() {
+    let (addr, _stop, _sim) = start(settings(alice(), false)).await;
+    for body in ["not json", r#"{"hello": "world"}"#, ""] {
+        let r = post(addr, &[], body.to_owned()).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{body:?}");
+    }
+    let r = reqwest::Client::new()
+        .delete(format!("http://{addr}/mcp"))
+        .header("mcp-session-id", "no-such-session")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+async fn delete(addr: SocketAddr, session: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .delete(format!("http://{addr}/mcp"))
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn delete_ends_a_session_with_200_and_then_it_is_gone() {
+    let (addr, _stop, _sim) = start(settings(alice(), false)).await;
+    let auth = format!("Bearer {TOKEN}");
+    let r = post(addr, &[("authorization", &auth)], initialize().to_string()).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let session = r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let _ = r.text().await.unwrap();
+    let in_session = [
+        ("authorization", auth.as_str()),
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", "2025-11-25"),
+    ];
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let r = post(addr, &in_session, initialized.to_string()).await;
+    assert!(r.status().is_success(), "{}", r.status());
+    let ping = json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}).to_string();
+    let r = post(addr, &in_session, ping.clone()).await;
+    assert_eq!(r.status(), StatusCode::OK, "the session works");
+
+    let r = delete(addr, &session).await;
+    assert_eq!(r.status(), StatusCode::OK, "the session ended");
+    let r = post(addr, &in_session, ping).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "the session is gone");
+    let r = delete(addr, &session).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "ended once");
+    let r = delete(addr, "no-such-session").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "unknown session");
+}
