@@ -2,16 +2,21 @@
 //!
 //! `cargo bench --bench tokenwarden -- [overhead|concurrency|scale|startup|discord ...] [--quick]`
 //! (all five when none is named); `cargo bench --bench tokenwarden -- soak [--minutes 3]` for the
-//! soak test; `-- shutdown` for how fast a stopping stdio server withdraws. Release builds of the binary and this program; the
-//! simulator plays InfluxDB 3.
+//! soak test; `-- shutdown` for how fast a stopping stdio server withdraws; `-- sdk` for real MCP SDK
+//! clients against tokenwarden and the official server. Release builds of the binary and this
+//! program; the simulator plays InfluxDB 3.
 
 mod concurrency;
 mod discord;
 mod mcp_io;
 mod overhead;
+// The test peers (Python venv, npm packages) are installed in one place, shared with the tests.
+#[path = "../../tests/it/peers.rs"]
+mod peers;
 mod procs;
 mod report;
 mod scale;
+mod sdk;
 mod shutdown;
 mod soak;
 mod startup;
@@ -57,6 +62,9 @@ async fn main() {
     }
     if named.contains(&"shutdown") {
         shutdown::shutdown(quick).await;
+    }
+    if named.contains(&"sdk") {
+        sdk::sdk(quick).await;
     }
     if named.contains(&"soak") {
         let minutes = args

@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use serde_json::{Value, json};
 
@@ -20,7 +20,12 @@ pub struct StdioServer {
 
 impl StdioServer {
     pub fn spawn(cfg: &Path) -> Self {
-        let mut child = mcp_command(cfg)
+        Self::spawn_command(mcp_command(cfg))
+    }
+
+    /// Any MCP server on stdio (its stderr is discarded).
+    pub fn spawn_command(mut cmd: Command) -> Self {
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
