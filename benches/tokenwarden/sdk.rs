@@ -167,6 +167,8 @@ fn report(sdk: &str, out: &Value, bare: [Vec<Duration>; 3]) {
         ["tokenwarden_list", "official_list", "official_help"].map(|k| stats(series(&us[k])));
     let [bare_tw, bare_off, bare_help] = bare.map(stats);
     row("tokenwarden list_tokens, via the SDK", &tw);
+    let check = stats(series(&us["tokenwarden_output_schema"]));
+    row("  of which the SDK's output-schema check", &check);
     row("official list_admin_tokens, via the SDK", &off);
     row("official get_help, via the SDK", &help);
     row("tokenwarden list_tokens, bare JSON-RPC", &bare_tw);

@@ -6,12 +6,14 @@ Usage: bench_sdk.py SPEC.json, where SPEC is
   {"tokenwarden": {"command": ..., "args": [...]},
    "official": {"command": ..., "args": [...], "env": {...}, "token_file": ...},
    "warmup": 50, "rounds": 500, "profile_calls": 200, "lockstep": true}
-With "lockstep", each round waits for a line on stdin and ends by printing "." (the bench times
-its bare JSON-RPC calls in between, so both see the host alike). Each round calls tokenwarden's list_tokens, then the official list_admin_tokens, then the
-official get_help (no output schema, no I/O: the floor), timing each around call_tool. Prints one
-JSON line (latencies in microseconds, negotiated protocols, how many tokens each listed, and where
-the client spends its time on list_tokens). Never prints a secret: it reads the operator token
-file only to hand it to the official server, and calls no tool that creates one.
+Each round calls tokenwarden's list_tokens, then the official list_admin_tokens, then the
+official get_help (no output schema, no I/O: the floor), timing each around call_tool. With
+"lockstep", each round waits for a line on stdin and ends by printing "." (the bench times its
+bare JSON-RPC calls in between, so both see the host alike). Prints one JSON line: latencies in
+microseconds (also of the SDK's output-schema check within each list_tokens call), negotiated
+protocols, how many tokens each listed, and where the client spends its time on list_tokens.
+Never prints a secret: it reads the operator token file only to hand it to the official server,
+and calls no tool that creates one.
 """
 
 import asyncio
@@ -154,6 +156,14 @@ async def main():
                 "same_names": sorted(t["name"] for t in listed) == sorted(names),
             },
         }
+        # Time the SDK's own output-schema check inside the measured calls too.
+        checks = []
+        check = tw.session.validate_tool_result
+
+        async def timed_check(name, result):
+            checks.append(await timed(check(name, result)))
+
+        tw.session.validate_tool_result = timed_check
         for i in range(spec["warmup"] + spec["rounds"]):
             if spec.get("lockstep"):
                 sys.stdin.readline()
@@ -167,6 +177,8 @@ async def main():
                     s.append(t)
             if spec.get("lockstep"):
                 print(".", flush=True)
+        del tw.session.validate_tool_result
+        series["tokenwarden_output_schema"] = checks[spec["warmup"] :]
         summary["us"] = series
         summary["parts_us"] = await parts(tw)
         prof = cProfile.Profile()
