@@ -4,8 +4,14 @@ use libfuzzer_sys::fuzz_target;
 use tokenwarden::tokens::TokenName;
 
 fuzz_target!(|s: &str| {
+    // An existing name is kept exactly; shown to a person, it holds no control character.
     if let Ok(n) = TokenName::parse(s) {
-        assert_eq!(n.as_str().trim(), n.as_str());
+        assert_eq!(n.as_str(), s);
+        assert!(
+            !tokenwarden::shown::shown(n.as_str())
+                .chars()
+                .any(char::is_control)
+        );
     }
     if let Ok(n) = TokenName::parse_new(s) {
         assert!(
