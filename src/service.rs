@@ -35,7 +35,7 @@ pub use protocol::{ApprovalPolicy, Channel, GatePolicy, NextStep, Opened};
 pub use recover::RecoveryReport;
 pub use remedy::Remedy;
 pub use remove::Removal;
-pub use secret_file::SecretFile;
+pub use secret_file::{SecretFile, private_dir};
 
 use crate::actor::Actor;
 use crate::store::{AuditEntry, AuditEvent, AuditOutcome, Store};

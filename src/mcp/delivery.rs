@@ -159,18 +159,7 @@ impl SecretDelivery for McpDelivery {
 
 fn write_private(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
-        // The folder of secrets is this user's only (0700), created so or tightened.
-        let mut b = std::fs::DirBuilder::new();
-        b.recursive(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-            b.mode(0o700);
-            b.create(dir)?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-        }
-        #[cfg(not(unix))]
-        b.create(dir)?;
+        crate::service::private_dir(dir)?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

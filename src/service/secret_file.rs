@@ -6,6 +6,22 @@ use std::path::{Path, PathBuf};
 
 use crate::tokens::RawToken;
 
+/// Makes `dir` (and any missing parents) a folder only this user can enter (0700): created so,
+/// or tightened if it exists. Secrets are written only into such folders.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        b.mode(0o700);
+        b.create(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+    }
+    #[cfg(not(unix))]
+    b.create(dir)
+}
+
 /// A temporary file beside the target, created (0600) before the secret exists, so a path that
 /// cannot be written fails before InfluxDB is asked; `commit` writes the secret and renames the
 /// file over the target in one step. Dropped unwritten, it leaves nothing behind.
