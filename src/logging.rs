@@ -7,10 +7,11 @@ use tracing_subscriber::layer::Filter;
 use tracing_subscriber::registry::LookupSpan;
 
 /// The log filter for `spec` (an `EnvFilter` directive list such as `info` or
-/// `tokenwarden=debug`; an invalid one falls back to `fallback`), with rmcp held at `info` at
-/// most, whatever `spec` says: at `debug` and below rmcp logs whole JSON-RPC messages, which
-/// carry reveal links, confirmation codes and, in `inline` mode, secrets. A quieter `spec`
-/// stays quieter.
+/// `tokenwarden=debug`; an invalid one falls back to `fallback`), with two libraries held down
+/// whatever `spec` says: rmcp at `info` at most (at `debug` and below it logs whole JSON-RPC
+/// messages, which carry reveal links, confirmation codes and, in `inline` mode, secrets), and
+/// tungstenite at `debug` at most (at `trace` it logs every WebSocket frame in hex, the gateway
+/// IDENTIFY with the Discord bot token among them). A quieter `spec` stays quieter.
 pub fn filter<S>(spec: &str, fallback: &str) -> impl Filter<S> + Send + Sync + 'static
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -18,10 +19,11 @@ where
     let wanted = EnvFilter::try_new(spec)
         .or_else(|_| EnvFilter::try_new(fallback))
         .unwrap_or_else(|_| EnvFilter::new("warn"));
-    let rmcp_at_most_info = Targets::new()
+    let held_down = Targets::new()
         .with_default(Level::TRACE)
-        .with_target("rmcp", Level::INFO);
-    wanted.and(rmcp_at_most_info)
+        .with_target("rmcp", Level::INFO)
+        .with_target("tungstenite", Level::DEBUG);
+    wanted.and(held_down)
 }
 
 /// Whether log lines are plain text or JSON objects.
@@ -70,6 +72,8 @@ mod tests {
             tracing::debug!(target: "rmcp::service", "rmcp-debug");
             tracing::info!(target: "tokenwarden::mcp", "ours-info");
             tracing::debug!(target: "tokenwarden::mcp", "ours-debug");
+            tracing::debug!(target: "tungstenite::protocol", "ws-debug");
+            tracing::trace!(target: "tungstenite::protocol::frame", "ws-trace");
         });
         let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
         [
@@ -78,6 +82,8 @@ mod tests {
             "rmcp-debug",
             "ours-info",
             "ours-debug",
+            "ws-debug",
+            "ws-trace",
         ]
         .into_iter()
         .filter(|m| text.contains(m))
@@ -99,11 +105,19 @@ mod tests {
 
     #[test]
     fn rmcp_never_logs_below_info() {
-        assert_eq!(passed("trace"), "rmcp-error rmcp-info ours-info ours-debug");
+        assert_eq!(
+            passed("trace"),
+            "rmcp-error rmcp-info ours-info ours-debug ws-debug"
+        );
         assert_eq!(
             passed("rmcp=trace,tokenwarden=info"),
             "rmcp-error rmcp-info ours-info"
         );
+    }
+
+    #[test]
+    fn websocket_frames_are_never_logged() {
+        assert_eq!(passed("tungstenite=trace"), "ws-debug");
     }
 
     #[test]
