@@ -84,8 +84,10 @@ pub enum DiscordError {
     },
     #[error("Discord refused the command registration: {0}")]
     Register(String),
-    #[error("the Discord gateway connection failed: {0}. Check the bot token")]
-    Gateway(String),
+    #[error(
+        "the Discord gateway connection failed: {0}. Check the bot token and [discord] api_base"
+    )]
+    Gateway(#[source] Box<serenity::Error>),
 }
 
 /// What to answer an interaction with now, and what to do after that answer was sent.
