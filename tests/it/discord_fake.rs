@@ -11,7 +11,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{patch, post, put};
+use axum::routing::{get, patch, post, put};
 use serde_json::{Value, json};
 
 /// One request the bot made.
@@ -32,6 +32,8 @@ pub struct FakeState {
     pub closing: Mutex<HashSet<u64>>,
     /// Requests refused for passing a limit: why, and the path.
     pub refused: Mutex<Vec<String>>,
+    /// The WebSocket URL `GET /gateway` answers with; `None` answers 503, as in an outage.
+    pub gateway: Mutex<Option<String>>,
     next: AtomicU64,
 }
 
@@ -287,6 +289,31 @@ async fn commands(
     axum::Json(json!([])).into_response()
 }
 
+/// `GET /gateway` (what serenity's client asks) and `GET /gateway/bot` (the same with sharding
+/// advice): the WebSocket URL.
+async fn gateway(
+    State(st): State<Arc<FakeState>>,
+    m: Method,
+    uri: Uri,
+    h: HeaderMap,
+    body: String,
+) -> Response {
+    record(&st, m, &uri, &h, &body);
+    let Some(url) = st.gateway.lock().unwrap().clone() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"code": 0, "message": "503: Service Unavailable"})),
+        )
+            .into_response();
+    };
+    if !uri.path().ends_with("/bot") {
+        return axum::Json(json!({ "url": url })).into_response();
+    }
+    let limit =
+        json!({"total": 1000, "remaining": 999, "reset_after": 14_400_000, "max_concurrency": 1});
+    axum::Json(json!({"url": url, "shards": 1, "session_start_limit": limit})).into_response()
+}
+
 async fn unknown(
     State(st): State<Arc<FakeState>>,
     m: Method,
@@ -326,6 +353,8 @@ impl FakeDiscord {
                 put(commands),
             )
             .route("/api/v10/applications/{app}/commands", put(commands))
+            .route("/api/v10/gateway", get(gateway))
+            .route("/api/v10/gateway/bot", get(gateway))
             .fallback(unknown)
             .with_state(Arc::clone(&state));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -170,6 +170,31 @@ impl Proc {
         )
     }
 
+    /// Sends `sig` (such as `libc::SIGTERM`) to the process.
+    pub fn signal(&self, sig: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+        // SAFETY: kill(2) with a pid this test spawned and has not yet reaped.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+    }
+
+    /// Reads the rest of the output until the process closes it (it exits), then reaps it;
+    /// `None` if it is still running after `timeout`.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        async fn drain(rx: &mut UnboundedReceiver<String>, seen: &mut Vec<String>) {
+            while let Some(line) = rx.recv().await {
+                seen.push(line);
+            }
+        }
+        let (err, seen_err) = (&mut self.stderr, &mut self.seen_stderr);
+        let (out, seen_out) = (&mut self.stdout, &mut self.seen_stdout);
+        let closed = async {
+            drain(err, seen_err).await;
+            drain(out, seen_out).await;
+        };
+        tokio::time::timeout(timeout, closed).await.ok()?;
+        Some(self.child.wait().unwrap())
+    }
+
     /// Sends SIGKILL (no chance to clean up) and reaps the process.
     pub fn kill9(&mut self) {
         let pid = libc::pid_t::try_from(self.child.id()).unwrap();
