@@ -33,6 +33,8 @@ pub mod exit {
     pub const REFUSED: u8 = 7;
     pub const UNAVAILABLE: u8 = 8;
     pub const UNKNOWN_OUTCOME: u8 = 9;
+    /// tokenwarden itself failed (a panic): a bug to report. `EX_SOFTWARE` of `sysexits.h`.
+    pub const INTERNAL: u8 = 70;
 }
 
 /// Why a CLI command did not complete.
