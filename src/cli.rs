@@ -5,6 +5,7 @@ mod approvals;
 mod delivery;
 mod output;
 pub use output::explain as explain_error;
+pub use output::{token_json, tokens_table};
 
 use std::io::{BufRead, Write};
 use std::path::Path;
