@@ -5,6 +5,7 @@ mod approvals;
 mod delivery;
 mod output;
 pub use output::explain as explain_error;
+pub use output::{token_json, tokens_table};
 
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -33,6 +34,8 @@ pub mod exit {
     pub const REFUSED: u8 = 7;
     pub const UNAVAILABLE: u8 = 8;
     pub const UNKNOWN_OUTCOME: u8 = 9;
+    /// tokenwarden itself failed (a panic): a bug to report. `EX_SOFTWARE` of `sysexits.h`.
+    pub const INTERNAL: u8 = 70;
 }
 
 /// Why a CLI command did not complete.

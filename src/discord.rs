@@ -9,6 +9,7 @@ mod commands;
 mod dm;
 mod endpoint;
 mod gateway;
+mod guard;
 mod interact;
 mod listing;
 mod notices;

@@ -3,7 +3,7 @@
 //! a mutation whose answer was lost is reported as of unknown outcome.
 
 mod databases;
-mod decode;
+pub mod decode;
 mod query;
 
 use std::path::PathBuf;

@@ -14,14 +14,16 @@
 //! - [`discord`]: the Discord bot adapter (gateway and HTTP interactions endpoint).
 //! - [`config`] and [`app`]: the configuration file and the binary's wiring; [`logging`]: the
 //!   log filter and stderr output (depends on nothing in the crate).
+//! - [`panics`]: a panic caught and described in one secret-free line, so adapters still answer
+//!   (depends on `tokens` and `shown`).
 //!
 //! # Dependency rule
 //!
 //! `actor` and `tokens` depend on nothing in the crate; `gate` only on `actor`; `store` on
 //! `gate`, `actor` and `tokens`; `service` on `tokens`, `gate`, `store` and `actor`; `influx` and
-//! `sim` only on `tokens`; adapters (`cli`, `mcp`, `discord`) on `service`, `gate`, `tokens` and `actor`,
-//! never on `influx`, `sim` or each other. `config` builds the adapters' settings; only `app` and
-//! `main.rs` see everything.
+//! `sim` only on `tokens`; adapters (`cli`, `mcp`, `discord`) on `service`, `gate`, `tokens` and
+//! `actor` (and the helpers `shown` and `panics`), never on `influx`, `sim` or each other.
+//! `config` builds the adapters' settings; only `app` and `main.rs` see everything.
 
 pub mod actor;
 pub mod app;
@@ -32,6 +34,7 @@ pub mod gate;
 pub mod influx;
 pub mod logging;
 pub mod mcp;
+pub mod panics;
 mod sent;
 pub mod service;
 pub mod shown;

@@ -292,6 +292,12 @@ fn main() -> ExitCode {
         opts.log_format,
         if server { "info" } else { "warn" },
     );
+    let serving = server
+        || matches!(
+            opts.command,
+            Command::Serve { .. } | Command::Discord(DiscordArgs { action: None, .. })
+        );
+    report_panics(serving);
     // One MCP client on stdio gains nothing from worker threads, only hand-offs between them.
     let stdio_mcp = matches!(opts.command, Command::Mcp { http: None });
     let mut builder = if stdio_mcp {
@@ -306,17 +312,42 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::FAILED);
         }
     };
-    let result = runtime.block_on(run(opts));
+    // A panic was reported by the hook; the process only has to end with its own exit code.
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(run(opts))));
     // Exit now: a task still parked on a blocking read (stdin that is not a pipe) must not hold
     // the process open after the command has finished its shutdown.
     runtime.shutdown_background();
     match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err(_) => ExitCode::from(exit::INTERNAL),
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
             eprintln!("error: {}", tokenwarden::shown::shown_lines(&explain(&e)));
             ExitCode::from(exit_code(&e))
         }
     }
+}
+
+/// Reports every panic as one line instead of Rust's message: on stderr for a command, as an
+/// error log line for a server (whose tool call or interaction is still answered). Raw tokens
+/// in the message are redacted; `RUST_BACKTRACE=1` adds the backtrace.
+fn report_panics(serving: bool) {
+    std::panic::set_hook(Box::new(move |info| {
+        let what = tokenwarden::panics::describe(info.payload());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        if serving {
+            tracing::error!(panic = %what, "internal error{at}; please report it");
+        } else {
+            eprintln!("error: internal error: {what}{at}; please report it");
+        }
+        let trace = std::backtrace::Backtrace::capture();
+        if trace.status() == std::backtrace::BacktraceStatus::Captured {
+            eprintln!("{trace}");
+        }
+    }));
 }
 
 /// The error with the command that helps, when the core names one.

@@ -9,6 +9,8 @@ mod delivery;
 mod gated;
 mod http;
 mod http_fixes;
+#[cfg(test)]
+mod panic_tests;
 mod reply;
 mod reveal;
 mod schema;
@@ -20,9 +22,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
+use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, Implementation, ServerCapabilities, ServerConfig,
+};
 use rmcp::service::{RequestContext, RoleServer};
-use rmcp::{ServerHandler, ServiceExt, tool_handler};
+use rmcp::{ErrorData, ServerHandler, ServiceExt, tool_handler};
 
 pub use http::{HttpSettings, serve_http};
 pub use reveal::RevealHub;
@@ -192,6 +197,11 @@ instances and which tools are enabled. Creating a token never shows you its secr
 how the user receives it (usually a one-time link to pass on). Deleting asks the user to confirm; \
 never send a confirmation_code the user has not agreed to.";
 
+/// What a client reads when a tool panicked: the call ended, and where to look next.
+const TOOL_PANICKED: &str = "tokenwarden hit an internal error and did not finish this call; please \
+report it. A change it had started is settled from tokenwarden's journal: call list_tokens to see \
+where things stand before trying again.";
+
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
@@ -201,6 +211,24 @@ impl ServerHandler for McpServer {
                 env!("CARGO_PKG_VERSION"),
             ))
             .with_instructions(INSTRUCTIONS)
+    }
+
+    /// The tool router's answer; a panic inside a tool is answered as a tool error. Otherwise rmcp
+    /// loses the task that held the request, and the client waits for an answer forever.
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let tool = request.name.clone();
+        let call = ToolCallContext::new(self, request, context);
+        match crate::panics::catching(self.tool_router.call(call)).await {
+            Ok(answer) => answer,
+            Err(panicked) => {
+                tracing::error!(tool = %crate::shown::shown(&tool), panic = %panicked.0, "an MCP tool panicked; answered with an error");
+                Ok(reply::tool_error(TOOL_PANICKED))
+            }
+        }
     }
 }
 

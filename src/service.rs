@@ -301,7 +301,10 @@ impl TokenService {
             .list_tokens(filter, Some(probe), now)
             .await
             .map_err(Self::backend_err(inst))?;
-        let next = (tokens.len() > limit).then_some(page.offset + limit);
+        // A cursor beyond any listing (a hand-made one) has no next page, rather than an overflow.
+        let next = (tokens.len() > limit)
+            .then(|| page.offset.checked_add(limit))
+            .flatten();
         tokens.truncate(limit);
         tokens.retain(|t| filter.matches(t, now));
         tracing::debug!(actor = %actor, instance = %inst.settings.name, count = tokens.len(), "listed tokens");

@@ -7,6 +7,7 @@ mod database_api;
 mod databases;
 mod format;
 mod handlers;
+mod parse;
 mod query_log;
 mod routes;
 mod sql;

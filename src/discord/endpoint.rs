@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Bot, DiscordError};
 
 /// Requests older or newer than this are refused (replays).
-const MAX_SKEW_SECS: i64 = 300;
+const MAX_SKEW_SECS: u64 = 300;
 /// How long open requests may still finish after the shutdown signal.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 /// Interaction payloads are small; anything bigger is refused.
@@ -106,7 +106,7 @@ async fn interactions(
     }
     let fresh = timestamp
         .parse::<i64>()
-        .is_ok_and(|t| (chrono::Utc::now().timestamp() - t).abs() <= MAX_SKEW_SECS);
+        .is_ok_and(|t| chrono::Utc::now().timestamp().abs_diff(t) <= MAX_SKEW_SECS);
     if !fresh {
         return refuse(StatusCode::UNAUTHORIZED, "stale request timestamp");
     }

@@ -1,7 +1,7 @@
 //! Dispatching interactions: commands, button clicks and autocomplete. A replayed interaction is
 //! answered once and ignored; everything is parsed and checked before anything is sent; every
 //! answer that needs InfluxDB is deferred at once and completed later, so Discord's 3-second limit
-//! always holds.
+//! always holds. A panic anywhere in that still answers (see `guard`).
 
 use std::sync::Arc;
 
@@ -10,6 +10,7 @@ use serenity::model::application::{CommandInteraction, ComponentInteraction, Int
 use serenity::model::id::InteractionId;
 
 use super::cards::{APPROVE, REJECT};
+use super::guard::{Origin, guarded};
 use super::listing::PAGE_PREFIX;
 use super::options::{delete_target, list_filter, new_token, subcommand};
 use super::text::{self, CONTENT};
@@ -20,8 +21,13 @@ use crate::gate::PendingId;
 const REPLAYED: &str = "This interaction was already handled; nothing more was done.";
 
 impl Bot {
-    /// The answer to one interaction.
+    /// The answer to one interaction; a panic while handling it is answered as an error too.
     pub async fn handle(self: &Arc<Self>, interaction: Interaction) -> Reply {
+        let origin = Origin::of(&interaction);
+        guarded(Arc::clone(&self.http), origin, self.dispatch(interaction)).await
+    }
+
+    async fn dispatch(self: &Arc<Self>, interaction: Interaction) -> Reply {
         match interaction {
             Interaction::Ping(_) => Reply::now(CreateInteractionResponse::Pong),
             Interaction::Command(cmd) => match self.replayed(cmd.id).await {

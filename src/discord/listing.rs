@@ -96,7 +96,7 @@ fn page_embed(instance: &str, tokens: &[Token], page: usize, now: DateTime<Utc>)
     Embed::new(format!(
         "Tokens on {} (page {})",
         code(instance, INSTANCE_SHOWN),
-        page + 1
+        page.saturating_add(1)
     ))
     .description(body)
     .colour(0x34_98_DB)
@@ -119,7 +119,7 @@ fn render(
                 .label("◀ Previous")
                 .style(ButtonStyle::Secondary)
                 .disabled(page == 0),
-            CreateButton::new(format!("{PAGE_PREFIX}{id}:{}", page + 1))
+            CreateButton::new(format!("{PAGE_PREFIX}{id}:{}", page.saturating_add(1)))
                 .label("Next ▶")
                 .style(ButtonStyle::Secondary)
                 .disabled(!has_next),
@@ -170,8 +170,12 @@ impl Bot {
                 .ok_or_else(|| "This list expired; run /token list again.".to_owned())?;
             (s.user.clone(), s.instance.clone(), s.filter.clone())
         };
+        // The page comes from a button's custom id, which a crafted request can set to anything.
+        let offset = page
+            .checked_mul(PAGE)
+            .ok_or_else(|| "There is no such page; run /token list again.".to_owned())?;
         let window = Page {
-            offset: page * PAGE,
+            offset,
             limit: PAGE,
         };
         let listed = self

@@ -25,10 +25,7 @@ impl Clock {
     pub fn now(&self) -> DateTime<Utc> {
         match self {
             Self::System => Utc::now(),
-            Self::Tokio { start, base } => {
-                *start
-                    + chrono::Duration::from_std(base.elapsed()).unwrap_or(chrono::Duration::zero())
-            }
+            Self::Tokio { start, base } => crate::tokens::later(*start, base.elapsed()),
         }
     }
 }

@@ -303,11 +303,13 @@ impl Catalog {
         if self.by_name.contains_key(name) {
             return Err(CatalogError::NameExists(name.to_owned()));
         }
-        // Overflowing arithmetic means "no expiry", as in the real catalog.
+        // Overflowing arithmetic means "no expiry", as in the real catalog, whose time type is a
+        // chrono date: beyond its last day (year 262,143) is an overflow too.
         let expiry = expiry_secs
             .and_then(|s| i64::try_from(s).ok())
             .and_then(|s| s.checked_mul(1000))
-            .and_then(|ms| now.checked_add(ms));
+            .and_then(|ms| now.checked_add(ms))
+            .filter(|ms| chrono::DateTime::from_timestamp_millis(*ms).is_some());
         let raw = generate_token();
         let token = self.insert(name, hash_token(raw.expose()), expiry, permissions, now);
         Ok((token, raw))

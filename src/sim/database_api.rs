@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::response::Response;
 use serde::{Deserialize, Deserializer};
 
-use crate::tokens::validate_database_name;
+use crate::tokens::{MAX_DURATION, validate_database_name};
 
 use super::databases::{DbError, HardDelete, SimDatabase};
 use super::format::Format;
@@ -23,17 +23,21 @@ use super::value::Value;
 /// `Option<Duration>` as `#[serde(with = "humantime_serde", default)]` reads it for
 /// `retention_period` (`influxdb3_types/src/http.rs`: `CreateDatabaseRequest`,
 /// `UpdateDatabaseRequest`): absent or `null` is none, a string is a humantime duration
-/// (`"30d"`, `"1h 30m"`), anything else is a serde error.
+/// (`"30d"`, `"1h 30m"`), anything else is a serde error. Beyond 100 years ([`MAX_DURATION`]) is
+/// a serde error too: the simulator's `retention_period_ns` would overflow past 584 years, and
+/// what InfluxDB itself does with such a period is not known.
 fn humantime_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     struct V;
     impl serde::de::Visitor<'_> for V {
         type Value = Duration;
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a duration")
+            f.write_str("a duration of at most 100 years")
         }
         fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
             humantime::parse_duration(v)
-                .map_err(|_| E::invalid_value(serde::de::Unexpected::Str(v), &self))
+                .ok()
+                .filter(|d| *d <= MAX_DURATION)
+                .ok_or_else(|| E::invalid_value(serde::de::Unexpected::Str(v), &self))
         }
     }
     struct Wrapped(Duration);

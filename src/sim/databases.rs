@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use super::catalog::INTERNAL_DB;
 
-/// The default time between a soft delete and the hard delete
+/// The default time between a soft delete and the hard delete, 72 hours in milliseconds
 /// (`influxdb3_catalog/src/catalog/versions/v3.rs`: `Catalog::DEFAULT_HARD_DELETE_DURATION`).
-pub const DEFAULT_HARD_DELETE: Duration = Duration::from_secs(72 * 3600);
+const DEFAULT_HARD_DELETE_MS: i64 = 72 * 3600 * 1000;
 
 /// One database. The simulator holds no tables, so it has none.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,7 +165,7 @@ impl Databases {
         // `Default` on a database that already has a hard-delete time keeps it (idempotent).
         let hard_delete_at = match (when, current.hard_delete_at) {
             (HardDelete::Default, Some(existing)) => Some(existing),
-            (HardDelete::Default, None) => Some(now + DEFAULT_HARD_DELETE.as_millis() as i64),
+            (HardDelete::Default, None) => Some(now.saturating_add(DEFAULT_HARD_DELETE_MS)),
             (HardDelete::Never, _) => None,
             (HardDelete::Now, _) => Some(now),
             (HardDelete::At(t), _) => Some(t),

@@ -9,8 +9,6 @@ use sqlparser::ast::{
     self, BinaryOperator, DataType, Expr, GroupByExpr, LimitClause, ObjectNamePart, OrderByKind,
     SelectItem, SetExpr, Statement, TableFactor, UnaryOperator,
 };
-use sqlparser::dialect::GenericDialect;
-use sqlparser::parser::Parser;
 
 use super::value::{CmpOp, Ex, Value, cast_ts, parse_timestamp, sort_cmp, truth};
 
@@ -65,8 +63,7 @@ pub fn run(
     columns_of: impl Fn(&str) -> Option<Vec<&'static str>>,
     rows: impl FnOnce(&str) -> Vec<Vec<Value>>,
 ) -> Result<QueryOutput, SqlError> {
-    let statements = Parser::parse_sql(&GenericDialect {}, sql)
-        .map_err(|e| SqlError::bad(format!("SQL error: {e:?}")))?;
+    let statements = super::parse::parse(sql).map_err(SqlError::bad)?;
     let [Statement::Query(query)] = statements.as_slice() else {
         return Err(SqlError::unsupported(
             "anything but a single SELECT statement",
@@ -414,7 +411,11 @@ fn compile(e: &Expr, ctx: &Ctx) -> Result<Ex, SqlError> {
             op: UnaryOperator::Minus,
             expr,
         } => match compile(expr, ctx)? {
-            Ex::Lit(Value::Int(i)) => Ex::Lit(Value::Int(-i)),
+            Ex::Lit(Value::Int(i)) => Ex::Lit(Value::Int(i.checked_neg().ok_or_else(|| {
+                SqlError::bad(format!(
+                    "Arrow error: Arithmetic overflow: Overflow happened on: - {i}"
+                ))
+            })?)),
             _ => return Err(SqlError::unsupported(format!("the expression `{e}`"))),
         },
         Expr::IsNull(inner) => Ex::IsNull {

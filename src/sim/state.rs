@@ -154,12 +154,19 @@ impl SimState {
 
     /// The simulator's time in epoch milliseconds (wall clock plus any test offset).
     pub fn now_ms(&self) -> i64 {
-        chrono::Utc::now().timestamp_millis() + self.clock_offset_ms.load(Ordering::Relaxed)
+        chrono::Utc::now()
+            .timestamp_millis()
+            .saturating_add(self.clock_offset_ms.load(Ordering::Relaxed))
     }
 
     pub fn advance_clock(&self, by: Duration) {
         let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
-        self.clock_offset_ms.fetch_add(ms, Ordering::Relaxed);
+        // Saturating, not wrapping: a huge step stays in the far future.
+        let _ = self
+            .clock_offset_ms
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |o| {
+                Some(o.saturating_add(ms))
+            });
     }
 
     pub fn is_enterprise(&self) -> bool {

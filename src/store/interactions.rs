@@ -12,10 +12,13 @@ pub const REMEMBER: chrono::Duration = chrono::Duration::minutes(15);
 impl Store {
     /// True if `id` was not seen before (it is remembered from now on), false for a replay.
     pub fn first_sighting(&self, id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let forgotten = now
+            .checked_sub_signed(REMEMBER)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
         let conn = self.conn();
         conn.execute(
             "DELETE FROM interactions WHERE seen_at < ?1",
-            params![(now - REMEMBER).timestamp()],
+            params![forgotten.timestamp()],
         )?;
         let inserted = conn.execute(
             "INSERT INTO interactions (id, seen_at) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
@@ -40,6 +43,16 @@ mod tests {
         assert!(
             store.first_sighting("discord:1", later).unwrap(),
             "pruned after 15 minutes"
+        );
+    }
+
+    #[test]
+    fn the_earliest_representable_time_prunes_nothing_instead_of_panicking() {
+        let store = Store::open_in_memory().unwrap();
+        assert!(
+            store
+                .first_sighting("discord:3", DateTime::<Utc>::MIN_UTC)
+                .unwrap()
         );
     }
 

@@ -41,9 +41,11 @@ impl Expiry {
                 "an expiry beyond 100 years is not supported; create a token that never expires",
             ));
         }
-        let delta = chrono::Duration::from_std(duration)
-            .map_err(|_| ParseError::new(format!("expiry `{text}` is too far in the future")))?;
-        Ok(Self::At(now + delta))
+        chrono::Duration::from_std(duration)
+            .ok()
+            .and_then(|d| now.checked_add_signed(d))
+            .map(Self::At)
+            .ok_or_else(|| ParseError::new(format!("expiry `{text}` is too far in the future")))
     }
 
     /// At an RFC 3339 time such as `2027-01-01T00:00:00Z`; it must lie in the future.
@@ -170,6 +172,15 @@ mod tests {
             later(now(), Duration::from_secs(60)),
             now() + chrono::Duration::minutes(1)
         );
+    }
+
+    #[test]
+    fn a_duration_past_the_last_representable_date_is_refused_not_a_panic() {
+        let end = DateTime::<Utc>::MAX_UTC - chrono::Duration::days(1);
+        let e = Expiry::after("30d", end).unwrap_err().0;
+        assert!(e.contains("too far in the future"), "{e}");
+        assert!(Expiry::parse_any("7d", DateTime::<Utc>::MAX_UTC).is_err());
+        assert!(Expiry::parse_any("2027-01-01T00:00:00Z", DateTime::<Utc>::MIN_UTC).is_err());
     }
 
     #[test]

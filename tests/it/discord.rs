@@ -1330,3 +1330,55 @@ async fn page_buttons_check_the_list_capability() {
         "no page was shown"
     );
 }
+
+#[tokio::test]
+async fn a_signed_timestamp_at_either_end_of_time_is_refused_as_stale() {
+    let h = Harness::new(Edition::Core, Store::open_in_memory().unwrap(), |_| {}).await;
+    let ping = json!({"id": "1", "application_id": APP.to_string(), "type": 1, "token": "t", "version": 1}).to_string();
+    for ts in [i64::MIN, i64::MAX] {
+        assert_eq!(
+            h.post_signed(&ping, ts, &h.key).await.0,
+            401,
+            "timestamp {ts}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_page_button_for_an_impossible_page_answers_an_error_instead_of_going_silent() {
+    let h = Harness::new(Edition::Core, Store::open_in_memory().unwrap(), |_| {}).await;
+    for i in 0..20 {
+        h.sim.control.create_admin(&format!("ci-{i:02}"), None);
+    }
+    let id = h.next_id();
+    h.send(command(id, ALICE, "list", &[])).await;
+    let edit = h
+        .fake
+        .wait_for("the list", |c| {
+            c.method == "PATCH" && c.path.ends_with(&original(id))
+        })
+        .await;
+    let next = edit.body["components"][0]["components"][1]["custom_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A crafted click: the page number of a real listing, far past any page.
+    let (list, _) = next.rsplit_once(':').unwrap();
+    let impossible = format!("{list}:{}", usize::MAX);
+    let paging = h.next_id();
+    let r = h.send(click(paging, ALICE, &impossible, 600, 1)).await;
+    assert_eq!(r["type"], 6, "{r}");
+    let answer = h
+        .fake
+        .wait_for("an answer to the click", |c| {
+            c.method == "PATCH" && c.path.ends_with(&original(paging))
+        })
+        .await;
+    assert!(
+        answer.body["content"]
+            .as_str()
+            .is_some_and(|t| t.contains("no such page")),
+        "{}",
+        answer.body
+    );
+}

@@ -23,4 +23,5 @@ mod props;
 mod reveal_page;
 mod service;
 mod sim_api;
+mod sim_limits;
 mod support;

@@ -1,5 +1,5 @@
 //! Property tests for every parser that reads outside input: token names, permissions,
-//! expiries, the config file, and redaction.
+//! expiries, durations and dates (from people and from InfluxDB), the config file, and redaction.
 
 use std::path::Path;
 
@@ -230,7 +230,7 @@ mod discord_texts {
         }
 
         #[test]
-        fn list_pages_fit(names in proptest::collection::vec(odd(), 0..16), instance in odd(), perms in odd(), page in 0usize..1000) {
+        fn list_pages_fit(names in proptest::collection::vec(odd(), 0..16), instance in odd(), perms in odd(), page in prop_oneof![0usize..1000, any::<usize>()]) {
             let tokens: Vec<Token> = names.iter().enumerate().map(|(i, n)| token(n, i as u64, &perms)).collect();
             let embed = discord::list_embed(&instance, &tokens, page, now());
             let v = serde_json::to_value(&embed).unwrap();
@@ -269,6 +269,136 @@ mod discord_texts {
             fits(&json!({ "choices": [{ "name": text::label(&label, text::CHOICE), "value": value }] }))?;
             let by_id = format!("id:{}", id);
             prop_assert!(value == name || value == by_id, "{}", value);
+        }
+    }
+}
+
+/// Dates and durations from anywhere (a person, the config, InfluxDB's answers) at any time
+/// chrono can hold: parsing, arithmetic and every rendering of them answer or refuse, never panic.
+mod dates {
+    use std::time::Duration;
+
+    use chrono::{DateTime, Utc};
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+    use tokenwarden::influx::decode;
+    use tokenwarden::mcp::args::TokenView;
+    use tokenwarden::tokens::{Expiry, ListFilter, MAX_DURATION, later, parse_duration};
+
+    /// Any instant chrono can represent, the ends included.
+    fn any_time() -> impl Strategy<Value = DateTime<Utc>> {
+        let (min, max) = (
+            DateTime::<Utc>::MIN_UTC.timestamp(),
+            DateTime::<Utc>::MAX_UTC.timestamp(),
+        );
+        prop_oneof![
+            (min..=max, 0u32..1_000_000_000)
+                .prop_map(|(s, n)| DateTime::from_timestamp(s, n).unwrap_or_default()),
+            Just(DateTime::<Utc>::MIN_UTC),
+            Just(DateTime::<Utc>::MAX_UTC),
+            (0i64..4_000_000_000).prop_map(|s| DateTime::from_timestamp(s, 0).unwrap_or_default()),
+        ]
+    }
+
+    /// Durations as people write them, with numbers of any size.
+    fn human_duration() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            (
+                any::<u64>(),
+                prop::sample::select(vec!["ns", "us", "ms", "s", "m", "h", "d", "w", "M", "y"])
+            )
+                .prop_map(|(n, unit)| format!("{n}{unit}")),
+            (0u64..400, 0u64..400).prop_map(|(y, d)| format!("{y}y {d}d")),
+        ]
+    }
+
+    /// What InfluxDB might put where a date belongs: any JSON scalar, timestamps of any year.
+    fn date_value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| json!(f)),
+            any::<String>().prop_map(Value::from),
+            "[+-]?[0-9]{1,7}-[01][0-9]-[0-3][0-9][T ][0-2][0-9]:[0-5][0-9]:[0-6][0-9](\\.[0-9]{1,12})?(Z|[+-][0-9]{2}:[0-9]{2})?"
+                .prop_map(Value::from),
+            prop::sample::select(vec![
+                "+262143-12-31T23:59:59.999999999Z",
+                "-262143-01-01T00:00:00Z",
+                "9999-12-31T23:59:59.999",
+                "0000-01-01 00:00:00",
+            ])
+            .prop_map(Value::from),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_duration_text_is_at_most_100_years_or_an_error(s in human_duration()) {
+            if let Ok(d) = parse_duration(&s) {
+                prop_assert!(d <= MAX_DURATION, "{:?} from {:?}", d, s);
+            }
+        }
+
+        #[test]
+        fn adding_any_duration_to_any_time_saturates(at in any_time(), secs in any::<u64>(), nanos in 0u32..1_000_000_000) {
+            let d = Duration::new(secs, nanos);
+            let sum = later(at, d);
+            prop_assert!(sum >= at);
+            if let Some(exact) = chrono::Duration::from_std(d).ok().and_then(|d| at.checked_add_signed(d)) {
+                prop_assert_eq!(sum, exact);
+            } else {
+                prop_assert_eq!(sum, DateTime::<Utc>::MAX_UTC);
+            }
+        }
+
+        #[test]
+        fn any_expiry_text_at_any_time_is_a_later_time_or_an_error(
+            s in prop_oneof![human_duration(), any::<String>(), Just("never".to_owned())],
+            now in any_time(),
+        ) {
+            for parsed in [Expiry::parse_any(&s, now), Expiry::from_options(Some(&s), None, now), Expiry::from_options(None, Some(&s), now)] {
+                if let Ok(Expiry::At(at)) = parsed {
+                    prop_assert!(at > now, "{} is not after {}", at, now);
+                    let _ = Expiry::At(at).expiry_secs(now);
+                }
+            }
+        }
+
+        #[test]
+        fn influxdb_answers_with_any_dates_decode_and_render_or_fail_cleanly(
+            created_at in date_value(),
+            expiry in date_value(),
+            updated_at in date_value(),
+            now in any_time(),
+            within in 0u64..=MAX_DURATION.as_secs(),
+        ) {
+            let secret = format!("apiv3_{}", "Z".repeat(86));
+            let body = json!({"id": 1, "name": "t", "token": secret, "created_at": created_at, "expiry": expiry});
+            let mut tokens = Vec::new();
+            match decode::created("http://influx", body.to_string().as_bytes(), "t", vec!["*:*:*".into()], now) {
+                Ok(c) => tokens.push(c.token),
+                Err(e) => prop_assert!(!e.to_string().contains(&secret), "{}", e),
+            }
+            let row = json!([{"token_id": 2, "name": "r", "created_at": created_at, "expiry": expiry, "updated_at": updated_at, "permissions": "db:metrics:read"}]);
+            if let Ok(rows) = decode::token_rows("http://influx", row.to_string().as_bytes()) {
+                tokens.extend(rows);
+            }
+            let filter = ListFilter {
+                expiring_within: Some(Duration::from_secs(within)),
+                ..ListFilter::default()
+            };
+            for t in &tokens {
+                let _ = t.status(now);
+                let _ = filter.matches(t, now);
+                let _ = tokenwarden::cli::token_json(t, now);
+                let _ = serde_json::to_string(&TokenView::new(t, now)).unwrap();
+            }
+            let _ = tokenwarden::cli::tokens_table(&tokens, now);
+            let _ = tokenwarden::discord::list_embed("local", &tokens, 0, now);
         }
     }
 }
