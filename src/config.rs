@@ -3,6 +3,7 @@
 
 mod discord;
 mod instance;
+mod limits;
 mod mcp;
 mod redact;
 

@@ -1,8 +1,7 @@
 //! The streamable HTTP transport: `/mcp` behind bearer-token auth (constant-time, 401 with
 //! `WWW-Authenticate`), Host and Origin checks against DNS rebinding, a body size limit, the
-//! reveal-link routes, and graceful shutdown.
+//! reveal-link routes, connection limits and graceful shutdown.
 
-use crate::no_delay;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::{HttpClient, McpCore, McpError, McpServer, Principal, http_fixes};
+use crate::http_serve::{HttpLimits, serve};
 
 /// How the HTTP transport listens and whom it lets in.
 #[derive(Debug, Clone)]
@@ -36,6 +36,8 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     /// The public base URL (behind a proxy), for reveal links.
     pub public_url: Option<String>,
+    /// Timeouts and the connection cap.
+    pub limits: HttpLimits,
 }
 
 impl HttpSettings {
@@ -210,29 +212,25 @@ pub async fn serve_http(
     }
     let reveal = Arc::clone(&core.reveal);
     let app = router(core, &http, ct.child_token())?;
-    let addr = http.listen;
     let stopping = ct.clone();
-    let server = axum::serve(no_delay(listener), app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            ct.cancel();
-        })
-        .into_future();
+    let server = serve(listener, app, http.limits, async move {
+        shutdown.await;
+        ct.cancel();
+    });
     let drained = async {
         stopping.cancelled().await;
         tokio::time::sleep(HTTP_DRAIN).await;
     };
-    let served = tokio::select! {
-        served = server => served.map_err(|source| McpError::Listen { addr, source }),
+    tokio::select! {
+        () = server => {}
         () = drained => {
             tracing::warn!(?HTTP_DRAIN, "open MCP requests did not finish in time; closing them");
-            Ok(())
         }
-    };
+    }
     reveal
         .withdraw_all("the MCP server stopped before its reveal link was opened")
         .await;
-    served
+    Ok(())
 }
 
 #[cfg(test)]

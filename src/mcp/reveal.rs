@@ -5,7 +5,6 @@
 
 mod page;
 
-use crate::no_delay;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -19,6 +18,7 @@ use tokio::sync::OnceCell;
 use tokio::task::AbortHandle;
 
 use crate::actor::Actor;
+use crate::http_serve::{HttpLimits, serve};
 use crate::service::{Ticket, TokenService};
 use crate::tokens::{RawToken, TokenName};
 
@@ -56,6 +56,8 @@ pub struct RevealHub {
     base_url: OnceCell<String>,
     /// For stdio: the loopback address a listener is started on at first use.
     listen: String,
+    /// For stdio: that listener's limits.
+    limits: HttpLimits,
 }
 
 /// A link just made.
@@ -71,13 +73,19 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl RevealHub {
-    pub fn new(service: Arc<TokenService>, ttl: Duration, listen: String) -> Arc<Self> {
+    pub fn new(
+        service: Arc<TokenService>,
+        ttl: Duration,
+        listen: String,
+        limits: HttpLimits,
+    ) -> Arc<Self> {
         Arc::new(Self {
             slots: Mutex::new(HashMap::new()),
             ttl,
             service,
             base_url: OnceCell::new(),
             listen,
+            limits,
         })
     }
 
@@ -101,11 +109,7 @@ impl RevealHub {
                 let listener = tokio::net::TcpListener::bind(&hub.listen).await?;
                 let addr = listener.local_addr()?;
                 let app = hub.router();
-                tokio::spawn(async move {
-                    if let Err(e) = axum::serve(no_delay(listener), app).await {
-                        tracing::error!(error = %e, "the reveal-link listener stopped");
-                    }
-                });
+                tokio::spawn(serve(listener, app, hub.limits, std::future::pending()));
                 tracing::info!(%addr, "reveal-link listener started");
                 Ok(format!("http://{addr}"))
             })

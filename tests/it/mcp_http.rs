@@ -5,15 +5,17 @@ use std::sync::Arc;
 
 use reqwest::StatusCode;
 use serde_json::json;
+use tokenwarden::http_serve::HttpLimits;
 use tokenwarden::mcp::{HttpClient, HttpSettings, McpCore, McpError, McpSettings, serve_http};
+use tokenwarden::sim::RunningSim;
 use tokenwarden::store::Store;
 use tokenwarden::tokens::{Edition, RawToken};
 
 use crate::support::{instance, service, sim};
 
-const TOKEN: &str = "twmcp_test_secret";
+pub const TOKEN: &str = "twmcp_test_secret";
 
-fn settings(clients: Vec<HttpClient>, allow_no_auth: bool) -> HttpSettings {
+pub fn settings(clients: Vec<HttpClient>, allow_no_auth: bool) -> HttpSettings {
     HttpSettings {
         listen: "127.0.0.1:0".parse().unwrap(),
         clients,
@@ -22,11 +24,14 @@ fn settings(clients: Vec<HttpClient>, allow_no_auth: bool) -> HttpSettings {
         allowed_origins: vec!["http://localhost:*".into()],
         max_body_bytes: 64 * 1024,
         public_url: None,
+        limits: HttpLimits::default(),
     }
 }
 
 /// Serves MCP over HTTP on a free port; the server stops when the sender drops.
-async fn start(http: HttpSettings) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, impl Drop) {
+pub async fn start(
+    http: HttpSettings,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, RunningSim) {
     let (s, op) = sim(Edition::Core).await;
     let svc = service(
         &s,
@@ -44,12 +49,12 @@ async fn start(http: HttpSettings) -> (SocketAddr, tokio::sync::oneshot::Sender<
     (addr, tx, s)
 }
 
-fn initialize() -> serde_json::Value {
+pub fn initialize() -> serde_json::Value {
     json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}})
 }
 
-async fn post(addr: SocketAddr, headers: &[(&str, &str)], body: String) -> reqwest::Response {
+pub async fn post(addr: SocketAddr, headers: &[(&str, &str)], body: String) -> reqwest::Response {
     let mut rb = reqwest::Client::new()
         .post(format!("http://{addr}/mcp"))
         .header("content-type", "application/json")
@@ -172,7 +177,7 @@ async fn post_as(addr: SocketAddr, content_type: &str, body: &str) -> reqwest::R
         .unwrap()
 }
 
-fn alice() -> Vec<HttpClient> {
+pub fn alice() -> Vec<HttpClient> {
     vec![HttpClient {
         name: "alice".into(),
         token: RawToken::new(TOKEN.into()),
@@ -242,7 +247,7 @@ async fn unauthenticated_requests_get_401_before_their_body_is_read() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
-async fn delete(addr: SocketAddr, session: &str) -> reqwest::Response {
+pub async fn delete(addr: SocketAddr, session: &str) -> reqwest::Response {
     reqwest::Client::new()
         .delete(format!("http://{addr}/mcp"))
         .header("authorization", format!("Bearer {TOKEN}"))
