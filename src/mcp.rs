@@ -12,6 +12,7 @@ mod http_fixes;
 mod reply;
 mod reveal;
 mod schema;
+mod sessions;
 mod tools;
 
 use std::net::SocketAddr;

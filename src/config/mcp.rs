@@ -46,6 +46,7 @@ struct RawHttp {
     header_read_timeout: Option<String>,
     idle_timeout: Option<String>,
     max_connections: Option<usize>,
+    max_sessions: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -69,7 +70,11 @@ pub struct McpConfig {
     pub public_url: Option<String>,
     /// Also the limits of the reveal-link listener in stdio mode.
     pub limits: HttpLimits,
+    pub max_sessions: usize,
 }
+
+/// How many MCP sessions (2025-11-25 and older clients) may be open at once by default.
+pub const DEFAULT_MAX_SESSIONS: usize = 256;
 
 /// The default address of `tokenwarden mcp --http`.
 pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8765";
@@ -120,6 +125,10 @@ impl RawMcp {
             http.idle_timeout.as_deref(),
             http.max_connections,
         )?;
+        let max_sessions = http.max_sessions.unwrap_or(DEFAULT_MAX_SESSIONS);
+        if max_sessions == 0 {
+            return Err("mcp.http.max_sessions must be at least 1".into());
+        }
         let settings = McpSettings {
             read_only: self.read_only,
             allow_regenerate: self.allow_regenerate,
@@ -166,6 +175,7 @@ impl RawMcp {
             max_body_bytes: http.max_body_bytes.unwrap_or(1024 * 1024),
             public_url: http.public_url,
             limits,
+            max_sessions,
         })
     }
 }
@@ -205,6 +215,7 @@ impl McpConfig {
             max_body_bytes: self.max_body_bytes,
             public_url: self.public_url.clone(),
             limits: self.limits,
+            max_sessions: self.max_sessions,
         })
     }
 }

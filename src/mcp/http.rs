@@ -1,6 +1,7 @@
 //! The streamable HTTP transport: `/mcp` behind bearer-token auth (constant-time, 401 with
-//! `WWW-Authenticate`), Host and Origin checks against DNS rebinding, a body size limit, the
-//! reveal-link routes, connection limits and graceful shutdown.
+//! `WWW-Authenticate`), sessions bound to the principal that opened them and capped in number,
+//! Host and Origin checks against DNS rebinding, a body size limit, the reveal-link routes,
+//! connection limits and graceful shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,13 +13,13 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::sessions::{self, Sessions};
 use super::{HttpClient, McpCore, McpError, McpServer, Principal, http_fixes};
 use crate::http_serve::{HttpLimits, serve};
 
@@ -38,6 +39,8 @@ pub struct HttpSettings {
     pub public_url: Option<String>,
     /// Timeouts and the connection cap.
     pub limits: HttpLimits,
+    /// How many MCP sessions (2025-11-25 clients and older) may be open at once.
+    pub max_sessions: usize,
 }
 
 impl HttpSettings {
@@ -175,7 +178,7 @@ pub fn router(
     // 1 µs. The copies share the stdio connection id, which HTTP never uses: actors over HTTP
     // come from the request (principal and session header).
     let server = McpServer::new(core.clone());
-    let sessions = Arc::new(LocalSessionManager::default());
+    let sessions = Arc::new(Sessions::new(http.max_sessions));
     let service =
         StreamableHttpService::new(move || Ok(server.clone()), Arc::clone(&sessions), config);
     let auth = Arc::new(Auth {
@@ -185,10 +188,15 @@ pub fn router(
             .map(|c| (c.name.clone(), digest(c.token.expose())))
             .collect(),
     });
-    // Layers run outside in: auth first, so nobody unauthenticated gets a body looked at.
+    // Layers run outside in: auth first, so nobody unauthenticated gets a body looked at; then
+    // the session's owner, before anything else is told about the session.
     let mcp = Router::new()
         .nest_service("/mcp", service)
-        .layer(middleware::from_fn_with_state(sessions, http_fixes::fix))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&sessions),
+            http_fixes::fix,
+        ))
+        .layer(middleware::from_fn_with_state(sessions, sessions::guard))
         .layer(middleware::from_fn_with_state(auth, bearer));
     Ok(mcp.merge(reveal))
 }

@@ -25,6 +25,7 @@ pub fn settings(clients: Vec<HttpClient>, allow_no_auth: bool) -> HttpSettings {
         max_body_bytes: 64 * 1024,
         public_url: None,
         limits: HttpLimits::default(),
+        max_sessions: 256,
     }
 }
 
@@ -286,4 +287,77 @@ async fn delete_ends_a_session_with_200_and_then_it_is_gone() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND, "ended once");
     let r = delete(addr, "no-such-session").await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND, "unknown session");
+}
+
+const BOB_TOKEN: &str = "twmcp_bobs_secret";
+
+/// `method` on `/mcp` in `session`, with `token`.
+async fn in_session(
+    addr: SocketAddr,
+    method: reqwest::Method,
+    token: &str,
+    session: &str,
+) -> reqwest::Response {
+    let mut rb = reqwest::Client::new()
+        .request(method.clone(), format!("http://{addr}/mcp"))
+        .header("authorization", format!("Bearer {token}"))
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("accept", "application/json, text/event-stream");
+    if method == reqwest::Method::POST {
+        let ping = json!({"jsonrpc": "2.0", "id": 2, "method": "ping"});
+        rb = rb
+            .header("content-type", "application/json")
+            .body(ping.to_string());
+    }
+    rb.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn one_clients_session_does_not_exist_for_another_client() {
+    let mut clients = alice();
+    clients.push(HttpClient {
+        name: "bob".into(),
+        token: RawToken::new(BOB_TOKEN.into()),
+    });
+    let (addr, _stop, _sim) = start(settings(clients, false)).await;
+    let auth = format!("Bearer {TOKEN}");
+    let r = post(addr, &[("authorization", &auth)], initialize().to_string()).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let session = r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let _ = r.text().await.unwrap();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", "2025-11-25"),
+    ];
+    assert!(
+        post(addr, &headers, initialized.to_string())
+            .await
+            .status()
+            .is_success()
+    );
+
+    let unknown = in_session(addr, reqwest::Method::POST, TOKEN, "no-such-session").await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    let unknown = unknown.text().await.unwrap();
+    use reqwest::Method;
+    for method in [Method::POST, Method::GET, Method::DELETE] {
+        let r = in_session(addr, method.clone(), BOB_TOKEN, &session).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "bob's {method}");
+        assert_eq!(
+            r.text().await.unwrap(),
+            unknown,
+            "bob's {method} learns nothing more than for an unknown session"
+        );
+    }
+
+    let r = in_session(addr, Method::POST, TOKEN, &session).await;
+    assert_eq!(r.status(), StatusCode::OK, "alice still uses it");
+    let r = in_session(addr, Method::GET, TOKEN, &session).await;
+    assert_eq!(r.status(), StatusCode::OK, "alice can watch it");
+    drop(r);
+    let r = in_session(addr, Method::DELETE, TOKEN, &session).await;
+    assert_eq!(r.status(), StatusCode::OK, "alice ends it");
 }

@@ -1,6 +1,6 @@
 //! The MCP HTTP listener's limits, as a client meets them: a request whose headers stall and a
 //! kept-alive connection left idle are closed, a call waiting on the user is not, and past the
-//! connection cap comes a 503 that says why.
+//! connection and session caps come 503s that say why.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::mcp_http::{TOKEN, alice, initialize, post, settings, start};
+use crate::mcp_http::{TOKEN, alice, delete, initialize, post, settings, start};
 use crate::support::closed_by_server;
 
 const SHORT: Duration = Duration::from_secs(1);
@@ -142,4 +142,35 @@ async fn connections_past_the_cap_get_503() {
     assert_eq!(r.headers()["retry-after"], "5");
     let text = r.text().await.unwrap();
     assert!(text.contains("too many open connections"), "{text}");
+}
+
+#[tokio::test]
+async fn sessions_past_the_cap_get_503_saying_what_to_do() {
+    let mut http = settings(alice(), false);
+    http.max_sessions = 1;
+    let (addr, _stop, _sim) = start(http).await;
+    let auth = format!("Bearer {TOKEN}");
+    let r = post(addr, &[("authorization", &auth)], initialize().to_string()).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let first = r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let _ = r.text().await.unwrap();
+
+    let r = post(addr, &[("authorization", &auth)], initialize().to_string()).await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    assert!(r.headers().contains_key("retry-after"));
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["jsonrpc"], "2.0", "{v}");
+    assert_eq!(
+        v["error"]["message"],
+        "too many MCP sessions (limit 1); close one or raise [mcp.http] max_sessions"
+    );
+
+    assert_eq!(delete(addr, &first).await.status(), StatusCode::OK);
+    let r = post(addr, &[("authorization", &auth)], initialize().to_string()).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "a closed session frees its place"
+    );
 }
