@@ -76,8 +76,8 @@ async fn bearer(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) -> 
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| digest(t.trim()));
+        .and_then(bearer_token)
+        .map(digest);
     let mut found = None;
     if let Some(p) = presented {
         for (name, d) in &auth.clients {
@@ -105,6 +105,12 @@ async fn bearer(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) -> 
             r
         }
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme is case-insensitive (RFC 9110).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// Whether a `Host` header value names one of `allowed` (a bare name matches any port).
@@ -259,5 +265,15 @@ mod tests {
         assert!(host_allowed("mcp.example.com:443", &allowed));
         assert!(!host_allowed("evil.example.com", &allowed));
         assert!(!host_allowed("localhost.evil.com:80", &allowed));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER  abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearerabc"), None);
+        assert_eq!(bearer_token("abc"), None);
     }
 }

@@ -289,6 +289,23 @@ async fn delete_ends_a_session_with_200_and_then_it_is_gone() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND, "unknown session");
 }
 
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let (addr, _stop, _sim) = start(settings(alice(), false)).await;
+    for scheme in ["bearer", "BEARER", "bEaReR"] {
+        let auth = format!("{scheme} {TOKEN}");
+        let r = post(addr, &[("authorization", &auth)], initialize().to_string()).await;
+        assert_eq!(r.status(), StatusCode::OK, "{scheme}");
+    }
+    let r = post(
+        addr,
+        &[("authorization", &format!("Basic {TOKEN}"))],
+        initialize().to_string(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "another scheme");
+}
+
 const BOB_TOKEN: &str = "twmcp_bobs_secret";
 
 /// `method` on `/mcp` in `session`, with `token`.
