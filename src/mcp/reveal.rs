@@ -3,6 +3,7 @@
 //! expires unopened withdraws its token, so no token exists that nobody holds. Nothing is kept
 //! once a link is used or expired, so memory stays flat however many tokens are created.
 
+mod host;
 mod page;
 
 use std::collections::HashMap;
@@ -11,11 +12,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, State};
+use axum::middleware;
 use axum::response::Response;
 use axum::routing::get;
 use rand::Rng;
 use tokio::sync::OnceCell;
 use tokio::task::AbortHandle;
+
+use host::{loopback_hosts, only};
 
 use crate::actor::Actor;
 use crate::http_serve::{HttpLimits, serve};
@@ -108,7 +112,9 @@ impl RevealHub {
             .get_or_try_init(|| async move {
                 let listener = tokio::net::TcpListener::bind(&hub.listen).await?;
                 let addr = listener.local_addr()?;
-                let app = hub.router();
+                let app = hub
+                    .router()
+                    .layer(middleware::from_fn_with_state(loopback_hosts(addr), only));
                 tokio::spawn(serve(listener, app, hub.limits, std::future::pending()));
                 tracing::info!(%addr, "reveal-link listener started");
                 Ok(format!("http://{addr}"))
