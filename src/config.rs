@@ -3,6 +3,7 @@
 
 mod discord;
 mod instance;
+mod limits;
 mod mcp;
 mod redact;
 
@@ -469,6 +470,67 @@ token_file = "operator.token"    # or: token_env = "INFLUXDB3_AUTH_TOKEN"
             file.mcp.settings.secret_mode,
             crate::mcp::SecretMode::File("/etc/tw/secrets".into())
         );
+    }
+
+    /// The example with its commented `# key = value` lines for `keys` written out.
+    fn uncommented(keys: &[&str]) -> String {
+        let example = include_str!("../config.example.toml");
+        let line = |l: &str| {
+            let written = l.strip_prefix("# ").filter(|rest| {
+                keys.iter()
+                    .any(|k| rest.strip_prefix(k).is_some_and(|r| r.starts_with(" =")))
+            });
+            written.unwrap_or(l).to_owned()
+        };
+        example.lines().map(line).collect::<Vec<_>>().join("\n")
+    }
+
+    #[test]
+    fn the_example_states_the_defaults_of_the_listener_limits() {
+        use crate::http_serve::HttpLimits;
+        let path = Path::new("/x/config.example.toml");
+        let plain = Config::parse(include_str!("../config.example.toml"), path).unwrap();
+        let keys = [
+            "header_read_timeout",
+            "idle_timeout",
+            "max_connections",
+            "max_sessions",
+        ];
+        let text = uncommented(&keys);
+        assert_eq!(text.matches("header_read_timeout =").count(), 2);
+        let written = Config::parse(&text, path).unwrap();
+        assert_eq!(plain.mcp.limits, HttpLimits::default());
+        assert_eq!(written.mcp.limits, plain.mcp.limits);
+        assert_eq!(written.mcp.max_sessions, plain.mcp.max_sessions);
+        assert_eq!(plain.mcp.max_sessions, mcp::DEFAULT_MAX_SESSIONS);
+        assert_eq!(plain.mcp.settings.reveal_limits, plain.mcp.limits);
+        assert!(
+            plain.mcp.allowed_origins.is_empty(),
+            "no browser origin unless configured"
+        );
+        let endpoint = |c: Config| c.discord.unwrap().settings.endpoint_limits;
+        assert_eq!(endpoint(written), HttpLimits::default());
+        assert_eq!(endpoint(plain), HttpLimits::default());
+
+        let with = |extra: &str| err(&format!("{MINIMAL}\n{extra}\n"));
+        assert!(with("[mcp.http]\nmax_sessions = 0").contains("mcp.http.max_sessions"));
+        assert!(
+            with("[mcp.http]\nidle_timeout = \"0s\"")
+                .contains("mcp.http.idle_timeout must be more than zero")
+        );
+        let base = "[discord]\napplication_id = \"42\"\nbot_token_env = \"T\"\n";
+        assert!(
+            with(&format!("{base}[discord.endpoint]\nmax_sessions = 3"))
+                .contains("unknown field `max_sessions`")
+        );
+        let set = parse(&format!(
+            "{MINIMAL}\n[mcp.http]\nheader_read_timeout = \"3s\"\nmax_sessions = 9\n\
+             {base}[discord.endpoint]\nmax_connections = 7\n"
+        ))
+        .unwrap();
+        assert_eq!(set.mcp.limits.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(set.mcp.max_sessions, 9);
+        assert_eq!(endpoint(set).max_connections, 7);
     }
 
     #[test]

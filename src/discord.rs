@@ -34,13 +34,14 @@ pub use access::{Access, Capability};
 pub use cards::card_embed;
 pub use commands::{register, token_command};
 pub use dm::secret_text;
-pub use endpoint::{interactions_router, serve_interactions};
+pub use endpoint::{interactions_router, serve_interactions, serve_interactions_on};
 pub use gateway::run_gateway;
 pub use listing::list_embed;
 pub use notices::closed_text;
 pub use suggest::name_choice;
 
 use crate::actor::Actor;
+use crate::http_serve::HttpLimits;
 use crate::service::TokenService;
 use crate::tokens::RawToken;
 
@@ -67,6 +68,8 @@ pub struct DiscordSettings {
     /// What a member needs to see `/token` until a server admin allows roles under
     /// Integrations; empty (the default) shows it to administrators only.
     pub default_member_permissions: serenity::model::Permissions,
+    /// Timeouts and the connection cap of the interactions endpoint.
+    pub endpoint_limits: HttpLimits,
 }
 
 /// Why the bot could not run.

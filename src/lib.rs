@@ -16,14 +16,17 @@
 //!   log filter and stderr output (depends on nothing in the crate).
 //! - [`panics`]: a panic caught and described in one secret-free line, so adapters still answer
 //!   (depends on `tokens` and `shown`).
+//! - [`http_serve`]: how every listener serves HTTP: header and idle timeouts, a connection cap,
+//!   graceful shutdown (depends on nothing in the crate).
 //!
 //! # Dependency rule
 //!
-//! `actor` and `tokens` depend on nothing in the crate; `gate` only on `actor`; `store` on
-//! `gate`, `actor` and `tokens`; `service` on `tokens`, `gate`, `store` and `actor`; `influx` and
-//! `sim` only on `tokens`; adapters (`cli`, `mcp`, `discord`) on `service`, `gate`, `tokens` and
-//! `actor` (and the helpers `shown` and `panics`), never on `influx`, `sim` or each other.
-//! `config` builds the adapters' settings; only `app` and `main.rs` see everything.
+//! `actor`, `tokens` and `http_serve` depend on nothing in the crate; `gate` only on `actor`;
+//! `store` on `gate`, `actor` and `tokens`; `service` on `tokens`, `gate`, `store` and `actor`;
+//! `influx` and `sim` only on `tokens`; adapters (`cli`, `mcp`, `discord`) on `service`, `gate`,
+//! `tokens`, `actor` and `http_serve` (and the helpers `shown` and `panics`), never on `influx`,
+//! `sim` or each other. `config` builds the adapters' settings; only `app` and `main.rs` see
+//! everything.
 
 pub mod actor;
 pub mod app;
@@ -31,6 +34,7 @@ pub mod cli;
 pub mod config;
 pub mod discord;
 pub mod gate;
+pub mod http_serve;
 pub mod influx;
 pub mod logging;
 pub mod mcp;
@@ -42,8 +46,8 @@ pub mod sim;
 pub mod store;
 pub mod tokens;
 
-/// A listener whose connections send small writes at once (`TCP_NODELAY`). Without it, a
-/// streamed answer (SSE) waits on Nagle's algorithm and delayed ACKs, about 40 ms a request.
+/// A listener whose connections send small writes at once (`TCP_NODELAY`), for the simulator.
+/// Without it, a streamed answer waits on Nagle's algorithm and delayed ACKs, about 40 ms a request.
 pub(crate) fn no_delay(
     listener: tokio::net::TcpListener,
 ) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = std::net::SocketAddr> {

@@ -14,6 +14,7 @@ mod panic_tests;
 mod reply;
 mod reveal;
 mod schema;
+mod sessions;
 mod tools;
 
 use std::net::SocketAddr;
@@ -33,6 +34,7 @@ pub use http::{HttpSettings, serve_http};
 pub use reveal::RevealHub;
 
 use crate::actor::Actor;
+use crate::http_serve::HttpLimits;
 use crate::service::TokenService;
 use crate::tokens::RawToken;
 
@@ -70,6 +72,8 @@ pub struct McpSettings {
     pub approvals: Option<ApprovalPolicy>,
     /// How long to wait for the user to answer an elicitation.
     pub elicitation_timeout: Duration,
+    /// Timeouts and the connection cap of the reveal-link listener in stdio mode.
+    pub reveal_limits: HttpLimits,
 }
 
 impl Default for McpSettings {
@@ -82,6 +86,7 @@ impl Default for McpSettings {
             reveal_listen: "127.0.0.1:0".into(),
             approvals: None,
             elicitation_timeout: Duration::from_secs(120),
+            reveal_limits: HttpLimits::default(),
         }
     }
 }
@@ -89,11 +94,6 @@ impl Default for McpSettings {
 /// Why the MCP server could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum McpError {
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
     #[error(
         "the MCP HTTP server needs bearer tokens: add [[mcp.http.clients]] to the config, or set \
          allow_no_auth = true (only possible on a loopback address)"
@@ -125,6 +125,7 @@ impl McpCore {
             Arc::clone(&service),
             settings.reveal_ttl,
             settings.reveal_listen.clone(),
+            settings.reveal_limits,
         );
         Self {
             service,

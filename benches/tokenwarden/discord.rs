@@ -57,6 +57,7 @@ pub async fn discord(quick: bool) {
         access,
         poll_interval: Duration::from_secs(3600),
         default_member_permissions: Default::default(),
+        endpoint_limits: Default::default(),
     };
     let bot = tokenwarden::discord::Bot::new(service, discord, &RawToken::new("bench".into()));
     let app = tokenwarden::discord::interactions_router(bot).unwrap();

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::limits::http_limits;
 use super::{TokenSource, parse_duration_key};
 use crate::discord::{Access, Capability, DISCORD_API, DiscordSettings};
 
@@ -110,6 +111,17 @@ pub(super) struct RawDiscord {
     roles: RawIds,
     #[serde(default)]
     users: RawIds,
+    #[serde(default)]
+    endpoint: RawEndpoint,
+}
+
+/// `[discord.endpoint]`: the limits of the HTTP interactions endpoint.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawEndpoint {
+    header_read_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    max_connections: Option<usize>,
 }
 
 /// The validated `[discord]` section; the bot token is read when the bot starts.
@@ -190,6 +202,12 @@ impl RawDiscord {
             },
             poll_interval,
             default_member_permissions,
+            endpoint_limits: http_limits(
+                "discord.endpoint",
+                self.endpoint.header_read_timeout.as_deref(),
+                self.endpoint.idle_timeout.as_deref(),
+                self.endpoint.max_connections,
+            )?,
         };
         Ok(DiscordConfig {
             settings,

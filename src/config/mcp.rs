@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::limits::http_limits;
 use super::{TokenSource, parse_duration_key};
+use crate::http_serve::HttpLimits;
 use crate::mcp::{ApprovalPolicy, HttpClient, HttpSettings, McpSettings, SecretMode};
 
 /// The `[mcp]` section as written.
@@ -41,6 +43,10 @@ struct RawHttp {
     allowed_origins: Vec<String>,
     max_body_bytes: Option<usize>,
     public_url: Option<String>,
+    header_read_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    max_connections: Option<usize>,
+    max_sessions: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -62,7 +68,13 @@ pub struct McpConfig {
     pub allowed_origins: Vec<String>,
     pub max_body_bytes: usize,
     pub public_url: Option<String>,
+    /// Also the limits of the reveal-link listener in stdio mode.
+    pub limits: HttpLimits,
+    pub max_sessions: usize,
 }
+
+/// How many MCP sessions (2025-11-25 and older clients) may be open at once by default.
+pub const DEFAULT_MAX_SESSIONS: usize = 256;
 
 /// The default address of `tokenwarden mcp --http`.
 pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8765";
@@ -106,6 +118,17 @@ impl RawMcp {
                     .map(|timeout| ApprovalPolicy { required, timeout })
             })
             .transpose()?;
+        let http = self.http.unwrap_or_default();
+        let limits = http_limits(
+            "mcp.http",
+            http.header_read_timeout.as_deref(),
+            http.idle_timeout.as_deref(),
+            http.max_connections,
+        )?;
+        let max_sessions = http.max_sessions.unwrap_or(DEFAULT_MAX_SESSIONS);
+        if max_sessions == 0 {
+            return Err("mcp.http.max_sessions must be at least 1".into());
+        }
         let settings = McpSettings {
             read_only: self.read_only,
             allow_regenerate: self.allow_regenerate,
@@ -114,8 +137,8 @@ impl RawMcp {
             reveal_listen,
             approvals,
             elicitation_timeout: d("elicitation_timeout", self.elicitation_timeout, "2m")?,
+            reveal_limits: limits,
         };
-        let http = self.http.unwrap_or_default();
         let listen = http.listen.unwrap_or_else(|| DEFAULT_HTTP_LISTEN.into());
         let http_listen = listen
             .parse()
@@ -151,6 +174,8 @@ impl RawMcp {
             allowed_origins: http.allowed_origins,
             max_body_bytes: http.max_body_bytes.unwrap_or(1024 * 1024),
             public_url: http.public_url,
+            limits,
+            max_sessions,
         })
     }
 }
@@ -189,6 +214,8 @@ impl McpConfig {
             allowed_origins: self.allowed_origins.clone(),
             max_body_bytes: self.max_body_bytes,
             public_url: self.public_url.clone(),
+            limits: self.limits,
+            max_sessions: self.max_sessions,
         })
     }
 }

@@ -2,7 +2,6 @@
 //! freshness checked before anything else, the initial answer as the HTTP response, and the
 //! deferred work started only once that answer has gone out.
 
-use crate::no_delay;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -19,6 +18,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use super::{Bot, DiscordError};
+use crate::http_serve::serve;
 
 /// Requests older or newer than this are refused (replays).
 const MAX_SKEW_SECS: u64 = 300;
@@ -48,25 +48,27 @@ pub async fn serve_interactions(
     addr: SocketAddr,
     stop: CancellationToken,
 ) -> Result<(), DiscordError> {
-    let app = interactions_router(Arc::clone(&bot))?;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| DiscordError::Listen {
-            addr: addr.to_string(),
-            source,
-        })?;
-    let local = listener
-        .local_addr()
-        .map_err(|source| DiscordError::Listen {
-            addr: addr.to_string(),
-            source,
-        })?;
+    let listen_error = |source| DiscordError::Listen {
+        addr: addr.to_string(),
+        source,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(listen_error)?;
+    let local = listener.local_addr().map_err(listen_error)?;
     eprintln!("tokenwarden Discord interactions endpoint listening on http://{local}/interactions");
+    serve_interactions_on(bot, listener, stop).await
+}
+
+/// Serves the endpoint on `listener`, within the bot's `endpoint_limits`, until `stop`.
+pub async fn serve_interactions_on(
+    bot: Arc<Bot>,
+    listener: TcpListener,
+    stop: CancellationToken,
+) -> Result<(), DiscordError> {
+    let app = interactions_router(Arc::clone(&bot))?;
     tokio::spawn(Arc::clone(&bot).run_background(stop.child_token()));
+    let limits = bot.settings.endpoint_limits;
     let stopping = stop.clone();
-    let server = axum::serve(no_delay(listener), app)
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .into_future();
+    let server = serve(listener, app, limits, stop.cancelled_owned());
     // Open requests get a bounded time; what the deferred work leaves is in the journal, and
     // the next process settles it.
     let drained = async {
@@ -74,15 +76,12 @@ pub async fn serve_interactions(
         tokio::time::sleep(DRAIN).await;
     };
     tokio::select! {
-        served = server => served.map_err(|source| DiscordError::Listen {
-            addr: local.to_string(),
-            source,
-        }),
+        () = server => {}
         () = drained => {
             tracing::warn!(?DRAIN, "open Discord requests did not finish in time; closing them");
-            Ok(())
         }
     }
+    Ok(())
 }
 
 fn refuse(status: StatusCode, why: &'static str) -> Response {

@@ -1,8 +1,8 @@
 //! The streamable HTTP transport: `/mcp` behind bearer-token auth (constant-time, 401 with
-//! `WWW-Authenticate`), Host and Origin checks against DNS rebinding, a body size limit, the
-//! reveal-link routes, and graceful shutdown.
+//! `WWW-Authenticate`), sessions bound to the principal that opened them and capped in number,
+//! Host and Origin checks against DNS rebinding, a body size limit, the reveal-link routes,
+//! connection limits and graceful shutdown.
 
-use crate::no_delay;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,14 +13,15 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::sessions::{self, Sessions};
 use super::{HttpClient, McpCore, McpError, McpServer, Principal, http_fixes};
+use crate::http_serve::{HttpLimits, serve};
 
 /// How the HTTP transport listens and whom it lets in.
 #[derive(Debug, Clone)]
@@ -36,6 +37,10 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     /// The public base URL (behind a proxy), for reveal links.
     pub public_url: Option<String>,
+    /// Timeouts and the connection cap.
+    pub limits: HttpLimits,
+    /// How many MCP sessions (2025-11-25 clients and older) may be open at once.
+    pub max_sessions: usize,
 }
 
 impl HttpSettings {
@@ -71,8 +76,8 @@ async fn bearer(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) -> 
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| digest(t.trim()));
+        .and_then(bearer_token)
+        .map(digest);
     let mut found = None;
     if let Some(p) = presented {
         for (name, d) in &auth.clients {
@@ -100,6 +105,12 @@ async fn bearer(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) -> 
             r
         }
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme is case-insensitive (RFC 9110).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// Whether a `Host` header value names one of `allowed` (a bare name matches any port).
@@ -182,7 +193,7 @@ pub(super) fn router_with(
         Arc::new(http.allowed_hosts.clone()),
         hosts,
     ));
-    let sessions = Arc::new(LocalSessionManager::default());
+    let sessions = Arc::new(Sessions::new(http.max_sessions));
     let service =
         StreamableHttpService::new(move || Ok(server.clone()), Arc::clone(&sessions), config);
     let auth = Arc::new(Auth {
@@ -192,10 +203,15 @@ pub(super) fn router_with(
             .map(|c| (c.name.clone(), digest(c.token.expose())))
             .collect(),
     });
-    // Layers run outside in: auth first, so nobody unauthenticated gets a body looked at.
+    // Layers run outside in: auth first, so nobody unauthenticated gets a body looked at; then
+    // the session's owner, before anything else is told about the session.
     let mcp = Router::new()
         .nest_service("/mcp", service)
-        .layer(middleware::from_fn_with_state(sessions, http_fixes::fix))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&sessions),
+            http_fixes::fix,
+        ))
+        .layer(middleware::from_fn_with_state(sessions, sessions::guard))
         .layer(middleware::from_fn_with_state(auth, bearer));
     Ok(mcp.merge(reveal))
 }
@@ -219,29 +235,25 @@ pub async fn serve_http(
     }
     let reveal = Arc::clone(&core.reveal);
     let app = router(core, &http, ct.child_token())?;
-    let addr = http.listen;
     let stopping = ct.clone();
-    let server = axum::serve(no_delay(listener), app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            ct.cancel();
-        })
-        .into_future();
+    let server = serve(listener, app, http.limits, async move {
+        shutdown.await;
+        ct.cancel();
+    });
     let drained = async {
         stopping.cancelled().await;
         tokio::time::sleep(HTTP_DRAIN).await;
     };
-    let served = tokio::select! {
-        served = server => served.map_err(|source| McpError::Listen { addr, source }),
+    tokio::select! {
+        () = server => {}
         () = drained => {
             tracing::warn!(?HTTP_DRAIN, "open MCP requests did not finish in time; closing them");
-            Ok(())
         }
-    };
+    }
     reveal
         .withdraw_all("the MCP server stopped before its reveal link was opened")
         .await;
-    served
+    Ok(())
 }
 
 #[cfg(test)]
@@ -262,5 +274,15 @@ mod tests {
         assert!(host_allowed("mcp.example.com:443", &allowed));
         assert!(!host_allowed("evil.example.com", &allowed));
         assert!(!host_allowed("localhost.evil.com:80", &allowed));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER  abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearerabc"), None);
+        assert_eq!(bearer_token("abc"), None);
     }
 }

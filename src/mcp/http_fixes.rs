@@ -14,8 +14,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body::{Frame, SizeHint};
 use rmcp::transport::streamable_http_server::SessionManager;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use serde_json::{Value, json};
+
+use super::sessions::{SESSION_HEADER, Sessions, not_found};
 
 const PARSE_ERROR: i64 = -32700;
 const INVALID_REQUEST: i64 = -32600;
@@ -24,7 +25,7 @@ const INVALID_PARAMS: i64 = -32602;
 /// The middleware: mount it between the auth layer and rmcp's service, so that an
 /// unauthenticated request is refused before its body is looked at.
 pub(super) async fn fix(
-    State(sessions): State<Arc<LocalSessionManager>>,
+    State(sessions): State<Arc<Sessions>>,
     req: Request,
     next: Next,
 ) -> Response {
@@ -124,15 +125,15 @@ fn jsonrpc_error(code: i64, id: Value, message: &str) -> Response {
 
 /// Ends a session with 200, as clients expect of a DELETE, and answers 404 for a session that
 /// does not exist (rmcp would accept closing it).
-async fn delete(sessions: &LocalSessionManager, req: Request, next: Next) -> Response {
+async fn delete(sessions: &Sessions, req: Request, next: Next) -> Response {
     let id = req
         .headers()
-        .get("mcp-session-id")
+        .get(SESSION_HEADER)
         .and_then(|v| v.to_str().ok());
     if let Some(id) = id {
         let known = sessions.has_session(&id.into()).await.unwrap_or(true);
         if !known {
-            return (StatusCode::NOT_FOUND, "Not Found: Session not found").into_response();
+            return not_found();
         }
     }
     let mut response = next.run(req).await;

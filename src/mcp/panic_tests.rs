@@ -111,6 +111,8 @@ async fn a_panicking_tool_answers_a_tool_error_over_http_and_the_session_goes_on
         allowed_origins: vec![],
         max_body_bytes: 64 * 1024,
         public_url: None,
+        limits: crate::http_serve::HttpLimits::default(),
+        max_sessions: 256,
     };
     let ct = tokio_util::sync::CancellationToken::new();
     let app = http::router_with(server(), &settings, ct.child_token()).unwrap();

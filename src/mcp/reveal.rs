@@ -3,22 +3,26 @@
 //! expires unopened withdraws its token, so no token exists that nobody holds. Nothing is kept
 //! once a link is used or expired, so memory stays flat however many tokens are created.
 
+mod host;
 mod page;
 
-use crate::no_delay;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, State};
+use axum::middleware;
 use axum::response::Response;
 use axum::routing::get;
 use rand::Rng;
 use tokio::sync::OnceCell;
 use tokio::task::AbortHandle;
 
+use host::{loopback_hosts, only};
+
 use crate::actor::Actor;
+use crate::http_serve::{HttpLimits, serve};
 use crate::service::{Ticket, TokenService};
 use crate::tokens::{RawToken, TokenName};
 
@@ -56,6 +60,8 @@ pub struct RevealHub {
     base_url: OnceCell<String>,
     /// For stdio: the loopback address a listener is started on at first use.
     listen: String,
+    /// For stdio: that listener's limits.
+    limits: HttpLimits,
 }
 
 /// A link just made.
@@ -71,13 +77,19 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl RevealHub {
-    pub fn new(service: Arc<TokenService>, ttl: Duration, listen: String) -> Arc<Self> {
+    pub fn new(
+        service: Arc<TokenService>,
+        ttl: Duration,
+        listen: String,
+        limits: HttpLimits,
+    ) -> Arc<Self> {
         Arc::new(Self {
             slots: Mutex::new(HashMap::new()),
             ttl,
             service,
             base_url: OnceCell::new(),
             listen,
+            limits,
         })
     }
 
@@ -100,12 +112,10 @@ impl RevealHub {
             .get_or_try_init(|| async move {
                 let listener = tokio::net::TcpListener::bind(&hub.listen).await?;
                 let addr = listener.local_addr()?;
-                let app = hub.router();
-                tokio::spawn(async move {
-                    if let Err(e) = axum::serve(no_delay(listener), app).await {
-                        tracing::error!(error = %e, "the reveal-link listener stopped");
-                    }
-                });
+                let app = hub
+                    .router()
+                    .layer(middleware::from_fn_with_state(loopback_hosts(addr), only));
+                tokio::spawn(serve(listener, app, hub.limits, std::future::pending()));
                 tracing::info!(%addr, "reveal-link listener started");
                 Ok(format!("http://{addr}"))
             })

@@ -89,6 +89,7 @@ pub fn settings(api_base: &str, key: &SigningKey) -> DiscordSettings {
         access,
         poll_interval: Duration::from_secs(3600),
         default_member_permissions: Default::default(),
+        endpoint_limits: Default::default(),
     }
 }
 

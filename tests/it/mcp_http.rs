@@ -5,15 +5,17 @@ use std::sync::Arc;
 
 use reqwest::StatusCode;
 use serde_json::json;
+use tokenwarden::http_serve::HttpLimits;
 use tokenwarden::mcp::{HttpClient, HttpSettings, McpCore, McpError, McpSettings, serve_http};
+use tokenwarden::sim::RunningSim;
 use tokenwarden::store::Store;
 use tokenwarden::tokens::{Edition, RawToken};
 
 use crate::support::{instance, service, sim};
 
-const TOKEN: &str = "twmcp_test_secret";
+pub const TOKEN: &str = "twmcp_test_secret";
 
-fn settings(clients: Vec<HttpClient>, allow_no_auth: bool) -> HttpSettings {
+pub fn settings(clients: Vec<HttpClient>, allow_no_auth: bool) -> HttpSettings {
     HttpSettings {
         listen: "127.0.0.1:0".parse().unwrap(),
         clients,
@@ -22,11 +24,15 @@ fn settings(clients: Vec<HttpClient>, allow_no_auth: bool) -> HttpSettings {
         allowed_origins: vec!["http://localhost:*".into()],
         max_body_bytes: 64 * 1024,
         public_url: None,
+        limits: HttpLimits::default(),
+        max_sessions: 256,
     }
 }
 
 /// Serves MCP over HTTP on a free port; the server stops when the sender drops.
-async fn start(http: HttpSettings) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, impl Drop) {
+pub async fn start(
+    http: HttpSettings,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, RunningSim) {
     let (s, op) = sim(Edition::Core).await;
     let svc = service(
         &s,
@@ -44,12 +50,12 @@ async fn start(http: HttpSettings) -> (SocketAddr, tokio::sync::oneshot::Sender<
     (addr, tx, s)
 }
 
-fn initialize() -> serde_json::Value {
+pub fn initialize() -> serde_json::Value {
     json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}})
 }
 
-async fn post(addr: SocketAddr, headers: &[(&str, &str)], body: String) -> reqwest::Response {
+pub async fn post(addr: SocketAddr, headers: &[(&str, &str)], body: String) -> reqwest::Response {
     let mut rb = reqwest::Client::new()
         .post(format!("http://{addr}/mcp"))
         .header("content-type", "application/json")
@@ -172,7 +178,7 @@ async fn post_as(addr: SocketAddr, content_type: &str, body: &str) -> reqwest::R
         .unwrap()
 }
 
-fn alice() -> Vec<HttpClient> {
+pub fn alice() -> Vec<HttpClient> {
     vec![HttpClient {
         name: "alice".into(),
         token: RawToken::new(TOKEN.into()),
@@ -242,7 +248,7 @@ async fn unauthenticated_requests_get_401_before_their_body_is_read() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
-async fn delete(addr: SocketAddr, session: &str) -> reqwest::Response {
+pub async fn delete(addr: SocketAddr, session: &str) -> reqwest::Response {
     reqwest::Client::new()
         .delete(format!("http://{addr}/mcp"))
         .header("authorization", format!("Bearer {TOKEN}"))
@@ -281,4 +287,94 @@ async fn delete_ends_a_session_with_200_and_then_it_is_gone() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND, "ended once");
     let r = delete(addr, "no-such-session").await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND, "unknown session");
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let (addr, _stop, _sim) = start(settings(alice(), false)).await;
+    for scheme in ["bearer", "BEARER", "bEaReR"] {
+        let auth = format!("{scheme} {TOKEN}");
+        let r = post(addr, &[("authorization", &auth)], initialize().to_string()).await;
+        assert_eq!(r.status(), StatusCode::OK, "{scheme}");
+    }
+    let r = post(
+        addr,
+        &[("authorization", &format!("Basic {TOKEN}"))],
+        initialize().to_string(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "another scheme");
+}
+
+const BOB_TOKEN: &str = "twmcp_bobs_secret";
+
+/// `method` on `/mcp` in `session`, with `token`.
+async fn in_session(
+    addr: SocketAddr,
+    method: reqwest::Method,
+    token: &str,
+    session: &str,
+) -> reqwest::Response {
+    let mut rb = reqwest::Client::new()
+        .request(method.clone(), format!("http://{addr}/mcp"))
+        .header("authorization", format!("Bearer {token}"))
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("accept", "application/json, text/event-stream");
+    if method == reqwest::Method::POST {
+        let ping = json!({"jsonrpc": "2.0", "id": 2, "method": "ping"});
+        rb = rb
+            .header("content-type", "application/json")
+            .body(ping.to_string());
+    }
+    rb.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn one_clients_session_does_not_exist_for_another_client() {
+    let mut clients = alice();
+    clients.push(HttpClient {
+        name: "bob".into(),
+        token: RawToken::new(BOB_TOKEN.into()),
+    });
+    let (addr, _stop, _sim) = start(settings(clients, false)).await;
+    let auth = format!("Bearer {TOKEN}");
+    let r = post(addr, &[("authorization", &auth)], initialize().to_string()).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let session = r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let _ = r.text().await.unwrap();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", "2025-11-25"),
+    ];
+    assert!(
+        post(addr, &headers, initialized.to_string())
+            .await
+            .status()
+            .is_success()
+    );
+
+    let unknown = in_session(addr, reqwest::Method::POST, TOKEN, "no-such-session").await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    let unknown = unknown.text().await.unwrap();
+    use reqwest::Method;
+    for method in [Method::POST, Method::GET, Method::DELETE] {
+        let r = in_session(addr, method.clone(), BOB_TOKEN, &session).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "bob's {method}");
+        assert_eq!(
+            r.text().await.unwrap(),
+            unknown,
+            "bob's {method} learns nothing more than for an unknown session"
+        );
+    }
+
+    let r = in_session(addr, Method::POST, TOKEN, &session).await;
+    assert_eq!(r.status(), StatusCode::OK, "alice still uses it");
+    let r = in_session(addr, Method::GET, TOKEN, &session).await;
+    assert_eq!(r.status(), StatusCode::OK, "alice can watch it");
+    drop(r);
+    let r = in_session(addr, Method::DELETE, TOKEN, &session).await;
+    assert_eq!(r.status(), StatusCode::OK, "alice ends it");
 }

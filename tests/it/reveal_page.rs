@@ -127,3 +127,29 @@ async fn the_secret_page_has_a_copy_button_and_a_policy_that_allows_only_its_scr
     assert_no_token("the page of a used link", &again.text().await.unwrap());
     assert_logs_clean();
 }
+
+#[tokio::test]
+async fn the_stdio_reveal_listener_answers_only_to_its_own_address() {
+    let (_s, _core, url) = new_link().await;
+    let authority = url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_owned();
+    let port = authority.rsplit_once(':').unwrap().1;
+    let http = reqwest::Client::new();
+    let get = |host: String| http.get(&url).header("host", host).send();
+
+    let r = get(format!("evil.example:{port}")).await.unwrap();
+    assert_eq!(r.status(), 403, "a rebound name is refused");
+    let text = r.text().await.unwrap();
+    assert!(text.contains("Host header is not allowed"), "{text}");
+    assert!(!text.contains("ci-bot"), "nothing about the link: {text}");
+    let r = get("127.0.0.1:1".to_owned()).await.unwrap();
+    assert_eq!(r.status(), 403, "another port is another server");
+
+    let r = get(authority.clone()).await.unwrap();
+    assert_eq!(r.status(), 200, "the address the link names");
+    let r = get(format!("localhost:{port}")).await.unwrap();
+    assert_eq!(r.status(), 200, "localhost with its port");
+}

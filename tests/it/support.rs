@@ -174,3 +174,13 @@ impl SecretDelivery for Recorder {
         Ok(DeliveryReceipt::delivered("recorded"))
     }
 }
+
+/// Waits until the server closes `stream`, and returns what it sent before. Fails after 30 s:
+/// the bound is only there so that a server that never closes fails the test instead of hanging.
+pub async fn closed_by_server(mut stream: tokio::net::TcpStream) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut got)).await;
+    assert!(read.is_ok(), "the server kept the connection open");
+    got
+}
