@@ -4,6 +4,7 @@
 mod discord;
 mod instance;
 mod mcp;
+mod people;
 mod redact;
 
 use std::collections::BTreeSet;
@@ -211,6 +212,8 @@ pub struct Config {
     pub mcp: McpConfig,
     /// The `[discord]` section, if any.
     pub discord: Option<DiscordConfig>,
+    /// The `[[people]]` tables: accounts that are one person.
+    pub people: crate::people::People,
 }
 
 impl Config {
@@ -277,6 +280,29 @@ impl Config {
         };
         let store = raw.store.unwrap_or_default();
         let gate = raw.gate.unwrap_or_default();
+        let mcp = raw
+            .mcp
+            .unwrap_or_default()
+            .validate(&resolve)
+            .map_err(invalid)?;
+        let discord = raw
+            .discord
+            .map(|d| d.validate(&resolve))
+            .transpose()
+            .map_err(invalid)?;
+        let clients: Vec<String> = mcp.http_clients.iter().map(|(n, _)| n.clone()).collect();
+        let people = people::validate(raw.people, &clients).map_err(invalid)?;
+        if let Some(approvals) = &mcp.settings.approvals
+            && discord.is_none()
+            && !approvals.approve_from.contains(&crate::actor::ActorKind::Cli)
+        {
+            return Err(invalid(
+                "mcp.approve_deletes: deletes asked through MCP are approved in Discord, and there is no \
+                 [discord] section; configure the bot, or set mcp.approve_from = [\"cli\"] to approve \
+                 them with `tokenwarden approvals approve` (read the README's threat model first)"
+                    .into(),
+            ));
+        }
         Ok(Self {
             path: path.to_owned(),
             store_path: resolve(&store.path),
@@ -286,16 +312,9 @@ impl Config {
             },
             instances,
             default_instance,
-            mcp: raw
-                .mcp
-                .unwrap_or_default()
-                .validate(&resolve)
-                .map_err(invalid)?,
-            discord: raw
-                .discord
-                .map(|d| d.validate(&resolve))
-                .transpose()
-                .map_err(invalid)?,
+            mcp,
+            discord,
+            people,
         })
     }
 
@@ -327,6 +346,8 @@ struct RawConfig {
     instances: Vec<instance::RawInstance>,
     mcp: Option<mcp::RawMcp>,
     discord: Option<discord::RawDiscord>,
+    #[serde(default)]
+    people: Vec<people::RawPerson>,
 }
 
 #[derive(Deserialize)]
@@ -365,6 +386,40 @@ impl Default for RawGate {
 
 fn default_confirm_timeout() -> String {
     "5m".into()
+}
+
+/// `approve_from = ["discord", "cli"]`: the adapters approvals may come through (`default`
+/// when absent). An MCP client cannot approve: tokenwarden offers it no tool to.
+fn approve_from(
+    key: &str,
+    given: Option<&[String]>,
+    default: &[crate::actor::ActorKind],
+) -> Result<Vec<crate::actor::ActorKind>, String> {
+    use crate::actor::ActorKind;
+    let Some(given) = given else {
+        return Ok(default.to_vec());
+    };
+    let mut out = Vec::new();
+    for name in given {
+        let kind = match name.as_str() {
+            "discord" => ActorKind::Discord,
+            "cli" => ActorKind::Cli,
+            other => {
+                return Err(format!(
+                    "{key}: `{other}` is not one of discord, cli (MCP clients cannot approve)"
+                ));
+            }
+        };
+        if !out.contains(&kind) {
+            out.push(kind);
+        }
+    }
+    if out.is_empty() {
+        return Err(format!(
+            "{key} is empty: nothing could ever approve; list discord, cli or both"
+        ));
+    }
+    Ok(out)
 }
 
 fn parse_duration_key(key: &str, value: &str) -> Result<Duration, String> {

@@ -3,7 +3,8 @@
 //! # Layout
 //!
 //! - [`tokens`]: the domain (names, permissions, expiries, the token view) and the
-//!   [`tokens::TokenBackend`] port. [`actor`]: who asks.
+//!   [`tokens::TokenBackend`] port. [`actor`]: who asks; [`people`]: which accounts are one
+//!   person.
 //! - [`gate`]: pending destructive actions as a pure state machine.
 //! - [`store`]: SQLite persistence of the audit log and pending actions.
 //! - [`service`]: the core every adapter calls: policy, gate flows, secret delivery, audit.
@@ -17,8 +18,9 @@
 //!
 //! # Dependency rule
 //!
-//! `actor` and `tokens` depend on nothing in the crate; `gate` only on `actor`; `store` on
-//! `gate`, `actor` and `tokens`; `service` on `tokens`, `gate`, `store` and `actor`; `influx` and
+//! `actor` and `tokens` depend on nothing in the crate; `people` only on `actor`; `gate` only on
+//! `actor`; `store` on
+//! `gate`, `actor` and `tokens`; `service` on `tokens`, `gate`, `store`, `people` and `actor`; `influx` and
 //! `sim` only on `tokens`; adapters (`cli`, `mcp`, `discord`) on `service`, `gate`, `tokens` and `actor`,
 //! never on `influx`, `sim` or each other. `config` builds the adapters' settings; only `app` and
 //! `main.rs` see everything.
@@ -32,6 +34,7 @@ pub mod gate;
 pub mod influx;
 pub mod logging;
 pub mod mcp;
+pub mod people;
 mod sent;
 pub mod service;
 pub mod shown;

@@ -460,7 +460,7 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
     }
     let cli = Cli {
         service: &service,
-        actor: Actor::cli_user(),
+        actor: Actor::cli(&tokenwarden::actor::OsAccount::current()),
         instance: opts.instance,
         json,
     };

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{TokenSource, parse_duration_key};
+use crate::actor::ActorKind;
 use crate::mcp::{ApprovalPolicy, HttpClient, HttpSettings, McpSettings, SecretMode};
 
 /// The `[mcp]` section as written.
@@ -24,6 +25,7 @@ pub(super) struct RawMcp {
     approve_deletes: bool,
     approval_timeout: Option<String>,
     required_approvals: Option<u8>,
+    approve_from: Option<Vec<String>>,
     elicitation_timeout: Option<String>,
     http: Option<RawHttp>,
 }
@@ -99,11 +101,21 @@ impl RawMcp {
         if required == 0 {
             return Err("mcp.required_approvals must be at least 1".into());
         }
+        let approve_from = super::approve_from(
+            "mcp.approve_from",
+            self.approve_from.as_deref(),
+            &[ActorKind::Discord],
+        )?;
         let approvals = self
             .approve_deletes
             .then(|| {
-                d("approval_timeout", self.approval_timeout.clone(), "1h")
-                    .map(|timeout| ApprovalPolicy { required, timeout })
+                d("approval_timeout", self.approval_timeout.clone(), "1h").map(|timeout| {
+                    ApprovalPolicy {
+                        required,
+                        timeout,
+                        approve_from,
+                    }
+                })
             })
             .transpose()?;
         let settings = McpSettings {

@@ -794,7 +794,7 @@ fn approvals_from_another_process_are_approved_on_the_cli() {
             tokenwarden::service::Clock::System,
             std::time::Duration::from_secs(300),
         );
-        let actor = tokenwarden::actor::Actor::mcp("claude", Some("laptop"), None);
+        let actor = tokenwarden::actor::Actor::mcp_http("laptop", "claude");
         let mut ids = vec![];
         for name in ["doomed", "spared"] {
             let token = tokenwarden::tokens::TokenName::parse_new(name).unwrap();
@@ -810,6 +810,7 @@ fn approvals_from_another_process_are_approved_on_the_cli() {
                 mode: tokenwarden::gate::GateMode::Approvals {
                     required: 1,
                     allow_self: false,
+                    approve_from: None,
                 },
                 ttl: Some(std::time::Duration::from_secs(600)),
                 reason: Some("rotation".into()),
