@@ -482,6 +482,58 @@ token_file = "operator.token"    # or: token_env = "INFLUXDB3_AUTH_TOKEN"
     }
 
     #[test]
+    fn approvals_of_mcp_requests_come_from_discord_unless_the_cli_is_let_in() {
+        use crate::actor::ActorKind;
+        let with = |text: &str| parse(&format!("{MINIMAL}\n{text}\n"));
+        let alone = with("[mcp]\napprove_deletes = true").unwrap_err().to_string();
+        assert!(
+            alone.contains("there is no [discord] section")
+                && alone.contains("mcp.approve_from = [\"cli\"]"),
+            "{alone}"
+        );
+        let cli = with("[mcp]\napprove_deletes = true\napprove_from = [\"cli\", \"cli\"]").unwrap();
+        assert_eq!(
+            cli.mcp.settings.approvals.unwrap().approve_from,
+            [ActorKind::Cli]
+        );
+        let example = Config::parse(
+            include_str!("../config.example.toml"),
+            Path::new("/x/config.example.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            example.discord.unwrap().settings.approve_from,
+            [ActorKind::Discord, ActorKind::Cli]
+        );
+        for (text, want) in [
+            ("[mcp]\napprove_from = []", "mcp.approve_from is empty"),
+            ("[mcp]\napprove_from = [\"mcp\"]", "MCP clients cannot approve"),
+            ("[mcp]\napprove_from = [\"slack\"]", "`slack` is not one of discord, cli"),
+        ] {
+            let got = with(text).unwrap_err().to_string();
+            assert!(got.contains(want), "{text}: {got}");
+        }
+    }
+
+    #[test]
+    fn people_tie_accounts_to_configured_clients() {
+        let text = format!(
+            "{MINIMAL}\n[[mcp.http.clients]]\nname = \"ann-laptop\"\ntoken_env = \"X\"\n\n\
+             [[people]]\nname = \"ann\"\nmcp_clients = [\"ann-laptop\"]\ndiscord_user_ids = [\"42\"]\n"
+        );
+        let c = parse(&text).unwrap();
+        let ann = c.people.named("ann").unwrap();
+        assert!(ann.mcp_clients.contains("ann-laptop") && ann.discord.contains(&42));
+        let typo = err(&text.replace("mcp_clients = [\"ann-laptop\"]", "mcp_clients = [\"ann\"]"));
+        assert!(typo.contains("no [[mcp.http.clients]] entry"), "{typo}");
+        // A pasted passphrase is not echoed in the error.
+        let pasted = err(&format!(
+            "{MINIMAL}\n[[people]]\nname = \"ann\"\npassphrase_hash = \"correct horse\n"
+        ));
+        assert!(!pasted.contains("correct horse"), "{pasted}");
+    }
+
+    #[test]
     fn the_mcp_section_has_safe_defaults_and_checks_its_values() {
         let c = parse(MINIMAL).unwrap();
         assert_eq!(

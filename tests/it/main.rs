@@ -8,6 +8,7 @@ mod discord_fake;
 mod discord_support;
 mod faults;
 mod guardrails;
+mod identity;
 mod mcp;
 mod mcp_e2e;
 mod mcp_http;

@@ -18,6 +18,8 @@ use crate::support::{self, assert_no_token};
 pub struct Tw {
     pub config: PathBuf,
     env: Vec<(String, String)>,
+    /// Run as this account (`runuser`, as root) from this copy of the binary.
+    as_user: Option<(String, PathBuf)>,
 }
 
 impl Tw {
@@ -26,7 +28,15 @@ impl Tw {
         Self {
             config: write_config(dir, sim_url),
             env: vec![("RUST_LOG".into(), "trace".into())],
+            as_user: None,
         }
+    }
+
+    /// Runs every later process as operating-system account `user`, through `runuser` (which
+    /// needs root), from `bin`: a copy of the binary that account can execute.
+    pub fn as_user(mut self, user: &str, bin: &Path) -> Self {
+        self.as_user = Some((user.into(), bin.into()));
+        self
     }
 
     /// Sets `key=value` for every later `spawn` and `run` (e.g. `TOKENWARDEN_TEST_PAUSE`).
@@ -36,7 +46,14 @@ impl Tw {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = match &self.as_user {
+            Some((user, bin)) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", user, "--"]).arg(bin);
+                c
+            }
+            None => Command::new(BIN),
+        };
         cmd.arg("--config")
             .arg(&self.config)
             .args(args)
