@@ -4,6 +4,8 @@
 mod approvals;
 mod delivery;
 mod output;
+mod people;
+pub use people::hash_passphrase;
 pub use output::explain as explain_error;
 
 use std::io::{BufRead, Write};

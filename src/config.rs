@@ -556,7 +556,7 @@ token_file = "operator.token"    # or: token_env = "INFLUXDB3_AUTH_TOKEN"
         let with = |mcp: &str| err(&format!("{MINIMAL}\n{mcp}\n"));
         assert!(
             with("[mcp]\nsecret_delivery = \"email\"")
-                .contains("is not one of reveal_link, file, inline")
+                .contains("is not one of reveal_link, private, file, inline")
         );
         assert!(with("[mcp]\nsecret_delivery = \"file\"").contains("needs mcp.secret_dir"));
         assert!(

@@ -40,6 +40,11 @@ pub enum SecretMode {
     File(PathBuf),
     /// In the tool result: the model provider sees the secret. An explicit opt-in.
     Inline,
+    /// Behind the private reveal page (`/reveal/private`), shown only to the person the MCP
+    /// client belongs to (`[[people]]`) once they type their passphrase. Neither a link nor a
+    /// path is ever in a result; a client that belongs to nobody with a passphrase is refused
+    /// before anything is created.
+    Private,
 }
 
 /// Deletes need a person's approval elsewhere: in Discord, and from the CLI only when

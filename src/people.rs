@@ -42,6 +42,34 @@ impl Person {
     }
 }
 
+impl Person {
+    /// Whether `typed` is this person's passphrase. Slow on purpose (Argon2): call it off the
+    /// async runtime.
+    pub fn verify_passphrase(&self, typed: &str) -> bool {
+        use argon2::password_hash::{PasswordHash, PasswordVerifier};
+        let Some(hash) = &self.passphrase_argon2 else {
+            return false;
+        };
+        PasswordHash::new(hash).is_ok_and(|h| {
+            argon2::Argon2::default()
+                .verify_password(typed.as_bytes(), &h)
+                .is_ok()
+        })
+    }
+}
+
+/// The Argon2id hash (PHC string) of `passphrase` with a fresh salt, for `passphrase_hash`.
+pub fn hash_passphrase(passphrase: &str) -> Result<String, argon2::password_hash::Error> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    use rand::Rng;
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt)?;
+    Ok(argon2::Argon2::default()
+        .hash_password(passphrase.as_bytes(), &salt)?
+        .to_string())
+}
+
 /// `os:UID@HOST` as `(UID, HOST)`.
 fn os_account(id: &str) -> Option<(u32, &str)> {
     let (uid, host) = id.strip_prefix("os:")?.split_once('@')?;
@@ -117,6 +145,21 @@ mod tests {
             assert_eq!(a.person.as_deref(), Some("ann"), "{a}");
             assert!(a.same_as(&identified[0]), "{a}");
         }
+    }
+
+    #[test]
+    fn a_passphrase_hash_verifies_only_its_passphrase() {
+        let hash = hash_passphrase("correct horse").unwrap();
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert_ne!(hash, hash_passphrase("correct horse").unwrap(), "salted");
+        let with_hash = Person {
+            passphrase_argon2: Some(hash),
+            ..ann()
+        };
+        assert!(with_hash.verify_passphrase("correct horse"));
+        assert!(!with_hash.verify_passphrase("correct horse "));
+        assert!(!with_hash.verify_passphrase(""));
+        assert!(!ann().verify_passphrase(""), "no hash, no passphrase");
     }
 
     #[test]

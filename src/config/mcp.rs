@@ -66,6 +66,9 @@ pub struct McpConfig {
     pub public_url: Option<String>,
 }
 
+/// Where a stdio server serves the private reveal page unless `reveal_listen` says otherwise.
+pub const DEFAULT_PRIVATE_LISTEN: &str = "127.0.0.1:8766";
+
 /// The default address of `tokenwarden mcp --http`.
 pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8765";
 
@@ -77,6 +80,7 @@ impl RawMcp {
         let secret_mode = match self.secret_delivery.as_deref().unwrap_or("reveal_link") {
             "reveal_link" => SecretMode::RevealLink,
             "inline" => SecretMode::Inline,
+            "private" => SecretMode::Private,
             "file" => {
                 SecretMode::File(resolve(self.secret_dir.as_deref().ok_or(
                     "mcp.secret_delivery = \"file\" needs mcp.secret_dir = \"FOLDER\"",
@@ -84,11 +88,19 @@ impl RawMcp {
             }
             other => {
                 return Err(format!(
-                    "mcp.secret_delivery = \"{other}\" is not one of reveal_link, file, inline"
+                    "mcp.secret_delivery = \"{other}\" is not one of reveal_link, private, file, inline"
                 ));
             }
         };
-        let reveal_listen = self.reveal_listen.unwrap_or_else(|| "127.0.0.1:0".into());
+        // The private page must be where its people can find it again: a fixed port.
+        let private = secret_mode == SecretMode::Private;
+        let reveal_listen = self.reveal_listen.unwrap_or_else(|| {
+            if private {
+                DEFAULT_PRIVATE_LISTEN.into()
+            } else {
+                "127.0.0.1:0".into()
+            }
+        });
         let reveal_addr: SocketAddr = reveal_listen.parse().map_err(|_| {
             format!("mcp.reveal_listen = \"{reveal_listen}\" is not an IP:port address")
         })?;
@@ -96,6 +108,13 @@ impl RawMcp {
             return Err(format!(
                 "mcp.reveal_listen must be a loopback address, not {reveal_addr}"
             ));
+        }
+        if private && reveal_addr.port() == 0 {
+            return Err(
+                "mcp.secret_delivery = \"private\" needs a fixed port in mcp.reveal_listen (people open \
+                 its page by its address), not port 0"
+                    .into(),
+            );
         }
         let required = self.required_approvals.unwrap_or(1);
         if required == 0 {

@@ -4,7 +4,6 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokenwarden::actor::ActorKind;
@@ -12,20 +11,17 @@ use tokenwarden::gate::GateMode;
 use tokenwarden::tokens::RawToken;
 
 use crate::cli::{BIN, SimProcess, ask_elsewhere, create_outside, simulate};
-use crate::procs::{Proc, Tw};
+use crate::procs::Tw;
 
-/// A guard against a hung process, not an expectation.
-const DEADLINE: Duration = Duration::from_secs(30);
-
-struct Fixture {
-    dir: tempfile::TempDir,
-    sim: SimProcess,
-    operator: String,
-    tw: Tw,
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub sim: SimProcess,
+    pub operator: String,
+    pub tw: Tw,
 }
 
 /// A simulator and a config for it, with `extra` appended to the config.
-fn fixture(extra: &str) -> Fixture {
+pub fn fixture(extra: &str) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("operator.token");
     let sim = simulate(&["--operator-token-file", token_file.to_str().unwrap()]);
@@ -45,7 +41,7 @@ fn fixture(extra: &str) -> Fixture {
     }
 }
 
-fn listed(tw: &Tw, name: &str) -> bool {
+pub fn listed(tw: &Tw, name: &str) -> bool {
     let rt = tokio::runtime::Handle::current();
     let r = tokio::task::block_in_place(|| rt.block_on(tw.run(&["tokens", "list", "--json"], "")));
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -84,26 +80,6 @@ async fn one_account_is_one_approver_whatever_user_says() {
     assert!(listed(&f.tw, "doomed"), "one account cannot be two approvers");
 }
 
-/// Speaks to a stdio `tokenwarden mcp`: initializes and asks to delete `name`; the answer.
-async fn delete_over_stdio(server: &mut Proc, name: &str) -> Value {
-    let lines = [
-        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {},
-            "clientInfo": {"name": "root-approver", "version": "0"}}}),
-        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
-            "name": "delete_token", "arguments": {"name": name}}}),
-    ];
-    for line in lines {
-        server.write_stdin(&format!("{line}\n"));
-    }
-    let answer = server
-        .wait_stdout(|l| l.contains("\"id\":2"), DEADLINE)
-        .await
-        .unwrap_or_else(|| panic!("no answer to delete_token: {}", server.seen()));
-    serde_json::from_str(&answer).unwrap()
-}
-
 /// Hands `dir` and everything in it to account `nobody`, and puts there a copy of the binary
 /// it can run (the build folder may be private to root).
 fn share_with_nobody(dir: &Path) -> std::path::PathBuf {
@@ -138,7 +114,10 @@ async fn the_stdio_servers_own_account_cannot_approve_its_request() {
     }
 
     let mut server = f.tw.spawn(&["mcp"]);
-    let answer = delete_over_stdio(&mut server, "victim").await;
+    server.mcp_initialize().await;
+    let answer = server
+        .mcp_call(2, "delete_token", json!({"name": "victim"}))
+        .await;
     let result = &answer["result"]["structuredContent"];
     assert_eq!(result["status"], "approval_required", "{answer}");
     let id = result["pending_id"].as_str().unwrap().to_owned();

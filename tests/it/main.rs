@@ -17,6 +17,7 @@ mod mcp_shutdown;
 mod mcp_support;
 mod official_mcp;
 mod peers;
+mod private_delivery;
 mod procs;
 mod props;
 mod reveal_page;

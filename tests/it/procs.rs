@@ -187,6 +187,32 @@ impl Proc {
         )
     }
 
+    /// Speaks MCP to a stdio `tokenwarden mcp`: initializes a session (no elicitation).
+    pub async fn mcp_initialize(&mut self) {
+        let init = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "test-client", "version": "0"}}});
+        self.write_stdin(&format!("{init}\n"));
+        self.wait_stdout(|l| l.contains("\"id\":0"), Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|| panic!("no answer to initialize: {}", self.seen()));
+        let done = serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        self.write_stdin(&format!("{done}\n"));
+    }
+
+    /// Calls `tool` as request `id` over stdio; the whole JSON-RPC answer.
+    pub async fn mcp_call(&mut self, id: u64, tool: &str, args: serde_json::Value) -> serde_json::Value {
+        let call = serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": tool, "arguments": args}});
+        self.write_stdin(&format!("{call}\n"));
+        let want = format!("\"id\":{id}");
+        let line = self
+            .wait_stdout(|l| l.contains(&want), Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|| panic!("no answer to {tool}: {}", self.seen()));
+        serde_json::from_str(&line).unwrap()
+    }
+
     /// Sends SIGKILL (no chance to clean up) and reaps the process.
     pub fn kill9(&mut self) {
         let pid = libc::pid_t::try_from(self.child.id()).unwrap();
