@@ -84,7 +84,8 @@ pub fn build_service(config: &Config, credentials: Credentials) -> Result<TokenS
         store,
         Clock::System,
         config.gate.confirm_timeout,
-    ))
+    )
+    .with_people(config.people.clone()))
 }
 
 fn backend_for(inst: &InstanceConfig, credentials: Credentials) -> Arc<dyn TokenBackend> {

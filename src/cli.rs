@@ -4,6 +4,8 @@
 mod approvals;
 mod delivery;
 mod output;
+mod people;
+pub use people::hash_passphrase;
 pub use output::explain as explain_error;
 pub use output::{token_json, tokens_table};
 

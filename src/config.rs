@@ -5,6 +5,7 @@ mod discord;
 mod instance;
 mod limits;
 mod mcp;
+mod people;
 mod redact;
 
 use std::collections::BTreeSet;
@@ -212,6 +213,8 @@ pub struct Config {
     pub mcp: McpConfig,
     /// The `[discord]` section, if any.
     pub discord: Option<DiscordConfig>,
+    /// The `[[people]]` tables: accounts that are one person.
+    pub people: crate::people::People,
 }
 
 impl Config {
@@ -278,6 +281,29 @@ impl Config {
         };
         let store = raw.store.unwrap_or_default();
         let gate = raw.gate.unwrap_or_default();
+        let mcp = raw
+            .mcp
+            .unwrap_or_default()
+            .validate(&resolve)
+            .map_err(invalid)?;
+        let discord = raw
+            .discord
+            .map(|d| d.validate(&resolve))
+            .transpose()
+            .map_err(invalid)?;
+        let clients: Vec<String> = mcp.http_clients.iter().map(|(n, _)| n.clone()).collect();
+        let people = people::validate(raw.people, &clients).map_err(invalid)?;
+        if let Some(approvals) = &mcp.settings.approvals
+            && discord.is_none()
+            && !approvals.approve_from.contains(&crate::actor::ActorKind::Cli)
+        {
+            return Err(invalid(
+                "mcp.approve_deletes: deletes asked through MCP are approved in Discord, and there is no \
+                 [discord] section; configure the bot, or set mcp.approve_from = [\"cli\"] to approve \
+                 them with `tokenwarden approvals approve` (read the README's threat model first)"
+                    .into(),
+            ));
+        }
         Ok(Self {
             path: path.to_owned(),
             store_path: resolve(&store.path),
@@ -287,16 +313,9 @@ impl Config {
             },
             instances,
             default_instance,
-            mcp: raw
-                .mcp
-                .unwrap_or_default()
-                .validate(&resolve)
-                .map_err(invalid)?,
-            discord: raw
-                .discord
-                .map(|d| d.validate(&resolve))
-                .transpose()
-                .map_err(invalid)?,
+            mcp,
+            discord,
+            people,
         })
     }
 
@@ -328,6 +347,8 @@ struct RawConfig {
     instances: Vec<instance::RawInstance>,
     mcp: Option<mcp::RawMcp>,
     discord: Option<discord::RawDiscord>,
+    #[serde(default)]
+    people: Vec<people::RawPerson>,
 }
 
 #[derive(Deserialize)]
@@ -366,6 +387,40 @@ impl Default for RawGate {
 
 fn default_confirm_timeout() -> String {
     "5m".into()
+}
+
+/// `approve_from = ["discord", "cli"]`: the adapters approvals may come through (`default`
+/// when absent). An MCP client cannot approve: tokenwarden offers it no tool to.
+fn approve_from(
+    key: &str,
+    given: Option<&[String]>,
+    default: &[crate::actor::ActorKind],
+) -> Result<Vec<crate::actor::ActorKind>, String> {
+    use crate::actor::ActorKind;
+    let Some(given) = given else {
+        return Ok(default.to_vec());
+    };
+    let mut out = Vec::new();
+    for name in given {
+        let kind = match name.as_str() {
+            "discord" => ActorKind::Discord,
+            "cli" => ActorKind::Cli,
+            other => {
+                return Err(format!(
+                    "{key}: `{other}` is not one of discord, cli (MCP clients cannot approve)"
+                ));
+            }
+        };
+        if !out.contains(&kind) {
+            out.push(kind);
+        }
+    }
+    if out.is_empty() {
+        return Err(format!(
+            "{key} is empty: nothing could ever approve; list discord, cli or both"
+        ));
+    }
+    Ok(out)
 }
 
 fn parse_duration_key(key: &str, value: &str) -> Result<Duration, String> {
@@ -428,6 +483,58 @@ token_file = "operator.token"    # or: token_env = "INFLUXDB3_AUTH_TOKEN"
     }
 
     #[test]
+    fn approvals_of_mcp_requests_come_from_discord_unless_the_cli_is_let_in() {
+        use crate::actor::ActorKind;
+        let with = |text: &str| parse(&format!("{MINIMAL}\n{text}\n"));
+        let alone = with("[mcp]\napprove_deletes = true").unwrap_err().to_string();
+        assert!(
+            alone.contains("there is no [discord] section")
+                && alone.contains("mcp.approve_from = [\"cli\"]"),
+            "{alone}"
+        );
+        let cli = with("[mcp]\napprove_deletes = true\napprove_from = [\"cli\", \"cli\"]").unwrap();
+        assert_eq!(
+            cli.mcp.settings.approvals.unwrap().approve_from,
+            [ActorKind::Cli]
+        );
+        let example = Config::parse(
+            include_str!("../config.example.toml"),
+            Path::new("/x/config.example.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            example.discord.unwrap().settings.approve_from,
+            [ActorKind::Discord, ActorKind::Cli]
+        );
+        for (text, want) in [
+            ("[mcp]\napprove_from = []", "mcp.approve_from is empty"),
+            ("[mcp]\napprove_from = [\"mcp\"]", "MCP clients cannot approve"),
+            ("[mcp]\napprove_from = [\"slack\"]", "`slack` is not one of discord, cli"),
+        ] {
+            let got = with(text).unwrap_err().to_string();
+            assert!(got.contains(want), "{text}: {got}");
+        }
+    }
+
+    #[test]
+    fn people_tie_accounts_to_configured_clients() {
+        let text = format!(
+            "{MINIMAL}\n[[mcp.http.clients]]\nname = \"ann-laptop\"\ntoken_env = \"X\"\n\n\
+             [[people]]\nname = \"ann\"\nmcp_clients = [\"ann-laptop\"]\ndiscord_user_ids = [\"42\"]\n"
+        );
+        let c = parse(&text).unwrap();
+        let ann = c.people.named("ann").unwrap();
+        assert!(ann.mcp_clients.contains("ann-laptop") && ann.discord.contains(&42));
+        let typo = err(&text.replace("mcp_clients = [\"ann-laptop\"]", "mcp_clients = [\"ann\"]"));
+        assert!(typo.contains("no [[mcp.http.clients]] entry"), "{typo}");
+        // A pasted passphrase is not echoed in the error.
+        let pasted = err(&format!(
+            "{MINIMAL}\n[[people]]\nname = \"ann\"\npassphrase_hash = \"correct horse\n"
+        ));
+        assert!(!pasted.contains("correct horse"), "{pasted}");
+    }
+
+    #[test]
     fn the_mcp_section_has_safe_defaults_and_checks_its_values() {
         let c = parse(MINIMAL).unwrap();
         assert_eq!(
@@ -450,7 +557,7 @@ token_file = "operator.token"    # or: token_env = "INFLUXDB3_AUTH_TOKEN"
         let with = |mcp: &str| err(&format!("{MINIMAL}\n{mcp}\n"));
         assert!(
             with("[mcp]\nsecret_delivery = \"email\"")
-                .contains("is not one of reveal_link, file, inline")
+                .contains("is not one of reveal_link, private, file, inline")
         );
         assert!(with("[mcp]\nsecret_delivery = \"file\"").contains("needs mcp.secret_dir"));
         assert!(

@@ -62,6 +62,8 @@ pub struct DiscordSettings {
     pub approval_timeout: Duration,
     pub required_approvals: u8,
     pub allow_self_approval: bool,
+    /// The adapters approvals of requests made in Discord may come through.
+    pub approve_from: Vec<crate::actor::ActorKind>,
     pub access: Access,
     /// How often expired cards are closed and new MCP approval requests are posted.
     pub poll_interval: Duration,

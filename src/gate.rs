@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::actor::Actor;
+use crate::actor::{Actor, ActorKind};
 
 /// An unguessable id for a pending action (20 hex characters).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -52,8 +52,15 @@ pub enum GateMode {
     /// The requester confirms with a proof: a typed token name or a one-time code. Only its
     /// SHA-256 digest is kept.
     Confirm { proof_sha256: String },
-    /// `required` other people approve; the requester counts only if `allow_self`.
-    Approvals { required: u8, allow_self: bool },
+    /// `required` other people approve; the requester counts only if `allow_self`. Approvals
+    /// come only through the adapters in `approve_from` (`None`: any, as rows written before
+    /// the setting existed).
+    Approvals {
+        required: u8,
+        allow_self: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        approve_from: Option<Vec<ActorKind>>,
+    },
 }
 
 impl GateMode {
@@ -154,12 +161,32 @@ pub enum GateError {
     SelfApproval { id: PendingId },
     #[error("you already approved action {id}; it needs another person's approval")]
     AlreadyApproved { id: PendingId },
+    #[error(
+        "action {id} was asked through {origin}, whose requests are approved through {} only, not \
+         through {through}; to allow it, add \"{through}\" to approve_from in the config's [{origin}] \
+         section (the README's threat model says what that gives up)",
+        kinds(allowed)
+    )]
+    NotApprovableThere {
+        id: PendingId,
+        origin: ActorKind,
+        through: ActorKind,
+        allowed: Vec<ActorKind>,
+    },
     #[error("action {id} needs {expected}, not {given}")]
     WrongMode {
         id: PendingId,
         expected: &'static str,
         given: &'static str,
     },
+}
+
+/// `discord and cli`.
+fn kinds(list: &[ActorKind]) -> String {
+    list.iter()
+        .map(|k| k.key())
+        .collect::<Vec<_>>()
+        .join(" and ")
 }
 
 /// A destructive action waiting for the go-ahead. `A` is the exact action it is bound to.
@@ -210,7 +237,7 @@ impl<A: PartialEq> Pending<A> {
         let GateMode::Confirm { proof_sha256 } = &self.mode else {
             return Err(self.wrong_mode("an approval", "a confirmation"));
         };
-        if !by.same_as(&self.requester) {
+        if !by.same_as(&self.requester) || by.session != self.requester.session {
             return Err(GateError::NotRequester {
                 id: self.id.clone(),
             });
@@ -236,9 +263,24 @@ impl<A: PartialEq> Pending<A> {
     /// Approval gate: `by` approves. [`Progress::Ready`] hands the one execution to the caller.
     pub fn approve(&mut self, by: &Actor, now: DateTime<Utc>) -> Result<Progress, GateError> {
         self.check_open(now)?;
-        let GateMode::Approvals { allow_self, .. } = self.mode else {
+        let GateMode::Approvals {
+            allow_self,
+            ref approve_from,
+            ..
+        } = self.mode
+        else {
             return Err(self.wrong_mode("a confirmation", "an approval"));
         };
+        if let Some(from) = approve_from
+            && !from.contains(&by.kind)
+        {
+            return Err(GateError::NotApprovableThere {
+                id: self.id.clone(),
+                origin: self.requester.kind,
+                through: by.kind,
+                allowed: from.clone(),
+            });
+        }
         if !allow_self && by.same_as(&self.requester) {
             return Err(GateError::SelfApproval {
                 id: self.id.clone(),
@@ -356,10 +398,65 @@ mod tests {
             GateMode::Approvals {
                 required,
                 allow_self,
+                approve_from: None,
             },
             TTL,
             t(0),
         )
+    }
+
+    #[test]
+    fn approvals_come_only_through_the_allowed_adapters() {
+        use crate::actor::OsAccount;
+        let account = OsAccount {
+            uid: 1000,
+            user: None,
+            host: "h".into(),
+        };
+        let mut p = Pending::new(
+            "delete x".to_owned(),
+            Actor::mcp_stdio(&account, "claude"),
+            GateMode::Approvals {
+                required: 1,
+                allow_self: false,
+                approve_from: Some(vec![ActorKind::Discord]),
+            },
+            TTL,
+            t(0),
+        );
+        let other = OsAccount { uid: 1001, ..account };
+        let refused = p.approve(&Actor::cli(&other), t(1)).unwrap_err();
+        assert!(matches!(refused, GateError::NotApprovableThere { .. }));
+        assert!(refused.to_string().contains(
+            "asked through mcp, whose requests are approved through discord only, not through cli"
+        ));
+        assert_eq!(p.state, PendingState::Open);
+        assert_eq!(p.approve(&bob(), t(2)), Ok(Progress::Ready));
+    }
+
+    #[test]
+    fn one_person_is_one_approval_whatever_the_adapter() {
+        let mut p = approvals(2, false);
+        let mut bob_discord = bob();
+        bob_discord.person = Some("bob".into());
+        let mut bob_cli = Actor::cli(&crate::actor::OsAccount {
+            uid: 1002,
+            user: None,
+            host: "h".into(),
+        });
+        bob_cli.person = Some("bob".into());
+        assert!(p.approve(&bob_discord, t(1)).is_ok());
+        assert_eq!(
+            p.approve(&bob_cli, t(2)),
+            Err(GateError::AlreadyApproved { id: p.id.clone() })
+        );
+        let mut ann_cli = bob_cli.clone();
+        ann_cli.person = Some("ann".into());
+        p.requester.person = Some("ann".into());
+        assert_eq!(
+            p.approve(&ann_cli, t(3)),
+            Err(GateError::SelfApproval { id: p.id.clone() })
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! # Layout
 //!
 //! - [`tokens`]: the domain (names, permissions, expiries, the token view) and the
-//!   [`tokens::TokenBackend`] port. [`actor`]: who asks.
+//!   [`tokens::TokenBackend`] port. [`actor`]: who asks; [`people`]: which accounts are one
+//!   person.
 //! - [`gate`]: pending destructive actions as a pure state machine.
 //! - [`store`]: SQLite persistence of the audit log and pending actions.
 //! - [`service`]: the core every adapter calls: policy, gate flows, secret delivery, audit.
@@ -21,12 +22,12 @@
 //!
 //! # Dependency rule
 //!
-//! `actor`, `tokens` and `http_serve` depend on nothing in the crate; `gate` only on `actor`;
-//! `store` on `gate`, `actor` and `tokens`; `service` on `tokens`, `gate`, `store` and `actor`;
-//! `influx` and `sim` only on `tokens`; adapters (`cli`, `mcp`, `discord`) on `service`, `gate`,
-//! `tokens`, `actor` and `http_serve` (and the helpers `shown` and `panics`), never on `influx`,
-//! `sim` or each other. `config` builds the adapters' settings; only `app` and `main.rs` see
-//! everything.
+//! `actor`, `tokens` and `http_serve` depend on nothing in the crate; `people` and `gate` only on
+//! `actor`; `store` on `gate`, `actor` and `tokens`; `service` on `tokens`, `gate`, `store`,
+//! `people` and `actor`; `influx` and `sim` only on `tokens`; adapters (`cli`, `mcp`, `discord`)
+//! on `service`, `gate`, `tokens`, `actor` and `http_serve` (and the helpers `shown` and
+//! `panics`), never on `influx`, `sim` or each other. `config` builds the adapters' settings;
+//! only `app` and `main.rs` see everything.
 
 pub mod actor;
 pub mod app;
@@ -39,6 +40,7 @@ pub mod influx;
 pub mod logging;
 pub mod mcp;
 pub mod panics;
+pub mod people;
 mod sent;
 pub mod service;
 pub mod shown;

@@ -78,10 +78,20 @@ enum Command {
     /// List, approve or reject actions waiting for a person's approval
     #[command(subcommand)]
     Approvals(ApprovalsCommand),
+    /// Set up `[[people]]`: hash the passphrase of a private reveal page
+    #[command(subcommand)]
+    People(PeopleCommand),
     /// Run a simulated InfluxDB 3 server (the token API) for trying things out and for tests
     Simulate(SimulateArgs),
     /// Start a seeded simulator with a ready config, and show how to use tokenwarden against it
     Demo(DemoArgs),
+}
+
+#[derive(Subcommand)]
+enum PeopleCommand {
+    /// Read a passphrase (without echo, or from a pipe) and print the `passphrase_hash` for a
+    /// [[people]] entry; the passphrase itself is kept nowhere
+    HashPassphrase,
 }
 
 #[derive(Args, Clone, Copy)]
@@ -406,6 +416,7 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         | Command::Approvals(ApprovalsCommand::Reject { json: j, .. }) => j.json,
         Command::Simulate(_)
         | Command::Demo(_)
+        | Command::People(_)
         | Command::Mcp { .. }
         | Command::Discord(_)
         | Command::Serve { .. } => false,
@@ -416,6 +427,10 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         _ => Credentials::Configured,
     };
     let command = match opts.command {
+        Command::People(PeopleCommand::HashPassphrase) => {
+            println!("{}", tokenwarden::cli::hash_passphrase()?);
+            return Ok(());
+        }
         Command::Simulate(a) => {
             let options = SimulateOptions {
                 listen: a.listen,
@@ -491,7 +506,7 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
     }
     let cli = Cli {
         service: &service,
-        actor: Actor::cli_user(),
+        actor: Actor::cli(&tokenwarden::actor::OsAccount::current()),
         instance: opts.instance,
         json,
     };
@@ -568,6 +583,7 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         }
         Command::Simulate(_)
         | Command::Demo(_)
+        | Command::People(_)
         | Command::Mcp { .. }
         | Command::Discord(_)
         | Command::Serve { .. } => Ok(()),

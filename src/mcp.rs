@@ -33,7 +33,7 @@ use rmcp::{ErrorData, ServerHandler, ServiceExt, tool_handler};
 pub use http::{HttpSettings, serve_http};
 pub use reveal::RevealHub;
 
-use crate::actor::Actor;
+use crate::actor::{Actor, OsAccount};
 use crate::http_serve::HttpLimits;
 use crate::service::TokenService;
 use crate::tokens::RawToken;
@@ -47,13 +47,20 @@ pub enum SecretMode {
     File(PathBuf),
     /// In the tool result: the model provider sees the secret. An explicit opt-in.
     Inline,
+    /// Behind the private reveal page (`/reveal/private`), shown only to the person the MCP
+    /// client belongs to (`[[people]]`) once they type their passphrase. Neither a link nor a
+    /// path is ever in a result; a client that belongs to nobody with a passphrase is refused
+    /// before anything is created.
+    Private,
 }
 
-/// Deletes need a person's approval elsewhere (Discord, or `tokenwarden approvals approve`).
+/// Deletes need a person's approval elsewhere: in Discord, and from the CLI only when
+/// `approve_from` says so (an assistant with a shell runs as the CLI's account).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApprovalPolicy {
     pub required: u8,
     pub timeout: Duration,
+    pub approve_from: Vec<crate::actor::ActorKind>,
 }
 
 /// The MCP server's policy.
@@ -117,6 +124,8 @@ pub struct McpCore {
     service: Arc<TokenService>,
     settings: Arc<McpSettings>,
     reveal: Arc<RevealHub>,
+    /// The operating-system account that runs this server: who a stdio client is.
+    account: Arc<OsAccount>,
 }
 
 impl McpCore {
@@ -131,7 +140,15 @@ impl McpCore {
             service,
             settings: Arc::new(settings),
             reveal,
+            account: Arc::new(OsAccount::current()),
         }
+    }
+
+    /// The same core, taking stdio clients for `account` (tests; the binary uses the
+    /// process's own account).
+    pub fn with_os_account(mut self, account: OsAccount) -> Self {
+        self.account = Arc::new(account);
+        self
     }
 
     pub fn reveal(&self) -> &Arc<RevealHub> {
@@ -168,7 +185,8 @@ impl McpServer {
         }
     }
 
-    /// Who is calling: the client's name, the HTTP principal, and the session.
+    /// Who is calling: over HTTP the client entry its bearer token matched, over stdio the
+    /// account that runs this process. The name the client gives itself is only shown.
     fn actor(&self, ctx: &RequestContext<RoleServer>) -> Actor {
         let client = ctx
             .client_info()
@@ -181,13 +199,11 @@ impl McpServer {
                     .headers
                     .get("mcp-session-id")
                     .and_then(|v| v.to_str().ok());
-                Actor::mcp(
-                    &client,
-                    Some(principal.as_deref().unwrap_or("anonymous")),
-                    session,
-                )
+                Actor::mcp_http(principal.as_deref().unwrap_or("anonymous"), &client)
+                    .in_session(session)
             }
-            None => Actor::mcp(&client, Some("stdio"), Some(&self.connection)),
+            None => Actor::mcp_stdio(&self.core.account, &client)
+                .in_session(Some(&self.connection)),
         }
     }
 }

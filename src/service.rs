@@ -38,6 +38,7 @@ pub use remove::Removal;
 pub use secret_file::{SecretFile, private_dir};
 
 use crate::actor::Actor;
+use crate::people::People;
 use crate::store::{AuditEntry, AuditEvent, AuditOutcome, Store};
 use crate::tokens::{
     BackendError, Database, Edition, ListFilter, Page, ProtectedNames, RawToken, ServerInfo, Token,
@@ -150,6 +151,7 @@ pub struct TokenService {
     store: Store,
     clock: Clock,
     confirm_ttl: Duration,
+    people: Arc<People>,
 }
 
 impl TokenService {
@@ -179,7 +181,24 @@ impl TokenService {
             store,
             clock,
             confirm_ttl,
+            people: Arc::default(),
         }
+    }
+
+    /// The same service, knowing which accounts are one person.
+    pub fn with_people(mut self, people: People) -> Self {
+        self.people = Arc::new(people);
+        self
+    }
+
+    /// The `[[people]]` map.
+    pub fn people(&self) -> &People {
+        &self.people
+    }
+
+    /// `actor` with the person its account belongs to.
+    pub fn identify(&self, actor: &Actor) -> Actor {
+        self.people.identify(actor)
     }
 
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {

@@ -367,6 +367,7 @@ mod tests {
             GateMode::Approvals {
                 required: 1,
                 allow_self: false,
+                approve_from: None,
             },
             Duration::from_secs(60),
             Utc::now(),
@@ -400,6 +401,7 @@ mod tests {
             GateMode::Approvals {
                 required: 1,
                 allow_self: false,
+                approve_from: None,
             },
             Duration::from_secs(60),
             Utc::now(),

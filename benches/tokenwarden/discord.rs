@@ -54,6 +54,10 @@ pub async fn discord(quick: bool) {
         approval_timeout: Duration::from_secs(900),
         required_approvals: 1,
         allow_self_approval: false,
+        approve_from: vec![
+            tokenwarden::actor::ActorKind::Discord,
+            tokenwarden::actor::ActorKind::Cli,
+        ],
         access,
         poll_interval: Duration::from_secs(3600),
         default_member_permissions: Default::default(),

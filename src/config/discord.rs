@@ -8,25 +8,31 @@ use serde::Deserialize;
 
 use super::limits::http_limits;
 use super::{TokenSource, parse_duration_key};
+use crate::actor::ActorKind;
 use crate::discord::{Access, Capability, DISCORD_API, DiscordSettings};
 
 /// A Discord snowflake, written as a string (as Discord shows them) or a number.
 #[derive(Deserialize, Clone)]
 #[serde(untagged)]
-enum Snowflake {
+pub(super) enum Snowflake {
     Text(String),
     Number(u64),
 }
 
 impl Snowflake {
     fn parse(&self, key: &str) -> Result<u64, String> {
+        self.id_at(&format!("discord.{key}"))
+    }
+
+    /// The id, or an error naming `key` in full.
+    pub(super) fn id_at(&self, key: &str) -> Result<u64, String> {
         let id = match self {
             Self::Number(n) => Some(*n),
             Self::Text(s) => s.trim().parse::<u64>().ok(),
         };
         id.filter(|n| *n > 0).ok_or_else(|| {
             format!(
-                "discord.{key} must be a Discord id (a number), not {}",
+                "{key} must be a Discord id (a number), not {}",
                 self.show()
             )
         })
@@ -103,6 +109,7 @@ pub(super) struct RawDiscord {
     approvals_channel_id: Option<Snowflake>,
     approval_timeout: Option<String>,
     required_approvals: Option<u8>,
+    approve_from: Option<Vec<String>>,
     #[serde(default)]
     allow_self_approval: bool,
     poll_interval: Option<String>,
@@ -196,6 +203,11 @@ impl RawDiscord {
             approval_timeout: duration("approval_timeout", self.approval_timeout, "15m")?,
             required_approvals,
             allow_self_approval: self.allow_self_approval,
+            approve_from: super::approve_from(
+                "discord.approve_from",
+                self.approve_from.as_deref(),
+                &[ActorKind::Discord, ActorKind::Cli],
+            )?,
             access: Access {
                 roles: self.roles.parse("roles")?,
                 users: self.users.parse("users")?,

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use super::limits::http_limits;
 use super::{TokenSource, parse_duration_key};
 use crate::http_serve::HttpLimits;
+use crate::actor::ActorKind;
 use crate::mcp::{ApprovalPolicy, HttpClient, HttpSettings, McpSettings, SecretMode};
 
 /// The `[mcp]` section as written.
@@ -26,6 +27,7 @@ pub(super) struct RawMcp {
     approve_deletes: bool,
     approval_timeout: Option<String>,
     required_approvals: Option<u8>,
+    approve_from: Option<Vec<String>>,
     elicitation_timeout: Option<String>,
     http: Option<RawHttp>,
 }
@@ -76,6 +78,9 @@ pub struct McpConfig {
 /// How many MCP sessions (2025-11-25 and older clients) may be open at once by default.
 pub const DEFAULT_MAX_SESSIONS: usize = 256;
 
+/// Where a stdio server serves the private reveal page unless `reveal_listen` says otherwise.
+pub const DEFAULT_PRIVATE_LISTEN: &str = "127.0.0.1:8766";
+
 /// The default address of `tokenwarden mcp --http`.
 pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8765";
 
@@ -87,6 +92,7 @@ impl RawMcp {
         let secret_mode = match self.secret_delivery.as_deref().unwrap_or("reveal_link") {
             "reveal_link" => SecretMode::RevealLink,
             "inline" => SecretMode::Inline,
+            "private" => SecretMode::Private,
             "file" => {
                 SecretMode::File(resolve(self.secret_dir.as_deref().ok_or(
                     "mcp.secret_delivery = \"file\" needs mcp.secret_dir = \"FOLDER\"",
@@ -94,11 +100,19 @@ impl RawMcp {
             }
             other => {
                 return Err(format!(
-                    "mcp.secret_delivery = \"{other}\" is not one of reveal_link, file, inline"
+                    "mcp.secret_delivery = \"{other}\" is not one of reveal_link, private, file, inline"
                 ));
             }
         };
-        let reveal_listen = self.reveal_listen.unwrap_or_else(|| "127.0.0.1:0".into());
+        // The private page must be where its people can find it again: a fixed port.
+        let private = secret_mode == SecretMode::Private;
+        let reveal_listen = self.reveal_listen.unwrap_or_else(|| {
+            if private {
+                DEFAULT_PRIVATE_LISTEN.into()
+            } else {
+                "127.0.0.1:0".into()
+            }
+        });
         let reveal_addr: SocketAddr = reveal_listen.parse().map_err(|_| {
             format!("mcp.reveal_listen = \"{reveal_listen}\" is not an IP:port address")
         })?;
@@ -107,15 +121,32 @@ impl RawMcp {
                 "mcp.reveal_listen must be a loopback address, not {reveal_addr}"
             ));
         }
+        if private && reveal_addr.port() == 0 {
+            return Err(
+                "mcp.secret_delivery = \"private\" needs a fixed port in mcp.reveal_listen (people open \
+                 its page by its address), not port 0"
+                    .into(),
+            );
+        }
         let required = self.required_approvals.unwrap_or(1);
         if required == 0 {
             return Err("mcp.required_approvals must be at least 1".into());
         }
+        let approve_from = super::approve_from(
+            "mcp.approve_from",
+            self.approve_from.as_deref(),
+            &[ActorKind::Discord],
+        )?;
         let approvals = self
             .approve_deletes
             .then(|| {
-                d("approval_timeout", self.approval_timeout.clone(), "1h")
-                    .map(|timeout| ApprovalPolicy { required, timeout })
+                d("approval_timeout", self.approval_timeout.clone(), "1h").map(|timeout| {
+                    ApprovalPolicy {
+                        required,
+                        timeout,
+                        approve_from,
+                    }
+                })
             })
             .transpose()?;
         let http = self.http.unwrap_or_default();

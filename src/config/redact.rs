@@ -7,10 +7,10 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 /// `key = value` where the key names a secret (`token`, `influxdb_token`, `bot_token`,
-/// `password`, `secret`, `token_env` ...; not `secret_dir` or `token_file`), in a quoted line of
+/// `password`, `secret`, `token_env`, `passphrase_hash` ...; not `secret_dir` or `token_file`), in a quoted line of
 /// a TOML error.
 static SECRET_KEY_VALUE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?im)^(\s*\d*\s*\|?\s*[A-Za-z0-9_.-]*(?:token|secret|password|passphrase|bearer|credential)(?:_env)?\s*=\s*)(.+)$"#)
+    Regex::new(r#"(?im)^(\s*\d*\s*\|?\s*[A-Za-z0-9_.-]*(?:token|secret|password|passphrase|bearer|credential)(?:_env|_hash)?\s*=\s*)(.+)$"#)
         .expect("a valid pattern")
 });
 

@@ -31,7 +31,15 @@ struct CardRef {
 fn who(a: &Actor) -> String {
     match (a.kind, a.id.parse::<u64>()) {
         (ActorKind::Discord, Ok(id)) => format!("<@{id}>"),
-        _ => format!("{} ({})", plain(&a.name, NAME_SHOWN), a.kind_label()),
+        _ => match &a.person {
+            Some(p) => format!(
+                "{} ({}: {})",
+                plain(p, NAME_SHOWN),
+                a.kind_label(),
+                plain(&a.name, NAME_SHOWN)
+            ),
+            None => format!("{} ({})", plain(&a.name, NAME_SHOWN), a.kind_label()),
+        },
     }
 }
 

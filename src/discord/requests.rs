@@ -96,6 +96,7 @@ impl Bot {
                 required: s.required_approvals,
                 allow_self: s.allow_self_approval,
                 ttl: s.approval_timeout,
+                approve_from: s.approve_from.clone(),
             }),
         };
         let opened = self

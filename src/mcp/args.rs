@@ -300,6 +300,8 @@ pub enum Handoff {
     UrlElicitation,
     /// A one-time link to give the user; the page shows the secret once.
     RevealLink,
+    /// On tokenwarden's private page, shown to the user after their passphrase; no link here.
+    Private,
     /// Written to a file readable only by the server's user.
     File,
     /// In this result (configured `inline`: the model provider sees it).
@@ -312,7 +314,7 @@ pub struct SecretHandoff {
     /// For `reveal_link`: the link to give the user. It works once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reveal_url: Option<String>,
-    /// When the link stops working; the token is deleted if the link was never opened.
+    /// When the link (or the private page's wait) ends; the token is deleted if nobody saw the secret.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reveal_expires_at: Option<DateTime<Utc>>,
     /// For `file`: where the secret is.

@@ -10,7 +10,7 @@ use rmcp::model::{
 };
 use rmcp::service::{ElicitationMode, RequestContext, RoleServer};
 
-use super::McpServer;
+use super::{McpServer, SecretMode};
 use super::args::{Created, Handoff, TokenView};
 use super::delivery::{Handed, McpDelivery};
 use super::reply::{can_elicit, is_modern, service_error, structured, tool_error};
@@ -41,12 +41,26 @@ impl McpServer {
                 .finish_reveal(&actor, &instance, &new.name, responses)
                 .await;
         }
-        let delivery = McpDelivery::new(
+        let mut delivery = McpDelivery::new(
             self.core.settings.secret_mode.clone(),
             self.core.reveal.clone(),
             instance.clone(),
             actor.clone(),
         );
+        if self.core.settings.secret_mode == SecretMode::Private {
+            let person = self.core.service.people().of(&actor);
+            match person.filter(|p| p.passphrase_argon2.is_some()) {
+                Some(p) => delivery = delivery.for_person(p.name.clone()),
+                None => {
+                    return Ok(tool_error(format!(
+                        "Nothing was created: secrets go only to their owner's private page here, and this \
+                         MCP client ({}) belongs to nobody with a passphrase in tokenwarden's [[people]]. \
+                         The administrator can add it (README, \"Private delivery\").",
+                        actor.account()
+                    )));
+                }
+            }
+        }
         let done = match self
             .core
             .service
@@ -59,20 +73,36 @@ impl McpServer {
         let Some(handed) = delivery.handed() else {
             return Ok(tool_error("the secret was not handed over; this is a bug"));
         };
-        if let Handed::Link(link) = &handed
+        // The user is shown the address directly where the client can: a one-time link, or the
+        // private page, which asks for their passphrase (so its address alone opens nothing).
+        let shown_to_user = match &handed {
+            Handed::Link(link) => Some((
+                link.url.clone(),
+                format!(
+                    "Token `{}` was created on `{instance}`. Open this one-time link to see its secret; it works once \
+                     and expires, after which the token is deleted if unopened.",
+                    done.token.name
+                ),
+            )),
+            Handed::Private { person, page, .. } => Some((
+                page.clone(),
+                format!(
+                    "Token `{}` was created on `{instance}`. Its secret waits for {person} on this page, which \
+                     asks for their passphrase; if nobody signs in before it expires, the token is deleted.",
+                    done.token.name
+                ),
+            )),
+            _ => None,
+        };
+        if let Some((address, message)) = shown_to_user
             && can_elicit(ctx, ElicitationMode::Url)
         {
-            let message = format!(
-                "Token `{}` was created on `{instance}`. Open this one-time link to see its secret; it works once \
-                     and expires, after which the token is deleted if unopened.",
-                done.token.name
-            );
             if is_modern(ctx) {
                 let request = InputRequest::Elicitation(ElicitRequest::new(
                     ElicitRequestParams::UrlElicitationParams {
                         meta: None,
                         message,
-                        url: link.url.clone(),
+                        url: address.clone(),
                         elicitation_id: uuid::Uuid::new_v4().to_string(),
                     },
                 ));
@@ -82,7 +112,7 @@ impl McpServer {
                     InputRequiredResult::new(Some(requests), Some(REVEAL_STATE.to_owned())).into(),
                 );
             }
-            if let Ok(url) = url::Url::parse(&link.url) {
+            if let Ok(url) = url::Url::parse(&address) {
                 let timeout = Some(self.core.settings.elicitation_timeout);
                 let shown = ctx
                     .peer
@@ -121,7 +151,7 @@ impl McpServer {
                 file: None,
                 secret: None,
             },
-            next_step: "The user was shown a one-time link to the secret; nothing more to pass on."
+            next_step: "The user was shown where to see the secret; nothing more to pass on."
                 .to_owned(),
         })
     }

@@ -1,5 +1,6 @@
-//! How the MCP server hands over a new secret: a one-time reveal link, a 0600 file, or (opt-in)
-//! inline. The link or path is kept here for the tool result; the audit log only learns the method.
+//! How the MCP server hands over a new secret: a one-time reveal link, the private page of the
+//! person the client belongs to, a 0600 file, or (opt-in) inline. The link or path is kept here
+//! for the tool result; the audit log only learns the method.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -18,6 +19,12 @@ use crate::tokens::{RawToken, Token, TokenName};
 #[derive(Debug, Clone)]
 pub enum Handed {
     Link(RevealLink),
+    /// Waits for `person` on the private page at `page` (never put in a result).
+    Private {
+        person: String,
+        page: String,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    },
     File(PathBuf),
     Inline(RawToken),
 }
@@ -35,6 +42,10 @@ impl Handed {
             Self::Link(link) => {
                 h.reveal_url = Some(link.url.clone());
                 h.reveal_expires_at = Some(link.expires_at);
+            }
+            Self::Private { expires_at, .. } => {
+                h.method = Handoff::Private;
+                h.reveal_expires_at = Some(*expires_at);
             }
             Self::File(path) => {
                 h.method = Handoff::File;
@@ -58,6 +69,13 @@ impl Handed {
                 link.expires_at
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             ),
+            Self::Private { person, expires_at, .. } => format!(
+                "The secret waits for {person} on tokenwarden's private page, which asks for their \
+                 passphrase; you cannot open it and it is not in this result. Tell the user to open \
+                 tokenwarden's private page (the address their administrator gave them) before {}; \
+                 if nobody does, the token is deleted again.",
+                expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
             Self::File(path) => format!(
                 "The secret is in {} (readable only by tokenwarden's user).",
                 path.display()
@@ -75,6 +93,8 @@ pub struct McpDelivery {
     hub: Arc<RevealHub>,
     instance: String,
     requester: Actor,
+    /// For private delivery: the person the requester belongs to.
+    for_person: Option<String>,
     handed: Mutex<Option<Handed>>,
 }
 
@@ -85,8 +105,15 @@ impl McpDelivery {
             hub,
             instance,
             requester,
+            for_person: None,
             handed: Mutex::new(None),
         }
+    }
+
+    /// Private delivery to `person` (checked before anything is created).
+    pub fn for_person(mut self, person: String) -> Self {
+        self.for_person = Some(person);
+        self
     }
 
     /// What was handed over, once `deliver` ran.
@@ -110,6 +137,43 @@ impl SecretDelivery for McpDelivery {
         ticket: &Ticket,
     ) -> Result<DeliveryReceipt, DeliveryFailure> {
         match &self.mode {
+            SecretMode::Private => {
+                let person = self.for_person.clone().ok_or_else(|| {
+                    DeliveryFailure("private delivery without a person; this is a bug".into())
+                })?;
+                let name =
+                    TokenName::parse(&token.name).map_err(|e| DeliveryFailure(e.to_string()))?;
+                let link = self
+                    .hub
+                    .register(
+                        secret.clone(),
+                        name,
+                        token.id,
+                        self.instance.clone(),
+                        self.requester.clone(),
+                        ticket.clone(),
+                        Some(person.clone()),
+                    )
+                    .await
+                    .map_err(|e| {
+                        DeliveryFailure(format!("cannot start the private page's listener: {e}"))
+                    })?;
+                let page = self.hub.private_page().await.map_err(|e| {
+                    DeliveryFailure(format!("cannot start the private page's listener: {e}"))
+                })?;
+                let receipt = format!(
+                    "kept for {person} on the private reveal page, expires {}",
+                    link.expires_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                );
+                let until = link.expires_at;
+                self.keep(Handed::Private {
+                    person,
+                    page,
+                    expires_at: until,
+                });
+                Ok(DeliveryReceipt::waiting(receipt, until))
+            }
             SecretMode::RevealLink => {
                 let name =
                     TokenName::parse(&token.name).map_err(|e| DeliveryFailure(e.to_string()))?;
@@ -122,6 +186,7 @@ impl SecretDelivery for McpDelivery {
                         self.instance.clone(),
                         self.requester.clone(),
                         ticket.clone(),
+                        None,
                     )
                     .await
                     .map_err(|e| {

@@ -182,6 +182,7 @@ impl McpServer {
                     required: p.required,
                     allow_self: false,
                     ttl: p.timeout,
+                    approve_from: p.approve_from.clone(),
                 }),
         }
     }

@@ -5,6 +5,7 @@
 
 mod host;
 mod page;
+mod private;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -35,6 +36,10 @@ struct Waiting {
     instance: String,
     requester: Actor,
     ticket: Ticket,
+    /// For private delivery: the `[[people]]` entry that alone may see it, on the private page.
+    for_person: Option<String>,
+    /// When it began to wait.
+    since: std::time::Instant,
 }
 
 /// A link waiting to be opened, and the timer that expires it.
@@ -62,7 +67,13 @@ pub struct RevealHub {
     listen: String,
     /// For stdio: that listener's limits.
     limits: HttpLimits,
+    /// Wrong passphrases typed on the private page, by person, since their last success.
+    failures: Mutex<HashMap<String, u32>>,
 }
+
+/// Wrong passphrases after which a person's waiting secrets are withdrawn: whoever is guessing
+/// gets nothing, and the person asks again.
+pub const MAX_PASSPHRASE_FAILURES: u32 = 5;
 
 /// A link just made.
 #[derive(Debug, Clone)]
@@ -90,6 +101,7 @@ impl RevealHub {
             base_url: OnceCell::new(),
             listen,
             limits,
+            failures: Mutex::new(HashMap::new()),
         })
     }
 
@@ -98,11 +110,19 @@ impl RevealHub {
         let _ = self.base_url.set(base_url.trim_end_matches('/').to_owned());
     }
 
-    /// The routes: `GET /reveal/{id}` (a page with a button) and `POST /reveal/{id}` (the secret, once).
+    /// The routes: `GET /reveal/{id}` (a page with a button) and `POST /reveal/{id}` (the
+    /// secret, once); `GET /reveal/private` (a sign-in form) and `POST /reveal/private` (the
+    /// signed-in person's oldest waiting secret, once).
     pub fn router(self: &Arc<Self>) -> Router {
         Router::new()
+            .route("/reveal/private", get(private::sign_in).post(private::reveal))
             .route("/reveal/{id}", get(page).post(reveal))
             .with_state(Arc::clone(self))
+    }
+
+    /// Where the private page is, starting the loopback listener if it is not running yet.
+    pub async fn private_page(self: &Arc<Self>) -> std::io::Result<String> {
+        Ok(format!("{}/reveal/private", self.base().await?))
     }
 
     /// The base URL, starting a loopback listener on first use when none was set.
@@ -132,6 +152,7 @@ impl RevealHub {
         instance: String,
         requester: Actor,
         ticket: Ticket,
+        for_person: Option<String>,
     ) -> std::io::Result<RevealLink> {
         let base = self.base().await?;
         let mut bytes = [0u8; 24];
@@ -145,6 +166,8 @@ impl RevealHub {
             instance,
             requester,
             ticket,
+            for_person,
+            since: std::time::Instant::now(),
         };
         let slot = Slot {
             waiting: Box::new(waiting),
@@ -260,6 +283,7 @@ impl RevealHub {
     /// for text that was never a link.
     fn state(&self, id: &str) -> Option<Result<String, ()>> {
         match lock(&self.slots).get(id) {
+            Some(slot) if slot.waiting.for_person.is_some() => None,
             Some(slot) => Some(Ok(slot.waiting.token_name.to_string())),
             None if well_formed(id) => Some(Err(())),
             None => None,
@@ -276,12 +300,19 @@ async fn page(State(hub): State<Arc<RevealHub>>, Path(id): Path<String>) -> Resp
 }
 
 async fn reveal(State(hub): State<Arc<RevealHub>>, Path(id): Path<String>) -> Response {
+    // A private secret is shown only on the private page, after its person's passphrase.
+    if hub.state(&id).is_none() {
+        return page::unknown();
+    }
     let Some(w) = hub.take(&id) else {
-        return match hub.state(&id) {
-            Some(_) => page::gone(),
-            None => page::unknown(),
-        };
+        return page::gone();
     };
+    show(&hub, w).await
+}
+
+/// Shows `w`'s secret once, unless its token was deleted meanwhile; the journal learns whether
+/// the page reached the browser.
+async fn show(hub: &Arc<RevealHub>, w: Box<Waiting>) -> Response {
     if hub.deleted_meanwhile(&w).await {
         tracing::info!(token = %w.token_name, "a reveal link was opened after its token was deleted");
         hub.service.secret_delivered(&w.ticket).await;

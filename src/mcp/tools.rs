@@ -427,6 +427,7 @@ impl McpServer {
                 super::SecretMode::RevealLink => format!("one-time reveal link, valid {}", humantime::format_duration(s.reveal_ttl)),
                 super::SecretMode::File(dir) => format!("0600 file in {}", dir.display()),
                 super::SecretMode::Inline => "inline in the tool result (the model provider sees it)".to_owned(),
+                super::SecretMode::Private => format!("tokenwarden's private page, after the user's passphrase, valid {}", humantime::format_duration(s.reveal_ttl)),
             },
             delete_gate: match &s.approvals {
                 Some(p) => format!("{} approval(s) by people in Discord or the CLI, within {}", p.required, humantime::format_duration(p.timeout)),

@@ -3,6 +3,7 @@
 //! writes the operation's intent to the journal in the same transaction), execute, audit.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -320,7 +321,7 @@ impl TokenService {
         token: Option<Token>,
     ) -> Result<PendingRequest, ServiceError> {
         let ttl = gate.ttl.unwrap_or(self.confirm_ttl);
-        let mut pending = Pending::new(op, actor.clone(), gate.mode, ttl, self.now());
+        let mut pending = Pending::new(op, self.identify(actor), gate.mode, ttl, self.now());
         pending.reason = gate.reason;
         let (store, stored) = (self.store.clone(), pending.clone());
         blocking(move || store.insert_pending(&stored)).await?;
@@ -357,6 +358,7 @@ impl TokenService {
         op: &Operation,
         proof: &str,
     ) -> Result<Executed, ServiceError> {
+        let actor = &self.identify(actor);
         let (who, op2, proof, now) = (actor.clone(), op.clone(), proof.to_owned(), self.now());
         let (pending, entry) = self
             .release(actor, id, move |p| {
@@ -372,6 +374,7 @@ impl TokenService {
         actor: &Actor,
         id: &PendingId,
     ) -> Result<ApprovalResult, ServiceError> {
+        let actor = &self.identify(actor);
         let (who, now) = (actor.clone(), self.now());
         let ((progress, pending), entry) = self
             .release(actor, id, move |p| {
@@ -400,6 +403,7 @@ impl TokenService {
         id: &PendingId,
         reason: Option<String>,
     ) -> Result<Pending<Operation>, ServiceError> {
+        let actor = &self.identify(actor);
         let (who, now, why) = (actor.clone(), self.now(), reason.clone());
         let (pending, _) = self
             .release(actor, id, move |p| {
@@ -422,8 +426,15 @@ impl TokenService {
     ) -> Result<(T, Option<JournalEntry>), ServiceError> {
         let (store, id2) = (self.store.clone(), id.clone());
         let (actor2, now) = (actor.clone(), self.now());
+        let people = Arc::clone(&self.people);
         let released = blocking(move || {
             store.update_pending_journaled(&id2, |p: &mut Pending<Operation>| {
+                // Today's `[[people]]` decides who is whom, also for the requester and the
+                // approvals recorded before a config change.
+                p.requester = people.identify(&p.requester);
+                for a in &mut p.approvals {
+                    a.by = people.identify(&a.by);
+                }
                 let was_open = p.state == PendingState::Open;
                 let out = step(p);
                 let entry = (out.is_ok() && was_open && p.state == PendingState::Executing)

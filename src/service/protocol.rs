@@ -10,7 +10,7 @@ use rand::Rng;
 
 use super::gated::{PendingRequest, Request};
 use super::{ServiceError, TokenService};
-use crate::actor::Actor;
+use crate::actor::{Actor, ActorKind};
 use crate::gate::{GateError, GateMode, PendingId};
 use crate::service::{Executed, GateRequest, Operation};
 
@@ -29,7 +29,7 @@ pub enum Channel {
 }
 
 /// Approvals by other people.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApprovalPolicy {
     /// How many people must approve; at least one.
     pub required: u8,
@@ -37,10 +37,12 @@ pub struct ApprovalPolicy {
     pub allow_self: bool,
     /// How long the request stays open.
     pub ttl: Duration,
+    /// The adapters approvals may come through.
+    pub approve_from: Vec<ActorKind>,
 }
 
 /// How an adapter's destructive requests are gated, from its configuration.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GatePolicy {
     /// `Some`: deletes and prunes need approvals instead of the requester's own confirmation.
     /// Regenerations are always confirmed by the requester.
@@ -108,6 +110,7 @@ fn plan(
             required: 1,
             allow_self: false,
             ttl: default_ttl,
+            approve_from: vec![ActorKind::Discord, ActorKind::Cli],
         })),
         _ => None,
     };
@@ -116,6 +119,7 @@ fn plan(
             let mode = GateMode::Approvals {
                 required: a.required.max(1),
                 allow_self: a.allow_self,
+                approve_from: Some(a.approve_from.clone()),
             };
             let next = NextStep::Approve {
                 have: 0,
@@ -234,6 +238,7 @@ mod tests {
                 required,
                 allow_self: false,
                 ttl: Duration::from_secs(3600),
+                approve_from: vec![ActorKind::Discord],
             }),
         }
     }

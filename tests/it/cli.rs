@@ -759,34 +759,31 @@ fn serve_runs_mcp_and_the_discord_endpoint_over_one_core() {
     let _ = child.wait();
 }
 
-#[test]
-fn approvals_from_another_process_are_approved_on_the_cli() {
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("operator.token");
-    let sim = simulate(&["--operator-token-file", token_file.to_str().unwrap()]);
-    let cfg = write_config(dir.path(), &sim.url);
+/// Creates tokens `names` and asks to delete each as MCP client `laptop` would, under `mode`,
+/// through the store in `dir` (as another process sharing it does); the pending ids.
+pub fn ask_elsewhere(
+    dir: &Path,
+    sim_url: &str,
+    operator: &str,
+    names: &[&str],
+    mode: tokenwarden::gate::GateMode,
+) -> Vec<String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let op = tokenwarden::tokens::RawToken::new(
-        std::fs::read_to_string(&token_file)
-            .unwrap()
-            .trim()
-            .to_owned(),
-    );
-    // Another process (an MCP server under approve_deletes) asks, through the shared store file.
-    let ids = rt.block_on(async {
+    let op = tokenwarden::tokens::RawToken::new(operator.to_owned());
+    rt.block_on(async {
         let backend = std::sync::Arc::new(
             tokenwarden::influx::InfluxClient::new(tokenwarden::influx::ClientOptions {
-                url: sim.url.clone(),
+                url: sim_url.to_owned(),
                 token: Some(op),
                 timeout: std::time::Duration::from_secs(5),
                 ca_file: None,
             })
             .unwrap(),
         );
-        let store = tokenwarden::store::Store::open(&dir.path().join("tokenwarden.db")).unwrap();
+        let store = tokenwarden::store::Store::open(&dir.join("tokenwarden.db")).unwrap();
         let svc = tokenwarden::service::TokenService::new(
             vec![(crate::support::instance("local", None, &[], false), backend)],
             None,
@@ -794,9 +791,9 @@ fn approvals_from_another_process_are_approved_on_the_cli() {
             tokenwarden::service::Clock::System,
             std::time::Duration::from_secs(300),
         );
-        let actor = tokenwarden::actor::Actor::mcp("claude", Some("laptop"), None);
+        let actor = tokenwarden::actor::Actor::mcp_http("laptop", "claude");
         let mut ids = vec![];
-        for name in ["doomed", "spared"] {
+        for name in names {
             let token = tokenwarden::tokens::TokenName::parse_new(name).unwrap();
             let new = tokenwarden::tokens::NewToken {
                 name: token.clone(),
@@ -807,10 +804,7 @@ fn approvals_from_another_process_are_approved_on_the_cli() {
                 .await
                 .unwrap();
             let gate = tokenwarden::service::GateRequest {
-                mode: tokenwarden::gate::GateMode::Approvals {
-                    required: 1,
-                    allow_self: false,
-                },
+                mode: mode.clone(),
                 ttl: Some(std::time::Duration::from_secs(600)),
                 reason: Some("rotation".into()),
             };
@@ -824,7 +818,28 @@ fn approvals_from_another_process_are_approved_on_the_cli() {
             );
         }
         ids
-    });
+    })
+}
+
+#[test]
+fn approvals_from_another_process_are_approved_on_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("operator.token");
+    let sim = simulate(&["--operator-token-file", token_file.to_str().unwrap()]);
+    let cfg = write_config(dir.path(), &sim.url);
+    let op = std::fs::read_to_string(&token_file).unwrap();
+    // Another process (an MCP server under approve_deletes) asks, through the shared store file.
+    let ids = ask_elsewhere(
+        dir.path(),
+        &sim.url,
+        op.trim(),
+        &["doomed", "spared"],
+        tokenwarden::gate::GateMode::Approvals {
+            required: 1,
+            allow_self: false,
+            approve_from: None,
+        },
+    );
     let r = run(&cfg, &["approvals", "list"], "");
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
@@ -970,7 +985,7 @@ fn config_errors_never_show_a_secret() {
 }
 
 /// Creates admin tokens on the simulator behind tokenwarden's back, as another InfluxDB client could.
-fn create_outside(sim_url: &str, operator: &str, names: &[&str]) {
+pub fn create_outside(sim_url: &str, operator: &str, names: &[&str]) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

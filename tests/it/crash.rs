@@ -216,6 +216,7 @@ async fn an_approval_killed_at_any_point_runs_the_delete_once() {
             mode: GateMode::Approvals {
                 required: 1,
                 allow_self: false,
+                approve_from: None,
             },
             ttl: Some(Duration::from_secs(3600)),
             reason: None,

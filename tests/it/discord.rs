@@ -859,11 +859,12 @@ async fn autocomplete_suggests_names_and_databases_to_those_allowed() {
 async fn approvals_requested_through_mcp_get_cards_too() {
     let h = Harness::new(Edition::Core, Store::open_in_memory().unwrap(), |_| {}).await;
     h.sim.control.create_admin("victim", None);
-    let mcp = Actor::mcp("claude", Some("alice-laptop"), None);
+    let mcp = Actor::mcp_http("alice-laptop", "claude");
     let gate = GateRequest {
         mode: GateMode::Approvals {
             required: 1,
             allow_self: false,
+            approve_from: None,
         },
         ttl: Some(Duration::from_secs(600)),
         reason: None,
@@ -877,7 +878,7 @@ async fn approvals_requested_through_mcp_get_cards_too() {
     h.bot.sweep().await;
     let (card, approve) = card_for(&h, "victim").await;
     assert!(
-        card.body.to_string().contains("claude (MCP)"),
+        card.body.to_string().contains(r"claude via alice\\-laptop (MCP)"),
         "{}",
         card.body
     );

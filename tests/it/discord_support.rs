@@ -86,6 +86,10 @@ pub fn settings(api_base: &str, key: &SigningKey) -> DiscordSettings {
         approval_timeout: Duration::from_secs(900),
         required_approvals: 1,
         allow_self_approval: false,
+        approve_from: vec![
+            tokenwarden::actor::ActorKind::Discord,
+            tokenwarden::actor::ActorKind::Cli,
+        ],
         access,
         poll_interval: Duration::from_secs(3600),
         default_member_permissions: Default::default(),

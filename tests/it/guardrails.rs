@@ -32,6 +32,7 @@ fn approvals(required: u8) -> GateRequest {
         mode: GateMode::Approvals {
             required,
             allow_self: false,
+            approve_from: None,
         },
         ttl: Some(Duration::from_secs(3600)),
         reason: None,

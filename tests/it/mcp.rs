@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rmcp::model::{ElicitRequestParams, ElicitationAction};
 use serde_json::{Value, json};
-use tokenwarden::actor::Actor;
+use tokenwarden::actor::{Actor, ActorKind, OsAccount};
 use tokenwarden::mcp::{ApprovalPolicy, McpCore, McpSettings};
 use tokenwarden::service::ApprovalResult;
 use tokenwarden::sim::RunningSim;
@@ -659,16 +659,30 @@ async fn confirmation_codes_expire() {
     assert!(has(&s, "victim"));
 }
 
-#[tokio::test]
-async fn deletes_can_require_a_human_approval_elsewhere() {
-    let policy = McpSettings {
+fn approvals_from(from: &[ActorKind]) -> McpSettings {
+    McpSettings {
         approvals: Some(ApprovalPolicy {
             required: 1,
             timeout: Duration::from_secs(3600),
+            approve_from: from.to_vec(),
         }),
         ..Default::default()
-    };
-    let (s, core) = setup(Edition::Core, policy).await;
+    }
+}
+
+/// The account the in-process stdio server runs as in these tests, and another one.
+fn server_account() -> OsAccount {
+    OsAccount {
+        uid: 1000,
+        user: Some("dev".into()),
+        host: "laptop".into(),
+    }
+}
+
+#[tokio::test]
+async fn deletes_can_require_a_human_approval_elsewhere() {
+    let (s, core) = setup(Edition::Core, approvals_from(&[ActorKind::Discord])).await;
+    let core = core.with_os_account(server_account());
     s.control.create_admin("victim", None);
     let c = connect(
         &core,
@@ -697,10 +711,28 @@ async fn deletes_can_require_a_human_approval_elsewhere() {
     );
     assert!(has(&s, "victim"));
 
+    // By default requests made through MCP are approved in Discord: a CLI approval, even by
+    // another account of this host, is refused and changes nothing.
     let pid = tokenwarden::gate::PendingId::parse(&id).unwrap();
+    let someone_else = OsAccount {
+        uid: 1001,
+        ..server_account()
+    };
+    let refused = core
+        .service()
+        .approve(&Actor::cli(&someone_else), &pid)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("approved through discord only, not through cli")
+            && refused.contains("approve_from"),
+        "{refused}"
+    );
+    assert!(has(&s, "victim"));
     let approved = core
         .service()
-        .approve(&Actor::cli_user(), &pid)
+        .approve(&Actor::discord(77, "bob"), &pid)
         .await
         .unwrap();
     assert!(matches!(approved, ApprovalResult::Executed { .. }));
@@ -713,6 +745,49 @@ async fn deletes_can_require_a_human_approval_elsewhere() {
         err(&call(&c, "get_pending_action", json!({"id": "nonsense"})).await)
             .contains("no pending action")
     );
+}
+
+#[tokio::test]
+async fn with_cli_approvals_on_the_servers_own_account_still_cannot_approve() {
+    let (s, core) = setup(
+        Edition::Core,
+        approvals_from(&[ActorKind::Discord, ActorKind::Cli]),
+    )
+    .await;
+    let core = core.with_os_account(server_account());
+    s.control.create_admin("victim", None);
+    let c = connect(
+        &core,
+        TestClient::form(Form::Accept("victim".into())),
+        Era::Legacy,
+    )
+    .await;
+    let v = ok(&call(&c, "delete_token", json!({"name": "victim"})).await);
+    let pid = tokenwarden::gate::PendingId::parse(v["pending_id"].as_str().unwrap()).unwrap();
+    // The assistant's shell runs as the server's account, whatever name it gives itself.
+    let same_account = OsAccount {
+        user: Some("someone-else".into()),
+        ..server_account()
+    };
+    let refused = core
+        .service()
+        .approve(&Actor::cli(&same_account), &pid)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("someone else must approve"), "{refused}");
+    assert!(has(&s, "victim"));
+    let other = OsAccount {
+        uid: 1001,
+        ..server_account()
+    };
+    let approved = core
+        .service()
+        .approve(&Actor::cli(&other), &pid)
+        .await
+        .unwrap();
+    assert!(matches!(approved, ApprovalResult::Executed { .. }));
+    assert!(!has(&s, "victim"));
 }
 
 #[tokio::test]

@@ -18,6 +18,8 @@ use crate::support::{self, assert_no_token};
 pub struct Tw {
     pub config: PathBuf,
     env: Vec<(String, String)>,
+    /// Run as this account (`runuser`, as root) from this copy of the binary.
+    as_user: Option<(String, PathBuf)>,
 }
 
 impl Tw {
@@ -26,7 +28,15 @@ impl Tw {
         Self {
             config: write_config(dir, sim_url),
             env: vec![("RUST_LOG".into(), "trace".into())],
+            as_user: None,
         }
+    }
+
+    /// Runs every later process as operating-system account `user`, through `runuser` (which
+    /// needs root), from `bin`: a copy of the binary that account can execute.
+    pub fn as_user(mut self, user: &str, bin: &Path) -> Self {
+        self.as_user = Some((user.into(), bin.into()));
+        self
     }
 
     /// Sets `key=value` for every later `spawn` and `run` (e.g. `TOKENWARDEN_TEST_PAUSE`).
@@ -36,7 +46,14 @@ impl Tw {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = match &self.as_user {
+            Some((user, bin)) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", user, "--"]).arg(bin);
+                c
+            }
+            None => Command::new(BIN),
+        };
         cmd.arg("--config")
             .arg(&self.config)
             .args(args)
@@ -193,6 +210,32 @@ impl Proc {
         };
         tokio::time::timeout(timeout, closed).await.ok()?;
         Some(self.child.wait().unwrap())
+    }
+
+    /// Speaks MCP to a stdio `tokenwarden mcp`: initializes a session (no elicitation).
+    pub async fn mcp_initialize(&mut self) {
+        let init = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "test-client", "version": "0"}}});
+        self.write_stdin(&format!("{init}\n"));
+        self.wait_stdout(|l| l.contains("\"id\":0"), Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|| panic!("no answer to initialize: {}", self.seen()));
+        let done = serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        self.write_stdin(&format!("{done}\n"));
+    }
+
+    /// Calls `tool` as request `id` over stdio; the whole JSON-RPC answer.
+    pub async fn mcp_call(&mut self, id: u64, tool: &str, args: serde_json::Value) -> serde_json::Value {
+        let call = serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": tool, "arguments": args}});
+        self.write_stdin(&format!("{call}\n"));
+        let want = format!("\"id\":{id}");
+        let line = self
+            .wait_stdout(|l| l.contains(&want), Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|| panic!("no answer to {tool}: {}", self.seen()));
+        serde_json::from_str(&line).unwrap()
     }
 
     /// Sends SIGKILL (no chance to clean up) and reaps the process.

@@ -194,7 +194,7 @@ mod discord_texts {
             a in odd(), b in odd(), reason in odd(), instance in odd(), state in 0usize..7,
             approvers in 0usize..40, expired in 0usize..300,
         ) {
-            let requester = Actor::mcp(&a, Some(&b), None);
+            let requester = Actor::mcp_http(&b, &a);
             let action = if expired > 0 {
                 Operation::PruneExpired {
                     instance: instance.clone(),
@@ -208,12 +208,12 @@ mod discord_texts {
             let mut p = Pending::new(
                 action,
                 requester.clone(),
-                GateMode::Approvals { required: 3, allow_self: false },
+                GateMode::Approvals { required: 3, allow_self: false, approve_from: None },
                 Duration::from_secs(900),
                 now(),
             );
             p.reason = Some(reason.clone());
-            p.approvals = (0..approvers).map(|i| Approval { by: Actor::mcp(&b, Some(&i.to_string()), None), at: now() }).collect();
+            p.approvals = (0..approvers).map(|i| Approval { by: Actor::mcp_http(&i.to_string(), &b), at: now() }).collect();
             p.state = match state {
                 0 => PendingState::Open,
                 1 => PendingState::Executing,

@@ -62,6 +62,7 @@ fn approval_gate(required: u8, allow_self: bool) -> GateRequest {
         mode: GateMode::Approvals {
             required,
             allow_self,
+            approve_from: None,
         },
         ttl: Some(Duration::from_secs(900)),
         reason: Some("rotate".into()),

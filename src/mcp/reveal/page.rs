@@ -93,6 +93,42 @@ pub(super) fn ready(token_name: &str) -> Response {
     )
 }
 
+/// The private page's sign-in form.
+pub(super) fn sign_in() -> Response {
+    html(
+        StatusCode::OK,
+        "Your new InfluxDB 3 token",
+        "<p>Sign in with your name and passphrase as your tokenwarden administrator set them up. \
+         The secret is shown once.</p><form method=\"post\">\
+         <p><label>Name <input name=\"person\" autocomplete=\"username\" required></label></p>\
+         <p><label>Passphrase <input name=\"passphrase\" type=\"password\" \
+         autocomplete=\"current-password\" required></label></p>\
+         <p><button type=\"submit\">Show my secret once</button></p></form>",
+    )
+}
+
+/// A wrong name or passphrase (which of the two is not said).
+pub(super) fn refused() -> Response {
+    html(
+        StatusCode::FORBIDDEN,
+        "Wrong name or passphrase",
+        &format!(
+            "<p>Nothing is shown. After {} wrong passphrases the secrets waiting for that person are \
+             withdrawn and their tokens deleted.</p><p><a href=\"private\">Try again</a></p>",
+            super::MAX_PASSPHRASE_FAILURES
+        ),
+    )
+}
+
+/// Signed in, but no secret waits.
+pub(super) fn nothing_waiting() -> Response {
+    html(
+        StatusCode::NOT_FOUND,
+        "No secret is waiting for you",
+        "<p>It was shown already, or its time ran out and its token was deleted. Ask for a new token.</p>",
+    )
+}
+
 /// The token was deleted after its link was made, so its secret is not shown.
 pub(super) fn deleted(token_name: &str) -> Response {
     html(

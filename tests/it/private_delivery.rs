@@ -1,0 +1,119 @@
+//! `secret_delivery = "private"` with the real binary: no link and no path ever reaches a tool
+//! result; the secret waits on the private page for the person the client belongs to, behind
+//! their passphrase, once; wrong passphrases withdraw it; a client that belongs to nobody with a
+//! passphrase is refused before anything is created.
+
+use serde_json::{Value, json};
+use tokenwarden::actor::OsAccount;
+
+use crate::identity::{fixture, listed};
+
+const PASSPHRASE: &str = "correct horse battery";
+
+/// A loopback port free right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn sign_in(page: &str, person: &str, passphrase: &str) -> (u16, String) {
+    let r = reqwest::Client::new()
+        .post(page)
+        .form(&[("person", person), ("passphrase", passphrase)])
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// Asserts a tool answer holds neither a URL, a reveal path, a file path nor a secret.
+fn assert_nothing_to_follow(answer: &Value, dir: &std::path::Path) {
+    let text = answer.to_string();
+    for leak in ["http://", "https://", "/reveal", "apiv3_", &dir.display().to_string()] {
+        assert!(!text.contains(leak), "`{leak}` in {answer}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn private_delivery_shows_the_secret_only_to_its_person() {
+    let hash = {
+        let f = fixture("");
+        let r = f.tw.run(&["people", "hash-passphrase"], &format!("{PASSPHRASE}\n")).await;
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.stdout.trim().to_owned()
+    };
+    let port = free_port();
+    let me = OsAccount::current();
+    let f = fixture(&format!(
+        "\n[mcp]\nsecret_delivery = \"private\"\nreveal_listen = \"127.0.0.1:{port}\"\n\n\
+         [[people]]\nname = \"ann\"\nos_accounts = [\"{}@{}\"]\npassphrase_hash = \"{hash}\"\n",
+        me.uid, me.host
+    ));
+    let mut server = f.tw.spawn(&["mcp"]);
+    server.mcp_initialize().await;
+    let created = server
+        .mcp_call(1, "create_admin_token", json!({"name": "ann-ci"}))
+        .await;
+    let result = &created["result"];
+    assert_ne!(result["isError"], true, "{created}");
+    assert_eq!(
+        result["structuredContent"]["secret_handoff"]["method"], "private",
+        "{created}"
+    );
+    assert_nothing_to_follow(&created, f.dir.path());
+    assert!(listed(&f.tw, "ann-ci"));
+
+    let page = format!("http://127.0.0.1:{port}/reveal/private");
+    let form = reqwest::get(&page).await.unwrap();
+    assert_eq!(form.status(), 200);
+    assert!(form.text().await.unwrap().contains("type=\"password\""));
+    for (person, passphrase) in [("ann", "wrong horse battery"), ("mallory", PASSPHRASE)] {
+        let (status, body) = sign_in(&page, person, passphrase).await;
+        assert_eq!(status, 403, "{body}");
+        assert!(!body.contains("apiv3_"), "{body}");
+    }
+    let (status, body) = sign_in(&page, "ann", PASSPHRASE).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("apiv3_") && body.contains("ann-ci"), "{body}");
+    let (status, body) = sign_in(&page, "ann", PASSPHRASE).await;
+    assert_eq!(status, 404, "shown once: {body}");
+    assert!(listed(&f.tw, "ann-ci"), "a delivered token stays");
+
+    // Someone guessing: after five wrong passphrases the waiting secret is withdrawn.
+    let created = server
+        .mcp_call(2, "create_admin_token", json!({"name": "ann-guessed"}))
+        .await;
+    assert_nothing_to_follow(&created, f.dir.path());
+    for _ in 0..5 {
+        let (status, _) = sign_in(&page, "ann", "guess guess guess").await;
+        assert_eq!(status, 403);
+    }
+    assert!(!listed(&f.tw, "ann-guessed"), "the guessed-at token is deleted again");
+    let (status, _) = sign_in(&page, "ann", PASSPHRASE).await;
+    assert_eq!(status, 404, "nothing waits any more");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_belongs_to_nobody_gets_nothing_created() {
+    let port = free_port();
+    let f = fixture(&format!(
+        "\n[mcp]\nsecret_delivery = \"private\"\nreveal_listen = \"127.0.0.1:{port}\"\n\n\
+         [[people]]\nname = \"ann\"\nos_accounts = [\"4242@elsewhere\"]\n"
+    ));
+    let mut server = f.tw.spawn(&["mcp"]);
+    server.mcp_initialize().await;
+    let refused = server
+        .mcp_call(1, "create_admin_token", json!({"name": "orphan"}))
+        .await;
+    assert_eq!(refused["result"]["isError"], true, "{refused}");
+    let text = refused["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("Nothing was created") && text.contains("belongs to nobody with a passphrase"),
+        "{text}"
+    );
+    assert_nothing_to_follow(&refused, f.dir.path());
+    assert!(!listed(&f.tw, "orphan"));
+}
