@@ -135,7 +135,11 @@ impl Actor {
 
     /// tokenwarden acting on its own behalf.
     pub fn system() -> Self {
-        Self::new(ActorKind::System, "tokenwarden".to_owned(), "tokenwarden".to_owned())
+        Self::new(
+            ActorKind::System,
+            "tokenwarden".to_owned(),
+            "tokenwarden".to_owned(),
+        )
     }
 
     fn new(kind: ActorKind, id: String, name: String) -> Self {

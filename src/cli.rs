@@ -5,9 +5,9 @@ mod approvals;
 mod delivery;
 mod output;
 mod people;
-pub use people::hash_passphrase;
 pub use output::explain as explain_error;
 pub use output::{token_json, tokens_table};
+pub use people::hash_passphrase;
 
 use std::io::{BufRead, Write};
 use std::path::Path;

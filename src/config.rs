@@ -295,7 +295,9 @@ impl Config {
         let people = people::validate(raw.people, &clients).map_err(invalid)?;
         if let Some(approvals) = &mcp.settings.approvals
             && discord.is_none()
-            && !approvals.approve_from.contains(&crate::actor::ActorKind::Cli)
+            && !approvals
+                .approve_from
+                .contains(&crate::actor::ActorKind::Cli)
         {
             return Err(invalid(
                 "mcp.approve_deletes: deletes asked through MCP are approved in Discord, and there is no \
@@ -486,7 +488,9 @@ token_file = "operator.token"    # or: token_env = "INFLUXDB3_AUTH_TOKEN"
     fn approvals_of_mcp_requests_come_from_discord_unless_the_cli_is_let_in() {
         use crate::actor::ActorKind;
         let with = |text: &str| parse(&format!("{MINIMAL}\n{text}\n"));
-        let alone = with("[mcp]\napprove_deletes = true").unwrap_err().to_string();
+        let alone = with("[mcp]\napprove_deletes = true")
+            .unwrap_err()
+            .to_string();
         assert!(
             alone.contains("there is no [discord] section")
                 && alone.contains("mcp.approve_from = [\"cli\"]"),
@@ -508,8 +512,14 @@ token_file = "operator.token"    # or: token_env = "INFLUXDB3_AUTH_TOKEN"
         );
         for (text, want) in [
             ("[mcp]\napprove_from = []", "mcp.approve_from is empty"),
-            ("[mcp]\napprove_from = [\"mcp\"]", "MCP clients cannot approve"),
-            ("[mcp]\napprove_from = [\"slack\"]", "`slack` is not one of discord, cli"),
+            (
+                "[mcp]\napprove_from = [\"mcp\"]",
+                "MCP clients cannot approve",
+            ),
+            (
+                "[mcp]\napprove_from = [\"slack\"]",
+                "`slack` is not one of discord, cli",
+            ),
         ] {
             let got = with(text).unwrap_err().to_string();
             assert!(got.contains(want), "{text}: {got}");

@@ -424,7 +424,10 @@ mod tests {
             TTL,
             t(0),
         );
-        let other = OsAccount { uid: 1001, ..account };
+        let other = OsAccount {
+            uid: 1001,
+            ..account
+        };
         let refused = p.approve(&Actor::cli(&other), t(1)).unwrap_err();
         assert!(matches!(refused, GateError::NotApprovableThere { .. }));
         assert!(refused.to_string().contains(

@@ -202,8 +202,9 @@ impl McpServer {
                 Actor::mcp_http(principal.as_deref().unwrap_or("anonymous"), &client)
                     .in_session(session)
             }
-            None => Actor::mcp_stdio(&self.core.account, &client)
-                .in_session(Some(&self.connection)),
+            None => {
+                Actor::mcp_stdio(&self.core.account, &client).in_session(Some(&self.connection))
+            }
         }
     }
 }

@@ -13,8 +13,8 @@ pub fn hash_passphrase() -> Result<String, CliError> {
     let passphrase = if std::io::stdin().is_terminal() {
         let first = rpassword::prompt_password("Passphrase: ")
             .map_err(|e| CliError::Prompt(e.to_string()))?;
-        let again = rpassword::prompt_password("Again: ")
-            .map_err(|e| CliError::Prompt(e.to_string()))?;
+        let again =
+            rpassword::prompt_password("Again: ").map_err(|e| CliError::Prompt(e.to_string()))?;
         if first != again {
             return Err(CliError::Incomplete(
                 "the two passphrases differ; nothing was hashed".into(),

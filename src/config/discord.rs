@@ -30,12 +30,8 @@ impl Snowflake {
             Self::Number(n) => Some(*n),
             Self::Text(s) => s.trim().parse::<u64>().ok(),
         };
-        id.filter(|n| *n > 0).ok_or_else(|| {
-            format!(
-                "{key} must be a Discord id (a number), not {}",
-                self.show()
-            )
-        })
+        id.filter(|n| *n > 0)
+            .ok_or_else(|| format!("{key} must be a Discord id (a number), not {}", self.show()))
     }
 
     /// A permission bit set, as Discord writes it ("0", "32" for Manage Server).

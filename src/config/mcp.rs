@@ -7,8 +7,8 @@ use serde::Deserialize;
 
 use super::limits::http_limits;
 use super::{TokenSource, parse_duration_key};
-use crate::http_serve::HttpLimits;
 use crate::actor::ActorKind;
+use crate::http_serve::HttpLimits;
 use crate::mcp::{ApprovalPolicy, HttpClient, HttpSettings, McpSettings, SecretMode};
 
 /// The `[mcp]` section as written.

@@ -95,7 +95,9 @@ pub(super) fn validate(raw: Vec<RawPerson>, mcp_clients: &[String]) -> Result<Pe
 /// database, so it must exist here; accounts of other hosts are written by uid.
 fn os_account(key: &str, text: &str) -> Result<(u32, String), String> {
     let bad = |why: &str| {
-        format!("{key}: os_accounts entry `{text}` {why}; write NAME@HOST or UID@HOST (HOST as `hostname` prints it)")
+        format!(
+            "{key}: os_accounts entry `{text}` {why}; write NAME@HOST or UID@HOST (HOST as `hostname` prints it)"
+        )
     };
     let (user, host) = text
         .rsplit_once('@')

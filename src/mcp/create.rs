@@ -10,10 +10,10 @@ use rmcp::model::{
 };
 use rmcp::service::{ElicitationMode, RequestContext, RoleServer};
 
-use super::{McpServer, SecretMode};
 use super::args::{Created, Handoff, TokenView};
 use super::delivery::{Handed, McpDelivery};
 use super::reply::{can_elicit, is_modern, service_error, structured, tool_error};
+use super::{McpServer, SecretMode};
 use crate::actor::Actor;
 use crate::tokens::{NewToken, ParseError, Token, TokenName};
 

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 
 use super::SecretMode;
 use super::args::{Handoff, SecretHandoff};
-use super::reveal::{RevealHub, RevealLink};
+use super::reveal::{Held, RevealHub, RevealLink};
 use crate::actor::Actor;
 use crate::service::{DeliveryFailure, DeliveryReceipt, SecretDelivery, Ticket};
 use crate::tokens::{RawToken, Token, TokenName};
@@ -69,7 +69,9 @@ impl Handed {
                 link.expires_at
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             ),
-            Self::Private { person, expires_at, .. } => format!(
+            Self::Private {
+                person, expires_at, ..
+            } => format!(
                 "The secret waits for {person} on tokenwarden's private page, which asks for their \
                  passphrase; you cannot open it and it is not in this result. Tell the user to open \
                  tokenwarden's private page (the address their administrator gave them) before {}; \
@@ -145,15 +147,15 @@ impl SecretDelivery for McpDelivery {
                     TokenName::parse(&token.name).map_err(|e| DeliveryFailure(e.to_string()))?;
                 let link = self
                     .hub
-                    .register(
-                        secret.clone(),
-                        name,
-                        token.id,
-                        self.instance.clone(),
-                        self.requester.clone(),
-                        ticket.clone(),
-                        Some(person.clone()),
-                    )
+                    .register(Held {
+                        secret: secret.clone(),
+                        token_name: name,
+                        token_id: token.id,
+                        instance: self.instance.clone(),
+                        requester: self.requester.clone(),
+                        ticket: ticket.clone(),
+                        for_person: Some(person.clone()),
+                    })
                     .await
                     .map_err(|e| {
                         DeliveryFailure(format!("cannot start the private page's listener: {e}"))
@@ -179,15 +181,15 @@ impl SecretDelivery for McpDelivery {
                     TokenName::parse(&token.name).map_err(|e| DeliveryFailure(e.to_string()))?;
                 let link = self
                     .hub
-                    .register(
-                        secret.clone(),
-                        name,
-                        token.id,
-                        self.instance.clone(),
-                        self.requester.clone(),
-                        ticket.clone(),
-                        None,
-                    )
+                    .register(Held {
+                        secret: secret.clone(),
+                        token_name: name,
+                        token_id: token.id,
+                        instance: self.instance.clone(),
+                        requester: self.requester.clone(),
+                        ticket: ticket.clone(),
+                        for_person: None,
+                    })
                     .await
                     .map_err(|e| {
                         DeliveryFailure(format!("cannot start the reveal-link listener: {e}"))

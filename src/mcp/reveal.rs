@@ -27,6 +27,19 @@ use crate::http_serve::{HttpLimits, serve};
 use crate::service::{Ticket, TokenService};
 use crate::tokens::{RawToken, TokenName};
 
+/// What a new link keeps: a secret, and what settles its token through the journal.
+pub struct Held {
+    pub secret: RawToken,
+    pub token_name: TokenName,
+    /// The created token's id: its name may pass to another token before the link settles.
+    pub token_id: u64,
+    pub instance: String,
+    pub requester: Actor,
+    pub ticket: Ticket,
+    /// For private delivery: the `[[people]]` entry that alone may see it, on the private page.
+    pub for_person: Option<String>,
+}
+
 /// A secret waiting behind a link, and what settles its token through the journal.
 struct Waiting {
     secret: RawToken,
@@ -115,7 +128,10 @@ impl RevealHub {
     /// signed-in person's oldest waiting secret, once).
     pub fn router(self: &Arc<Self>) -> Router {
         Router::new()
-            .route("/reveal/private", get(private::sign_in).post(private::reveal))
+            .route(
+                "/reveal/private",
+                get(private::sign_in).post(private::reveal),
+            )
             .route("/reveal/{id}", get(page).post(reveal))
             .with_state(Arc::clone(self))
     }
@@ -144,16 +160,16 @@ impl RevealHub {
     }
 
     /// Keeps `secret` behind a new link, and arranges its withdrawal if nobody opens it in time.
-    pub async fn register(
-        self: &Arc<Self>,
-        secret: RawToken,
-        token_name: TokenName,
-        token_id: u64,
-        instance: String,
-        requester: Actor,
-        ticket: Ticket,
-        for_person: Option<String>,
-    ) -> std::io::Result<RevealLink> {
+    pub async fn register(self: &Arc<Self>, held: Held) -> std::io::Result<RevealLink> {
+        let Held {
+            secret,
+            token_name,
+            token_id,
+            instance,
+            requester,
+            ticket,
+            for_person,
+        } = held;
         let base = self.base().await?;
         let mut bytes = [0u8; 24];
         rand::rng().fill_bytes(&mut bytes);

@@ -878,7 +878,9 @@ async fn approvals_requested_through_mcp_get_cards_too() {
     h.bot.sweep().await;
     let (card, approve) = card_for(&h, "victim").await;
     assert!(
-        card.body.to_string().contains(r"claude via alice\\-laptop (MCP)"),
+        card.body
+            .to_string()
+            .contains(r"claude via alice\\-laptop (MCP)"),
         "{}",
         card.body
     );

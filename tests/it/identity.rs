@@ -29,7 +29,8 @@ pub fn fixture(extra: &str) -> Fixture {
         .unwrap()
         .trim()
         .to_owned();
-    let tw = Tw::new(dir.path(), &sim.url, &RawToken::new(operator.clone())).env("RUST_LOG", "warn");
+    let tw =
+        Tw::new(dir.path(), &sim.url, &RawToken::new(operator.clone())).env("RUST_LOG", "warn");
     let mut config = std::fs::read_to_string(&tw.config).unwrap();
     config.push_str(extra);
     std::fs::write(&tw.config, config).unwrap();
@@ -77,7 +78,10 @@ async fn one_account_is_one_approver_whatever_user_says() {
     let r = as_bob.run(&["approvals", "approve", &ids[0]], "").await;
     assert_eq!(r.code, 7, "{}", r.stderr);
     assert!(r.stderr.contains("you already approved"), "{}", r.stderr);
-    assert!(listed(&f.tw, "doomed"), "one account cannot be two approvers");
+    assert!(
+        listed(&f.tw, "doomed"),
+        "one account cannot be two approvers"
+    );
 }
 
 /// Hands `dir` and everything in it to account `nobody`, and puts there a copy of the binary
@@ -91,7 +95,8 @@ fn share_with_nobody(dir: &Path) -> std::path::PathBuf {
         .expect("an account `nobody`");
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
-        std::os::unix::fs::chown(&path, Some(nobody.uid.as_raw()), Some(nobody.gid.as_raw())).unwrap();
+        std::os::unix::fs::chown(&path, Some(nobody.uid.as_raw()), Some(nobody.gid.as_raw()))
+            .unwrap();
     }
     std::os::unix::fs::chown(dir, Some(nobody.uid.as_raw()), Some(nobody.gid.as_raw())).unwrap();
     bin
@@ -104,7 +109,7 @@ async fn the_stdio_servers_own_account_cannot_approve_its_request() {
     let root = nix::unistd::geteuid().is_root();
     let nobody = root.then(|| {
         let bin = share_with_nobody(f.dir.path());
-        f.tw.clone().as_user("nobody", &bin)
+        f.tw.clone().run_as("nobody", &bin)
     });
     if let Some(nobody) = &nobody {
         // The store is created by `nobody`, so both accounts can open it (SQLite hands the
@@ -133,12 +138,18 @@ async fn the_stdio_servers_own_account_cannot_approve_its_request() {
     ] {
         let r = tw.run(&["approvals", "approve", &id], "").await;
         assert_eq!(r.code, 7, "{}", r.stderr);
-        assert!(r.stderr.contains("someone else must approve"), "{}", r.stderr);
+        assert!(
+            r.stderr.contains("someone else must approve"),
+            "{}",
+            r.stderr
+        );
     }
     assert!(listed(&f.tw, "victim"));
 
     let Some(nobody) = nobody else {
-        eprintln!("identity: not root, so the approval by another real account (runuser) was not tried");
+        eprintln!(
+            "identity: not root, so the approval by another real account (runuser) was not tried"
+        );
         return;
     };
     let r = nobody.run(&["approvals", "approve", &id], "").await;

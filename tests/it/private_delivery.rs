@@ -32,7 +32,13 @@ async fn sign_in(page: &str, person: &str, passphrase: &str) -> (u16, String) {
 /// Asserts a tool answer holds neither a URL, a reveal path, a file path nor a secret.
 fn assert_nothing_to_follow(answer: &Value, dir: &std::path::Path) {
     let text = answer.to_string();
-    for leak in ["http://", "https://", "/reveal", "apiv3_", &dir.display().to_string()] {
+    for leak in [
+        "http://",
+        "https://",
+        "/reveal",
+        "apiv3_",
+        &dir.display().to_string(),
+    ] {
         assert!(!text.contains(leak), "`{leak}` in {answer}");
     }
 }
@@ -41,7 +47,9 @@ fn assert_nothing_to_follow(answer: &Value, dir: &std::path::Path) {
 async fn private_delivery_shows_the_secret_only_to_its_person() {
     let hash = {
         let f = fixture("");
-        let r = f.tw.run(&["people", "hash-passphrase"], &format!("{PASSPHRASE}\n")).await;
+        let r =
+            f.tw.run(&["people", "hash-passphrase"], &format!("{PASSPHRASE}\n"))
+                .await;
         assert_eq!(r.code, 0, "{}", r.stderr);
         r.stdout.trim().to_owned()
     };
@@ -91,7 +99,10 @@ async fn private_delivery_shows_the_secret_only_to_its_person() {
         let (status, _) = sign_in(&page, "ann", "guess guess guess").await;
         assert_eq!(status, 403);
     }
-    assert!(!listed(&f.tw, "ann-guessed"), "the guessed-at token is deleted again");
+    assert!(
+        !listed(&f.tw, "ann-guessed"),
+        "the guessed-at token is deleted again"
+    );
     let (status, _) = sign_in(&page, "ann", PASSPHRASE).await;
     assert_eq!(status, 404, "nothing waits any more");
 }
@@ -111,7 +122,8 @@ async fn a_client_that_belongs_to_nobody_gets_nothing_created() {
     assert_eq!(refused["result"]["isError"], true, "{refused}");
     let text = refused["result"]["content"][0]["text"].as_str().unwrap();
     assert!(
-        text.contains("Nothing was created") && text.contains("belongs to nobody with a passphrase"),
+        text.contains("Nothing was created")
+            && text.contains("belongs to nobody with a passphrase"),
         "{text}"
     );
     assert_nothing_to_follow(&refused, f.dir.path());

@@ -34,7 +34,7 @@ impl Tw {
 
     /// Runs every later process as operating-system account `user`, through `runuser` (which
     /// needs root), from `bin`: a copy of the binary that account can execute.
-    pub fn as_user(mut self, user: &str, bin: &Path) -> Self {
+    pub fn run_as(mut self, user: &str, bin: &Path) -> Self {
         self.as_user = Some((user.into(), bin.into()));
         self
     }
@@ -226,7 +226,12 @@ impl Proc {
     }
 
     /// Calls `tool` as request `id` over stdio; the whole JSON-RPC answer.
-    pub async fn mcp_call(&mut self, id: u64, tool: &str, args: serde_json::Value) -> serde_json::Value {
+    pub async fn mcp_call(
+        &mut self,
+        id: u64,
+        tool: &str,
+        args: serde_json::Value,
+    ) -> serde_json::Value {
         let call = serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
             "params": {"name": tool, "arguments": args}});
         self.write_stdin(&format!("{call}\n"));
