@@ -19,6 +19,7 @@ mod mcp_http_limits;
 mod mcp_schemas;
 mod mcp_shutdown;
 mod mcp_support;
+mod no_hang;
 mod official_mcp;
 mod peers;
 mod private_delivery;
