@@ -1,12 +1,13 @@
 //! Serves an axum app on a TCP listener with the limits every listener of tokenwarden needs: a
 //! deadline for a request's headers, an idle timeout for keep-alive connections (never for one
 //! with a request in flight, such as an open SSE stream or a call waiting on the user), a cap on
-//! open connections (503 past it), and graceful shutdown. Depends on nothing in the crate.
+//! open connections (503 past it), a 500 for a handler that panics, and graceful shutdown. Depends on nothing in the crate.
 
 mod activity;
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, Response, StatusCode, header};
+use futures::FutureExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -172,7 +174,12 @@ impl hyper::service::Service<Request<Incoming>> for Counted {
         let busy = Busy::start(&self.activity);
         let answer = self.app.call(req);
         Box::pin(async move {
-            let response = answer.await?;
+            // A handler that panics still answers (500), instead of a connection reset; the
+            // panic hook has logged what happened.
+            let response = match AssertUnwindSafe(answer).catch_unwind().await {
+                Ok(answer) => answer?,
+                Err(_) => internal_error(),
+            };
             Ok(response.map(|body| busy.until_sent(body)))
         })
     }
@@ -194,6 +201,18 @@ fn refuse(stream: TcpStream, refusing: &Arc<Semaphore>, limits: HttpLimits) {
         let _ = tokio::time::timeout(limits.header_read_timeout, conn).await;
         drop(permit);
     });
+}
+
+fn internal_error() -> Response<Body> {
+    let mut r = Response::new(Body::from(
+        "Internal Server Error: tokenwarden hit a bug answering this request; it is logged\n",
+    ));
+    *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
 }
 
 fn too_many_connections() -> Response<Body> {

@@ -1,6 +1,6 @@
-//! The MCP HTTP listener's limits, as a client meets them: a request whose headers stall and a
+//! The HTTP listeners' limits, as a client meets them: a request whose headers stall and a
 //! kept-alive connection left idle are closed, a call waiting on the user is not, and past the
-//! connection and session caps come 503s that say why.
+//! connection and session caps come 503s that say why; a handler that panics answers 500.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -173,4 +173,47 @@ async fn sessions_past_the_cap_get_503_saying_what_to_do() {
         StatusCode::OK,
         "a closed session frees its place"
     );
+}
+
+#[tokio::test]
+async fn a_handler_that_panics_answers_500_and_the_connection_serves_on() {
+    let app = axum::Router::new()
+        .route(
+            "/boom",
+            axum::routing::get(|| async {
+                if std::hint::black_box(true) {
+                    panic!("a bug in a handler");
+                }
+                "unreachable"
+            }),
+        )
+        .route("/fine", axum::routing::get(|| async { "fine" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = tokenwarden::http_serve::HttpLimits::default();
+    tokio::spawn(tokenwarden::http_serve::serve(
+        listener,
+        app,
+        limits,
+        std::future::pending(),
+    ));
+    // One kept-alive connection for both requests: the panic did not cost the client it.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    let r = client
+        .get(format!("http://{addr}/boom"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("tokenwarden hit a bug"), "{text}");
+    let r = client
+        .get(format!("http://{addr}/fine"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "fine");
 }
