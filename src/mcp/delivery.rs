@@ -123,6 +123,31 @@ impl McpDelivery {
         self.handed.lock().ok().and_then(|h| h.clone())
     }
 
+    /// Keeps `secret` in the reveal hub (for `person` alone, on the private page, if given).
+    async fn hold(
+        &self,
+        token: &Token,
+        secret: &RawToken,
+        ticket: &Ticket,
+        for_person: Option<String>,
+        listener: &str,
+    ) -> Result<RevealLink, DeliveryFailure> {
+        let token_name =
+            TokenName::parse(&token.name).map_err(|e| DeliveryFailure(e.to_string()))?;
+        self.hub
+            .register(Held {
+                secret: secret.clone(),
+                token_name,
+                token_id: token.id,
+                instance: self.instance.clone(),
+                requester: self.requester.clone(),
+                ticket: ticket.clone(),
+                for_person,
+            })
+            .await
+            .map_err(|e| DeliveryFailure(format!("cannot start {listener}: {e}")))
+    }
+
     fn keep(&self, h: Handed) {
         if let Ok(mut slot) = self.handed.lock() {
             *slot = Some(h);
@@ -143,32 +168,20 @@ impl SecretDelivery for McpDelivery {
                 let person = self.for_person.clone().ok_or_else(|| {
                     DeliveryFailure("private delivery without a person; this is a bug".into())
                 })?;
-                let name =
-                    TokenName::parse(&token.name).map_err(|e| DeliveryFailure(e.to_string()))?;
+                let listener = "the private page's listener";
                 let link = self
+                    .hold(token, secret, ticket, Some(person.clone()), listener)
+                    .await?;
+                let page = self
                     .hub
-                    .register(Held {
-                        secret: secret.clone(),
-                        token_name: name,
-                        token_id: token.id,
-                        instance: self.instance.clone(),
-                        requester: self.requester.clone(),
-                        ticket: ticket.clone(),
-                        for_person: Some(person.clone()),
-                    })
+                    .private_page()
                     .await
-                    .map_err(|e| {
-                        DeliveryFailure(format!("cannot start the private page's listener: {e}"))
-                    })?;
-                let page = self.hub.private_page().await.map_err(|e| {
-                    DeliveryFailure(format!("cannot start the private page's listener: {e}"))
-                })?;
+                    .map_err(|e| DeliveryFailure(format!("cannot start {listener}: {e}")))?;
+                let until = link.expires_at;
                 let receipt = format!(
                     "kept for {person} on the private reveal page, expires {}",
-                    link.expires_at
-                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
                 );
-                let until = link.expires_at;
                 self.keep(Handed::Private {
                     person,
                     page,
@@ -177,29 +190,14 @@ impl SecretDelivery for McpDelivery {
                 Ok(DeliveryReceipt::waiting(receipt, until))
             }
             SecretMode::RevealLink => {
-                let name =
-                    TokenName::parse(&token.name).map_err(|e| DeliveryFailure(e.to_string()))?;
                 let link = self
-                    .hub
-                    .register(Held {
-                        secret: secret.clone(),
-                        token_name: name,
-                        token_id: token.id,
-                        instance: self.instance.clone(),
-                        requester: self.requester.clone(),
-                        ticket: ticket.clone(),
-                        for_person: None,
-                    })
-                    .await
-                    .map_err(|e| {
-                        DeliveryFailure(format!("cannot start the reveal-link listener: {e}"))
-                    })?;
+                    .hold(token, secret, ticket, None, "the reveal-link listener")
+                    .await?;
+                let until = link.expires_at;
                 let receipt = format!(
                     "one-time reveal link, expires {}",
-                    link.expires_at
-                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
                 );
-                let until = link.expires_at;
                 self.keep(Handed::Link(link));
                 Ok(DeliveryReceipt::waiting(receipt, until))
             }

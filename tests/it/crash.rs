@@ -387,16 +387,9 @@ async fn a_discord_bot_killed_while_its_create_is_unanswered_leaves_nothing_behi
     });
 
     let mut bot = w.tw.spawn(&["discord", "--interactions", "127.0.0.1:0"]);
-    let line = bot
-        .wait_stderr(|l| l.contains("interactions endpoint listening on"), WAIT)
-        .await
-        .unwrap_or_else(|| panic!("{}", bot.seen()));
-    let url = line
-        .split("listening on ")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .to_owned();
+    let url = bot
+        .listening_url("interactions endpoint listening on ")
+        .await;
     let body = command(4242, ALICE, "create-admin", &[("name", "botless")]).to_string();
     let ts = chrono::Utc::now().timestamp();
     let sig = hex::encode(key.sign(format!("{ts}{body}").as_bytes()).to_bytes());

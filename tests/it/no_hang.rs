@@ -48,16 +48,7 @@ async fn message(r: reqwest::Response) -> Value {
 async fn an_overflowing_duration_is_an_error_over_http() {
     let f = fixture("\n[mcp.http]\nallow_no_auth = true\n");
     let mut server = f.tw.spawn(&["mcp", "--http", "127.0.0.1:0"]);
-    let line = server
-        .wait_stderr(|l| l.contains("listening on "), Duration::from_secs(30))
-        .await
-        .unwrap_or_else(|| panic!("the server did not start: {}", server.seen()));
-    let url = line
-        .split("listening on ")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .to_owned();
+    let url = server.listening_url("listening on ").await;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()

@@ -212,6 +212,16 @@ impl Proc {
         Some(self.child.wait().unwrap())
     }
 
+    /// The URL a server logs when `marker` (such as "interactions endpoint listening on") appears
+    /// on its stderr.
+    pub async fn listening_url(&mut self, marker: &str) -> String {
+        let line = self
+            .wait_stderr(|l| l.contains(marker), Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|| panic!("no `{marker}`: {}", self.seen()));
+        line.split(marker).nth(1).unwrap().trim().to_owned()
+    }
+
     /// Speaks MCP to a stdio `tokenwarden mcp`: initializes a session (no elicitation).
     pub async fn mcp_initialize(&mut self) {
         let init = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
