@@ -112,6 +112,16 @@ pub enum McpError {
     NoAuthNotLoopback(SocketAddr),
     #[error("the MCP session failed: {0}")]
     Session(String),
+    #[error(
+        "cannot serve the private reveal page on {addr}: {source}. Another program (perhaps another \
+         `tokenwarden mcp`) holds that address; people would type their passphrase into it. Stop \
+         it, or give this server another mcp.reveal_listen"
+    )]
+    PrivatePage {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The authenticated HTTP caller, put into request extensions by the auth layer.
@@ -262,6 +272,17 @@ pub async fn serve_stdio(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), McpError> {
     let reveal = Arc::clone(&core.reveal);
+    if core.settings.secret_mode == SecretMode::Private {
+        // Bound now, before any client asks: a page people type their passphrase into must be
+        // this server's, never one another program put on the address first.
+        reveal
+            .private_page()
+            .await
+            .map_err(|source| McpError::PrivatePage {
+                addr: core.settings.reveal_listen.clone(),
+                source,
+            })?;
+    }
     let served = serve_stdio_until(core, shutdown).await;
     reveal
         .withdraw_all("the MCP server stopped before its reveal link was opened")

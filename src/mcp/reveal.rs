@@ -81,7 +81,7 @@ pub struct RevealHub {
     /// For stdio: that listener's limits.
     limits: HttpLimits,
     /// Wrong passphrases typed on the private page, by person, since their last success.
-    failures: Mutex<HashMap<String, u32>>,
+    failures: Mutex<HashMap<String, private::Attempts>>,
 }
 
 /// Wrong passphrases after which a person's waiting secrets are withdrawn: whoever is guessing

@@ -103,8 +103,110 @@ async fn private_delivery_shows_the_secret_only_to_its_person() {
         !listed(&f.tw, "ann-guessed"),
         "the guessed-at token is deleted again"
     );
-    let (status, _) = sign_in(&page, "ann", PASSPHRASE).await;
-    assert_eq!(status, 404, "nothing waits any more");
+    let (status, body) = sign_in(&page, "ann", PASSPHRASE).await;
+    assert_eq!(
+        status, 429,
+        "locked for a while, even with the passphrase: {body}"
+    );
+    assert!(
+        body.contains("Signing in is possible again in 15 minutes"),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_private_page_refuses_other_sites_and_other_names_for_itself() {
+    let port = free_port();
+    let me = OsAccount::current();
+    let f = fixture(&format!(
+        "\n[mcp]\nsecret_delivery = \"private\"\nreveal_listen = \"127.0.0.1:{port}\"\n\n\
+         [[people]]\nname = \"ann\"\nos_accounts = [\"{}@{}\"]\npassphrase_hash = \"{}\"\n",
+        me.uid,
+        me.host,
+        tokenwarden::people::hash_passphrase(PASSPHRASE).unwrap()
+    ));
+    let mut server = f.tw.spawn(&["mcp"]);
+    server.mcp_initialize().await;
+    let created = server
+        .mcp_call(1, "create_admin_token", json!({"name": "ann-x"}))
+        .await;
+    assert_ne!(created["result"]["isError"], true, "{created}");
+    let page = format!("http://127.0.0.1:{port}/reveal/private");
+    let http = reqwest::Client::new();
+    let form = [("person", "ann"), ("passphrase", PASSPHRASE)];
+
+    // A page of another site posting the form, even with the right passphrase, gets nothing,
+    // and a flood of such posts cannot lock ann out.
+    for _ in 0..6 {
+        let r = http
+            .post(&page)
+            .header("origin", "https://evil.example")
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+        assert!(r.text().await.unwrap().contains("came from another site"));
+    }
+    let r = http
+        .post(&page)
+        .header("sec-fetch-site", "cross-site")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // `localhost` may lead a browser to ::1, where another account can listen on this port.
+    let r = http
+        .post(format!("http://localhost:{port}/reveal/private"))
+        .form(&form)
+        .send()
+        .await;
+    if let Ok(r) = r {
+        assert_eq!(r.status(), 403, "only 127.0.0.1:{port} is this page");
+    }
+    assert!(listed(&f.tw, "ann-x"), "nothing above withdrew it");
+
+    // The page itself, posting to itself, works.
+    let r = http
+        .post(&page)
+        .header("origin", format!("http://127.0.0.1:{port}"))
+        .header("sec-fetch-site", "same-origin")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("apiv3_"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_whose_private_page_address_is_taken_does_not_start() {
+    // Another program (here this test; in life perhaps another account's fake page) holds the
+    // address people would type their passphrase into.
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = squatter.local_addr().unwrap().port();
+    let me = OsAccount::current();
+    let f = fixture(&format!(
+        "\n[mcp]\nsecret_delivery = \"private\"\nreveal_listen = \"127.0.0.1:{port}\"\n\n\
+         [[people]]\nname = \"ann\"\nos_accounts = [\"{}@{}\"]\n",
+        me.uid, me.host
+    ));
+    let mut server = f.tw.spawn(&["mcp"]);
+    let status = server
+        .wait_exit(std::time::Duration::from_secs(30))
+        .await
+        .expect("it exits at once");
+    assert_ne!(status.code(), Some(0));
+    let seen = server.seen();
+    assert!(
+        seen.contains(&format!(
+            "cannot serve the private reveal page on 127.0.0.1:{port}"
+        )),
+        "{seen}"
+    );
+    drop(squatter);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,5 +1,6 @@
 //! The stdio reveal listener answers only to the loopback address it serves: a page loaded from
-//! another name that resolves to 127.0.0.1 (DNS rebinding) gets 403, not a link's secret.
+//! another name that resolves to 127.0.0.1 (DNS rebinding), or from `localhost`, gets 403, not
+//! a link's secret.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,10 +10,12 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-/// The `Host` values a loopback listener on `addr` answers to: its address and `localhost`,
-/// with its port (as the links it gives out name it, and as a browser sends it).
+/// The `Host` value a loopback listener on `addr` answers to: its address with its port, as
+/// the links and the private page it gives out name it. Not `localhost`: a browser may resolve
+/// that to the other loopback family (`::1` for `127.0.0.1`), where another local account can
+/// listen on the same port and read what is typed there.
 pub(super) fn loopback_hosts(addr: SocketAddr) -> Arc<Vec<String>> {
-    Arc::new(vec![addr.to_string(), format!("localhost:{}", addr.port())])
+    Arc::new(vec![addr.to_string()])
 }
 
 /// The middleware: any other `Host` (or none) is refused.
@@ -41,10 +44,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_listener_answers_to_its_address_and_localhost_with_its_port() {
+    fn a_listener_answers_to_its_address_with_its_port_only() {
         let v4 = loopback_hosts("127.0.0.1:4000".parse().unwrap());
-        assert_eq!(*v4, ["127.0.0.1:4000", "localhost:4000"]);
+        assert_eq!(*v4, ["127.0.0.1:4000"]);
         let v6 = loopback_hosts("[::1]:4000".parse().unwrap());
-        assert_eq!(*v6, ["[::1]:4000", "localhost:4000"]);
+        assert_eq!(*v6, ["[::1]:4000"]);
     }
 }

@@ -114,9 +114,33 @@ pub(super) fn refused() -> Response {
         "Wrong name or passphrase",
         &format!(
             "<p>Nothing is shown. After {} wrong passphrases the secrets waiting for that person are \
-             withdrawn and their tokens deleted.</p><p><a href=\"private\">Try again</a></p>",
-            super::MAX_PASSPHRASE_FAILURES
+             withdrawn, their tokens deleted, and signing in is locked for {} minutes.</p>\
+             <p><a href=\"private\">Try again</a></p>",
+            super::MAX_PASSPHRASE_FAILURES,
+            super::private::LOCKOUT.as_secs() / 60
         ),
+    )
+}
+
+/// Too many wrong passphrases: sign-in is locked for a while.
+pub(super) fn locked(left: std::time::Duration) -> Response {
+    html(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many wrong passphrases",
+        &format!(
+            "<p>Nothing is shown, and the secrets that were waiting for this person were withdrawn. \
+             Signing in is possible again in {} minutes; then ask for a new token.</p>",
+            left.as_secs().div_ceil(60).max(1)
+        ),
+    )
+}
+
+/// A sign-in posted by a page of another site.
+pub(super) fn cross_site() -> Response {
+    html(
+        StatusCode::FORBIDDEN,
+        "Sign in from this page",
+        "<p>This sign-in came from another site. Open the private reveal page itself and sign in there.</p>",
     )
 }
 
