@@ -149,7 +149,7 @@ pub enum GateError {
     Expired { id: PendingId, at: DateTime<Utc> },
     #[error("pending action {id} is already {state}; nothing more can happen to it")]
     Closed { id: PendingId, state: &'static str },
-    #[error("only the person who requested action {id} can confirm it")]
+    #[error("only the session that requested action {id} can confirm it")]
     NotRequester { id: PendingId },
     #[error(
         "the confirmation is for a different action than pending action {id}; request the action again"
@@ -161,6 +161,11 @@ pub enum GateError {
     SelfApproval { id: PendingId },
     #[error("you already approved action {id}; it needs another person's approval")]
     AlreadyApproved { id: PendingId },
+    #[error(
+        "action {id} was requested by {person}, whom this configuration's [[people]] does not \
+         list; approve it with the configuration it was requested under"
+    )]
+    RequesterUnknown { id: PendingId, person: String },
     #[error(
         "action {id} was asked through {origin}, whose requests are approved through {} only, not \
          through {through}; to allow it, add \"{through}\" to approve_from in the config's [{origin}] \
@@ -237,7 +242,9 @@ impl<A: PartialEq> Pending<A> {
         let GateMode::Confirm { proof_sha256 } = &self.mode else {
             return Err(self.wrong_mode("an approval", "a confirmation"));
         };
-        if !by.same_as(&self.requester) || by.session != self.requester.session {
+        // The very account and session that asked: a code is a proof of intent in one
+        // conversation, not something another client of the same person may redeem.
+        if by.account() != self.requester.account() || by.session != self.requester.session {
             return Err(GateError::NotRequester {
                 id: self.id.clone(),
             });
@@ -494,6 +501,26 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_code_is_confirmed_only_by_the_account_that_asked_not_by_the_same_person_elsewhere() {
+        let mut laptop = Actor::mcp_http("ann-laptop", "claude");
+        laptop.person = Some("ann".into());
+        let mut ci = Actor::mcp_http("ann-ci", "claude");
+        ci.person = Some("ann".into());
+        let mut p = Pending::new(
+            "delete x".to_owned(),
+            laptop.clone(),
+            GateMode::confirm_with("x"),
+            TTL,
+            t(0),
+        );
+        assert_eq!(
+            p.confirm(&ci, &"delete x".into(), "x", t(1)),
+            Err(GateError::NotRequester { id: p.id.clone() })
+        );
+        assert_eq!(p.confirm(&laptop, &"delete x".into(), "x", t(1)), Ok(()));
     }
 
     #[test]

@@ -429,6 +429,21 @@ impl TokenService {
         let people = Arc::clone(&self.people);
         let released = blocking(move || {
             store.update_pending_journaled(&id2, |p: &mut Pending<Operation>| {
+                // A requester recorded as a person whom this configuration does not know: its
+                // approvers could not be told apart from them (a config without `[[people]]`
+                // must not make a person's own approval count).
+                if let Some(person) = p
+                    .requester
+                    .person
+                    .clone()
+                    .filter(|name| people.named(name).is_none())
+                {
+                    let refused = GateError::RequesterUnknown {
+                        id: p.id.clone(),
+                        person,
+                    };
+                    return ((Err(refused), None), None);
+                }
                 // Today's `[[people]]` decides who is whom, also for the requester and the
                 // approvals recorded before a config change.
                 p.requester = people.identify(&p.requester);

@@ -768,6 +768,25 @@ pub fn ask_elsewhere(
     names: &[&str],
     mode: tokenwarden::gate::GateMode,
 ) -> Vec<String> {
+    ask_elsewhere_knowing(
+        dir,
+        sim_url,
+        operator,
+        names,
+        mode,
+        tokenwarden::people::People::default(),
+    )
+}
+
+/// [`ask_elsewhere`] by an MCP client `laptop` that `people` may map to a person.
+pub fn ask_elsewhere_knowing(
+    dir: &Path,
+    sim_url: &str,
+    operator: &str,
+    names: &[&str],
+    mode: tokenwarden::gate::GateMode,
+    people: tokenwarden::people::People,
+) -> Vec<String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -790,7 +809,8 @@ pub fn ask_elsewhere(
             store,
             tokenwarden::service::Clock::System,
             std::time::Duration::from_secs(300),
-        );
+        )
+        .with_people(people);
         let actor = tokenwarden::actor::Actor::mcp_http("laptop", "claude");
         let mut ids = vec![];
         for name in names {

@@ -10,7 +10,7 @@ use tokenwarden::actor::ActorKind;
 use tokenwarden::gate::GateMode;
 use tokenwarden::tokens::RawToken;
 
-use crate::cli::{BIN, SimProcess, ask_elsewhere, create_outside, simulate};
+use crate::cli::{BIN, SimProcess, ask_elsewhere, ask_elsewhere_knowing, create_outside, simulate};
 use crate::procs::Tw;
 
 pub struct Fixture {
@@ -167,4 +167,42 @@ async fn the_stdio_servers_own_account_cannot_approve_its_request() {
         r.stdout
     );
     drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_config_without_people_cannot_make_a_persons_own_approval_count() {
+    // ann's MCP client `laptop` asks; her shell account is ann too, in the server's config.
+    let me = tokenwarden::actor::OsAccount::current();
+    let ann = tokenwarden::people::Person {
+        name: "ann".into(),
+        mcp_clients: ["laptop".to_owned()].into(),
+        os_accounts: [(me.uid, me.host.clone())].into(),
+        ..Default::default()
+    };
+    let f = fixture("\n[mcp]\napprove_deletes = true\napprove_from = [\"cli\"]\n");
+    let ids = tokio::task::block_in_place(|| {
+        ask_elsewhere_knowing(
+            f.dir.path(),
+            &f.sim.url,
+            &f.operator,
+            &["anns-own"],
+            GateMode::Approvals {
+                required: 1,
+                allow_self: false,
+                approve_from: Some(vec![ActorKind::Cli]),
+            },
+            tokenwarden::people::People::new(vec![ann]),
+        )
+    });
+    // The approver's config (the fixture's) lists no [[people]]: ann's account would pass for
+    // someone else. Refused instead.
+    let r = f.tw.run(&["approvals", "approve", &ids[0]], "").await;
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("requested by ann, whom this configuration's [[people]] does not list"),
+        "{}",
+        r.stderr
+    );
+    assert!(listed(&f.tw, "anns-own"));
 }

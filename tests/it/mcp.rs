@@ -605,7 +605,7 @@ async fn delete_with_a_confirmation_code() {
         )
         .await);
         assert!(
-            e.contains("only the person who requested"),
+            e.contains("only the session that requested"),
             "{era:?}: another session cannot use the code: {e}"
         );
         s.control.create_admin("bystander", None);
