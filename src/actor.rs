@@ -64,6 +64,7 @@ impl OsAccount {
             .ok()
             .and_then(|h| h.into_string().ok())
             .filter(|h| !h.is_empty())
+            .map(|h| h.to_ascii_lowercase())
             .unwrap_or_else(|| "localhost".to_owned());
         Self {
             uid: uid.as_raw(),
@@ -183,10 +184,27 @@ impl fmt::Display for Actor {
         write!(f, "{}:{}", self.kind, self.id)?;
         match (&self.person, self.id == self.name) {
             (Some(p), true) => write!(f, " (person {p})"),
-            (Some(p), false) => write!(f, " ({}; person {p})", self.name),
+            (Some(p), false) => write!(f, " ({}; person {p})", Visible(&self.name)),
             (None, true) => Ok(()),
-            (None, false) => write!(f, " ({})", self.name),
+            (None, false) => write!(f, " ({})", Visible(&self.name)),
         }
+    }
+}
+
+/// Text as one line in a log: control characters (a client's chosen name may hold newlines
+/// and escape sequences) written as escapes, so nobody can forge a log line.
+struct Visible<'a>(&'a str);
+
+impl fmt::Display for Visible<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -200,6 +218,17 @@ mod tests {
             user: Some(user.to_owned()),
             host: "h1".to_owned(),
         }
+    }
+
+    #[test]
+    fn a_name_chosen_by_a_client_cannot_forge_a_log_line() {
+        let forged = "x\n2026-12-01T00:00:00Z INFO audit actor=discord:1 (bob)\u{1b}[2K";
+        let shown = Actor::mcp_http("laptop", forged).to_string();
+        assert!(!shown.chars().any(char::is_control), "{shown}");
+        assert_eq!(
+            shown,
+            "mcp:client:laptop (x\\n2026-12-01T00:00:00Z INFO audit actor=discord:1 (bob)\\u{1b}[2K via laptop)"
+        );
     }
 
     #[test]

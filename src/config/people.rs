@@ -111,7 +111,8 @@ fn os_account(key: &str, text: &str) -> Result<(u32, String), String> {
             .map(|u| u.uid.as_raw())
             .ok_or_else(|| bad("names no account on this host"))?,
     };
-    Ok((uid, host.to_owned()))
+    // Host names compare case-insensitively, as DNS names do.
+    Ok((uid, host.to_ascii_lowercase()))
 }
 
 #[cfg(test)]
