@@ -17,6 +17,7 @@
 //!   log filter and stderr output (depends on nothing in the crate).
 //! - [`panics`]: a panic caught and described in one secret-free line, so adapters still answer
 //!   (depends on `tokens` and `shown`).
+//! - [`health`]: `/health` and `/ready` for every HTTP server (depends on `service`).
 //! - [`http_serve`]: how every listener serves HTTP: header and idle timeouts, a connection cap,
 //!   graceful shutdown (depends on nothing in the crate).
 //!
@@ -35,6 +36,7 @@ pub mod cli;
 pub mod config;
 pub mod discord;
 pub mod gate;
+pub mod health;
 pub mod http_serve;
 pub mod influx;
 pub mod logging;

@@ -6,6 +6,7 @@ mod clock;
 mod create;
 mod error;
 mod gated;
+mod health;
 mod interactions;
 mod journal;
 mod pending;
@@ -30,6 +31,7 @@ pub use error::{ErrorKind, ServiceError};
 pub use gated::{
     ApprovalResult, Executed, ExpiredToken, GateRequest, Operation, PendingRequest, Request,
 };
+pub use health::Readiness;
 pub use journal::{Ticket, pause_point};
 pub use protocol::{ApprovalPolicy, Channel, GatePolicy, NextStep, Opened};
 pub use recover::RecoveryReport;

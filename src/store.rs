@@ -150,6 +150,13 @@ impl Store {
         })
     }
 
+    /// Whether the store answers a query now (for `/ready`).
+    pub fn ping(&self) -> Result<(), StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        conn.query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// The same store acting as another owner (tests: a process that died holding work).
     pub fn as_owner(&self, owner: Owner) -> Self {
         Self {

@@ -36,10 +36,12 @@ struct Endpoint {
 pub fn interactions_router(bot: Arc<Bot>) -> Result<Router, DiscordError> {
     let key = bot.settings.public_key.ok_or(DiscordError::NoPublicKey)?;
     let verifier = Verifier::try_new(key).map_err(|_| DiscordError::BadPublicKey)?;
+    let health = crate::health::routes(Arc::clone(&bot.service));
     Ok(Router::new()
         .route("/interactions", post(interactions))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(Arc::new(Endpoint { bot, verifier })))
+        .with_state(Arc::new(Endpoint { bot, verifier }))
+        .merge(health))
 }
 
 /// Serves the endpoint on `addr` (and the bot's background work) until `stop`.

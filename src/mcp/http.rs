@@ -193,6 +193,7 @@ pub(super) fn router_with(
         Arc::new(http.allowed_hosts.clone()),
         hosts,
     ));
+    let health = crate::health::routes(Arc::clone(&core.service));
     let sessions = Arc::new(Sessions::new(http.max_sessions));
     let service =
         StreamableHttpService::new(move || Ok(server.clone()), Arc::clone(&sessions), config);
@@ -213,7 +214,7 @@ pub(super) fn router_with(
         ))
         .layer(middleware::from_fn_with_state(sessions, sessions::guard))
         .layer(middleware::from_fn_with_state(auth, bearer));
-    Ok(mcp.merge(reveal))
+    Ok(mcp.merge(reveal).merge(health))
 }
 
 /// How long open requests may still finish after the shutdown signal. Graceful shutdown alone

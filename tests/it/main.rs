@@ -11,6 +11,7 @@ mod discord_support;
 mod faults;
 mod gateway_fake;
 mod guardrails;
+mod health;
 mod identity;
 mod mcp;
 mod mcp_e2e;

@@ -214,11 +214,20 @@ impl Proc {
 
     /// The URL a server logs when `marker` (such as "interactions endpoint listening on") appears
     /// on its stderr.
+    /// Lines already read are searched first, so servers may log in any order.
     pub async fn listening_url(&mut self, marker: &str) -> String {
-        let line = self
-            .wait_stderr(|l| l.contains(marker), Duration::from_secs(30))
-            .await
-            .unwrap_or_else(|| panic!("no `{marker}`: {}", self.seen()));
+        let earlier = self
+            .seen_stderr
+            .iter()
+            .find(|l| l.contains(marker))
+            .cloned();
+        let line = match earlier {
+            Some(line) => line,
+            None => self
+                .wait_stderr(|l| l.contains(marker), Duration::from_secs(30))
+                .await
+                .unwrap_or_else(|| panic!("no `{marker}`: {}", self.seen())),
+        };
         line.split(marker).nth(1).unwrap().trim().to_owned()
     }
 

@@ -1,0 +1,38 @@
+//! Readiness: whether this process can do its work now (the store answers, and the default
+//! instance's InfluxDB does), for a load balancer's `/ready`.
+
+use serde::Serialize;
+
+use super::{TokenService, blocking};
+
+/// What `/ready` reports: each dependency `ok` or why not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Readiness {
+    pub ready: bool,
+    pub store: String,
+    pub instance: String,
+    pub influxdb: String,
+}
+
+const OK: &str = "ok";
+
+impl TokenService {
+    /// Asks the store and the default instance's InfluxDB (`/ping`, within its `timeout`).
+    pub async fn readiness(&self) -> Readiness {
+        let store = self.store.clone();
+        let store = match blocking(move || store.ping()).await {
+            Ok(()) => OK.to_owned(),
+            Err(e) => e.to_string(),
+        };
+        let influxdb = match self.server_info(None).await {
+            Ok(_) => OK.to_owned(),
+            Err(e) => e.to_string(),
+        };
+        Readiness {
+            ready: store == OK && influxdb == OK,
+            store,
+            instance: self.default_instance.clone(),
+            influxdb,
+        }
+    }
+}
