@@ -45,6 +45,8 @@ pub enum AppError {
     },
     #[error("{0}")]
     Io(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// Which credentials the backends get.

@@ -81,10 +81,21 @@ enum Command {
     /// Set up `[[people]]`: hash the passphrase of a private reveal page
     #[command(subcommand)]
     People(PeopleCommand),
+    /// Check the store's schema and the work waiting in it, or migrate it
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Run a simulated InfluxDB 3 server (the token API) for trying things out and for tests
     Simulate(SimulateArgs),
     /// Start a seeded simulator with a ready config, and show how to use tokenwarden against it
     Demo(DemoArgs),
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Show the store's schema version and its unfinished work, changing nothing
+    Check(JsonFlag),
+    /// Bring the store to this build's schema (every command also does at start)
+    Migrate(JsonFlag),
 }
 
 #[derive(Subcommand)]
@@ -372,12 +383,78 @@ fn explain(e: &anyhow::Error) -> String {
     }
 }
 
+/// `store check` and `store migrate`: they open the store themselves, so nothing (no
+/// migration, no recovery) runs before them.
+fn store_command(config: &Config, command: StoreCommand) -> anyhow::Result<()> {
+    let path = &config.store_path;
+    match command {
+        StoreCommand::Check(j) => {
+            let s = tokenwarden::store::inspect(path).map_err(AppError::from)?;
+            if s.too_new() {
+                return Err(AppError::from(tokenwarden::store::StoreError::TooNew {
+                    found: s.schema_version,
+                    supported: s.supported_version,
+                })
+                .into());
+            }
+            if j.json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+                return Ok(());
+            }
+            let path_text = s.path.display().to_string();
+            let shown = tokenwarden::shown::shown(&path_text);
+            let schema = if s.schema_version == s.supported_version {
+                format!("schema version {} (current)", s.schema_version)
+            } else {
+                format!(
+                    "schema version {}; `tokenwarden store migrate` (or any command) brings it to {}",
+                    s.schema_version, s.supported_version
+                )
+            };
+            println!("store {shown}: {schema}");
+            println!(
+                "open actions: {}, unsettled operations: {}, unsent Discord notices: {}",
+                s.open_actions, s.unsettled_operations, s.unsent_notices
+            );
+        }
+        StoreCommand::Migrate(j) => {
+            let before = tokenwarden::store::migrate(path).map_err(AppError::from)?;
+            let now = tokenwarden::store::inspect(path).map_err(AppError::from)?;
+            if j.json {
+                let v = serde_json::json!({
+                    "path": now.path,
+                    "from_version": before,
+                    "schema_version": now.schema_version,
+                });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(());
+            }
+            let path_text = now.path.display().to_string();
+            let shown = tokenwarden::shown::shown(&path_text);
+            match before {
+                0 => println!(
+                    "store {shown}: created at schema version {}",
+                    now.schema_version
+                ),
+                b if b == now.schema_version => {
+                    println!("store {shown}: already at schema version {b}")
+                }
+                b => println!(
+                    "store {shown}: migrated from schema version {b} to {}",
+                    now.schema_version
+                ),
+            }
+        }
+    }
+    Ok(())
+}
+
 fn exit_code(e: &anyhow::Error) -> u8 {
     if let Some(cli) = e.downcast_ref::<CliError>() {
         return cli.exit_code();
     }
     match e.downcast_ref::<AppError>() {
-        Some(AppError::Config(_)) => exit::CONFIG,
+        Some(AppError::Config(_) | AppError::Store(_)) => exit::CONFIG,
         Some(AppError::Service(s)) => service_exit_code(s),
         _ => exit::FAILED,
     }
@@ -417,6 +494,7 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         Command::Simulate(_)
         | Command::Demo(_)
         | Command::People(_)
+        | Command::Store(_)
         | Command::Mcp { .. }
         | Command::Discord(_)
         | Command::Serve { .. } => false,
@@ -471,6 +549,7 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
     };
     let config = Config::load(&config_path).map_err(AppError::from)?;
     match command {
+        Command::Store(c) => return store_command(&config, c),
         Command::Mcp { http: None } => {
             return Ok(app::mcp_stdio(&config, app::shutdown_signal()).await?);
         }
@@ -584,6 +663,7 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         Command::Simulate(_)
         | Command::Demo(_)
         | Command::People(_)
+        | Command::Store(_)
         | Command::Mcp { .. }
         | Command::Discord(_)
         | Command::Serve { .. } => Ok(()),

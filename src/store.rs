@@ -9,6 +9,7 @@ mod migrate;
 mod outbox;
 mod owner;
 mod pending;
+mod status;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -23,6 +24,7 @@ use crate::tokens::redact;
 pub use journal::{Claimed, JournalEntry, JournalId, JournalOp, Stage};
 pub use outbox::{Notice, OutboxItem};
 pub use owner::Owner;
+pub use status::{StoreStatus, inspect, migrate};
 
 /// What went wrong with the store file.
 #[derive(Debug, thiserror::Error)]
@@ -131,7 +133,10 @@ impl Store {
         let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| open_err(e.to_string()))?;
-        let store = Self::init(conn).map_err(|e| open_err(e.to_string()))?;
+        let store = Self::init(conn).map_err(|e| match e {
+            too_new @ StoreError::TooNew { .. } => too_new,
+            e => open_err(e.to_string()),
+        })?;
         tighten(path).map_err(|e| open_err(e.to_string()))?;
         Ok(store)
     }

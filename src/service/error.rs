@@ -168,6 +168,8 @@ impl ServiceError {
             | Self::OperatorProtected
             | Self::RequiresEnterprise { .. }
             | Self::EditionUnknown { .. } => ErrorKind::Refused,
+            // The [store] path points at a file this build cannot use.
+            Self::Store(StoreError::Open { .. } | StoreError::TooNew { .. }) => ErrorKind::Config,
             Self::Gate(GateError::NotFound { .. })
             | Self::Store(StoreError::NotFound { .. })
             | Self::Vanished { .. } => ErrorKind::NotFound,

@@ -30,4 +30,5 @@ mod reveal_page;
 mod service;
 mod sim_api;
 mod sim_limits;
+mod store_cli;
 mod support;
