@@ -9,6 +9,7 @@ mod migrate;
 mod outbox;
 mod owner;
 mod pending;
+mod prune;
 mod status;
 
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ use crate::tokens::redact;
 pub use journal::{Claimed, JournalEntry, JournalId, JournalOp, Stage};
 pub use outbox::{Notice, OutboxItem};
 pub use owner::Owner;
+pub use prune::{KEEP_FINISHED, Pruned};
 pub use status::{StoreStatus, inspect, migrate};
 
 /// What went wrong with the store file.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::{ServiceError, TokenService, blocking};
-use crate::store::{JournalEntry, JournalId, StoreError};
+use crate::store::{JournalEntry, JournalId, KEEP_FINISHED, StoreError};
 
 /// What a parked secret (a one-time link) reports back through: its journal entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +21,9 @@ pub const LATE_WRITES: Duration = Duration::from_secs(60);
 
 /// How often a server renews its leases and looks for unfinished work of dead processes.
 pub const MAINTAIN_EVERY: Duration = Duration::from_secs(10);
+
+/// How often a server forgets finished work older than [`KEEP_FINISHED`].
+pub const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
 
 /// In debug builds, stops forever at `point` when `TOKENWARDEN_TEST_PAUSE` names it, after
 /// saying so on stderr: the crash tests kill the process there. Release builds never pause.
@@ -91,11 +94,14 @@ impl TokenService {
         }
     }
 
-    /// Until `stop`: settles work that dead processes left, every [`MAINTAIN_EVERY`]. Run
+    /// Until `stop`: settles work that dead processes left, every [`MAINTAIN_EVERY`], and
+    /// forgets finished work older than [`KEEP_FINISHED`] every [`PRUNE_EVERY`]. Run
     /// [`TokenService::keep_leases`] beside it.
     pub async fn maintain(&self, stop: CancellationToken) {
         let mut tick = tokio::time::interval(MAINTAIN_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut prune = tokio::time::interval(PRUNE_EVERY);
+        prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
@@ -105,6 +111,29 @@ impl TokenService {
                         tracing::info!(settled = report.settled, left = report.left, "recovery");
                     }
                 }
+                _ = prune.tick() => self.prune_finished().await,
+            }
+        }
+    }
+
+    /// Forgets settled operations, posted notices and closed actions older than
+    /// [`KEEP_FINISHED`]; the audit log keeps their story.
+    pub async fn prune_finished(&self) {
+        let Some(before) = self.now().checked_sub_signed(KEEP_FINISHED) else {
+            return;
+        };
+        let store = self.store.clone();
+        match blocking(move || store.prune_finished(before)).await {
+            Ok(p) if p == crate::store::Pruned::default() => {}
+            Ok(p) => tracing::info!(
+                operations = p.operations,
+                notices = p.notices,
+                actions = p.actions,
+                "forgot finished work older than {} days",
+                KEEP_FINISHED.num_days()
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not prune finished work; trying again later")
             }
         }
     }
