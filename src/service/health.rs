@@ -16,6 +16,10 @@ pub struct Readiness {
 
 const OK: &str = "ok";
 
+/// How long `/ready` waits for InfluxDB: inside the 5 s a load balancer's check usually allows,
+/// whatever the instance's `timeout` and read retries would add up to.
+pub const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
+
 impl TokenService {
     /// Asks the store and the default instance's InfluxDB (`/ping`, within its `timeout`).
     pub async fn readiness(&self) -> Readiness {
@@ -24,9 +28,14 @@ impl TokenService {
             Ok(()) => OK.to_owned(),
             Err(e) => e.to_string(),
         };
-        let influxdb = match self.server_info(None).await {
-            Ok(_) => OK.to_owned(),
-            Err(e) => e.to_string(),
+        let influxdb = match tokio::time::timeout(READY_WITHIN, self.server_info(None)).await {
+            Ok(Ok(_)) => OK.to_owned(),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!(
+                "instance `{}` did not answer /ping within {} s",
+                self.default_instance,
+                READY_WITHIN.as_secs()
+            ),
         };
         Readiness {
             ready: store == OK && influxdb == OK,

@@ -63,3 +63,32 @@ async fn every_server_says_whether_it_is_alive_and_whether_it_can_work() {
         assert_eq!(status, 200, "alive, only not ready");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ready_answers_in_time_when_influxdb_hangs() {
+    // An "InfluxDB" that accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = vec![];
+        while let Ok((conn, _)) = silent.accept().await {
+            held.push(conn);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let tw = crate::procs::Tw::new(
+        dir.path(),
+        &url,
+        &tokenwarden::tokens::RawToken::new("apiv3_unused".into()),
+    );
+    let mut config = std::fs::read_to_string(&tw.config).unwrap();
+    config.push_str("\n[mcp.http]\nallow_no_auth = true\n");
+    std::fs::write(&tw.config, config).unwrap();
+    let mut server = tw.spawn(&["mcp", "--http", "127.0.0.1:0"]);
+    let mcp = server.listening_url("MCP server listening on ").await;
+    let (status, body) = get(&mcp.replace("/mcp", "/ready")).await;
+    assert_eq!(status, 503, "{body}");
+    let why = body["influxdb"].as_str().unwrap();
+    assert!(why.contains("did not answer /ping within 3 s"), "{why}");
+    assert_eq!(body["store"], "ok");
+}
