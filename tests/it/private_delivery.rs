@@ -231,3 +231,49 @@ async fn a_client_that_belongs_to_nobody_gets_nothing_created() {
     assert_nothing_to_follow(&refused, f.dir.path());
     assert!(!listed(&f.tw, "orphan"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sign_ins_that_hang_up_still_count_and_the_lockout_holds() {
+    let port = free_port();
+    let me = OsAccount::current();
+    let f = fixture(&format!(
+        "\n[mcp]\nsecret_delivery = \"private\"\nreveal_listen = \"127.0.0.1:{port}\"\n\n\
+         [[people]]\nname = \"ann\"\nos_accounts = [\"{}@{}\"]\npassphrase_hash = \"{}\"\n",
+        me.uid,
+        me.host,
+        tokenwarden::people::hash_passphrase(PASSPHRASE).unwrap()
+    ));
+    let mut server = f.tw.spawn(&["mcp"]);
+    server.mcp_initialize().await;
+    let created = server
+        .mcp_call(1, "create_admin_token", json!({"name": "ann-dropped"}))
+        .await;
+    assert_ne!(created["result"]["isError"], true, "{created}");
+    // Five wrong sign-ins whose clients hang up as soon as the request is sent.
+    let body = "person=ann&passphrase=wrong+wrong+wrong";
+    for _ in 0..5 {
+        use tokio::io::AsyncWriteExt;
+        let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let request = format!(
+            "POST /reveal/private HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        conn.write_all(request.as_bytes()).await.unwrap();
+        drop(conn);
+    }
+    server
+        .wait_stderr(
+            |l| l.contains("their waiting secrets were withdrawn"),
+            std::time::Duration::from_secs(60),
+        )
+        .await
+        .unwrap_or_else(|| panic!("the hung-up attempts were not counted: {}", server.seen()));
+    assert!(!listed(&f.tw, "ann-dropped"), "withdrawn, as the page says");
+    let page = format!("http://127.0.0.1:{port}/reveal/private");
+    let (status, body) = sign_in(&page, "ann", PASSPHRASE).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("15 minutes"), "{body}");
+}

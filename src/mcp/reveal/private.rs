@@ -90,35 +90,47 @@ pub(super) async fn reveal(
     {
         return page::locked(until.saturating_duration_since(Instant::now()));
     }
-    // A person without a passphrase, or a name nobody has, costs the same Argon2 work as a
-    // wrong passphrase.
+    // Checked and counted in a task of its own: a client that hangs up mid-check still has
+    // its attempt counted (or its success recorded), never left half-done.
+    let person = form.person.clone();
+    let checking = tokio::spawn(check_counted(
+        Arc::clone(&hub),
+        form.person,
+        form.passphrase,
+    ));
+    let verified = checking.await.unwrap_or(false);
+    let Some(person) = known.filter(|_| verified).map(|_| person) else {
+        tracing::warn!("a wrong name or passphrase was typed on the private reveal page");
+        return page::refused();
+    };
+    match hub.take_oldest_for(&person) {
+        Some(w) => show(&hub, w).await,
+        None => page::nothing_waiting(),
+    }
+}
+
+/// Whether `typed` is `person`'s passphrase, with the attempt's outcome recorded: a success
+/// clears their count, a failure of someone in `[[people]]` counts (and may lock them out). A
+/// person without a passphrase, or a name nobody has, costs the same Argon2 work.
+async fn check_counted(hub: Arc<RevealHub>, person: String, typed: String) -> bool {
+    let known = hub.service.people().named(&person).cloned();
     let checked = known
         .clone()
         .filter(|p| p.passphrase_argon2.is_some())
         .unwrap_or_else(|| DECOY.clone());
-    let typed = form.passphrase;
     let verified = match VERIFYING.acquire().await {
         Ok(_permit) => tokio::task::spawn_blocking(move || checked.verify_passphrase(&typed))
             .await
             .unwrap_or(false),
         Err(_) => false,
     };
-    let verified = verified
-        && known
-            .as_ref()
-            .is_some_and(|p| p.passphrase_argon2.is_some());
-    let Some(person) = known.filter(|_| verified) else {
-        if hub.service.people().named(&form.person).is_some() {
-            hub.failed_sign_in(&form.person).await;
-        }
-        tracing::warn!("a wrong name or passphrase was typed on the private reveal page");
-        return page::refused();
-    };
-    lock(&hub.failures).remove(&person.name);
-    match hub.take_oldest_for(&person.name) {
-        Some(w) => show(&hub, w).await,
-        None => page::nothing_waiting(),
+    let verified = verified && known.is_some_and(|p| p.passphrase_argon2.is_some());
+    if verified {
+        lock(&hub.failures).remove(&person);
+    } else if hub.service.people().named(&person).is_some() {
+        hub.failed_sign_in(&person).await;
     }
+    verified
 }
 
 impl RevealHub {
@@ -167,6 +179,11 @@ impl RevealHub {
         for id in ids {
             self.withdraw(&id, &why).await;
         }
+        tracing::warn!(
+            "{MAX_PASSPHRASE_FAILURES} wrong passphrases for one person on the private reveal \
+             page: their waiting secrets were withdrawn and signing in is locked for {} minutes",
+            LOCKOUT.as_secs() / 60
+        );
     }
 
     /// Takes `person`'s longest-waiting private secret.
