@@ -414,7 +414,9 @@ fn store_command(config: &Config, command: StoreCommand) -> anyhow::Result<()> {
             println!("store {shown}: {schema}");
             println!(
                 "open actions: {}, unsettled operations: {}, unsent Discord notices: {}",
-                s.open_actions, s.unsettled_operations, s.unsent_notices
+                known(s.open_actions),
+                known(s.unsettled_operations),
+                known(s.unsent_notices)
             );
         }
         StoreCommand::Migrate(j) => {
@@ -447,6 +449,11 @@ fn store_command(config: &Config, command: StoreCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A count, or `unknown` where the store's schema has no table for it yet.
+fn known(count: Option<u64>) -> String {
+    count.map_or_else(|| "unknown (older schema)".to_owned(), |n| n.to_string())
 }
 
 fn exit_code(e: &anyhow::Error) -> u8 {

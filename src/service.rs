@@ -31,7 +31,7 @@ pub use error::{ErrorKind, ServiceError};
 pub use gated::{
     ApprovalResult, Executed, ExpiredToken, GateRequest, Operation, PendingRequest, Request,
 };
-pub use health::Readiness;
+pub use health::{READY_WITHIN, Readiness};
 pub use journal::{Ticket, pause_point};
 pub use protocol::{ApprovalPolicy, Channel, GatePolicy, NextStep, Opened};
 pub use recover::RecoveryReport;
@@ -154,6 +154,7 @@ pub struct TokenService {
     clock: Clock,
     confirm_ttl: Duration,
     people: Arc<People>,
+    ready_cache: Arc<health::ReadyCache>,
 }
 
 impl TokenService {
@@ -184,6 +185,7 @@ impl TokenService {
             clock,
             confirm_ttl,
             people: Arc::default(),
+            ready_cache: Arc::default(),
         }
     }
 

@@ -46,6 +46,11 @@ pub enum StoreError {
          Run the newer tokenwarden, or point [store] path at another file"
     )]
     TooNew { found: i64, supported: i64 },
+    #[error(
+        "this is another program's SQLite database (it has tables {tables}), not a tokenwarden \
+         store; point [store] path at another file"
+    )]
+    Foreign { tables: String },
     #[error("journal entry {id} was taken over by another process; it settles it")]
     LostClaim { id: String },
     #[error("journal entry {id} is settled already")]
@@ -111,6 +116,11 @@ pub struct AuditEntry {
     pub event: AuditEvent,
 }
 
+/// How long a statement waits for another process's lock on the store.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a readiness check waits for the store's write lock.
+const PING_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How long a process's claim on unfinished work lasts unless renewed.
 pub const LEASE: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -119,6 +129,8 @@ pub const LEASE: std::time::Duration = std::time::Duration::from_secs(30);
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
     owner: Arc<Owner>,
+    /// The file, for a store opened from one (readiness checks it is still there).
+    path: Option<Arc<PathBuf>>,
 }
 
 impl Store {
@@ -135,11 +147,12 @@ impl Store {
         let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| open_err(e.to_string()))?;
-        let store = Self::init(conn).map_err(|e| match e {
+        let mut store = Self::init(conn).map_err(|e| match e {
             too_new @ StoreError::TooNew { .. } => too_new,
             e => open_err(e.to_string()),
         })?;
         tighten(path).map_err(|e| open_err(e.to_string()))?;
+        store.path = Some(Arc::new(path.to_owned()));
         Ok(store)
     }
 
@@ -149,19 +162,31 @@ impl Store {
     }
 
     fn init(mut conn: Connection) -> Result<Self, StoreError> {
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         migrate::run(&mut conn)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             owner: Arc::new(Owner::this_process()),
+            path: None,
         })
     }
 
-    /// Whether the store answers a query now (for `/ready`).
+    /// Whether the store can be written now (for `/ready`): its file is still where it was
+    /// opened, and the write lock is had within [`PING_WITHIN`] (then released, unchanged).
     pub fn ping(&self) -> Result<(), StoreError> {
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        conn.query_row("SELECT 1", [], |_| Ok(()))?;
-        Ok(())
+        if let Some(path) = &self.path
+            && !path.exists()
+        {
+            return Err(StoreError::Open {
+                path: path.as_ref().clone(),
+                detail: "the file is gone (moved or deleted while tokenwarden runs)".into(),
+            });
+        }
+        let conn = self.conn();
+        conn.busy_timeout(PING_WITHIN)?;
+        let tried = conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;");
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        Ok(tried?)
     }
 
     /// The same store acting as another owner (tests: a process that died holding work).
@@ -169,6 +194,7 @@ impl Store {
         Self {
             conn: Arc::clone(&self.conn),
             owner: Arc::new(owner),
+            path: self.path.clone(),
         }
     }
 

@@ -90,6 +90,9 @@ pub fn run(conn: &mut Connection) -> Result<(), StoreError> {
     if version == CURRENT {
         return Ok(());
     }
+    if version == 0 {
+        refuse_foreign(conn)?;
+    }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;
     // Another process may have migrated while this one waited for the lock.
     let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -106,6 +109,37 @@ pub fn run(conn: &mut Connection) -> Result<(), StoreError> {
     tx.pragma_update(None, "user_version", CURRENT)?;
     tx.commit()?;
     Ok(())
+}
+
+/// The tables tokenwarden makes; SQLite adds `sqlite_sequence` for AUTOINCREMENT.
+const OURS: &[&str] = &[
+    "audit",
+    "pending",
+    "pending_refs",
+    "journal",
+    "outbox",
+    "interactions",
+    "sqlite_sequence",
+];
+
+/// A file at version 0 is new or empty; one with other tables is another program's database,
+/// which tokenwarden must not add its tables to.
+pub(super) fn refuse_foreign(conn: &Connection) -> Result<(), StoreError> {
+    let mut stmt =
+        conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")?;
+    let tables: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let foreign: Vec<String> = tables
+        .into_iter()
+        .filter(|t| !OURS.contains(&t.as_str()))
+        .collect();
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    Err(StoreError::Foreign {
+        tables: foreign.join(", "),
+    })
 }
 
 /// Before version 3 a pending delete or prune named its tokens without their ids, and a

@@ -17,12 +17,13 @@ pub struct StoreStatus {
     pub schema_version: i64,
     /// The version this build writes.
     pub supported_version: i64,
-    /// Pending actions still open (waiting for a confirmation or approvals).
-    pub open_actions: u64,
+    /// Pending actions still open (waiting for a confirmation or approvals); `None` where the
+    /// file's schema has no such table yet.
+    pub open_actions: Option<u64>,
     /// Journal entries not yet settled (operations running, or left by a process that died).
-    pub unsettled_operations: u64,
+    pub unsettled_operations: Option<u64>,
     /// Outcome notices not yet posted to Discord.
-    pub unsent_notices: u64,
+    pub unsent_notices: Option<u64>,
 }
 
 impl StoreStatus {
@@ -48,19 +49,33 @@ pub fn inspect(path: &Path) -> Result<StoreStatus, StoreError> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| open_err(e.to_string()))?;
     let schema_version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let count = |sql: &str| -> Result<u64, StoreError> {
-        if schema_version != CURRENT {
-            return Ok(0);
+    if schema_version == 0 {
+        super::migrate::refuse_foreign(&conn)?;
+    }
+    let count = |table: &str, sql: &str| -> Result<Option<u64>, StoreError> {
+        let exists: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+            [table],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            return Ok(None);
         }
-        Ok(conn.query_row(sql, [], |r| r.get(0))?)
+        Ok(Some(conn.query_row(sql, [], |r| r.get(0))?))
     };
     Ok(StoreStatus {
         path: path.to_owned(),
         schema_version,
         supported_version: CURRENT,
-        open_actions: count("SELECT COUNT(*) FROM pending WHERE state = 'open'")?,
-        unsettled_operations: count("SELECT COUNT(*) FROM journal WHERE settled = 0")?,
-        unsent_notices: count("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")?,
+        open_actions: count(
+            "pending",
+            "SELECT COUNT(*) FROM pending WHERE state = 'open'",
+        )?,
+        unsettled_operations: count("journal", "SELECT COUNT(*) FROM journal WHERE settled = 0")?,
+        unsent_notices: count(
+            "outbox",
+            "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL",
+        )?,
     })
 }
 
@@ -102,9 +117,29 @@ mod tests {
         assert_eq!((s.schema_version, s.too_new()), (CURRENT, false));
         assert_eq!(
             (s.open_actions, s.unsettled_operations, s.unsent_notices),
-            (0, 0, 0)
+            (Some(0), Some(0), Some(0))
         );
         assert_eq!(migrate(&path).unwrap(), CURRENT, "nothing left to do");
+
+        let foreign = dir.path().join("customers.db");
+        Connection::open(&foreign)
+            .unwrap()
+            .execute_batch("CREATE TABLE customers (id INTEGER)")
+            .unwrap();
+        for refused in [
+            inspect(&foreign).unwrap_err(),
+            migrate(&foreign).unwrap_err(),
+        ] {
+            assert!(
+                refused.to_string().contains("tables customers"),
+                "{refused}"
+            );
+        }
+        let tables: i64 = Connection::open(&foreign)
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(tables, 1, "nothing was added to another program's database");
 
         let conn = Connection::open(&path).unwrap();
         conn.pragma_update(None, "user_version", CURRENT + 1)
