@@ -243,13 +243,16 @@ async fn sign_ins_that_hang_up_still_count_and_the_lockout_holds() {
         me.host,
         tokenwarden::people::hash_passphrase(PASSPHRASE).unwrap()
     ));
-    let mut server = f.tw.spawn(&["mcp"]);
+    let tw =
+        f.tw.clone()
+            .env("RUST_LOG", "warn,tokenwarden::mcp::reveal=debug");
+    let mut server = tw.spawn(&["mcp"]);
     server.mcp_initialize().await;
     let created = server
         .mcp_call(1, "create_admin_token", json!({"name": "ann-dropped"}))
         .await;
     assert_ne!(created["result"]["isError"], true, "{created}");
-    // Five wrong sign-ins whose clients hang up as soon as the request is sent.
+    // Five wrong sign-ins whose clients hang up while the passphrase is being checked.
     let body = "person=ann&passphrase=wrong+wrong+wrong";
     for _ in 0..5 {
         use tokio::io::AsyncWriteExt;
@@ -262,6 +265,13 @@ async fn sign_ins_that_hang_up_still_count_and_the_lockout_holds() {
             body.len()
         );
         conn.write_all(request.as_bytes()).await.unwrap();
+        server
+            .wait_stderr(
+                |l| l.contains("checking a sign-in"),
+                std::time::Duration::from_secs(30),
+            )
+            .await
+            .unwrap_or_else(|| panic!("the sign-in was not received: {}", server.seen()));
         drop(conn);
     }
     server

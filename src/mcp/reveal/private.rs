@@ -93,6 +93,7 @@ pub(super) async fn reveal(
     // Checked and counted in a task of its own: a client that hangs up mid-check still has
     // its attempt counted (or its success recorded), never left half-done.
     let person = form.person.clone();
+    tracing::debug!("checking a sign-in on the private reveal page");
     let checking = tokio::spawn(check_counted(
         Arc::clone(&hub),
         form.person,
