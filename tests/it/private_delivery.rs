@@ -19,6 +19,18 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A simulator and a config with private delivery on `port` for person `ann`, who is this
+/// test's own OS account (or, with `account`, another) and has `hash` as passphrase hash.
+fn ann_private(port: u16, account: Option<&str>, hash: Option<&str>) -> crate::identity::Fixture {
+    let me = OsAccount::current();
+    let account = account.map_or_else(|| format!("{}@{}", me.uid, me.host), str::to_owned);
+    let hash = hash.map_or_else(String::new, |h| format!("passphrase_hash = \"{h}\"\n"));
+    fixture(&format!(
+        "\n[mcp]\nsecret_delivery = \"private\"\nreveal_listen = \"127.0.0.1:{port}\"\n\n\
+         [[people]]\nname = \"ann\"\nos_accounts = [\"{account}\"]\n{hash}"
+    ))
+}
+
 async fn sign_in(page: &str, person: &str, passphrase: &str) -> (u16, String) {
     let r = reqwest::Client::new()
         .post(page)
@@ -54,12 +66,7 @@ async fn private_delivery_shows_the_secret_only_to_its_person() {
         r.stdout.trim().to_owned()
     };
     let port = free_port();
-    let me = OsAccount::current();
-    let f = fixture(&format!(
-        "\n[mcp]\nsecret_delivery = \"private\"\nreveal_listen = \"127.0.0.1:{port}\"\n\n\
-         [[people]]\nname = \"ann\"\nos_accounts = [\"{}@{}\"]\npassphrase_hash = \"{hash}\"\n",
-        me.uid, me.host
-    ));
+    let f = ann_private(port, None, Some(&hash));
     let mut server = f.tw.spawn(&["mcp"]);
     server.mcp_initialize().await;
     let created = server
@@ -117,14 +124,8 @@ async fn private_delivery_shows_the_secret_only_to_its_person() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_private_page_refuses_other_sites_and_other_names_for_itself() {
     let port = free_port();
-    let me = OsAccount::current();
-    let f = fixture(&format!(
-        "\n[mcp]\nsecret_delivery = \"private\"\nreveal_listen = \"127.0.0.1:{port}\"\n\n\
-         [[people]]\nname = \"ann\"\nos_accounts = [\"{}@{}\"]\npassphrase_hash = \"{}\"\n",
-        me.uid,
-        me.host,
-        tokenwarden::people::hash_passphrase(PASSPHRASE).unwrap()
-    ));
+    let hash = tokenwarden::people::hash_passphrase(PASSPHRASE).unwrap();
+    let f = ann_private(port, None, Some(&hash));
     let mut server = f.tw.spawn(&["mcp"]);
     server.mcp_initialize().await;
     let created = server
@@ -187,12 +188,7 @@ async fn a_server_whose_private_page_address_is_taken_does_not_start() {
     // address people would type their passphrase into.
     let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = squatter.local_addr().unwrap().port();
-    let me = OsAccount::current();
-    let f = fixture(&format!(
-        "\n[mcp]\nsecret_delivery = \"private\"\nreveal_listen = \"127.0.0.1:{port}\"\n\n\
-         [[people]]\nname = \"ann\"\nos_accounts = [\"{}@{}\"]\n",
-        me.uid, me.host
-    ));
+    let f = ann_private(port, None, None);
     let mut server = f.tw.spawn(&["mcp"]);
     let status = server
         .wait_exit(std::time::Duration::from_secs(30))
@@ -212,10 +208,7 @@ async fn a_server_whose_private_page_address_is_taken_does_not_start() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_that_belongs_to_nobody_gets_nothing_created() {
     let port = free_port();
-    let f = fixture(&format!(
-        "\n[mcp]\nsecret_delivery = \"private\"\nreveal_listen = \"127.0.0.1:{port}\"\n\n\
-         [[people]]\nname = \"ann\"\nos_accounts = [\"4242@elsewhere\"]\n"
-    ));
+    let f = ann_private(port, Some("4242@elsewhere"), None);
     let mut server = f.tw.spawn(&["mcp"]);
     server.mcp_initialize().await;
     let refused = server
@@ -235,14 +228,8 @@ async fn a_client_that_belongs_to_nobody_gets_nothing_created() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sign_ins_that_hang_up_still_count_and_the_lockout_holds() {
     let port = free_port();
-    let me = OsAccount::current();
-    let f = fixture(&format!(
-        "\n[mcp]\nsecret_delivery = \"private\"\nreveal_listen = \"127.0.0.1:{port}\"\n\n\
-         [[people]]\nname = \"ann\"\nos_accounts = [\"{}@{}\"]\npassphrase_hash = \"{}\"\n",
-        me.uid,
-        me.host,
-        tokenwarden::people::hash_passphrase(PASSPHRASE).unwrap()
-    ));
+    let hash = tokenwarden::people::hash_passphrase(PASSPHRASE).unwrap();
+    let f = ann_private(port, None, Some(&hash));
     let tw =
         f.tw.clone()
             .env("RUST_LOG", "warn,tokenwarden::mcp::reveal=debug");
