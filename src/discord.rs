@@ -18,10 +18,9 @@ mod requests;
 mod suggest;
 pub mod text;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serenity::builder::{CreateInteractionResponse, CreateInteractionResponseMessage};
@@ -145,7 +144,6 @@ pub struct Bot {
     service: Arc<TokenService>,
     http: Arc<Http>,
     settings: Arc<DiscordSettings>,
-    lists: Mutex<HashMap<String, listing::ListSession>>,
 }
 
 /// A REST client for the bot: the application id set (for interaction webhooks), and a non-default
@@ -174,7 +172,6 @@ impl Bot {
             service,
             http,
             settings: Arc::new(settings),
-            lists: Mutex::new(HashMap::new()),
         })
     }
 

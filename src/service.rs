@@ -9,6 +9,7 @@ mod gated;
 mod health;
 mod interactions;
 mod journal;
+mod listings;
 mod pending;
 mod protocol;
 mod prune;

@@ -1,10 +1,11 @@
 //! SQLite persistence: the append-only audit log, the pending actions of the gate, the journal of
-//! operations and the outbox of notifications. Several processes may share one file: every
-//! read-modify-write runs in an immediate transaction, so two approvals racing execute the action
-//! once, and work is claimed by one process at a time.
+//! operations, the outbox of notifications, and the listings people page through. Several
+//! processes may share one file: every read-modify-write runs in an immediate transaction, so two
+//! approvals racing execute the action once, and work is claimed by one process at a time.
 
 mod interactions;
 mod journal;
+mod listings;
 mod migrate;
 mod outbox;
 mod owner;
@@ -23,6 +24,7 @@ use crate::actor::Actor;
 use crate::tokens::redact;
 
 pub use journal::{Claimed, JournalEntry, JournalId, JournalOp, Stage};
+pub use listings::{KEEP_LISTING, Listing};
 pub use outbox::{Notice, OutboxItem};
 pub use owner::Owner;
 pub use prune::{KEEP_FINISHED, Pruned};

@@ -159,7 +159,7 @@ impl fmt::Display for TokenRef {
 
 /// Which tokens to list. Backends may push these down into their query; [`ListFilter::matches`]
 /// is the definition every result must satisfy.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListFilter {
     /// A substring of the name, matched literally (no wildcards).
     pub name_contains: Option<String>,

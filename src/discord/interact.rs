@@ -19,6 +19,8 @@ use crate::gate::PendingId;
 
 /// What a replayed interaction gets.
 const REPLAYED: &str = "This interaction was already handled; nothing more was done.";
+/// What a page button of a lapsed, unknown or someone else's listing gets.
+const LIST_EXPIRED: &str = "This list expired; run /token list again.";
 
 impl Bot {
     /// The answer to one interaction; a panic while handling it is answered as an error too.
@@ -36,7 +38,7 @@ impl Bot {
             },
             Interaction::Component(comp) => match self.replayed(comp.id).await {
                 Some(reply) => reply,
-                None => self.component(comp),
+                None => self.component(comp).await,
             },
             Interaction::Autocomplete(ac) => Reply::now(self.autocomplete(&ac).await),
             _ => Reply::now(ephemeral(
@@ -144,7 +146,7 @@ impl Bot {
         }
     }
 
-    fn component(self: &Arc<Self>, comp: ComponentInteraction) -> Reply {
+    async fn component(self: &Arc<Self>, comp: ComponentInteraction) -> Reply {
         let id = comp.data.custom_id.clone();
         if let Some(rest) = id.strip_prefix(PAGE_PREFIX) {
             if comp.guild_id.is_none()
@@ -155,14 +157,17 @@ impl Bot {
             let page = rest
                 .rsplit_once(':')
                 .and_then(|(list, p)| Some((list.to_owned(), p.parse::<usize>().ok()?)));
-            let Some((list, page)) =
-                page.filter(|(list, _)| self.owns_list(list, comp.user.id.get()))
-            else {
-                return Reply::now(ephemeral("This list expired; run /token list again."));
+            let Some((list, page)) = page else {
+                return Reply::now(ephemeral(LIST_EXPIRED));
+            };
+            let listing = match self.listing_of(&comp.user, &list).await {
+                Ok(Some(listing)) => listing,
+                Ok(None) => return Reply::now(ephemeral(LIST_EXPIRED)),
+                Err(e) => return Reply::now(ephemeral(&e)),
             };
             let bot = Arc::clone(self);
             return Reply::then(CreateInteractionResponse::Acknowledge, async move {
-                let edit = match bot.list_view(&list, page).await {
+                let edit = match bot.list_view(&comp.user, &list, &listing, page).await {
                     Ok((embed, rows)) => text::edit_embed(embed, rows),
                     Err(e) => text::edit(&e).components(vec![]),
                 };

@@ -1,30 +1,22 @@
 //! `/token list`: an ephemeral, readable page of tokens, with buttons that fetch the previous or
-//! next page from InfluxDB (so even huge listings stay small).
-
-use std::time::{Duration, Instant};
+//! next page from InfluxDB (so even huge listings stay small). What was asked is kept in the
+//! store for 15 minutes, so the buttons work on whichever process answers and after a restart.
 
 use chrono::{DateTime, Utc};
 use serenity::builder::{CreateActionRow, CreateButton, CreateEmbed};
 use serenity::model::application::ButtonStyle;
+use serenity::model::user::User;
 
 use super::requests::INSTANCE_SHOWN;
 use super::text::{self, DESCRIPTION, Embed, code, literal, plain};
 use super::{Bot, actor_of};
+use crate::store::Listing;
 use crate::tokens::{ListFilter, Page, Token, TokenStatus};
 
 /// Tokens per page.
 pub const PAGE: usize = 15;
-/// How long page buttons keep working.
-const SESSION_TTL: Duration = Duration::from_secs(15 * 60);
+/// A page button's custom id: this, the listing's id, `:` and the page number.
 pub const PAGE_PREFIX: &str = "tw:pg:";
-
-/// A listing someone is paging through: what they asked, not what came back.
-pub struct ListSession {
-    user: serenity::model::user::User,
-    instance: Option<String>,
-    filter: ListFilter,
-    created: Instant,
-}
 
 /// How much of a name and of the permissions a row shows.
 const NAME_WIDTH: usize = 32;
@@ -129,47 +121,48 @@ fn render(
 }
 
 impl Bot {
-    /// Keeps what `user` asked for, for paging; returns its id.
-    pub(super) fn keep_list(
+    /// Keeps what `user` asked to list (in the store, so any process sharing it can show the
+    /// next page) and shows its first page.
+    pub(super) async fn first_page(
         &self,
-        user: &serenity::model::user::User,
+        user: &User,
         instance: Option<String>,
         filter: ListFilter,
-    ) -> String {
-        let id = crate::gate::PendingId::random().to_string()[..10].to_owned();
-        let session = ListSession {
-            user: user.clone(),
+    ) -> Result<(Embed, Vec<CreateActionRow>), String> {
+        let actor = actor_of(user);
+        let id = self
+            .service
+            .save_listing(&actor, instance.clone(), filter.clone())
+            .await
+            .map_err(|e| could_not_list(&e))?;
+        let listing = Listing {
+            owner: actor.account(),
             instance,
             filter,
-            created: Instant::now(),
         };
-        let mut lists = self.lists.lock().unwrap_or_else(|p| p.into_inner());
-        lists.retain(|_, s| s.created.elapsed() < SESSION_TTL);
-        lists.insert(id.clone(), session);
-        id
+        self.list_view(user, &id, &listing, 0).await
     }
 
-    /// Whether listing `id` exists and belongs to `user`.
-    pub(super) fn owns_list(&self, id: &str, user: u64) -> bool {
-        let lists = self.lists.lock().unwrap_or_else(|p| p.into_inner());
-        lists
-            .get(id)
-            .is_some_and(|s| s.user.id.get() == user && s.created.elapsed() < SESSION_TTL)
+    /// Listing `id`, if it exists, has not lapsed and is `user`'s.
+    pub(super) async fn listing_of(
+        &self,
+        user: &User,
+        id: &str,
+    ) -> Result<Option<Listing>, String> {
+        self.service
+            .listing(&actor_of(user), id)
+            .await
+            .map_err(|e| could_not_list(&e))
     }
 
-    /// Page `page` of listing `id`, fetched now.
+    /// Page `page` of `listing` (saved as `id`), fetched now.
     pub(super) async fn list_view(
         &self,
+        user: &User,
         id: &str,
+        listing: &Listing,
         page: usize,
     ) -> Result<(Embed, Vec<CreateActionRow>), String> {
-        let (user, instance, filter) = {
-            let lists = self.lists.lock().unwrap_or_else(|p| p.into_inner());
-            let s = lists
-                .get(id)
-                .ok_or_else(|| "This list expired; run /token list again.".to_owned())?;
-            (s.user.clone(), s.instance.clone(), s.filter.clone())
-        };
         // The page comes from a button's custom id, which a crafted request can set to anything.
         let offset = page
             .checked_mul(PAGE)
@@ -178,17 +171,13 @@ impl Bot {
             offset,
             limit: PAGE,
         };
+        let instance = listing.instance.as_deref();
         let listed = self
             .service
-            .list_page(&actor_of(&user), instance.as_deref(), &filter, window)
+            .list_page(&actor_of(user), instance, &listing.filter, window)
             .await
-            .map_err(|e| {
-                format!(
-                    "Could not list tokens: {}",
-                    plain(&crate::discord::text::explain(&e), 1900)
-                )
-            })?;
-        let name = self.service.instance_or_default(instance);
+            .map_err(|e| could_not_list(&e))?;
+        let name = self.service.instance_or_default(listing.instance.clone());
         Ok(render(
             &name,
             &listed.tokens,
@@ -198,4 +187,11 @@ impl Bot {
             self.service.now(),
         ))
     }
+}
+
+fn could_not_list(e: &crate::service::ServiceError) -> String {
+    format!(
+        "Could not list tokens: {}",
+        plain(&crate::discord::text::explain(e), 1900)
+    )
 }

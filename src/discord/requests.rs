@@ -26,8 +26,7 @@ impl Bot {
         instance: Option<String>,
         filter: ListFilter,
     ) {
-        let id = self.keep_list(&cmd.user, instance, filter);
-        let edit = match self.list_view(&id, 0).await {
+        let edit = match self.first_page(&cmd.user, instance, filter).await {
             Ok((embed, rows)) => text::edit_embed(embed, rows),
             Err(e) => text::edit(&e),
         };

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::StoreError;
 
 /// The schema version this build writes.
-pub const CURRENT: i64 = 4;
+pub const CURRENT: i64 = 5;
 
 const V1_V2: &str = r#"
 CREATE TABLE IF NOT EXISTS audit (
@@ -78,6 +78,19 @@ CREATE TABLE interactions (
 CREATE INDEX interactions_seen ON interactions (seen_at);
 "#;
 
+/// Listings people page through (Discord's `/token list`), so a page button works in any process
+/// that shares the store, and after a restart. `created_at` in seconds since the epoch.
+const V5: &str = r#"
+CREATE TABLE listings (
+    id          TEXT PRIMARY KEY,
+    owner       TEXT NOT NULL,
+    instance    TEXT,
+    filter      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX listings_created ON listings (created_at);
+"#;
+
 /// Brings the schema to [`CURRENT`].
 pub fn run(conn: &mut Connection) -> Result<(), StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -106,6 +119,9 @@ pub fn run(conn: &mut Connection) -> Result<(), StoreError> {
     if version < 4 {
         tx.execute_batch(V4)?;
     }
+    if version < 5 {
+        tx.execute_batch(V5)?;
+    }
     tx.pragma_update(None, "user_version", CURRENT)?;
     tx.commit()?;
     Ok(())
@@ -119,6 +135,7 @@ const OURS: &[&str] = &[
     "journal",
     "outbox",
     "interactions",
+    "listings",
     "sqlite_sequence",
 ];
 

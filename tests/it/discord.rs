@@ -234,6 +234,78 @@ async fn list_is_ephemeral_readable_and_paged() {
     );
 }
 
+/// The Next button's custom id on the list answered to command `id`.
+async fn next_button(h: &Harness, id: u64) -> String {
+    let edit = h
+        .fake
+        .wait_for("the list", |c| {
+            c.method == "PATCH" && c.path.ends_with(&original(id))
+        })
+        .await;
+    edit.body["components"][0]["components"][1]["custom_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn page_buttons_work_after_a_restart_with_the_filter_they_were_made_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let mut h = Harness::new(Edition::Core, Store::open(&path).unwrap(), |_| {}).await;
+    for i in 0..20 {
+        h.sim.control.create_admin(&format!("ci-{i:02}"), None);
+    }
+    h.sim.control.create_admin("zz-not-ci", None);
+    let id = h.next_id();
+    h.send(command(id, ALICE, "list", &[("name", "ci-")])).await;
+    let next = next_button(&h, id).await;
+    // The process that showed the list is gone (an upgrade, a crash); a new one over the same
+    // store answers the click.
+    h.restart(Store::open(&path).unwrap()).await;
+    let paging = h.next_id();
+    let r = h.send(click(paging, ALICE, &next, 600, 1)).await;
+    assert_eq!(r["type"], 6, "the page is fetched, not refused: {r}");
+    let page2 = h
+        .fake
+        .wait_for("page 2", |c| {
+            c.method == "PATCH" && c.path.ends_with(&original(paging))
+        })
+        .await;
+    let text = page2.body["embeds"][0]["description"].as_str().unwrap();
+    assert!(text.contains("ci-19") && !text.contains("ci-00"), "{text}");
+    assert!(
+        !text.contains("zz-not-ci"),
+        "the name filter was kept: {text}"
+    );
+    let r = h.send(click(h.next_id(), BOB, &next, 600, 1)).await;
+    assert!(
+        is_ephemeral_message(&r) && r["data"]["content"].as_str().unwrap().contains("expired"),
+        "still only its maker's list: {r}"
+    );
+}
+
+#[tokio::test]
+async fn a_page_button_of_a_listing_no_store_knows_says_it_expired() {
+    let h = Harness::new(Edition::Core, Store::open_in_memory().unwrap(), |_| {}).await;
+    for i in 0..20 {
+        h.sim.control.create_admin(&format!("ci-{i:02}"), None);
+    }
+    let id = h.next_id();
+    h.send(command(id, ALICE, "list", &[])).await;
+    let next = next_button(&h, id).await;
+    let (_, page) = next.rsplit_once(':').unwrap();
+    let unknown = format!("tw:pg:0123456789abcdef:{page}");
+    assert_ne!(unknown, next);
+    let paging = h.next_id();
+    let r = h.send(click(paging, ALICE, &unknown, 600, 1)).await;
+    assert!(
+        is_ephemeral_message(&r) && r["data"]["content"].as_str().unwrap().contains("expired"),
+        "{r}"
+    );
+    assert!(h.fake.calls_to("PATCH", &original(paging)).is_empty());
+}
+
 #[tokio::test]
 async fn create_sends_the_secret_by_dm_only() {
     let h = Harness::new(Edition::Core, Store::open_in_memory().unwrap(), |_| {}).await;
