@@ -19,6 +19,7 @@ mod remedy;
 mod remove;
 mod run;
 mod secret_file;
+mod sessions;
 
 use std::sync::Arc;
 use std::time::Duration;

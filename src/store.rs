@@ -1,7 +1,8 @@
 //! SQLite persistence: the append-only audit log, the pending actions of the gate, the journal of
-//! operations, the outbox of notifications, and the listings people page through. Several
-//! processes may share one file: every read-modify-write runs in an immediate transaction, so two
-//! approvals racing execute the action once, and work is claimed by one process at a time.
+//! operations, the outbox of notifications, the listings people page through and the MCP HTTP
+//! sessions with their principals. Several processes may share one file: every read-modify-write
+//! runs in an immediate transaction, so two approvals racing execute the action once, and work is
+//! claimed by one process at a time.
 
 mod interactions;
 mod journal;
@@ -11,6 +12,7 @@ mod outbox;
 mod owner;
 mod pending;
 mod prune;
+mod sessions;
 mod status;
 
 use std::path::{Path, PathBuf};
@@ -28,6 +30,7 @@ pub use listings::{KEEP_LISTING, Listing};
 pub use outbox::{Notice, OutboxItem};
 pub use owner::Owner;
 pub use prune::{KEEP_FINISHED, Pruned};
+pub use sessions::{KEEP_SESSION, StoredSession};
 pub use status::{StoreStatus, inspect, migrate};
 
 /// What went wrong with the store file.

@@ -19,7 +19,7 @@ use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::sessions::{self, Sessions};
+use super::sessions::{self, Sessions, StoredSessions};
 use super::{HttpClient, McpCore, McpError, McpServer, Principal, http_fixes};
 use crate::http_serve::{HttpLimits, serve};
 
@@ -181,7 +181,7 @@ pub(super) fn router_with(
         format!("http://{host}:{}", http.listen.port())
     });
     core.reveal.set_base_url(base);
-    let config = StreamableHttpServerConfig::default()
+    let mut config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(http.allowed_hosts.clone())
         .with_allowed_origins(http.allowed_origins.clone())
         .enforce_origin_validation()
@@ -189,12 +189,15 @@ pub(super) fn router_with(
         // Stateless (2026-07-28) replies as plain JSON unless the tool talks back first.
         .with_json_response(true)
         .with_cancellation_token(ct);
+    // A session this process does not hold (opened before a restart, or on another process
+    // sharing the store) is taken over from the store, for its principal only (`sessions`).
+    config.session_store = Some(Arc::new(StoredSessions(Arc::clone(&core.service))));
     let reveal = core.reveal.router().layer(middleware::from_fn_with_state(
         Arc::new(http.allowed_hosts.clone()),
         hosts,
     ));
     let health = crate::health::routes(Arc::clone(&core.service));
-    let sessions = Arc::new(Sessions::new(http.max_sessions));
+    let sessions = Arc::new(Sessions::new(http.max_sessions, Arc::clone(&core.service)));
     let service =
         StreamableHttpService::new(move || Ok(server.clone()), Arc::clone(&sessions), config);
     let auth = Arc::new(Auth {

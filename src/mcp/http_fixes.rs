@@ -13,7 +13,6 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body::{Frame, SizeHint};
-use rmcp::transport::streamable_http_server::SessionManager;
 use serde_json::{Value, json};
 
 use super::sessions::{SESSION_HEADER, Sessions, not_found};
@@ -130,11 +129,10 @@ async fn delete(sessions: &Sessions, req: Request, next: Next) -> Response {
         .headers()
         .get(SESSION_HEADER)
         .and_then(|v| v.to_str().ok());
-    if let Some(id) = id {
-        let known = sessions.has_session(&id.into()).await.unwrap_or(true);
-        if !known {
-            return not_found();
-        }
+    if let Some(id) = id
+        && !sessions.known(id).await
+    {
+        return not_found();
     }
     let mut response = next.run(req).await;
     if response.status() == StatusCode::ACCEPTED {

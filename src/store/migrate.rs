@@ -78,8 +78,9 @@ CREATE TABLE interactions (
 CREATE INDEX interactions_seen ON interactions (seen_at);
 "#;
 
-/// Listings people page through (Discord's `/token list`), so a page button works in any process
-/// that shares the store, and after a restart. `created_at` in seconds since the epoch.
+/// Listings people page through (Discord's `/token list`), and MCP HTTP sessions with the
+/// principal that opened each, so a page button or a session works in any process that shares
+/// the store, and after a restart. Times in seconds since the epoch.
 const V5: &str = r#"
 CREATE TABLE listings (
     id          TEXT PRIMARY KEY,
@@ -89,6 +90,13 @@ CREATE TABLE listings (
     created_at  INTEGER NOT NULL
 );
 CREATE INDEX listings_created ON listings (created_at);
+CREATE TABLE mcp_sessions (
+    id          TEXT PRIMARY KEY,
+    principal   TEXT NOT NULL,
+    state       TEXT,
+    opened_at   INTEGER NOT NULL
+);
+CREATE INDEX mcp_sessions_opened ON mcp_sessions (opened_at);
 "#;
 
 /// Brings the schema to [`CURRENT`].
@@ -136,6 +144,7 @@ const OURS: &[&str] = &[
     "outbox",
     "interactions",
     "listings",
+    "mcp_sessions",
     "sqlite_sequence",
 ];
 

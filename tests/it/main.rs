@@ -20,6 +20,7 @@ mod mcp_http_limits;
 mod mcp_schemas;
 mod mcp_shutdown;
 mod mcp_support;
+mod mcp_takeover;
 mod no_hang;
 mod official_mcp;
 mod peers;

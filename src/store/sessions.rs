@@ -1,0 +1,134 @@
+//! MCP HTTP sessions (protocol 2025-11-25 and before) with the principal that opened each, so
+//! that another process sharing the store takes a session over (after a restart, or on another
+//! replica) for that principal only. The state kept is what the client sent in its `initialize`
+//! (its name and capabilities, never a secret). A session is forgotten when it is closed, or
+//! [`KEEP_SESSION`] after it was opened.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::{Store, StoreError};
+
+/// How long after it was opened a session can still be taken over by another process.
+pub const KEEP_SESSION: chrono::Duration = chrono::Duration::days(7);
+
+/// A session as the store knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    /// The `[[mcp.http.clients]]` entry (or `anonymous`) that opened it.
+    pub principal: String,
+    /// The session's `initialize` parameters as JSON; `None` until its handshake finished.
+    pub state: Option<String>,
+}
+
+fn forgotten_before(now: DateTime<Utc>) -> i64 {
+    now.checked_sub_signed(KEEP_SESSION)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+        .timestamp()
+}
+
+impl Store {
+    /// Records that `principal` opened session `id` at `now`, and forgets sessions opened longer
+    /// than [`KEEP_SESSION`] ago. An id already recorded keeps its first principal.
+    pub fn session_opened(
+        &self,
+        id: &str,
+        principal: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "DELETE FROM mcp_sessions WHERE opened_at < ?1",
+            params![forgotten_before(now)],
+        )?;
+        tx.execute(
+            "INSERT INTO mcp_sessions (id, principal, opened_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (id) DO NOTHING",
+            params![id, principal, now.timestamp()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Keeps session `id`'s `initialize` parameters (JSON), for taking it over later.
+    pub fn session_state_saved(&self, id: &str, state: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE mcp_sessions SET state = ?2 WHERE id = ?1",
+            params![id, state],
+        )?;
+        Ok(())
+    }
+
+    /// Session `id`, unless it was closed or opened longer than [`KEEP_SESSION`] before `now`.
+    pub fn session(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<StoredSession>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT principal, state FROM mcp_sessions WHERE id = ?1 AND opened_at >= ?2",
+                params![id, forgotten_before(now)],
+                |r| {
+                    Ok(StoredSession {
+                        principal: r.get(0)?,
+                        state: r.get(1)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Forgets session `id` (its client ended it).
+    pub fn session_closed(&self, id: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute("DELETE FROM mcp_sessions WHERE id = ?1", params![id])?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_keeps_its_first_principal_and_state_until_closed() {
+        let store = Store::open_in_memory().unwrap();
+        let now = Utc::now();
+        assert_eq!(store.session("s1", now).unwrap(), None);
+        store.session_opened("s1", "alice", now).unwrap();
+        store.session_opened("s1", "mallory", now).unwrap();
+        let opened = StoredSession {
+            principal: "alice".into(),
+            state: None,
+        };
+        assert_eq!(store.session("s1", now).unwrap(), Some(opened));
+        store.session_state_saved("s1", r#"{"a":1}"#).unwrap();
+        assert_eq!(
+            store.session("s1", now).unwrap().unwrap().state.as_deref(),
+            Some(r#"{"a":1}"#)
+        );
+        store.session_closed("s1").unwrap();
+        assert_eq!(store.session("s1", now).unwrap(), None);
+    }
+
+    #[test]
+    fn old_sessions_are_forgotten() {
+        let store = Store::open_in_memory().unwrap();
+        let now = Utc::now();
+        store.session_opened("old", "alice", now).unwrap();
+        let later = now + KEEP_SESSION + chrono::Duration::seconds(1);
+        assert_eq!(store.session("old", later).unwrap(), None);
+        store.session_opened("new", "alice", later).unwrap();
+        let rows: i64 = store
+            .conn()
+            .query_row("SELECT count(*) FROM mcp_sessions", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 1, "opening a session deletes the forgotten ones");
+        store
+            .session_opened("min", "alice", DateTime::<Utc>::MIN_UTC)
+            .unwrap();
+    }
+}
