@@ -9,6 +9,7 @@ mod gated;
 mod health;
 mod interactions;
 mod journal;
+mod leases;
 mod listings;
 mod pending;
 mod protocol;

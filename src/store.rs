@@ -1,11 +1,12 @@
 //! SQLite persistence: the append-only audit log, the pending actions of the gate, the journal of
-//! operations, the outbox of notifications, the listings people page through and the MCP HTTP
-//! sessions with their principals. Several processes may share one file: every read-modify-write
-//! runs in an immediate transaction, so two approvals racing execute the action once, and work is
-//! claimed by one process at a time.
+//! operations, the outbox of notifications, the listings people page through, the MCP HTTP
+//! sessions with their principals, and named leases. Several processes may share one file: every
+//! read-modify-write runs in an immediate transaction, so two approvals racing execute the action
+//! once, and work is claimed by one process at a time.
 
 mod interactions;
 mod journal;
+mod leases;
 mod listings;
 mod migrate;
 mod outbox;
@@ -26,6 +27,7 @@ use crate::actor::Actor;
 use crate::tokens::redact;
 
 pub use journal::{Claimed, JournalEntry, JournalId, JournalOp, Stage};
+pub use leases::LeaseHolder;
 pub use listings::{KEEP_LISTING, Listing};
 pub use outbox::{Notice, OutboxItem};
 pub use owner::Owner;

@@ -162,7 +162,7 @@ pub struct Claimed {
 const DUE_GRACE_MS: i64 = 60_000;
 
 /// The database's clock in Unix milliseconds: leases are timed by it, not by the hosts'.
-fn db_now(conn: &Connection) -> Result<i64, StoreError> {
+pub(super) fn db_now(conn: &Connection) -> Result<i64, StoreError> {
     Ok(conn.query_row(
         "SELECT CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
         [],

@@ -80,7 +80,8 @@ CREATE INDEX interactions_seen ON interactions (seen_at);
 
 /// Listings people page through (Discord's `/token list`), and MCP HTTP sessions with the
 /// principal that opened each, so a page button or a session works in any process that shares
-/// the store, and after a restart. Times in seconds since the epoch.
+/// the store, and after a restart (times in seconds since the epoch); named leases held by one
+/// process at a time, such as the Discord gateway connection (in the database's milliseconds).
 const V5: &str = r#"
 CREATE TABLE listings (
     id          TEXT PRIMARY KEY,
@@ -97,6 +98,11 @@ CREATE TABLE mcp_sessions (
     opened_at   INTEGER NOT NULL
 );
 CREATE INDEX mcp_sessions_opened ON mcp_sessions (opened_at);
+CREATE TABLE leases (
+    name        TEXT PRIMARY KEY,
+    holder      TEXT NOT NULL,
+    until_ms    INTEGER NOT NULL
+);
 "#;
 
 /// Brings the schema to [`CURRENT`].
@@ -145,6 +151,7 @@ const OURS: &[&str] = &[
     "interactions",
     "listings",
     "mcp_sessions",
+    "leases",
     "sqlite_sequence",
 ];
 

@@ -196,3 +196,69 @@ async fn sigterm_stops_a_gateway_bot_whose_rest_api_never_answers() {
     assert!(matches!(asked, Ok(Some(()))), "{}", bot.seen());
     terminate(&mut bot, "while GET /gateway is unanswered").await;
 }
+
+/// The next thing the bot does on the gateway, which must be `what`.
+async fn expect(gateway: &mut FakeGateway, what: &str, bot: &Proc) {
+    let seen = gateway.next(WAIT).await;
+    let matched = match (&seen, what) {
+        (Some(Seen::Connected(_)), "connected") | (Some(Seen::Identified(_)), "identified") => true,
+        (Some(Seen::Closed(code)), "closed") => code.is_none(),
+        (Some(Seen::Closed(code)), "closed normally") => *code == Some(1000),
+        _ => false,
+    };
+    let seen = seen.map(|s| s.to_string());
+    assert!(matched, "expected {what}, got {seen:?}\n{}", bot.seen());
+}
+
+#[tokio::test]
+async fn of_gateway_bots_sharing_a_store_one_connects_and_another_takes_over() {
+    let (sim, op) = support::sim(Edition::Core).await;
+    let fake = FakeDiscord::start().await;
+    let mut gateway = FakeGateway::start().await;
+    *fake.state.gateway.lock().unwrap() = Some(gateway.url.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let tw = gateway_bot(dir.path(), &sim, &op, &fake.url);
+    const WAITS: &str = "another process holds the Discord gateway";
+
+    let mut first = tw.spawn(&["discord"]);
+    expect(&mut gateway, "connected", &first).await;
+    expect(&mut gateway, "identified", &first).await;
+    let mut second = tw.spawn(&["discord"]);
+    let waits = second.wait_stderr(|l| l.contains(WAITS), WAIT).await;
+    assert!(waits.is_some(), "{}", second.seen());
+    assert_eq!(
+        fake.calls_to("GET", "/api/v10/gateway").len(),
+        1,
+        "the waiting bot does not even ask where the gateway is"
+    );
+
+    // The holder dies without letting go; the other connects.
+    first.signal(libc::SIGKILL);
+    first.wait_exit(WAIT).await;
+    expect(&mut gateway, "closed", &second).await;
+    expect(&mut gateway, "connected", &second).await;
+    expect(&mut gateway, "identified", &second).await;
+    assert!(
+        second
+            .wait_stderr(|l| l.contains("took the Discord gateway over"), WAIT)
+            .await
+            .is_some(),
+        "{}",
+        second.seen()
+    );
+    gateway.dispatch(command(4343, ALICE, "list", &[]));
+    fake.wait_for("the answer from the bot that took over", |c| {
+        c.path == "/api/v10/interactions/4343/itoken-4343/callback"
+    })
+    .await;
+
+    // A third waits; the holder stops on SIGTERM and lets go, and the third connects.
+    let mut third = tw.spawn(&["discord"]);
+    let waits = third.wait_stderr(|l| l.contains(WAITS), WAIT).await;
+    assert!(waits.is_some(), "{}", third.seen());
+    terminate(&mut second, "while holding the gateway").await;
+    expect(&mut gateway, "closed normally", &third).await;
+    expect(&mut gateway, "connected", &third).await;
+    expect(&mut gateway, "identified", &third).await;
+    terminate(&mut third, "after taking the gateway over").await;
+}
