@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::config::{Config, ConfigError, InstanceConfig, TokenSource};
 use crate::discord::{self, Bot, DiscordError};
-use crate::influx::{ClientOptions, InfluxClient};
+use crate::influx::{ClientOptions, InfluxClient, Reload};
 use crate::mcp::{self, McpCore, McpError};
 use crate::service::{Clock, InstanceSettings, ServiceError, TokenService};
 use crate::sim::{SimSettings, Simulator};
@@ -110,7 +110,15 @@ fn backend_for(inst: &InstanceConfig, credentials: Credentials) -> Arc<dyn Token
         ca_file: inst.ca_file.clone(),
     };
     match InfluxClient::new(options) {
-        Ok(c) => Arc::new(c),
+        // A token file shared with other processes may be rewritten by one that regenerates the
+        // operator token: the others read it again when InfluxDB refuses the old one.
+        Ok(c) => match (&inst.token, credentials) {
+            (TokenSource::File(path), Credentials::Configured) => {
+                let source = TokenSource::File(path.clone());
+                Arc::new(c.reloading(Reload(Arc::new(move || source.resolve().ok()))))
+            }
+            _ => Arc::new(c),
+        },
         Err(e) => Arc::new(Unusable {
             url: inst.url.clone(),
             why: e.to_string(),

@@ -29,6 +29,7 @@ mod procs;
 mod props;
 mod reveal_page;
 mod service;
+mod shared_credential;
 mod sim_api;
 mod sim_limits;
 mod store_cli;

@@ -15,7 +15,7 @@ const ALICE: &str = "twmcp_alice_takeover";
 const BOB: &str = "twmcp_bob_takeover";
 
 /// `method` on `url` as the client with bearer `token`, in `session` when given.
-async fn send(
+pub async fn send(
     url: &str,
     method: Method,
     token: &str,
@@ -43,7 +43,7 @@ async fn send(
 }
 
 /// The JSON-RPC message in an answer that is either JSON or a server-sent event stream.
-async fn message(r: reqwest::Response) -> Value {
+pub async fn message(r: reqwest::Response) -> Value {
     let body = r.text().await.unwrap();
     let data = body
         .lines()
@@ -54,7 +54,8 @@ async fn message(r: reqwest::Response) -> Value {
     serde_json::from_str(data).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
-fn list_tokens(id: u64) -> Value {
+/// A `tools/call` of `list_tokens` with JSON-RPC id `id`.
+pub fn list_tokens(id: u64) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
            "params": {"name": "list_tokens", "arguments": {}}})
 }
