@@ -106,7 +106,7 @@ impl TokenService {
             tokio::select! {
                 () = stop.cancelled() => return,
                 _ = tick.tick() => {
-                    let report = self.recover().await;
+                    let report = self.recover_backlog(&stop).await;
                     if report.settled > 0 || report.left > 0 {
                         tracing::info!(settled = report.settled, left = report.left, "recovery");
                     }

@@ -53,6 +53,24 @@ impl TokenService {
         report
     }
 
+    /// Rounds of [`TokenService::recover`] until one is not full (or `stop`): a backlog left by
+    /// a dead process is settled at once, not a round per maintenance tick. A round with an
+    /// entry InfluxDB could not answer ends it, so an outage is not asked again and again.
+    pub async fn recover_backlog(
+        &self,
+        stop: &tokio_util::sync::CancellationToken,
+    ) -> RecoveryReport {
+        let mut total = RecoveryReport::default();
+        loop {
+            let report = self.recover().await;
+            total.settled += report.settled;
+            total.left += report.left;
+            if report.settled < ROUND || stop.is_cancelled() {
+                return total;
+            }
+        }
+    }
+
     /// Settles one claimed entry; false if InfluxDB could not be asked.
     async fn settle(&self, entry: &JournalEntry) -> bool {
         let Ok(inst) = self.instance(Some(&entry.instance)) else {

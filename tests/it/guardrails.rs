@@ -560,3 +560,35 @@ async fn a_regeneration_that_never_reached_influxdb_is_not_reported_done() {
         .await
         .expect("the old secret still works");
 }
+
+#[tokio::test]
+async fn a_backlog_left_by_a_dead_process_is_settled_in_one_go() {
+    let (s, _op, svc, store) = setup().await;
+    let dead = store.as_owner(dead_owner());
+    // Two and a half rounds of creates whose secrets reached nobody.
+    for i in 0..250 {
+        let n = format!("orphan-{i:03}");
+        let highest = s.control.token_id("_admin");
+        s.control.create_admin(&n, None).unwrap();
+        let op = JournalOp::Create {
+            name: name(&n),
+            highest_before: highest,
+            id: ids(&s, &n),
+        };
+        let mut entry = JournalEntry::new("local", &ann(), op, Utc::now());
+        entry.stage = Stage::Created;
+        dead.journal_begin(&entry).unwrap();
+    }
+    let report = svc
+        .recover_backlog(&tokio_util::sync::CancellationToken::new())
+        .await;
+    assert_eq!((report.settled, report.left), (250, 0));
+    let left: Vec<String> = s
+        .control
+        .token_names()
+        .into_iter()
+        .filter(|n| n.starts_with("orphan-"))
+        .collect();
+    assert!(left.is_empty(), "every orphan withdrawn: {left:?}");
+    assert!(store.journal_unsettled().unwrap().is_empty());
+}
