@@ -2,8 +2,9 @@
 //!
 //! `cargo bench --bench tokenwarden -- [overhead|concurrency|scale|startup|discord ...] [--quick]`
 //! (all five when none is named); `cargo bench --bench tokenwarden -- soak [--minutes 3]` for the
-//! soak test; `-- shutdown` for how fast a stopping stdio server withdraws; `-- sdk` for real MCP SDK
-//! clients against tokenwarden and the official server. Release builds of the binary and this
+//! soak test; `-- shutdown` for how fast a stopping stdio server withdraws; `-- recovery` for what
+//! settling 1,000 operations left by a dead process costs; `-- sdk` for real MCP SDK clients
+//! against tokenwarden and the official server. Release builds of the binary and this
 //! program; the simulator plays InfluxDB 3.
 
 mod concurrency;
@@ -14,6 +15,7 @@ mod overhead;
 #[path = "../../tests/it/peers.rs"]
 mod peers;
 mod procs;
+mod recovery;
 mod report;
 mod scale;
 mod sdk;
@@ -62,6 +64,9 @@ async fn main() {
     }
     if named.contains(&"shutdown") {
         shutdown::shutdown(quick).await;
+    }
+    if named.contains(&"recovery") {
+        recovery::recovery(quick).await;
     }
     if named.contains(&"sdk") {
         sdk::sdk(quick).await;
