@@ -35,6 +35,14 @@ pub use prune::{KEEP_FINISHED, Pruned};
 pub use sessions::{KEEP_SESSION, StoredSession};
 pub use status::{StoreStatus, inspect, migrate};
 
+/// `keep` before `now`, in seconds since the epoch: rows older than that are forgotten. The
+/// earliest representable time when `now` is too early to go back that far (forgets nothing).
+fn seconds_before(now: DateTime<Utc>, keep: chrono::Duration) -> i64 {
+    now.checked_sub_signed(keep)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+        .timestamp()
+}
+
 /// What went wrong with the store file.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -12,13 +12,11 @@ pub const REMEMBER: chrono::Duration = chrono::Duration::minutes(15);
 impl Store {
     /// True if `id` was not seen before (it is remembered from now on), false for a replay.
     pub fn first_sighting(&self, id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let forgotten = now
-            .checked_sub_signed(REMEMBER)
-            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let forgotten = super::seconds_before(now, REMEMBER);
         let conn = self.conn();
         conn.execute(
             "DELETE FROM interactions WHERE seen_at < ?1",
-            params![forgotten.timestamp()],
+            params![forgotten],
         )?;
         let inserted = conn.execute(
             "INSERT INTO interactions (id, seen_at) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",

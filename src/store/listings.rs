@@ -22,9 +22,7 @@ pub struct Listing {
 }
 
 fn lapsed_before(now: DateTime<Utc>) -> i64 {
-    now.checked_sub_signed(KEEP_LISTING)
-        .unwrap_or(DateTime::<Utc>::MIN_UTC)
-        .timestamp()
+    super::seconds_before(now, KEEP_LISTING)
 }
 
 impl Store {

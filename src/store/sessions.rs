@@ -22,9 +22,7 @@ pub struct StoredSession {
 }
 
 fn forgotten_before(now: DateTime<Utc>) -> i64 {
-    now.checked_sub_signed(KEEP_SESSION)
-        .unwrap_or(DateTime::<Utc>::MIN_UTC)
-        .timestamp()
+    super::seconds_before(now, KEEP_SESSION)
 }
 
 impl Store {

@@ -212,15 +212,7 @@ async fn list_is_ephemeral_readable_and_paged() {
         (Some(true), Some(false))
     );
     let next = buttons[1]["custom_id"].as_str().unwrap().to_owned();
-    let paging = h.next_id();
-    let r = h.send(click(paging, ALICE, &next, 600, 1)).await;
-    assert_eq!(r["type"], 6, "the next page is fetched from InfluxDB: {r}");
-    let page2 = h
-        .fake
-        .wait_for("page 2", |c| {
-            c.method == "PATCH" && c.path.ends_with(&original(paging))
-        })
-        .await;
+    let page2 = clicked_page(&h, ALICE, &next).await;
     let text = page2.body["embeds"][0]["description"].as_str().unwrap();
     assert!(text.contains("ci-19") && !text.contains("ci-00"), "{text}");
     assert_eq!(
@@ -232,6 +224,21 @@ async fn list_is_ephemeral_readable_and_paged() {
         r["data"]["content"].as_str().unwrap().contains("expired"),
         "someone else's list: {r}"
     );
+}
+
+/// Clicks page button `custom_id` as `who`; the edit that shows the page.
+async fn clicked_page(h: &Harness, who: Who, custom_id: &str) -> Call {
+    let paging = h.next_id();
+    let r = h.send(click(paging, who, custom_id, 600, 1)).await;
+    assert_eq!(
+        r["type"], 6,
+        "the page is fetched from InfluxDB, not refused: {r}"
+    );
+    h.fake
+        .wait_for("the page", |c| {
+            c.method == "PATCH" && c.path.ends_with(&original(paging))
+        })
+        .await
 }
 
 /// The Next button's custom id on the list answered to command `id`.
@@ -263,15 +270,7 @@ async fn page_buttons_work_after_a_restart_with_the_filter_they_were_made_with()
     // The process that showed the list is gone (an upgrade, a crash); a new one over the same
     // store answers the click.
     h.restart(Store::open(&path).unwrap()).await;
-    let paging = h.next_id();
-    let r = h.send(click(paging, ALICE, &next, 600, 1)).await;
-    assert_eq!(r["type"], 6, "the page is fetched, not refused: {r}");
-    let page2 = h
-        .fake
-        .wait_for("page 2", |c| {
-            c.method == "PATCH" && c.path.ends_with(&original(paging))
-        })
-        .await;
+    let page2 = clicked_page(&h, ALICE, &next).await;
     let text = page2.body["embeds"][0]["description"].as_str().unwrap();
     assert!(text.contains("ci-19") && !text.contains("ci-00"), "{text}");
     assert!(

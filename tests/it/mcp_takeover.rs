@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::identity::fixture;
 use crate::procs::Proc;
+pub use crate::support::rpc_message as message;
 
 const ALICE: &str = "twmcp_alice_takeover";
 const BOB: &str = "twmcp_bob_takeover";
@@ -40,18 +41,6 @@ pub async fn send(
             .body(b.to_string());
     }
     rb.send().await.unwrap()
-}
-
-/// The JSON-RPC message in an answer that is either JSON or a server-sent event stream.
-pub async fn message(r: reqwest::Response) -> Value {
-    let body = r.text().await.unwrap();
-    let data = body
-        .lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .map(str::trim)
-        .find(|d| d.starts_with('{'))
-        .unwrap_or(body.as_str());
-    serde_json::from_str(data).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
 /// A `tools/call` of `list_tokens` with JSON-RPC id `id`.

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::identity::fixture;
+use crate::support::rpc_message as message;
 
 /// The text of a tool result, and whether it is an error.
 fn tool_text(answer: &Value) -> (bool, String) {
@@ -30,18 +31,6 @@ async fn an_overflowing_duration_is_an_error_over_stdio() {
     mcp.close_stdin();
     let status = mcp.wait_exit(Duration::from_secs(30)).await;
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", mcp.seen());
-}
-
-/// The JSON-RPC message in an answer that is either JSON or a server-sent event stream.
-async fn message(r: reqwest::Response) -> Value {
-    let body = r.text().await.unwrap();
-    let data = body
-        .lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .map(str::trim)
-        .find(|d| d.starts_with('{'))
-        .unwrap_or(body.as_str());
-    serde_json::from_str(data).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]

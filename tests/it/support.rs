@@ -184,3 +184,15 @@ pub async fn closed_by_server(mut stream: tokio::net::TcpStream) -> Vec<u8> {
     assert!(read.is_ok(), "the server kept the connection open");
     got
 }
+
+/// The JSON-RPC message in an answer that is either JSON or a server-sent event stream.
+pub async fn rpc_message(r: reqwest::Response) -> serde_json::Value {
+    let body = r.text().await.unwrap();
+    let data = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(str::trim)
+        .find(|d| d.starts_with('{'))
+        .unwrap_or(body.as_str());
+    serde_json::from_str(data).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
