@@ -418,6 +418,25 @@ fn store_command(config: &Config, command: StoreCommand) -> anyhow::Result<()> {
                 known(s.unsettled_operations),
                 known(s.unsent_notices)
             );
+            println!("MCP HTTP sessions kept: {}", known(s.mcp_sessions));
+            match s.leases.as_deref() {
+                None => println!("leases: unknown (older schema)"),
+                Some([]) => println!("leases: none held"),
+                Some(leases) => {
+                    for l in leases {
+                        let holder = tokenwarden::shown::shown(&l.holder);
+                        let name = tokenwarden::shown::shown(&l.name);
+                        if l.left_ms > 0 {
+                            println!(
+                                "lease {name}: held by {holder} for {} s more",
+                                (l.left_ms + 999) / 1000
+                            );
+                        } else {
+                            println!("lease {name}: lapsed (last held by {holder})");
+                        }
+                    }
+                }
+            }
         }
         StoreCommand::Migrate(j) => {
             let before = tokenwarden::store::migrate(path).map_err(AppError::from)?;

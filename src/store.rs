@@ -33,7 +33,7 @@ pub use outbox::{Notice, OutboxItem};
 pub use owner::Owner;
 pub use prune::{KEEP_FINISHED, Pruned};
 pub use sessions::{KEEP_SESSION, StoredSession};
-pub use status::{StoreStatus, inspect, migrate};
+pub use status::{LeaseStatus, StoreStatus, inspect, migrate};
 
 /// `keep` before `now`, in seconds since the epoch: rows older than that are forgotten. The
 /// earliest representable time when `now` is too early to go back that far (forgets nothing).

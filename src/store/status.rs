@@ -24,6 +24,20 @@ pub struct StoreStatus {
     pub unsettled_operations: Option<u64>,
     /// Outcome notices not yet posted to Discord.
     pub unsent_notices: Option<u64>,
+    /// MCP HTTP sessions kept for processes to take over.
+    pub mcp_sessions: Option<u64>,
+    /// Work one process at a time does (`discord.gateway`: the gateway connection), and who
+    /// holds it; `None` where the file's schema has no leases yet.
+    pub leases: Option<Vec<LeaseStatus>>,
+}
+
+/// A lease as found: who holds it, and for how much longer by the database's clock (negative:
+/// it lapsed, and the next process that wants it takes it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeaseStatus {
+    pub name: String,
+    pub holder: String,
+    pub left_ms: i64,
 }
 
 impl StoreStatus {
@@ -76,7 +90,30 @@ pub fn inspect(path: &Path) -> Result<StoreStatus, StoreError> {
             "outbox",
             "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL",
         )?,
+        mcp_sessions: count("mcp_sessions", "SELECT COUNT(*) FROM mcp_sessions")?,
+        leases: leases(&conn)?,
     })
+}
+
+fn leases(conn: &Connection) -> Result<Option<Vec<LeaseStatus>>, StoreError> {
+    let exists: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'leases')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Ok(None);
+    }
+    let now = super::journal::db_now(conn)?;
+    let mut stmt = conn.prepare("SELECT name, holder, until_ms FROM leases ORDER BY name")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(LeaseStatus {
+            name: r.get(0)?,
+            holder: r.get(1)?,
+            left_ms: r.get::<_, i64>(2)?.saturating_sub(now),
+        })
+    })?;
+    Ok(Some(rows.collect::<Result<_, _>>()?))
 }
 
 /// Brings the store at `path` (created if missing) to this build's schema; returns the version

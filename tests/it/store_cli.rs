@@ -2,7 +2,7 @@
 //! a migration creates or upgrades the file once, unfinished work is counted, and a store from
 //! a newer tokenwarden is refused by both with the configuration exit code.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokenwarden::gate::GateMode;
 
 use crate::cli::ask_elsewhere;
@@ -56,6 +56,34 @@ async fn store_check_and_migrate() {
     assert_eq!(v["open_actions"], 1, "{v}");
     assert_eq!(v["schema_version"], v["supported_version"], "{v}");
     let current = v["schema_version"].as_i64().unwrap();
+    assert_eq!(
+        (&v["mcp_sessions"], &v["leases"]),
+        (&json!(0), &json!([])),
+        "{v}"
+    );
+
+    // A process holds the Discord gateway: the check says who, and for how long.
+    let holder = tokenwarden::store::Store::open(&db).unwrap();
+    holder.take_lease("discord.gateway", 60_000).unwrap();
+    let r = f.tw.run(&["store", "check"], "").await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let me = holder.owner().to_string();
+    assert!(
+        r.stdout.contains(&format!(
+            "lease discord.gateway: held by {me} for 60 s more"
+        )) || r.stdout.contains(&format!(
+            "lease discord.gateway: held by {me} for 59 s more"
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("MCP HTTP sessions kept: 0"),
+        "{}",
+        r.stdout
+    );
+    holder.release_lease("discord.gateway").unwrap();
+    drop(holder);
 
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.pragma_update(None, "user_version", current + 1)
