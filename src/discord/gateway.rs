@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serenity::all::{Context, EventHandler, GatewayIntents, Interaction, Ready};
 use serenity::client::{Client, ClientBuilder};
+use serenity::gateway::ShardRunnerMessage;
 use tokio_util::sync::CancellationToken;
 
 use super::{Bot, DiscordError, rest_client};
@@ -18,15 +19,35 @@ const DRAIN: Duration = Duration::from_secs(5);
 
 struct Handler {
     bot: Arc<Bot>,
+    /// Cancelled when this connection's lease is gone: serenity cannot be stopped while it is
+    /// still retrying to connect, so a connection that comes up after that closes itself.
+    retired: CancellationToken,
+}
+
+/// Ends the shard behind `ctx` for good: a shutdown, which serenity does not reconnect (a
+/// close alone it would resume).
+fn retire(ctx: &Context) {
+    ctx.shard
+        .send_to_shard(ShardRunnerMessage::Shutdown(ctx.shard_id, 1000));
 }
 
 #[serenity::async_trait]
 impl EventHandler for Handler {
-    async fn ready(&self, _ctx: Context, ready: Ready) {
+    async fn ready(&self, ctx: Context, ready: Ready) {
+        if self.retired.is_cancelled() {
+            tracing::info!(
+                "a Discord gateway connection this process no longer holds the lease for came up; closing it"
+            );
+            return retire(&ctx);
+        }
         tracing::info!(bot = %ready.user.name, guilds = ready.guilds.len(), "connected to the Discord gateway");
     }
 
-    async fn interaction_create(&self, _ctx: Context, interaction: Interaction) {
+    async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
+        if self.retired.is_cancelled() {
+            // The process holding the lease answers it (its id is in the store either way).
+            return retire(&ctx);
+        }
         let http = Arc::clone(self.bot.http());
         let reply = self.bot.handle(interaction.clone()).await;
         let sent = match &interaction {
@@ -144,14 +165,24 @@ async fn keep_lease(bot: Arc<Bot>, lost: CancellationToken) {
     let mut renewed = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(RENEW_EVERY).await;
-        match bot.service.take_lease(GATEWAY_LEASE, LEASE_TTL).await {
-            Ok(LeaseHolder::Me) => renewed = tokio::time::Instant::now(),
-            Ok(LeaseHolder::Other { holder, .. }) => {
+        // A renewal stuck on the store's lock must not outlast the lease it renews.
+        let renewal = tokio::time::timeout(
+            RENEW_EVERY,
+            bot.service.take_lease(GATEWAY_LEASE, LEASE_TTL),
+        );
+        match renewal.await {
+            Ok(Ok(LeaseHolder::Me)) => renewed = tokio::time::Instant::now(),
+            Ok(Ok(LeaseHolder::Other { holder, .. })) => {
                 tracing::warn!(%holder, "the Discord gateway lease is another process's now");
                 return lost.cancel();
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "could not renew the Discord gateway lease");
+            failed => {
+                match failed {
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "could not renew the Discord gateway lease")
+                    }
+                    _ => tracing::warn!("renewing the Discord gateway lease took too long"),
+                }
                 if renewed.elapsed() + RENEW_EVERY >= LEASE_TTL {
                     return lost.cancel();
                 }
@@ -167,12 +198,16 @@ async fn connect(
     stop: &CancellationToken,
     lost: &CancellationToken,
 ) -> Ended {
+    let retired = CancellationToken::new();
+    // However this connection ends, a late one from serenity's retry loop closes itself.
+    let _retire = retired.clone().drop_guard();
     let builder = ClientBuilder::new_with_http(
         rest_client(&bot.settings, bot_token),
         GatewayIntents::empty(),
     )
     .event_handler(Handler {
         bot: Arc::clone(bot),
+        retired,
     });
     // Building asks the REST API for the gateway URL, which an outage can leave unanswered.
     let mut client = tokio::select! {
@@ -207,7 +242,8 @@ fn gateway_error(e: serenity::Error) -> DiscordError {
 /// Closes the shards that are connected, for at most [`DRAIN`]. serenity retries a gateway it
 /// cannot reach every 5 s without end, and its `shutdown_all` does nothing while no shard is
 /// connected; so the client is dropped rather than awaited, and serenity's retry task is left to
-/// end with the runtime (the binary exits next) or to fail against a dropped client.
+/// end with the runtime (the binary exits next), or, if this process goes on without the lease,
+/// to connect later to a retired handler, which closes that connection at once.
 async fn stop_shards(client: &Client) {
     let shards = Arc::clone(&client.shard_manager);
     if tokio::time::timeout(DRAIN, shards.shutdown_all())

@@ -262,3 +262,61 @@ async fn of_gateway_bots_sharing_a_store_one_connects_and_another_takes_over() {
     expect(&mut gateway, "identified", &third).await;
     terminate(&mut third, "after taking the gateway over").await;
 }
+
+#[tokio::test]
+async fn a_bot_that_lost_the_gateway_while_it_could_not_connect_closes_the_late_connection() {
+    let (sim, op) = support::sim(Edition::Core).await;
+    let fake = FakeDiscord::start().await;
+    // The gateway's port refuses connections for now: the bot holds the lease and retries.
+    let port = refusing_port();
+    *fake.state.gateway.lock().unwrap() = Some(format!("ws://{port}"));
+    let dir = tempfile::tempdir().unwrap();
+    let tw = gateway_bot(dir.path(), &sim, &op, &fake.url);
+    let mut bot = tw.spawn(&["discord"]);
+    let tried = bot
+        .wait_stderr(|l| l.contains("Err starting shard"), WAIT)
+        .await;
+    assert!(tried.is_some(), "{}", bot.seen());
+
+    // Another process (on another host) takes the lease over; the bot notices at its renewal.
+    let conn = rusqlite::Connection::open(dir.path().join("tokenwarden.db")).unwrap();
+    let stolen = conn
+        .execute(
+            "UPDATE leases SET holder = 'elsewhere:1:feed', until_ms = until_ms + 3600000 \
+             WHERE name = 'discord.gateway'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(stolen, 1);
+    let lost = bot
+        .wait_stderr(|l| l.contains("lease is another process's now"), WAIT)
+        .await;
+    assert!(lost.is_some(), "{}", bot.seen());
+
+    // The gateway comes up; serenity's retry loop, which cannot be stopped, connects, and the
+    // bot closes that connection for good instead of serving without the lease.
+    let mut gateway = FakeGateway::start_on(tokio::net::TcpListener::bind(port).await.unwrap());
+    expect(&mut gateway, "connected", &bot).await;
+    expect(&mut gateway, "identified", &bot).await;
+    expect(&mut gateway, "closed normally", &bot).await;
+    let closing = bot
+        .wait_stderr(
+            |l| l.contains("no longer holds the lease for came up"),
+            WAIT,
+        )
+        .await;
+    assert!(closing.is_some(), "{}", bot.seen());
+    gateway.dispatch(command(4444, ALICE, "list", &[]));
+    // serenity would retry a closed connection within about 5 s; none comes.
+    let again = gateway.next(Duration::from_secs(12)).await;
+    assert!(
+        again.is_none(),
+        "reconnected: {:?}",
+        again.map(|s| s.to_string())
+    );
+    assert!(
+        fake.calls_to("POST", "/api/v10/interactions/4444/itoken-4444/callback")
+            .is_empty()
+    );
+    terminate(&mut bot, "after losing the gateway lease").await;
+}

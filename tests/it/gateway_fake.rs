@@ -45,7 +45,11 @@ pub struct FakeGateway {
 
 impl FakeGateway {
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(TcpListener::bind("127.0.0.1:0").await.unwrap())
+    }
+
+    /// A fake gateway on `listener` (a port a bot was already told about, say).
+    pub fn start_on(listener: TcpListener) -> Self {
         let url = format!("ws://{}", listener.local_addr().unwrap());
         let (seen_tx, seen) = unbounded_channel();
         let (interactions, queued) = unbounded_channel();
