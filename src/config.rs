@@ -452,6 +452,14 @@ token_file = "operator.token"    # or: token_env = "INFLUXDB3_AUTH_TOKEN"
     }
 
     #[test]
+    fn no_client_may_be_called_anonymous() {
+        let e = err(&format!(
+            "{MINIMAL}\n[[mcp.http.clients]]\nname = \"anonymous\"\ntoken_env = \"X\"\n"
+        ));
+        assert!(e.contains("the name `anonymous` is taken"), "{e}");
+    }
+
+    #[test]
     fn the_minimal_file_from_the_readme_works() {
         let c = parse(MINIMAL).unwrap();
         assert_eq!(c.store_path, Path::new("/etc/tw/tokenwarden.db"));

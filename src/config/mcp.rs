@@ -176,6 +176,13 @@ impl RawMcp {
             .map_err(|_| format!("mcp.http.listen = \"{listen}\" is not an IP:port address"))?;
         let mut http_clients = Vec::new();
         for c in http.clients {
+            if c.name == "anonymous" {
+                return Err(
+                    "mcp.http.clients: the name `anonymous` is taken by clients of a server with \
+                     allow_no_auth; choose another"
+                        .into(),
+                );
+            }
             let source = match (c.token_env, c.token_file) {
                 (Some(var), None) => TokenSource::Env(var),
                 (None, Some(file)) => TokenSource::File(resolve(&file)),

@@ -156,7 +156,12 @@ impl SessionStore for StoredSessions {
 
     async fn store(&self, session_id: &str, state: &SessionState) -> Result<(), SessionStoreError> {
         let state = serde_json::to_string(state)?;
-        Ok(self.0.session_state_saved(session_id, state).await?)
+        if !self.0.session_state_saved(session_id, state).await? {
+            tracing::warn!(
+                "an MCP client's initialize parameters are too large to keep; its session works in this process only"
+            );
+        }
+        Ok(())
     }
 
     async fn delete(&self, session_id: &str) -> Result<(), SessionStoreError> {

@@ -12,8 +12,8 @@ impl TokenService {
         blocking(move || store.session_opened(&id, &principal, now)).await
     }
 
-    /// Keeps session `id`'s `initialize` parameters (JSON).
-    pub async fn session_state_saved(&self, id: &str, state: String) -> Result<(), ServiceError> {
+    /// Keeps session `id`'s `initialize` parameters (JSON); false if too large to keep.
+    pub async fn session_state_saved(&self, id: &str, state: String) -> Result<bool, ServiceError> {
         let (store, id) = (self.store.clone(), id.to_owned());
         blocking(move || store.session_state_saved(&id, &state)).await
     }

@@ -11,6 +11,11 @@ use super::{Store, StoreError};
 
 /// How long after it was opened a session can still be taken over by another process.
 pub const KEEP_SESSION: chrono::Duration = chrono::Duration::days(7);
+/// The most sessions kept per principal; opening one more forgets its oldest.
+pub const SESSIONS_PER_PRINCIPAL: i64 = 1000;
+/// The largest `initialize` state kept; a session with more (a client's own `experimental`
+/// capabilities can be large) works in its process only.
+pub const MAX_SESSION_STATE: usize = 16 * 1024;
 
 /// A session as the store knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,17 +50,27 @@ impl Store {
              ON CONFLICT (id) DO NOTHING",
             params![id, principal, now.timestamp()],
         )?;
+        tx.execute(
+            "DELETE FROM mcp_sessions WHERE principal = ?1 AND id NOT IN
+               (SELECT id FROM mcp_sessions WHERE principal = ?1
+                ORDER BY opened_at DESC, rowid DESC LIMIT ?2)",
+            params![principal, SESSIONS_PER_PRINCIPAL],
+        )?;
         tx.commit()?;
         Ok(())
     }
 
-    /// Keeps session `id`'s `initialize` parameters (JSON), for taking it over later.
-    pub fn session_state_saved(&self, id: &str, state: &str) -> Result<(), StoreError> {
+    /// Keeps session `id`'s `initialize` parameters (JSON), for taking it over later; a state
+    /// over [`MAX_SESSION_STATE`] bytes is not kept (false).
+    pub fn session_state_saved(&self, id: &str, state: &str) -> Result<bool, StoreError> {
+        if state.len() > MAX_SESSION_STATE {
+            return Ok(false);
+        }
         self.conn().execute(
             "UPDATE mcp_sessions SET state = ?2 WHERE id = ?1",
             params![id, state],
         )?;
-        Ok(())
+        Ok(true)
     }
 
     /// Session `id`, unless it was closed or opened longer than [`KEEP_SESSION`] before `now`.
@@ -103,7 +118,12 @@ mod tests {
             state: None,
         };
         assert_eq!(store.session("s1", now).unwrap(), Some(opened));
-        store.session_state_saved("s1", r#"{"a":1}"#).unwrap();
+        assert!(store.session_state_saved("s1", r#"{"a":1}"#).unwrap());
+        let huge = format!(r#"{{"x":"{}"}}"#, "x".repeat(MAX_SESSION_STATE));
+        assert!(
+            !store.session_state_saved("s1", &huge).unwrap(),
+            "too large to keep"
+        );
         assert_eq!(
             store.session("s1", now).unwrap().unwrap().state.as_deref(),
             Some(r#"{"a":1}"#)
@@ -128,5 +148,25 @@ mod tests {
         store
             .session_opened("min", "alice", DateTime::<Utc>::MIN_UTC)
             .unwrap();
+    }
+
+    #[test]
+    fn a_principal_keeps_at_most_its_newest_sessions() {
+        let store = Store::open_in_memory().unwrap();
+        let now = Utc::now();
+        for i in 0..=SESSIONS_PER_PRINCIPAL {
+            store
+                .session_opened(&format!("s{i}"), "alice", now)
+                .unwrap();
+        }
+        store.session_opened("b", "bob", now).unwrap();
+        assert_eq!(store.session("s0", now).unwrap(), None, "the oldest went");
+        assert!(store.session("s1", now).unwrap().is_some());
+        let last = format!("s{SESSIONS_PER_PRINCIPAL}");
+        assert!(store.session(&last, now).unwrap().is_some());
+        assert!(
+            store.session("b", now).unwrap().is_some(),
+            "another's are not counted"
+        );
     }
 }
