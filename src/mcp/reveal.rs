@@ -42,15 +42,7 @@ pub struct Held {
 
 /// A secret waiting behind a link, and what settles its token through the journal.
 struct Waiting {
-    secret: RawToken,
-    token_name: TokenName,
-    /// The created token's id: its name may pass to another token before the link settles.
-    token_id: u64,
-    instance: String,
-    requester: Actor,
-    ticket: Ticket,
-    /// For private delivery: the `[[people]]` entry that alone may see it, on the private page.
-    for_person: Option<String>,
+    held: Held,
     /// When it began to wait.
     since: std::time::Instant,
 }
@@ -161,28 +153,13 @@ impl RevealHub {
 
     /// Keeps `secret` behind a new link, and arranges its withdrawal if nobody opens it in time.
     pub async fn register(self: &Arc<Self>, held: Held) -> std::io::Result<RevealLink> {
-        let Held {
-            secret,
-            token_name,
-            token_id,
-            instance,
-            requester,
-            ticket,
-            for_person,
-        } = held;
         let base = self.base().await?;
         let mut bytes = [0u8; 24];
         rand::rng().fill_bytes(&mut bytes);
         let id = hex::encode(bytes);
         debug_assert!(well_formed(&id));
         let waiting = Waiting {
-            secret,
-            token_name,
-            token_id,
-            instance,
-            requester,
-            ticket,
-            for_person,
+            held,
             since: std::time::Instant::now(),
         };
         let slot = Slot {
@@ -226,8 +203,8 @@ impl RevealHub {
     /// Deletes the token of a secret that was never delivered. If that fails, the journal
     /// still holds it, and recovery withdraws it once this process is gone.
     async fn settle(&self, w: Box<Waiting>, why: &str) {
-        if let Err(e) = self.service.withdraw_undelivered(&w.ticket, why).await {
-            tracing::error!(error = %e, token = %w.token_name, "could not withdraw an undelivered token; recovery will");
+        if let Err(e) = self.service.withdraw_undelivered(&w.held.ticket, why).await {
+            tracing::error!(error = %e, token = %w.held.token_name, "could not withdraw an undelivered token; recovery will");
         }
     }
 
@@ -241,9 +218,9 @@ impl RevealHub {
     ) -> bool {
         let id = lock(&self.slots).iter().find_map(|(id, slot)| {
             let w = &slot.waiting;
-            (w.requester.same_as(requester)
-                && w.instance == instance
-                && w.token_name.as_str() == token_name)
+            (w.held.requester.same_as(requester)
+                && w.held.instance == instance
+                && w.held.token_name.as_str() == token_name)
                 .then(|| id.clone())
         });
         match id {
@@ -265,12 +242,16 @@ impl RevealHub {
     async fn deleted_meanwhile(&self, w: &Waiting) -> bool {
         let named = self
             .service
-            .find_named(&w.requester, Some(&w.instance), &w.token_name)
+            .find_named(
+                &w.held.requester,
+                Some(&w.held.instance),
+                &w.held.token_name,
+            )
             .await;
         match named {
-            Ok(token) => token.map(|t| t.id) != Some(w.token_id),
+            Ok(token) => token.map(|t| t.id) != Some(w.held.token_id),
             Err(e) => {
-                tracing::warn!(error = %e, token = %w.token_name, "cannot check a revealed token still exists; showing its secret");
+                tracing::warn!(error = %e, token = %w.held.token_name, "cannot check a revealed token still exists; showing its secret");
                 false
             }
         }
@@ -299,8 +280,8 @@ impl RevealHub {
     /// for text that was never a link.
     fn state(&self, id: &str) -> Option<Result<String, ()>> {
         match lock(&self.slots).get(id) {
-            Some(slot) if slot.waiting.for_person.is_some() => None,
-            Some(slot) => Some(Ok(slot.waiting.token_name.to_string())),
+            Some(slot) if slot.waiting.held.for_person.is_some() => None,
+            Some(slot) => Some(Ok(slot.waiting.held.token_name.to_string())),
             None if well_formed(id) => Some(Err(())),
             None => None,
         }
@@ -330,17 +311,17 @@ async fn reveal(State(hub): State<Arc<RevealHub>>, Path(id): Path<String>) -> Re
 /// the page reached the browser.
 async fn show(hub: &Arc<RevealHub>, w: Box<Waiting>) -> Response {
     if hub.deleted_meanwhile(&w).await {
-        tracing::info!(token = %w.token_name, "a reveal link was opened after its token was deleted");
-        hub.service.secret_delivered(&w.ticket).await;
-        return page::deleted(w.token_name.as_str());
+        tracing::info!(token = %w.held.token_name, "a reveal link was opened after its token was deleted");
+        hub.service.secret_delivered(&w.held.ticket).await;
+        return page::deleted(w.held.token_name.as_str());
     }
     // From here until the page has left, a crash leaves a doubt about who holds the secret:
     // the journal says so, and recovery then withdraws the token.
-    if !hub.service.secret_delivering(&w.ticket).await {
+    if !hub.service.secret_delivering(&w.held.ticket).await {
         return page::gone();
     }
-    tracing::info!(token = %w.token_name, "a reveal link was opened");
-    let shown = page::secret(w.token_name.as_str(), w.secret.expose());
+    tracing::info!(token = %w.held.token_name, "a reveal link was opened");
+    let shown = page::secret(w.held.token_name.as_str(), w.held.secret.expose());
     let (parts, body) = shown.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
         return page::gone();
@@ -349,10 +330,10 @@ async fn show(hub: &Arc<RevealHub>, w: Box<Waiting>) -> Response {
     let service = Arc::clone(&hub.service);
     tokio::spawn(async move {
         if done.await.unwrap_or(false) {
-            service.secret_delivered(&w.ticket).await;
+            service.secret_delivered(&w.held.ticket).await;
         } else {
             let why = "the page with its secret never reached the browser that opened its link";
-            if let Err(e) = service.withdraw_undelivered(&w.ticket, why).await {
+            if let Err(e) = service.withdraw_undelivered(&w.held.ticket, why).await {
                 tracing::error!(error = %e, "could not withdraw an undelivered token; recovery will");
             }
         }

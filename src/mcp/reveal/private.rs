@@ -171,7 +171,7 @@ impl RevealHub {
         }
         let ids: Vec<String> = lock(&self.slots)
             .iter()
-            .filter(|(_, s)| s.waiting.for_person.as_deref() == Some(person))
+            .filter(|(_, s)| s.waiting.held.for_person.as_deref() == Some(person))
             .map(|(id, _)| id.clone())
             .collect();
         let why = format!(
@@ -191,7 +191,7 @@ impl RevealHub {
     fn take_oldest_for(&self, person: &str) -> Option<Box<super::Waiting>> {
         let id = lock(&self.slots)
             .iter()
-            .filter(|(_, s)| s.waiting.for_person.as_deref() == Some(person))
+            .filter(|(_, s)| s.waiting.held.for_person.as_deref() == Some(person))
             .min_by_key(|(_, s)| s.waiting.since)
             .map(|(id, _)| id.clone())?;
         self.take(&id)
