@@ -679,9 +679,12 @@ fn server_account() -> OsAccount {
     }
 }
 
-#[tokio::test]
-async fn deletes_can_require_a_human_approval_elsewhere() {
-    let (s, core) = setup(Edition::Core, approvals_from(&[ActorKind::Discord])).await;
+/// `victim` created, and its delete asked over stdio by the server's account (a client that
+/// would type the name); the core as that server, its client and the answer.
+async fn delete_victim_as_server(
+    s: &RunningSim,
+    core: McpCore,
+) -> (McpCore, crate::mcp_support::Client, Value) {
     let core = core.with_os_account(server_account());
     s.control.create_admin("victim", None);
     let c = connect(
@@ -691,6 +694,13 @@ async fn deletes_can_require_a_human_approval_elsewhere() {
     )
     .await;
     let v = ok(&call(&c, "delete_token", json!({"name": "victim"})).await);
+    (core, c, v)
+}
+
+#[tokio::test]
+async fn deletes_can_require_a_human_approval_elsewhere() {
+    let (s, core) = setup(Edition::Core, approvals_from(&[ActorKind::Discord])).await;
+    let (core, c, v) = delete_victim_as_server(&s, core).await;
     assert_eq!(v["status"], "approval_required", "{v}");
     let id = v["pending_id"].as_str().unwrap().to_owned();
     // Who approves, and how, is for the team to know; the model is told neither.
@@ -754,15 +764,7 @@ async fn with_cli_approvals_on_the_servers_own_account_still_cannot_approve() {
         approvals_from(&[ActorKind::Discord, ActorKind::Cli]),
     )
     .await;
-    let core = core.with_os_account(server_account());
-    s.control.create_admin("victim", None);
-    let c = connect(
-        &core,
-        TestClient::form(Form::Accept("victim".into())),
-        Era::Legacy,
-    )
-    .await;
-    let v = ok(&call(&c, "delete_token", json!({"name": "victim"})).await);
+    let (core, _client, v) = delete_victim_as_server(&s, core).await;
     let pid = tokenwarden::gate::PendingId::parse(v["pending_id"].as_str().unwrap()).unwrap();
     // The assistant's shell runs as the server's account, whatever name it gives itself.
     let same_account = OsAccount {
