@@ -61,7 +61,7 @@ pub enum Credentials {
 /// Builds the core for `config`. An instance whose token cannot be read still exists, and every
 /// call to it reports why (so one broken instance does not block the others).
 pub fn build_service(config: &Config, credentials: Credentials) -> Result<TokenService, AppError> {
-    let store = Store::open(&config.store_path).map_err(ServiceError::from)?;
+    let store = Store::connect(&config.store).map_err(ServiceError::from)?;
     let instances = config
         .instances
         .iter()

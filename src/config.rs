@@ -204,7 +204,8 @@ pub struct GateConfig {
 pub struct Config {
     /// The file it came from.
     pub path: PathBuf,
-    pub store_path: PathBuf,
+    /// Where the store lives: a SQLite file, or a PostgreSQL database.
+    pub store: crate::store::Location,
     pub gate: GateConfig,
     pub instances: Vec<InstanceConfig>,
     /// Name of the instance used when none is given.
@@ -308,7 +309,7 @@ impl Config {
         }
         Ok(Self {
             path: path.to_owned(),
-            store_path: resolve(&store.path),
+            store: store.validate(&resolve).map_err(invalid)?,
             gate: GateConfig {
                 confirm_timeout: parse_duration_key("gate.confirm_timeout", &gate.confirm_timeout)
                     .map_err(invalid)?,
@@ -353,18 +354,55 @@ struct RawConfig {
     people: Vec<people::RawPerson>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawStore {
-    #[serde(default = "default_store_path")]
-    path: PathBuf,
+    path: Option<PathBuf>,
+    url: Option<String>,
+    password_file: Option<PathBuf>,
+    password_env: Option<String>,
+    ca_file: Option<PathBuf>,
 }
 
-impl Default for RawStore {
-    fn default() -> Self {
-        Self {
-            path: default_store_path(),
+impl RawStore {
+    fn validate(
+        self,
+        resolve: &impl Fn(&Path) -> PathBuf,
+    ) -> Result<crate::store::Location, String> {
+        use crate::store::{Location, Password, PgTarget};
+        let Some(url) = self.url else {
+            if self.password_file.is_some() || self.password_env.is_some() || self.ca_file.is_some()
+            {
+                return Err(
+                    "store.password_file, store.password_env and store.ca_file go with store.url (PostgreSQL)"
+                        .into(),
+                );
+            }
+            return Ok(Location::File(resolve(
+                &self.path.unwrap_or_else(default_store_path),
+            )));
+        };
+        if self.path.is_some() {
+            return Err(
+                "[store] has both path (SQLite) and url (PostgreSQL); keep the one the store is in"
+                    .into(),
+            );
         }
+        let password = match (self.password_file, self.password_env) {
+            (Some(_), Some(_)) => {
+                return Err("[store] has both password_file and password_env; keep one".into());
+            }
+            (Some(file), None) => Some(Password::File(resolve(&file))),
+            (None, Some(var)) => Some(Password::Env(var)),
+            (None, None) => None,
+        };
+        let target = PgTarget {
+            url,
+            password,
+            ca_file: self.ca_file.map(|f| resolve(&f)),
+        };
+        target.check()?;
+        Ok(Location::Postgres(target))
     }
 }
 
@@ -462,7 +500,10 @@ token_file = "operator.token"    # or: token_env = "INFLUXDB3_AUTH_TOKEN"
     #[test]
     fn the_minimal_file_from_the_readme_works() {
         let c = parse(MINIMAL).unwrap();
-        assert_eq!(c.store_path, Path::new("/etc/tw/tokenwarden.db"));
+        assert_eq!(
+            c.store,
+            crate::store::Location::File("/etc/tw/tokenwarden.db".into())
+        );
         assert_eq!(c.default_instance, "local");
         let i = c.instance(None).unwrap();
         assert_eq!(i.url, "http://127.0.0.1:8181");

@@ -386,10 +386,12 @@ fn explain(e: &anyhow::Error) -> String {
 /// `store check` and `store migrate`: they open the store themselves, so nothing (no
 /// migration, no recovery) runs before them.
 fn store_command(config: &Config, command: StoreCommand) -> anyhow::Result<()> {
-    let path = &config.store_path;
+    let location = &config.store;
+    let where_text = location.to_string();
+    let shown = tokenwarden::shown::shown(&where_text);
     match command {
         StoreCommand::Check(j) => {
-            let s = tokenwarden::store::inspect(path).map_err(AppError::from)?;
+            let s = tokenwarden::store::inspect(location).map_err(AppError::from)?;
             if s.too_new() {
                 return Err(AppError::from(tokenwarden::store::StoreError::TooNew {
                     found: s.schema_version,
@@ -401,8 +403,6 @@ fn store_command(config: &Config, command: StoreCommand) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&s)?);
                 return Ok(());
             }
-            let path_text = s.path.display().to_string();
-            let shown = tokenwarden::shown::shown(&path_text);
             let schema = if s.schema_version == s.supported_version {
                 format!("schema version {} (current)", s.schema_version)
             } else {
@@ -439,19 +439,18 @@ fn store_command(config: &Config, command: StoreCommand) -> anyhow::Result<()> {
             }
         }
         StoreCommand::Migrate(j) => {
-            let before = tokenwarden::store::migrate(path).map_err(AppError::from)?;
-            let now = tokenwarden::store::inspect(path).map_err(AppError::from)?;
+            let before = tokenwarden::store::migrate(location).map_err(AppError::from)?;
+            let now = tokenwarden::store::inspect(location).map_err(AppError::from)?;
             if j.json {
                 let v = serde_json::json!({
                     "path": now.path,
+                    "url": now.url,
                     "from_version": before,
                     "schema_version": now.schema_version,
                 });
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
             }
-            let path_text = now.path.display().to_string();
-            let shown = tokenwarden::shown::shown(&path_text);
             match before {
                 0 => println!(
                     "store {shown}: created at schema version {}",

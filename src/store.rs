@@ -12,15 +12,20 @@ mod migrate;
 mod outbox;
 mod owner;
 mod pending;
+mod pg;
 mod prune;
 mod sessions;
+mod sql;
+mod sqlite;
 mod status;
+#[cfg(test)]
+mod testing;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use crate::actor::Actor;
@@ -31,9 +36,13 @@ pub use leases::LeaseHolder;
 pub use listings::{KEEP_LISTING, Listing};
 pub use outbox::{Notice, OutboxItem};
 pub use owner::Owner;
+pub use pg::{Password, PgTarget};
 pub use prune::{KEEP_FINISHED, Pruned};
 pub use sessions::{KEEP_SESSION, StoredSession};
+pub use sql::Dialect;
 pub use status::{LeaseStatus, StoreStatus, inspect, migrate};
+
+use sql::{Conn, Tx, args};
 
 /// `keep` before `now`, in seconds since the epoch: rows older than that are forgotten. The
 /// earliest representable time when `now` is too early to go back that far (forgets nothing).
@@ -43,27 +52,49 @@ fn seconds_before(now: DateTime<Utc>, keep: chrono::Duration) -> i64 {
         .timestamp()
 }
 
-/// What went wrong with the store file.
+/// Where the store lives: `[store] path` (SQLite, the default) or `[store] url` (PostgreSQL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    File(PathBuf),
+    Postgres(PgTarget),
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(path) => write!(f, "{}", path.display()),
+            Self::Postgres(target) => f.write_str(&target.url),
+        }
+    }
+}
+
+/// What went wrong with the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(
         "cannot open the store at {path}: {detail}. Check the [store] path and its folder's permissions"
     )]
     Open { path: PathBuf, detail: String },
+    #[error("cannot connect to the store at {url}: {detail}. Check [store] url and its password")]
+    Connect { url: String, detail: String },
     #[error("store error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("store error: {}", pg::describe(.0))]
+    Postgres(#[from] postgres::Error),
+    #[error("the store's PostgreSQL connection failed: {0}")]
+    Gone(String),
     #[error("the stored pending action {id} cannot be read: {detail}")]
     Corrupt { id: String, detail: String },
     #[error("no pending action `{id}` exists; request the action again")]
     NotFound { id: String },
     #[error(
         "the store was written by a newer tokenwarden (schema version {found}; this one knows up to {supported}). \
-         Run the newer tokenwarden, or point [store] path at another file"
+         Run the newer tokenwarden, or point [store] at another file or database"
     )]
     TooNew { found: i64, supported: i64 },
     #[error(
-        "this is another program's SQLite database (it has tables {tables}), not a tokenwarden \
-         store; point [store] path at another file"
+        "this database holds another program's tables ({tables}), not a tokenwarden store; point \
+         [store] at another file or database"
     )]
     Foreign { tables: String },
     #[error("journal entry {id} was taken over by another process; it settles it")]
@@ -131,7 +162,7 @@ pub struct AuditEntry {
     pub event: AuditEvent,
 }
 
-/// How long a statement waits for another process's lock on the store.
+/// How long a write waits for another process's turn on the store.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How long a readiness check waits for the store's write lock.
 const PING_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
@@ -142,13 +173,21 @@ pub const LEASE: std::time::Duration = std::time::Duration::from_secs(30);
 /// A handle on the store; clones share one connection and one owner identity.
 #[derive(Clone)]
 pub struct Store {
-    conn: Arc<Mutex<Connection>>,
+    conn: Arc<Mutex<Box<dyn Conn>>>,
     owner: Arc<Owner>,
     /// The file, for a store opened from one (readiness checks it is still there).
     path: Option<Arc<PathBuf>>,
 }
 
 impl Store {
+    /// Opens the store wherever it lives, bringing its schema up to date.
+    pub fn connect(location: &Location) -> Result<Self, StoreError> {
+        match location {
+            Location::File(path) => Self::open(path),
+            Location::Postgres(target) => Self::init(Box::new(pg::PgConn::open(target)?)),
+        }
+    }
+
     /// Opens (or creates, mode 0600) the store file.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let open_err = |detail: String| StoreError::Open {
@@ -162,7 +201,9 @@ impl Store {
         let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| open_err(e.to_string()))?;
-        let mut store = Self::init(conn).map_err(|e| match e {
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| open_err(e.to_string()))?;
+        let mut store = Self::init(Box::new(conn)).map_err(|e| match e {
             too_new @ StoreError::TooNew { .. } => too_new,
             e => open_err(e.to_string()),
         })?;
@@ -173,17 +214,23 @@ impl Store {
 
     /// A private store for tests and the demo.
     pub fn open_in_memory() -> Result<Self, StoreError> {
-        Self::init(Connection::open_in_memory()?)
+        let conn = Connection::open_in_memory()?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        Self::init(Box::new(conn))
     }
 
-    fn init(mut conn: Connection) -> Result<Self, StoreError> {
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        migrate::run(&mut conn)?;
+    fn init(mut conn: Box<dyn Conn>) -> Result<Self, StoreError> {
+        migrate::run(conn.as_mut())?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             owner: Arc::new(Owner::this_process()),
             path: None,
         })
+    }
+
+    /// Which database this store is kept in.
+    pub fn dialect(&self) -> Dialect {
+        self.conn().dialect()
     }
 
     /// Whether the store can be written now (for `/ready`): its file is still where it was
@@ -197,11 +244,9 @@ impl Store {
                 detail: "the file is gone (moved or deleted while tokenwarden runs)".into(),
             });
         }
-        let conn = self.conn();
-        conn.busy_timeout(PING_WITHIN)?;
-        let tried = conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;");
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        Ok(tried?)
+        let mut conn = self.conn();
+        drop(Tx::begin(conn.as_mut(), PING_WITHIN)?);
+        Ok(())
     }
 
     /// The same store acting as another owner (tests: a process that died holding work).
@@ -218,11 +263,33 @@ impl Store {
         &self.owner
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock leaves SQLite consistent (transactions roll back on drop).
+    fn conn(&self) -> MutexGuard<'_, Box<dyn Conn>> {
+        // A panic while holding the lock leaves the store consistent (a transaction left open
+        // is rolled back when its `Tx` is dropped).
         self.conn
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `f` in one write transaction: it sees and changes the store alone, in every process
+    /// sharing it, and all of it is written or none.
+    fn write<R>(
+        &self,
+        f: impl FnOnce(&mut dyn Conn) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut conn = self.conn();
+        let mut tx = Tx::begin(conn.as_mut(), BUSY_TIMEOUT)?;
+        let out = f(tx.conn())?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Runs `f`'s reads on the store's connection.
+    fn read<R>(
+        &self,
+        f: impl FnOnce(&mut dyn Conn) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        f(self.conn().as_mut())
     }
 
     /// Appends one audit record; text fields are redacted of anything that looks like a token.
@@ -231,67 +298,59 @@ impl Store {
             id: "audit".into(),
             detail: err.to_string(),
         })?;
-        let conn = self.conn();
-        conn.execute(
-            "INSERT INTO audit (at, actor, event, instance, token_name, outcome, detail, pending_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                e.at.to_rfc3339(),
-                redact(&actor),
-                e.event,
-                e.instance,
-                e.token_name.as_deref().map(redact),
-                e.outcome.as_str(),
-                e.detail.as_deref().map(redact),
-                e.pending_id,
-            ],
-        )?;
-        Ok(conn.last_insert_rowid())
+        self.write(|c| {
+            c.scalar(
+                "INSERT INTO audit (at, actor, event, instance, token_name, outcome, detail, pending_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+                args![
+                    e.at.to_rfc3339(),
+                    redact(&actor),
+                    &e.event,
+                    e.instance.as_deref(),
+                    e.token_name.as_deref().map(redact),
+                    e.outcome.as_str(),
+                    e.detail.as_deref().map(redact),
+                    e.pending_id.as_deref(),
+                ],
+            )
+        })
     }
 
     /// The newest `limit` audit records, newest first.
     pub fn recent_audit(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT id, at, actor, event, instance, token_name, outcome, detail, pending_id
-             FROM audit ORDER BY id DESC LIMIT ?1",
-        )?;
-        let rows = stmt.query_map(params![i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, Option<String>>(4)?,
-                r.get::<_, Option<String>>(5)?,
-                r.get::<_, String>(6)?,
-                r.get::<_, Option<String>>(7)?,
-                r.get::<_, Option<String>>(8)?,
-            ))
+        let rows = self.read(|c| {
+            c.query(
+                "SELECT id, at, actor, event, instance, token_name, outcome, detail, pending_id
+                 FROM audit ORDER BY id DESC LIMIT ?1",
+                args![i64::try_from(limit).unwrap_or(i64::MAX)],
+            )
         })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (seq, at, actor, event, instance, token_name, outcome, detail, pending_id) = row?;
-            let corrupt = |detail: String| StoreError::Corrupt {
-                id: format!("audit #{seq}"),
-                detail,
-            };
-            let event = AuditEvent {
-                at: DateTime::parse_from_rfc3339(&at)
-                    .map_err(|e| corrupt(e.to_string()))?
-                    .with_timezone(&Utc),
-                actor: serde_json::from_str(&actor).map_err(|e| corrupt(e.to_string()))?,
-                event,
-                instance,
-                token_name,
-                outcome: AuditOutcome::parse(&outcome)
-                    .ok_or_else(|| corrupt(format!("outcome {outcome}")))?,
-                detail,
-                pending_id,
-            };
-            out.push(AuditEntry { seq, event });
-        }
-        Ok(out)
+        rows.iter()
+            .map(|r| {
+                let seq: i64 = r.get(0)?;
+                let corrupt = |detail: String| StoreError::Corrupt {
+                    id: format!("audit #{seq}"),
+                    detail,
+                };
+                let at: String = r.get(1)?;
+                let actor: String = r.get(2)?;
+                let outcome: String = r.get(6)?;
+                let event = AuditEvent {
+                    at: DateTime::parse_from_rfc3339(&at)
+                        .map_err(|e| corrupt(e.to_string()))?
+                        .with_timezone(&Utc),
+                    actor: serde_json::from_str(&actor).map_err(|e| corrupt(e.to_string()))?,
+                    event: r.get(3)?,
+                    instance: r.get(4)?,
+                    token_name: r.get(5)?,
+                    outcome: AuditOutcome::parse(&outcome)
+                        .ok_or_else(|| corrupt(format!("outcome {outcome}")))?,
+                    detail: r.get(7)?,
+                    pending_id: r.get(8)?,
+                };
+                Ok(AuditEntry { seq, event })
+            })
+            .collect()
     }
 }
 
@@ -388,31 +447,6 @@ mod tests {
     }
 
     #[test]
-    fn audit_is_append_only_and_redacted() {
-        let store = Store::open_in_memory().unwrap();
-        store
-            .append(&event(AuditOutcome::Requested, "fine"))
-            .unwrap();
-        store
-            .append(&event(AuditOutcome::Failed, "server said apiv3_abcdef"))
-            .unwrap();
-        let rows = store.recent_audit(10).unwrap();
-        assert_eq!(rows.len(), 2);
-        assert_eq!(
-            rows[0].event.detail.as_deref(),
-            Some("server said apiv3_<redacted>")
-        );
-        assert_eq!(rows[1].event.outcome, AuditOutcome::Requested);
-        let conn = store.conn();
-        let err = conn
-            .execute("DELETE FROM audit", [])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("append-only"), "{err}");
-        assert!(conn.execute("UPDATE audit SET detail = 'x'", []).is_err());
-    }
-
-    #[test]
     fn pending_actions_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/store.db");
@@ -446,10 +480,32 @@ mod tests {
         }
     }
 
-    #[test]
-    fn concurrent_approvals_across_connections_execute_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store.db");
+    crate::store::testing::contract! {
+    fn audit_is_append_only_and_redacted(db) {
+        let store = db.open();
+        store
+            .append(&event(AuditOutcome::Requested, "fine"))
+            .unwrap();
+        store
+            .append(&event(AuditOutcome::Failed, "server said apiv3_abcdef"))
+            .unwrap();
+        let rows = store.recent_audit(10).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            rows[0].event.detail.as_deref(),
+            Some("server said apiv3_<redacted>")
+        );
+        assert_eq!(rows[1].event.outcome, AuditOutcome::Requested);
+        let mut conn = store.conn();
+        for change in [
+            "DELETE FROM audit",
+            "UPDATE audit SET detail = 'x'",
+        ] {
+            let err = conn.execute(change, &[]).unwrap_err().to_string();
+            assert!(err.contains("append-only"), "{change}: {err}");
+        }
+    }
+    fn concurrent_approvals_across_connections_execute_once(db) {
         let p = Pending::new(
             "delete ci".to_owned(),
             Actor::discord(1, "ann"),
@@ -461,33 +517,34 @@ mod tests {
             Duration::from_secs(60),
             Utc::now(),
         );
-        Store::open(&path).unwrap().insert_pending(&p).unwrap();
-        let handles: Vec<_> = (0..8u64)
-            .map(|i| {
-                let path = path.clone();
-                let id = p.id.clone();
-                std::thread::spawn(move || {
-                    // A separate connection per thread, like separate processes.
-                    let store = Store::open(&path).unwrap();
-                    store
-                        .update_pending(&id, |q: &mut Pending<String>| {
-                            q.approve(&Actor::discord(10 + i, "x"), Utc::now())
-                        })
-                        .unwrap()
+        db.open().insert_pending(&p).unwrap();
+        // A separate connection per thread, like separate processes.
+        let stores: Vec<Store> = (0..8).map(|_| db.open()).collect();
+        let ready = std::thread::scope(|s| {
+            let handles: Vec<_> = stores
+                .iter()
+                .zip(10u64..)
+                .map(|(store, i)| {
+                    let id = &p.id;
+                    s.spawn(move || {
+                        store
+                            .update_pending(id, |q: &mut Pending<String>| {
+                                q.approve(&Actor::discord(i, "x"), Utc::now())
+                            })
+                            .unwrap()
+                    })
                 })
-            })
-            .collect();
-        let ready = handles
-            .into_iter()
-            .map(|h| h.join().unwrap())
-            .filter(|r| r == &Ok(Progress::Ready))
-            .count();
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .filter(|r| r == &Ok(Progress::Ready))
+                .count()
+        });
         assert_eq!(ready, 1);
     }
-
-    #[test]
-    fn references_are_claimed_once_and_kept() {
-        let store = Store::open_in_memory().unwrap();
+    fn references_are_claimed_once_and_kept(db) {
+        let store = db.open();
         let id = PendingId::random();
         assert!(store.claim_ref(&id, "discord").unwrap());
         assert!(!store.claim_ref(&id, "discord").unwrap());
@@ -503,13 +560,12 @@ mod tests {
         );
         assert_eq!(store.get_ref(&id, "other").unwrap(), None);
     }
-
-    #[test]
-    fn unknown_ids_are_not_found() {
-        let store = Store::open_in_memory().unwrap();
+    fn unknown_ids_are_not_found(db) {
+        let store = db.open();
         let err = store
             .get_pending::<String>(&PendingId::random())
             .unwrap_err();
         assert!(matches!(err, StoreError::NotFound { .. }));
+    }
     }
 }

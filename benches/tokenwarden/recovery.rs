@@ -55,7 +55,7 @@ pub async fn recovery(quick: bool) {
         ca_file: None,
     })
     .unwrap();
-    let dead = Store::open(&config.store_path)
+    let dead = Store::connect(&config.store)
         .unwrap()
         .as_owner(dead_owner());
     for i in 0..n {

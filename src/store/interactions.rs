@@ -1,8 +1,8 @@
 //! Interaction ids already handled: the first sighting of an id wins, atomically across
 //! processes; rows older than [`REMEMBER`] are pruned (Discord refuses requests that old anyway).
 
+use super::sql::args;
 use chrono::{DateTime, Utc};
-use rusqlite::params;
 
 use super::{Store, StoreError};
 
@@ -13,15 +13,16 @@ impl Store {
     /// True if `id` was not seen before (it is remembered from now on), false for a replay.
     pub fn first_sighting(&self, id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let forgotten = super::seconds_before(now, REMEMBER);
-        let conn = self.conn();
-        conn.execute(
-            "DELETE FROM interactions WHERE seen_at < ?1",
-            params![forgotten],
-        )?;
-        let inserted = conn.execute(
-            "INSERT INTO interactions (id, seen_at) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
-            params![id, now.timestamp()],
-        )?;
+        let inserted = self.write(|c| {
+            c.execute(
+                "DELETE FROM interactions WHERE seen_at < ?1",
+                args![forgotten],
+            )?;
+            c.execute(
+                "INSERT INTO interactions (id, seen_at) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
+                args![id, now.timestamp()],
+            )
+        })?;
         Ok(inserted == 1)
     }
 }
@@ -30,9 +31,9 @@ impl Store {
 mod tests {
     use super::*;
 
-    #[test]
-    fn an_id_is_new_once_and_forgotten_after_a_while() {
-        let store = Store::open_in_memory().unwrap();
+    crate::store::testing::contract! {
+    fn an_id_is_new_once_and_forgotten_after_a_while(db) {
+        let store = db.open();
         let now = Utc::now();
         assert!(store.first_sighting("discord:1", now).unwrap());
         assert!(!store.first_sighting("discord:1", now).unwrap());
@@ -43,24 +44,19 @@ mod tests {
             "pruned after 15 minutes"
         );
     }
-
-    #[test]
-    fn the_earliest_representable_time_prunes_nothing_instead_of_panicking() {
-        let store = Store::open_in_memory().unwrap();
+    fn the_earliest_representable_time_prunes_nothing_instead_of_panicking(db) {
+        let store = db.open();
         assert!(
             store
                 .first_sighting("discord:3", DateTime::<Utc>::MIN_UTC)
                 .unwrap()
         );
     }
-
-    #[test]
-    fn two_connections_agree_on_the_first_sighting() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store.db");
-        let (a, b) = (Store::open(&path).unwrap(), Store::open(&path).unwrap());
+    fn two_connections_agree_on_the_first_sighting(db) {
+        let (a, b) = (db.open(), db.open());
         let now = Utc::now();
         assert!(a.first_sighting("discord:9", now).unwrap());
         assert!(!b.first_sighting("discord:9", now).unwrap());
+    }
     }
 }

@@ -6,9 +6,9 @@
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
+use super::sql::{Conn, args};
 use super::{LEASE, Owner, Store, StoreError};
 use crate::actor::Actor;
 use crate::tokens::{TokenName, TokenRef};
@@ -161,15 +161,6 @@ pub struct Claimed {
 /// process takes it over (the owner withdraws it itself, normally at once).
 const DUE_GRACE_MS: i64 = 60_000;
 
-/// The database's clock in Unix milliseconds: leases are timed by it, not by the hosts'.
-pub(super) fn db_now(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(conn.query_row(
-        "SELECT CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
-        [],
-        |r| r.get(0),
-    )?)
-}
-
 fn lease_ms() -> i64 {
     i64::try_from(LEASE.as_millis()).unwrap_or(30_000)
 }
@@ -191,32 +182,31 @@ fn parse(id: &str, text: &str) -> Result<JournalEntry, StoreError> {
 /// Applies `f` to entry `id` inside the caller's transaction and renews `owner`'s lease on it.
 /// Another holder's entry is [`StoreError::LostClaim`]; a settled one is never changed again.
 pub(super) fn update(
-    conn: &Connection,
+    conn: &mut dyn Conn,
     id: &JournalId,
     owner: &Owner,
     f: impl FnOnce(&mut JournalEntry),
 ) -> Result<JournalEntry, StoreError> {
-    let row: Option<(String, String)> = conn
-        .query_row(
+    let row = conn
+        .query_opt(
             "SELECT owner, body FROM journal WHERE id = ?1",
-            params![id.as_str()],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    let (holder, text) = row.ok_or_else(|| StoreError::NotFound { id: id.to_string() })?;
+            args![id.as_str()],
+        )?
+        .ok_or_else(|| StoreError::NotFound { id: id.to_string() })?;
+    let holder: String = row.get(0)?;
     if holder != owner.to_string() {
         return Err(StoreError::LostClaim { id: id.to_string() });
     }
-    let mut e = parse(id.as_str(), &text)?;
+    let mut e = parse(id.as_str(), &row.get::<String>(1)?)?;
     if e.stage.is_settled() {
         return Err(StoreError::Settled { id: id.to_string() });
     }
     f(&mut e);
-    let now = db_now(conn)?;
+    let now = conn.now_ms()?;
     conn.execute(
         "UPDATE journal SET stage = ?2, settled = ?3, lease_until = ?4, due_at = ?5, body = ?6, updated_at = ?7
          WHERE id = ?1",
-        params![
+        args![
             id.as_str(),
             e.stage.label(),
             e.stage.is_settled(),
@@ -230,21 +220,25 @@ pub(super) fn update(
 }
 
 /// Writes a new entry held by `owner`.
-pub(super) fn insert(conn: &Connection, e: &JournalEntry, owner: &Owner) -> Result<(), StoreError> {
-    let now = db_now(conn)?;
+pub(super) fn insert(
+    conn: &mut dyn Conn,
+    e: &JournalEntry,
+    owner: &Owner,
+) -> Result<(), StoreError> {
+    let now = conn.now_ms()?;
     conn.execute(
         "INSERT INTO journal (id, op, instance, stage, settled, owner, lease_until, due_at, pending_id, body, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
-        params![
+        args![
             e.id.as_str(),
             e.op.label(),
-            e.instance,
+            &e.instance,
             e.stage.label(),
             e.stage.is_settled(),
             owner.to_string(),
             now + lease_ms(),
             e.due_at.map(|d| d.timestamp_millis()),
-            e.pending_id,
+            e.pending_id.as_deref(),
             body(e)?,
             Utc::now().to_rfc3339(),
         ],
@@ -255,7 +249,7 @@ pub(super) fn insert(conn: &Connection, e: &JournalEntry, owner: &Owner) -> Resu
 impl Store {
     /// Writes the intent of an operation, held by this process.
     pub fn journal_begin(&self, e: &JournalEntry) -> Result<(), StoreError> {
-        insert(&self.conn(), e, &self.owner)
+        self.write(|c| insert(c, e, &self.owner))
     }
 
     /// Applies `f` to entry `id` and renews this process's lease on it. Fails with
@@ -265,11 +259,7 @@ impl Store {
         id: &JournalId,
         f: impl FnOnce(&mut JournalEntry),
     ) -> Result<JournalEntry, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let e = update(&tx, id, &self.owner, f)?;
-        tx.commit()?;
-        Ok(e)
+        self.write(|c| update(c, id, &self.owner, f))
     }
 
     /// Gives entry `id` up for recovery: no process holds it, and any may claim it once `after`
@@ -279,28 +269,30 @@ impl Store {
         id: &JournalId,
         after: std::time::Duration,
     ) -> Result<(), StoreError> {
-        let conn = self.conn();
-        let now = db_now(&conn)?;
         let after = i64::try_from(after.as_millis()).unwrap_or(i64::MAX / 2);
-        conn.execute(
-            "UPDATE journal SET owner = '', lease_until = ?3 WHERE id = ?1 AND owner = ?2",
-            params![
-                id.as_str(),
-                self.owner.to_string(),
-                now.saturating_add(after)
-            ],
-        )?;
+        self.write(|c| {
+            let now = c.now_ms()?;
+            c.execute(
+                "UPDATE journal SET owner = '', lease_until = ?3 WHERE id = ?1 AND owner = ?2",
+                args![
+                    id.as_str(),
+                    self.owner.to_string(),
+                    now.saturating_add(after)
+                ],
+            )
+        })?;
         Ok(())
     }
 
     /// Renews this process's lease on every unsettled entry it holds; the number renewed.
     pub fn journal_renew(&self) -> Result<usize, StoreError> {
-        let conn = self.conn();
-        let now = db_now(&conn)?;
-        Ok(conn.execute(
-            "UPDATE journal SET lease_until = ?2 WHERE owner = ?1 AND settled = 0",
-            params![self.owner.to_string(), now + lease_ms()],
-        )?)
+        self.write(|c| {
+            let now = c.now_ms()?;
+            c.execute(
+                "UPDATE journal SET lease_until = ?2 WHERE owner = ?1 AND settled = 0",
+                args![self.owner.to_string(), now + lease_ms()],
+            )
+        })
     }
 
     /// Claims up to `limit` unsettled entries that nobody is working on: their holder died (a
@@ -308,53 +300,45 @@ impl Store {
     /// their link is long past due. This process's own live work is never claimed; each entry
     /// goes to exactly one claimer.
     pub fn journal_claim(&self, instances: &[String], limit: usize) -> Result<Claimed, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let now = db_now(&tx)?;
         let me = self.owner.to_string();
-        let rows: Vec<(String, String, String, i64, Option<i64>, String)> = {
-            let mut stmt = tx.prepare(
+        self.write(|c| {
+            let now = c.now_ms()?;
+            let rows = c.query(
                 "SELECT id, instance, owner, lease_until, due_at, body FROM journal
                  WHERE settled = 0 ORDER BY created_at",
+                &[],
             )?;
-            let mapped = stmt.query_map([], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
-            })?;
-            mapped.collect::<Result<_, _>>()?
-        };
-        let mut claimed = Claimed::default();
-        for (id, instance, owner, lease_until, due_at, text) in rows {
-            if claimed.entries.len() >= limit {
-                break;
+            let mut claimed = Claimed::default();
+            for row in rows {
+                if claimed.entries.len() >= limit {
+                    break;
+                }
+                let id: String = row.get(0)?;
+                let instance: String = row.get(1)?;
+                // A process configured without this instance cannot ask it anything.
+                if !instances.contains(&instance) {
+                    continue;
+                }
+                let owner: String = row.get(2)?;
+                let lease_until: i64 = row.get(3)?;
+                let due_at: Option<i64> = row.get(4)?;
+                let free = lease_until <= now
+                    || Owner::parse(&owner).is_some_and(|o| o.is_certainly_dead())
+                    || due_at.is_some_and(|d| d + DUE_GRACE_MS < now);
+                if !free {
+                    continue;
+                }
+                c.execute(
+                    "UPDATE journal SET owner = ?2, lease_until = ?3 WHERE id = ?1",
+                    args![&id, &me, now + lease_ms()],
+                )?;
+                match parse(&id, &row.get::<String>(5)?) {
+                    Ok(e) => claimed.entries.push(e),
+                    Err(err) => claimed.unreadable.push(err),
+                }
             }
-            // A process configured without this instance cannot ask it anything.
-            if !instances.contains(&instance) {
-                continue;
-            }
-            let free = lease_until <= now
-                || Owner::parse(&owner).is_some_and(|o| o.is_certainly_dead())
-                || due_at.is_some_and(|d| d + DUE_GRACE_MS < now);
-            if !free {
-                continue;
-            }
-            tx.execute(
-                "UPDATE journal SET owner = ?2, lease_until = ?3 WHERE id = ?1",
-                params![id, me, now + lease_ms()],
-            )?;
-            match parse(&id, &text) {
-                Ok(e) => claimed.entries.push(e),
-                Err(err) => claimed.unreadable.push(err),
-            }
-        }
-        tx.commit()?;
-        Ok(claimed)
+            Ok(claimed)
+        })
     }
 
     /// Whether an unsettled create of `name` on `instance` has no token id yet: its answer was
@@ -364,12 +348,16 @@ impl Store {
         instance: &str,
         name: &TokenName,
     ) -> Result<bool, StoreError> {
-        Ok(self.conn().query_row(
-            "SELECT EXISTS (SELECT 1 FROM journal WHERE op = 'create' AND instance = ?1 AND settled = 0
-             AND json_extract(body, '$.op.name') = ?2 AND json_extract(body, '$.op.id') IS NULL)",
-            params![instance, name.as_str()],
-            |r| r.get(0),
-        )?)
+        self.read(|c| {
+            let d = c.dialect();
+            let sql = format!(
+                "SELECT EXISTS (SELECT 1 FROM journal WHERE op = 'create' AND instance = ?1 AND settled = 0
+                 AND {} = ?2 AND {} IS NULL)",
+                d.json_text("body", "op", "name"),
+                d.json_text("body", "op", "id"),
+            );
+            c.scalar(&sql, args![instance, name.as_str()])
+        })
     }
 
     /// Whether a create other than `except` on `instance` recorded token `id` as its own.
@@ -379,42 +367,35 @@ impl Store {
         id: u64,
         except: &JournalId,
     ) -> Result<bool, StoreError> {
-        let id = i64::try_from(id).unwrap_or(i64::MAX);
-        Ok(self.conn().query_row(
-            "SELECT EXISTS (SELECT 1 FROM journal WHERE op = 'create' AND instance = ?1 AND id <> ?3
-             AND json_extract(body, '$.op.id') = ?2)",
-            params![instance, id, except.as_str()],
-            |r| r.get(0),
-        )?)
+        self.read(|c| {
+            let sql = format!(
+                "SELECT EXISTS (SELECT 1 FROM journal WHERE op = 'create' AND instance = ?1 AND id <> ?3
+                 AND {} = ?2)",
+                c.dialect().json_text("body", "op", "id"),
+            );
+            c.scalar(&sql, args![instance, id.to_string(), except.as_str()])
+        })
     }
 
     /// An entry as stored.
     pub fn journal_get(&self, id: &JournalId) -> Result<JournalEntry, StoreError> {
-        let text: Option<String> = self
-            .conn()
-            .query_row(
-                "SELECT body FROM journal WHERE id = ?1",
-                params![id.as_str()],
-                |r| r.get(0),
-            )
-            .optional()?;
-        parse(
-            id.as_str(),
-            &text.ok_or_else(|| StoreError::NotFound { id: id.to_string() })?,
-        )
+        let row = self
+            .read(|c| c.query_opt("SELECT body FROM journal WHERE id = ?1", args![id.as_str()]))?
+            .ok_or_else(|| StoreError::NotFound { id: id.to_string() })?;
+        parse(id.as_str(), &row.get::<String>(0)?)
     }
 
     /// Every unsettled entry, oldest first, whoever holds it.
     pub fn journal_unsettled(&self) -> Result<Vec<JournalEntry>, StoreError> {
-        let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT id, body FROM journal WHERE settled = 0 ORDER BY created_at")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-        rows.map(|row| {
-            let (id, text) = row?;
-            parse(&id, &text)
-        })
-        .collect()
+        let rows = self.read(|c| {
+            c.query(
+                "SELECT id, body FROM journal WHERE settled = 0 ORDER BY created_at",
+                &[],
+            )
+        })?;
+        rows.iter()
+            .map(|r| parse(&r.get::<String>(0)?, &r.get::<String>(1)?))
+            .collect()
     }
 }
 
@@ -442,9 +423,9 @@ mod tests {
         Owner::local(pid)
     }
 
-    #[test]
-    fn live_work_is_left_to_its_holder_and_dead_work_is_claimed_once() {
-        let store = Store::open_in_memory().unwrap();
+    crate::store::testing::contract! {
+    fn live_work_is_left_to_its_holder_and_dead_work_is_claimed_once(db) {
+        let store = db.open();
         let mine = entry();
         store.journal_begin(&mine).unwrap();
         let other = store.as_owner(Owner::parse("far-host:1:abc").unwrap());
@@ -534,5 +515,6 @@ mod tests {
             vec![given_up],
             "work a process gave up, it may take up again itself"
         );
+    }
     }
 }

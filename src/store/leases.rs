@@ -2,9 +2,7 @@
 //! the database's clock, not the hosts'. A lease is free when nobody holds it, when its time ran
 //! out unrenewed, or at once when its holder is a process on this host that no longer exists.
 
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
-
-use super::journal::db_now;
+use super::sql::args;
 use super::{Owner, Store, StoreError};
 
 /// Who holds a lease, as the store says.
@@ -21,42 +19,42 @@ impl Store {
     /// process holds it already; says who holds it now.
     pub fn take_lease(&self, name: &str, ttl_ms: i64) -> Result<LeaseHolder, StoreError> {
         let me = self.owner.to_string();
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let now = db_now(&tx)?;
-        let held: Option<(String, i64)> = tx
-            .query_row(
+        self.write(|c| {
+            let now = c.now_ms()?;
+            let held = c.query_opt(
                 "SELECT holder, until_ms FROM leases WHERE name = ?1",
-                params![name],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        if let Some((holder, until)) = held {
-            let free = holder == me
-                || until <= now
-                || Owner::parse(&holder).is_some_and(|o| o.is_certainly_dead());
-            if !free {
-                return Ok(LeaseHolder::Other {
-                    holder,
-                    left_ms: until - now,
-                });
+                args![name],
+            )?;
+            if let Some(row) = held {
+                let holder: String = row.get(0)?;
+                let until: i64 = row.get(1)?;
+                let free = holder == me
+                    || until <= now
+                    || Owner::parse(&holder).is_some_and(|o| o.is_certainly_dead());
+                if !free {
+                    return Ok(LeaseHolder::Other {
+                        holder,
+                        left_ms: until - now,
+                    });
+                }
             }
-        }
-        tx.execute(
-            "INSERT INTO leases (name, holder, until_ms) VALUES (?1, ?2, ?3)
-             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until_ms = excluded.until_ms",
-            params![name, me, now.saturating_add(ttl_ms)],
-        )?;
-        tx.commit()?;
-        Ok(LeaseHolder::Me)
+            c.execute(
+                "INSERT INTO leases (name, holder, until_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until_ms = excluded.until_ms",
+                args![name, &me, now.saturating_add(ttl_ms)],
+            )?;
+            Ok(LeaseHolder::Me)
+        })
     }
 
     /// Gives lease `name` up, if this process holds it, so another can take it at once.
     pub fn release_lease(&self, name: &str) -> Result<(), StoreError> {
-        self.conn().execute(
-            "DELETE FROM leases WHERE name = ?1 AND holder = ?2",
-            params![name, self.owner.to_string()],
-        )?;
+        self.write(|c| {
+            c.execute(
+                "DELETE FROM leases WHERE name = ?1 AND holder = ?2",
+                args![name, self.owner.to_string()],
+            )
+        })?;
         Ok(())
     }
 }
@@ -65,12 +63,10 @@ impl Store {
 mod tests {
     use super::*;
 
-    #[test]
-    fn one_holder_at_a_time_until_it_lapses_or_lets_go() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store.db");
-        let a = Store::open(&path).unwrap();
-        let b = Store::open(&path).unwrap();
+    crate::store::testing::contract! {
+    fn one_holder_at_a_time_until_it_lapses_or_lets_go(db) {
+        let a = db.open();
+        let b = db.open();
         assert_eq!(a.take_lease("gw", 60_000).unwrap(), LeaseHolder::Me);
         assert_eq!(
             a.take_lease("gw", 60_000).unwrap(),
@@ -109,10 +105,8 @@ mod tests {
             "a lease of 0 ms lapses at once"
         );
     }
-
-    #[test]
-    fn a_dead_holder_on_this_host_loses_its_lease_at_once() {
-        let store = Store::open_in_memory().unwrap();
+    fn a_dead_holder_on_this_host_loses_its_lease_at_once(db) {
+        let store = db.open();
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();
         child.wait().unwrap();
@@ -125,5 +119,6 @@ mod tests {
             other_host.take_lease("gw", 60_000).unwrap(),
             LeaseHolder::Other { .. }
         ));
+    }
     }
 }

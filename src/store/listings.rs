@@ -3,8 +3,8 @@
 //! restart. A listing lapses [`KEEP_LISTING`] after it was made; lapsed rows are deleted when
 //! the next listing is saved.
 
+use super::sql::args;
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError};
 use crate::tokens::ListFilter;
@@ -37,37 +37,36 @@ impl Store {
             id: format!("listing {id}"),
             detail: e.to_string(),
         })?;
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        tx.execute(
-            "DELETE FROM listings WHERE created_at < ?1",
-            params![lapsed_before(now)],
-        )?;
-        tx.execute(
-            "INSERT INTO listings (id, owner, instance, filter, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id, listing.owner, listing.instance, filter, now.timestamp()],
-        )?;
-        tx.commit()?;
+        self.write(|c| {
+            c.execute(
+                "DELETE FROM listings WHERE created_at < ?1",
+                args![lapsed_before(now)],
+            )?;
+            c.execute(
+                "INSERT INTO listings (id, owner, instance, filter, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                args![id, &listing.owner, listing.instance.as_deref(), filter, now.timestamp()],
+            )
+        })?;
         Ok(())
     }
 
     /// Listing `id` if it exists and has not lapsed at `now`.
     pub fn listing(&self, id: &str, now: DateTime<Utc>) -> Result<Option<Listing>, StoreError> {
-        let row: Option<(String, Option<String>, String)> = self
-            .conn()
-            .query_row(
+        let row = self.read(|c| {
+            c.query_opt(
                 "SELECT owner, instance, filter FROM listings WHERE id = ?1 AND created_at >= ?2",
-                params![id, lapsed_before(now)],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                args![id, lapsed_before(now)],
             )
-            .optional()?;
-        let Some((owner, instance, filter)) = row else {
+        })?;
+        let Some(row) = row else {
             return Ok(None);
         };
-        let filter = serde_json::from_str(&filter).map_err(|e| StoreError::Corrupt {
-            id: format!("listing {id}"),
-            detail: e.to_string(),
-        })?;
+        let (owner, instance) = (row.get(0)?, row.get(1)?);
+        let filter =
+            serde_json::from_str(&row.get::<String>(2)?).map_err(|e| StoreError::Corrupt {
+                id: format!("listing {id}"),
+                detail: e.to_string(),
+            })?;
         Ok(Some(Listing {
             owner,
             instance,
@@ -98,9 +97,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_listing_reads_back_whole_until_it_lapses() {
-        let store = Store::open_in_memory().unwrap();
+    crate::store::testing::contract! {
+    fn a_listing_reads_back_whole_until_it_lapses(db) {
+        let store = db.open();
         let now = Utc::now();
         store.save_listing("abc", &listing(), now).unwrap();
         assert_eq!(store.listing("abc", now).unwrap(), Some(listing()));
@@ -110,25 +109,18 @@ mod tests {
         let lapsed = now + KEEP_LISTING + chrono::Duration::seconds(1);
         assert_eq!(store.listing("abc", lapsed).unwrap(), None);
     }
-
-    #[test]
-    fn saving_forgets_lapsed_listings() {
-        let store = Store::open_in_memory().unwrap();
+    fn saving_forgets_lapsed_listings(db) {
+        let store = db.open();
         let now = Utc::now();
         store.save_listing("old", &listing(), now).unwrap();
         let later = now + KEEP_LISTING + chrono::Duration::seconds(1);
         store.save_listing("new", &listing(), later).unwrap();
-        let rows: i64 = store
-            .conn()
-            .query_row("SELECT count(*) FROM listings", [], |r| r.get(0))
-            .unwrap();
+        let rows = store.count_rows("listings");
         assert_eq!(rows, 1, "the lapsed row is gone, not only hidden");
         assert!(store.listing("new", later).unwrap().is_some());
     }
-
-    #[test]
-    fn the_ends_of_time_neither_panic_nor_lose_a_listing() {
-        let store = Store::open_in_memory().unwrap();
+    fn the_ends_of_time_neither_panic_nor_lose_a_listing(db) {
+        let store = db.open();
         store
             .save_listing("min", &listing(), DateTime::<Utc>::MIN_UTC)
             .unwrap();
@@ -139,14 +131,11 @@ mod tests {
                 .is_some()
         );
     }
-
-    #[test]
-    fn another_process_sharing_the_file_sees_the_listing() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store.db");
-        let (a, b) = (Store::open(&path).unwrap(), Store::open(&path).unwrap());
+    fn another_process_sharing_the_file_sees_the_listing(db) {
+        let (a, b) = (db.open(), db.open());
         let now = Utc::now();
         a.save_listing("shared", &listing(), now).unwrap();
         assert_eq!(b.listing("shared", now).unwrap(), Some(listing()));
+    }
     }
 }

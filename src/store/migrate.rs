@@ -1,10 +1,11 @@
-//! Versioned schema migrations, numbered by SQLite's `user_version`: each step runs once, in
-//! order, inside one transaction; a store written by a newer tokenwarden is refused.
+//! Versioned schema migrations, one numbering for both backends (SQLite keeps the number in its
+//! `user_version`, PostgreSQL in the table `tokenwarden_schema`): each step runs once, in order,
+//! inside one write transaction; a store written by a newer tokenwarden is refused.
 
-use rusqlite::{Connection, Transaction, params};
 use serde_json::{Value, json};
 
 use super::StoreError;
+use super::sql::{Conn, Dialect, Tx, args};
 
 /// The schema version this build writes.
 pub const CURRENT: i64 = 5;
@@ -105,40 +106,197 @@ CREATE TABLE leases (
 );
 "#;
 
+/// The same steps for PostgreSQL: integers are `BIGINT`, times kept as text compare bytewise
+/// (`COLLATE "C"`), and the audit log refuses changes through a trigger function.
+const PG_V1_V2: &str = r#"
+CREATE TABLE IF NOT EXISTS tokenwarden_schema (version BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at          TEXT COLLATE "C" NOT NULL,
+    actor       TEXT NOT NULL,
+    event       TEXT NOT NULL,
+    instance    TEXT,
+    token_name  TEXT,
+    outcome     TEXT NOT NULL,
+    detail      TEXT,
+    pending_id  TEXT
+);
+CREATE OR REPLACE FUNCTION tokenwarden_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS
+    $f$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $f$;
+CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit
+    FOR EACH ROW EXECUTE FUNCTION tokenwarden_audit_append_only();
+CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+    FOR EACH STATEMENT EXECUTE FUNCTION tokenwarden_audit_append_only();
+CREATE TABLE IF NOT EXISTS pending (
+    id          TEXT PRIMARY KEY,
+    state       TEXT NOT NULL,
+    created_at  TEXT COLLATE "C" NOT NULL,
+    expires_at  TEXT COLLATE "C" NOT NULL,
+    body        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pending_state ON pending (state, expires_at);
+CREATE TABLE IF NOT EXISTS pending_refs (
+    pending_id  TEXT NOT NULL,
+    adapter     TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    PRIMARY KEY (pending_id, adapter)
+);
+"#;
+
+const PG_V3: &str = r#"
+CREATE TABLE journal (
+    id          TEXT PRIMARY KEY,
+    op          TEXT NOT NULL,
+    instance    TEXT NOT NULL,
+    stage       TEXT NOT NULL,
+    settled     BIGINT NOT NULL DEFAULT 0,
+    owner       TEXT NOT NULL,
+    lease_until BIGINT NOT NULL,
+    due_at      BIGINT,
+    pending_id  TEXT,
+    body        TEXT NOT NULL,
+    created_at  TEXT COLLATE "C" NOT NULL,
+    updated_at  TEXT COLLATE "C" NOT NULL
+);
+CREATE INDEX journal_unsettled ON journal (settled, lease_until);
+CREATE TABLE outbox (
+    key         TEXT PRIMARY KEY,
+    pending_id  TEXT,
+    body        TEXT NOT NULL,
+    created_at  TEXT COLLATE "C" NOT NULL,
+    sent_at     TEXT COLLATE "C",
+    owner       TEXT,
+    lease_until BIGINT
+);
+CREATE INDEX outbox_unsent ON outbox (sent_at);
+"#;
+
+const PG_V4: &str = r#"
+CREATE TABLE interactions (
+    id          TEXT PRIMARY KEY,
+    seen_at     BIGINT NOT NULL
+);
+CREATE INDEX interactions_seen ON interactions (seen_at);
+"#;
+
+const PG_V5: &str = r#"
+CREATE TABLE listings (
+    id          TEXT PRIMARY KEY,
+    owner       TEXT NOT NULL,
+    instance    TEXT,
+    filter      TEXT NOT NULL,
+    created_at  BIGINT NOT NULL
+);
+CREATE INDEX listings_created ON listings (created_at);
+CREATE TABLE mcp_sessions (
+    id          TEXT PRIMARY KEY,
+    principal   TEXT NOT NULL,
+    state       TEXT,
+    opened_at   BIGINT NOT NULL
+);
+CREATE INDEX mcp_sessions_opened ON mcp_sessions (opened_at);
+CREATE TABLE leases (
+    name        TEXT PRIMARY KEY,
+    holder      TEXT NOT NULL,
+    until_ms    BIGINT NOT NULL
+);
+"#;
+
+/// Each version's schema change, for SQLite and for PostgreSQL.
+const STEPS: &[(i64, &str, &str)] = &[
+    (2, V1_V2, PG_V1_V2),
+    (3, V3, PG_V3),
+    (4, V4, PG_V4),
+    (5, V5, PG_V5),
+];
+
+/// How long a migration waits for other processes' writes to finish.
+const MIGRATE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The schema version the store has (0: new or empty).
+pub(super) fn version(conn: &mut dyn Conn) -> Result<i64, StoreError> {
+    match conn.dialect() {
+        Dialect::Sqlite => conn.scalar("PRAGMA user_version", &[]),
+        Dialect::Postgres => {
+            if !table_exists(conn, "tokenwarden_schema")? {
+                return Ok(0);
+            }
+            let version: Option<i64> =
+                conn.scalar("SELECT MAX(version) FROM tokenwarden_schema", &[])?;
+            Ok(version.unwrap_or(0))
+        }
+    }
+}
+
+fn set_version(conn: &mut dyn Conn, version: i64) -> Result<(), StoreError> {
+    match conn.dialect() {
+        Dialect::Sqlite => conn.batch(&format!("PRAGMA user_version = {version}")),
+        Dialect::Postgres => {
+            conn.execute("DELETE FROM tokenwarden_schema", &[])?;
+            conn.execute(
+                "INSERT INTO tokenwarden_schema (version) VALUES (?1)",
+                args![version],
+            )?;
+            Ok(())
+        }
+    }
+}
+
+/// Whether the store's database has a table named `name` (in its current schema).
+pub(super) fn table_exists(conn: &mut dyn Conn, name: &str) -> Result<bool, StoreError> {
+    let sql = match conn.dialect() {
+        Dialect::Sqlite => {
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)"
+        }
+        Dialect::Postgres => {
+            "SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = current_schema() AND tablename = ?1)"
+        }
+    };
+    conn.scalar(sql, args![name])
+}
+
 /// Brings the schema to [`CURRENT`].
-pub fn run(conn: &mut Connection) -> Result<(), StoreError> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version > CURRENT {
+pub fn run(conn: &mut dyn Conn) -> Result<(), StoreError> {
+    let found = version(conn)?;
+    if found > CURRENT {
         return Err(StoreError::TooNew {
-            found: version,
+            found,
             supported: CURRENT,
         });
     }
-    if version == CURRENT {
+    if found == CURRENT {
         return Ok(());
     }
-    if version == 0 {
+    if found == 0 {
         refuse_foreign(conn)?;
     }
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;
+    let dialect = conn.dialect();
+    let mut tx = Tx::begin(conn, MIGRATE_WAIT)?;
+    let c = tx.conn();
     // Another process may have migrated while this one waited for the lock.
-    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version < 2 {
-        tx.execute_batch(V1_V2)?;
+    let found = version(c)?;
+    if found > CURRENT {
+        return Err(StoreError::TooNew {
+            found,
+            supported: CURRENT,
+        });
     }
-    if version < 3 {
-        tx.execute_batch(V3)?;
-        retire_nameonly_actions(&tx)?;
+    for &(step, sqlite, postgres) in STEPS {
+        if step <= found {
+            continue;
+        }
+        c.batch(match dialect {
+            Dialect::Sqlite => sqlite,
+            Dialect::Postgres => postgres,
+        })?;
+        if step == 3 {
+            retire_nameonly_actions(c)?;
+        }
     }
-    if version < 4 {
-        tx.execute_batch(V4)?;
+    if found < CURRENT {
+        set_version(c, CURRENT)?;
     }
-    if version < 5 {
-        tx.execute_batch(V5)?;
-    }
-    tx.pragma_update(None, "user_version", CURRENT)?;
-    tx.commit()?;
-    Ok(())
+    tx.commit()
 }
 
 /// The tables tokenwarden makes; SQLite adds `sqlite_sequence` for AUTOINCREMENT.
@@ -153,20 +311,25 @@ const OURS: &[&str] = &[
     "mcp_sessions",
     "leases",
     "sqlite_sequence",
+    "tokenwarden_schema",
 ];
 
-/// A file at version 0 is new or empty; one with other tables is another program's database,
+/// A store at version 0 is new or empty; one with other tables is another program's database,
 /// which tokenwarden must not add its tables to.
-pub(super) fn refuse_foreign(conn: &Connection) -> Result<(), StoreError> {
-    let mut stmt =
-        conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")?;
-    let tables: Vec<String> = stmt
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    let foreign: Vec<String> = tables
-        .into_iter()
-        .filter(|t| !OURS.contains(&t.as_str()))
-        .collect();
+pub(super) fn refuse_foreign(conn: &mut dyn Conn) -> Result<(), StoreError> {
+    let sql = match conn.dialect() {
+        Dialect::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
+        Dialect::Postgres => {
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename"
+        }
+    };
+    let mut foreign = Vec::new();
+    for row in conn.query(sql, &[])? {
+        let table: String = row.get(0)?;
+        if !OURS.contains(&table.as_str()) {
+            foreign.push(table);
+        }
+    }
     if foreign.is_empty() {
         return Ok(());
     }
@@ -179,13 +342,10 @@ pub(super) fn refuse_foreign(conn: &Connection) -> Result<(), StoreError> {
 /// regeneration had no file for the new secret. Such a request cannot be bound to what it
 /// showed, so it is closed, never guessed into ids: the action is kept as a description, and an
 /// open or executing one fails with a message to ask again.
-fn retire_nameonly_actions(tx: &Transaction<'_>) -> Result<(), StoreError> {
-    let rows: Vec<(String, String)> = {
-        let mut stmt = tx.prepare("SELECT id, body FROM pending")?;
-        let mapped = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        mapped.collect::<Result<_, _>>()?
-    };
-    for (id, body) in rows {
+fn retire_nameonly_actions(tx: &mut dyn Conn) -> Result<(), StoreError> {
+    for row in tx.query("SELECT id, body FROM pending", &[])? {
+        let id: String = row.get(0)?;
+        let body: String = row.get(1)?;
         let Ok(mut p) = serde_json::from_str::<Value>(&body) else {
             continue;
         };
@@ -205,7 +365,7 @@ fn retire_nameonly_actions(tx: &Transaction<'_>) -> Result<(), StoreError> {
         let label = p["state"]["state"].as_str().unwrap_or("failed").to_owned();
         tx.execute(
             "UPDATE pending SET state = ?2, body = ?3 WHERE id = ?1",
-            params![id, label, p.to_string()],
+            args![&id, label, p.to_string()],
         )?;
     }
     Ok(())
@@ -233,6 +393,7 @@ fn nameonly_description(action: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::{Connection, params};
 
     fn v2_store() -> Connection {
         let conn = Connection::open_in_memory().unwrap();

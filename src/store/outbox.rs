@@ -4,9 +4,9 @@
 //! sender claims a notice, sends it, then marks it sent, so each is sent at least once.
 
 use chrono::Utc;
-use rusqlite::{Connection, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
+use super::sql::{Conn, args};
 use super::{LEASE, Owner, Store, StoreError};
 use crate::actor::Actor;
 
@@ -44,7 +44,7 @@ pub struct OutboxItem {
     pub notice: Notice,
 }
 
-pub(super) fn enqueue(conn: &Connection, notice: &Notice) -> Result<(), StoreError> {
+pub(super) fn enqueue(conn: &mut dyn Conn, notice: &Notice) -> Result<(), StoreError> {
     let body = serde_json::to_string(notice).map_err(|e| StoreError::Corrupt {
         id: notice.key(),
         detail: e.to_string(),
@@ -56,7 +56,7 @@ pub(super) fn enqueue(conn: &Connection, notice: &Notice) -> Result<(), StoreErr
     conn.execute(
         "INSERT INTO outbox (key, pending_id, body, created_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (key) DO NOTHING",
-        params![notice.key(), pending_id, body, Utc::now().to_rfc3339()],
+        args![notice.key(), pending_id, body, Utc::now().to_rfc3339()],
     )?;
     Ok(())
 }
@@ -64,61 +64,62 @@ pub(super) fn enqueue(conn: &Connection, notice: &Notice) -> Result<(), StoreErr
 impl Store {
     /// Queues a notice (a second one with the same key is dropped).
     pub fn outbox_enqueue(&self, notice: &Notice) -> Result<(), StoreError> {
-        enqueue(&self.conn(), notice)
+        self.write(|c| enqueue(c, notice))
     }
 
-    /// Claims up to `limit` unsent notices nobody else is sending.
+    /// Claims up to `limit` unsent notices nobody else is sending (leases by the database's
+    /// clock).
     pub fn outbox_claim(&self, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let now = Utc::now().timestamp_millis();
         let me = self.owner.to_string();
-        let rows: Vec<(String, Option<String>, Option<i64>, String)> = {
-            let mut stmt = tx.prepare(
-                "SELECT key, owner, lease_until, body FROM outbox WHERE sent_at IS NULL ORDER BY created_at",
-            )?;
-            let mapped =
-                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
-            mapped.collect::<Result<_, _>>()?
-        };
         let lease = i64::try_from(LEASE.as_millis()).unwrap_or(30_000);
-        let mut out = Vec::new();
-        for (key, owner, lease_until, body) in rows {
-            if out.len() >= limit {
-                break;
-            }
-            let free = owner.is_none()
-                || lease_until.is_none_or(|l| l < now)
-                || owner
-                    .as_deref()
-                    .and_then(Owner::parse)
-                    .is_some_and(|o| o.is_certainly_dead());
-            if !free {
-                continue;
-            }
-            let Ok(notice) = serde_json::from_str::<Notice>(&body) else {
-                tx.execute(
-                    "UPDATE outbox SET sent_at = ?2 WHERE key = ?1",
-                    params![key, "unreadable"],
-                )?;
-                continue;
-            };
-            tx.execute(
-                "UPDATE outbox SET owner = ?2, lease_until = ?3 WHERE key = ?1",
-                params![key, me, now + lease],
+        self.write(|c| {
+            let now = c.now_ms()?;
+            let rows = c.query(
+                "SELECT key, owner, lease_until, body FROM outbox WHERE sent_at IS NULL ORDER BY created_at",
+                &[],
             )?;
-            out.push(OutboxItem { key, notice });
-        }
-        tx.commit()?;
-        Ok(out)
+            let mut out = Vec::new();
+            for row in rows {
+                if out.len() >= limit {
+                    break;
+                }
+                let key: String = row.get(0)?;
+                let owner: Option<String> = row.get(1)?;
+                let lease_until: Option<i64> = row.get(2)?;
+                let free = owner.is_none()
+                    || lease_until.is_none_or(|l| l < now)
+                    || owner
+                        .as_deref()
+                        .and_then(Owner::parse)
+                        .is_some_and(|o| o.is_certainly_dead());
+                if !free {
+                    continue;
+                }
+                let Ok(notice) = serde_json::from_str::<Notice>(&row.get::<String>(3)?) else {
+                    c.execute(
+                        "UPDATE outbox SET sent_at = ?2 WHERE key = ?1",
+                        args![&key, "unreadable"],
+                    )?;
+                    continue;
+                };
+                c.execute(
+                    "UPDATE outbox SET owner = ?2, lease_until = ?3 WHERE key = ?1",
+                    args![&key, &me, now + lease],
+                )?;
+                out.push(OutboxItem { key, notice });
+            }
+            Ok(out)
+        })
     }
 
     /// Marks a claimed notice sent.
     pub fn outbox_sent(&self, key: &str) -> Result<(), StoreError> {
-        self.conn().execute(
-            "UPDATE outbox SET sent_at = ?2 WHERE key = ?1",
-            params![key, Utc::now().to_rfc3339()],
-        )?;
+        self.write(|c| {
+            c.execute(
+                "UPDATE outbox SET sent_at = ?2 WHERE key = ?1",
+                args![key, Utc::now().to_rfc3339()],
+            )
+        })?;
         Ok(())
     }
 }
@@ -127,9 +128,9 @@ impl Store {
 mod tests {
     use super::*;
 
-    #[test]
-    fn one_notice_per_key_sent_once_claimed() {
-        let store = Store::open_in_memory().unwrap();
+    crate::store::testing::contract! {
+    fn one_notice_per_key_sent_once_claimed(db) {
+        let store = db.open();
         let n = Notice::PendingClosed {
             pending_id: "p".into(),
         };
@@ -144,5 +145,6 @@ mod tests {
         );
         store.outbox_sent(&claimed[0].key).unwrap();
         assert!(store.outbox_claim(10).unwrap().is_empty(), "sent");
+    }
     }
 }

@@ -1,12 +1,12 @@
 //! Pending actions of the gate as stored rows, the adapters' references to them (a Discord card),
 //! and the notice every close leaves in the outbox, written in the same transaction.
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::journal::{self, JournalEntry, JournalId, Stage};
 use super::outbox::{self, Notice};
+use super::sql::{Conn, args};
 use super::{Store, StoreError};
 use crate::gate::{Outcome, Pending, PendingId, PendingState};
 
@@ -14,10 +14,12 @@ impl Store {
     /// Stores a new pending action.
     pub fn insert_pending<A: Serialize>(&self, p: &Pending<A>) -> Result<(), StoreError> {
         let body = to_body(p)?;
-        self.conn().execute(
-            "INSERT INTO pending (id, state, created_at, expires_at, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![p.id.as_str(), p.state.label(), p.created_at.to_rfc3339(), p.expires_at.to_rfc3339(), body],
-        )?;
+        self.write(|c| {
+            c.execute(
+                "INSERT INTO pending (id, state, created_at, expires_at, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                args![p.id.as_str(), p.state.label(), p.created_at.to_rfc3339(), p.expires_at.to_rfc3339(), body],
+            )
+        })?;
         Ok(())
     }
 
@@ -26,8 +28,7 @@ impl Store {
         &self,
         id: &PendingId,
     ) -> Result<Pending<A>, StoreError> {
-        let conn = self.conn();
-        load(&conn, id)
+        self.read(|c| load(c, id))
     }
 
     /// Runs `f` on a pending action inside one immediate transaction and stores the result, so
@@ -55,17 +56,16 @@ impl Store {
     where
         A: Serialize + DeserializeOwned,
     {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut pending: Pending<A> = load(&tx, id)?;
-        let was_closed = is_closed(&pending.state);
-        let (out, entry) = f(&mut pending);
-        save(&tx, &pending, was_closed)?;
-        if let Some(entry) = entry {
-            journal::insert(&tx, &entry, &self.owner)?;
-        }
-        tx.commit()?;
-        Ok(out)
+        self.write(|c| {
+            let mut pending: Pending<A> = load(c, id)?;
+            let was_closed = is_closed(&pending.state);
+            let (out, entry) = f(&mut pending);
+            save(c, &pending, was_closed)?;
+            if let Some(entry) = entry {
+                journal::insert(c, &entry, &self.owner)?;
+            }
+            Ok(out)
+        })
     }
 
     /// Records how the operation of pending action `id` ended, on the action (with its notice)
@@ -82,78 +82,78 @@ impl Store {
     where
         A: Serialize + DeserializeOwned + PartialEq,
     {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        journal::update(&tx, journal, &self.owner, |e| {
-            e.stage = stage;
-            e.detail = detail;
-        })?;
-        let mut pending: Pending<A> = load(&tx, id)?;
-        let was_closed = is_closed(&pending.state);
-        pending.finish(outcome);
-        save(&tx, &pending, was_closed)?;
-        tx.commit()?;
-        Ok(pending)
+        self.write(|c| {
+            journal::update(c, journal, &self.owner, |e| {
+                e.stage = stage;
+                e.detail = detail;
+            })?;
+            let mut pending: Pending<A> = load(c, id)?;
+            let was_closed = is_closed(&pending.state);
+            pending.finish(outcome);
+            save(c, &pending, was_closed)?;
+            Ok(pending)
+        })
     }
 
     /// Claims the right to attach `adapter`'s reference (say, a Discord card) to a pending action:
     /// true for exactly one caller, whichever process it runs in.
     pub fn claim_ref(&self, id: &PendingId, adapter: &str) -> Result<bool, StoreError> {
-        let changed = self.conn().execute(
-            "INSERT INTO pending_refs (pending_id, adapter, value) VALUES (?1, ?2, '') ON CONFLICT DO NOTHING",
-            params![id.as_str(), adapter],
-        )?;
+        let changed = self.write(|c| {
+            c.execute(
+                "INSERT INTO pending_refs (pending_id, adapter, value) VALUES (?1, ?2, '') ON CONFLICT DO NOTHING",
+                args![id.as_str(), adapter],
+            )
+        })?;
         Ok(changed == 1)
     }
 
     /// Records `adapter`'s reference for a pending action.
     pub fn set_ref(&self, id: &PendingId, adapter: &str, value: &str) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT INTO pending_refs (pending_id, adapter, value) VALUES (?1, ?2, ?3)
-             ON CONFLICT (pending_id, adapter) DO UPDATE SET value = excluded.value",
-            params![id.as_str(), adapter, value],
-        )?;
+        self.write(|c| {
+            c.execute(
+                "INSERT INTO pending_refs (pending_id, adapter, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (pending_id, adapter) DO UPDATE SET value = excluded.value",
+                args![id.as_str(), adapter, value],
+            )
+        })?;
         Ok(())
     }
 
     /// `adapter`'s reference for a pending action, once set.
     pub fn get_ref(&self, id: &PendingId, adapter: &str) -> Result<Option<String>, StoreError> {
-        let value: Option<String> = self
-            .conn()
-            .query_row(
+        let row = self.read(|c| {
+            c.query_opt(
                 "SELECT value FROM pending_refs WHERE pending_id = ?1 AND adapter = ?2",
-                params![id.as_str(), adapter],
-                |r| r.get(0),
+                args![id.as_str(), adapter],
             )
-            .optional()?;
+        })?;
+        let value: Option<String> = row.map(|r| r.get(0)).transpose()?;
         Ok(value.filter(|v| !v.is_empty()))
     }
 
     /// Pending actions still open (possibly past their expiry), oldest first.
     pub fn open_pending<A: DeserializeOwned>(&self) -> Result<Vec<Pending<A>>, StoreError> {
-        let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT id, body FROM pending WHERE state = ?1 ORDER BY created_at")?;
-        let rows = stmt.query_map(params![PendingState::Open.label()], |r| {
-            Ok((r.get(0)?, r.get(1)?))
+        let rows = self.read(|c| {
+            c.query(
+                "SELECT id, body FROM pending WHERE state = ?1 ORDER BY created_at",
+                args![PendingState::Open.label()],
+            )
         })?;
-        rows.map(|row| {
-            let (id, body): (String, String) = row?;
-            from_body(&id, &body)
-        })
-        .collect()
+        rows.iter()
+            .map(|r| from_body(&r.get::<String>(0)?, &r.get::<String>(1)?))
+            .collect()
     }
 }
 
 /// Writes `p` back; if this write closes it, its one notice goes into the outbox with it.
 fn save<A: Serialize>(
-    conn: &Connection,
+    conn: &mut dyn Conn,
     p: &Pending<A>,
     was_closed: bool,
 ) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE pending SET state = ?2, body = ?3 WHERE id = ?1",
-        params![p.id.as_str(), p.state.label(), to_body(p)?],
+        args![p.id.as_str(), p.state.label(), to_body(p)?],
     )?;
     if !was_closed && is_closed(&p.state) {
         let notice = Notice::PendingClosed {
@@ -168,16 +168,14 @@ fn is_closed(state: &PendingState) -> bool {
     !matches!(state, PendingState::Open | PendingState::Executing)
 }
 
-fn load<A: DeserializeOwned>(conn: &Connection, id: &PendingId) -> Result<Pending<A>, StoreError> {
-    let body: Option<String> = conn
-        .query_row(
-            "SELECT body FROM pending WHERE id = ?1",
-            params![id.as_str()],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let body = body.ok_or_else(|| StoreError::NotFound { id: id.to_string() })?;
-    from_body(id.as_str(), &body)
+fn load<A: DeserializeOwned>(
+    conn: &mut dyn Conn,
+    id: &PendingId,
+) -> Result<Pending<A>, StoreError> {
+    let row = conn
+        .query_opt("SELECT body FROM pending WHERE id = ?1", args![id.as_str()])?
+        .ok_or_else(|| StoreError::NotFound { id: id.to_string() })?;
+    from_body(id.as_str(), &row.get::<String>(0)?)
 }
 
 fn to_body<A: Serialize>(p: &Pending<A>) -> Result<String, StoreError> {

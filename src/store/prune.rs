@@ -2,8 +2,8 @@
 //! pending actions, once they are older than a cutoff. Nothing unfinished is ever pruned, and
 //! the audit log is never touched (it is append-only).
 
+use super::sql::args;
 use chrono::{DateTime, Utc};
-use rusqlite::params;
 use serde::Serialize;
 
 use super::{Store, StoreError};
@@ -24,33 +24,32 @@ impl Store {
     /// Removes finished work older than `before`, in one transaction.
     pub fn prune_finished(&self, before: DateTime<Utc>) -> Result<Pruned, StoreError> {
         let cutoff = before.to_rfc3339();
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let operations = tx.execute(
-            "DELETE FROM journal WHERE settled = 1 AND updated_at < ?1",
-            params![cutoff],
-        )?;
-        let notices = tx.execute(
-            "DELETE FROM outbox WHERE sent_at IS NOT NULL AND created_at < ?1",
-            params![cutoff],
-        )?;
-        // A closed action whose time ran out long ago, and that no unsettled operation or
-        // unsent notice still names.
-        let actions = tx.execute(
-            "DELETE FROM pending WHERE state NOT IN ('open', 'executing') AND expires_at < ?1
-               AND id NOT IN (SELECT pending_id FROM journal WHERE pending_id IS NOT NULL)
-               AND id NOT IN (SELECT pending_id FROM outbox WHERE pending_id IS NOT NULL)",
-            params![cutoff],
-        )?;
-        tx.execute(
-            "DELETE FROM pending_refs WHERE pending_id NOT IN (SELECT id FROM pending)",
-            [],
-        )?;
-        tx.commit()?;
-        Ok(Pruned {
-            operations,
-            notices,
-            actions,
+        self.write(|c| {
+            let operations = c.execute(
+                "DELETE FROM journal WHERE settled = 1 AND updated_at < ?1",
+                args![&cutoff],
+            )?;
+            let notices = c.execute(
+                "DELETE FROM outbox WHERE sent_at IS NOT NULL AND created_at < ?1",
+                args![&cutoff],
+            )?;
+            // A closed action whose time ran out long ago, and that no unsettled operation or
+            // unsent notice still names.
+            let actions = c.execute(
+                "DELETE FROM pending WHERE state NOT IN ('open', 'executing') AND expires_at < ?1
+                   AND id NOT IN (SELECT pending_id FROM journal WHERE pending_id IS NOT NULL)
+                   AND id NOT IN (SELECT pending_id FROM outbox WHERE pending_id IS NOT NULL)",
+                args![&cutoff],
+            )?;
+            c.execute(
+                "DELETE FROM pending_refs WHERE pending_id NOT IN (SELECT id FROM pending)",
+                &[],
+            )?;
+            Ok(Pruned {
+                operations,
+                notices,
+                actions,
+            })
         })
     }
 }
@@ -58,22 +57,20 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::sql::args;
 
     fn count(store: &Store, table: &str) -> i64 {
-        store
-            .conn()
-            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
-            .unwrap()
+        store.count_rows(table)
     }
 
-    #[test]
-    fn only_finished_work_older_than_the_cutoff_is_forgotten() {
-        let store = Store::open_in_memory().unwrap();
+    crate::store::testing::contract! {
+    fn only_finished_work_older_than_the_cutoff_is_forgotten(db) {
+        let store = db.open();
         let now = Utc::now();
         let old = (now - chrono::Duration::days(60)).to_rfc3339();
         let recent = now.to_rfc3339();
         {
-            let conn = store.conn();
+            let mut conn = store.conn();
             for (id, settled, at, pending) in [
                 ("j-old-settled", 1, &old, Some("p-old-closed")),
                 ("j-old-running", 0, &old, None),
@@ -83,7 +80,7 @@ mod tests {
                     "INSERT INTO journal (id, op, instance, stage, settled, owner, lease_until,
                          pending_id, body, created_at, updated_at)
                      VALUES (?1, 'delete', 'local', 'x', ?2, 'o', 0, ?4, '{}', ?3, ?3)",
-                    params![id, settled, at, pending],
+                    args![id, settled, at, pending],
                 )
                 .unwrap();
             }
@@ -94,7 +91,7 @@ mod tests {
             ] {
                 conn.execute(
                     "INSERT INTO outbox (key, body, created_at, sent_at) VALUES (?1, '{}', ?3, ?2)",
-                    params![key, sent, at],
+                    args![key, sent, at],
                 )
                 .unwrap();
             }
@@ -107,12 +104,12 @@ mod tests {
                 conn.execute(
                     "INSERT INTO pending (id, state, created_at, expires_at, body)
                      VALUES (?1, ?2, ?3, ?3, '{}')",
-                    params![id, state, expires],
+                    args![id, state, expires],
                 )
                 .unwrap();
                 conn.execute(
                     "INSERT INTO pending_refs (pending_id, adapter, value) VALUES (?1, 'discord', 'm')",
-                    params![id],
+                    args![id],
                 )
                 .unwrap();
             }
@@ -134,14 +131,13 @@ mod tests {
             "running and recent entries stay"
         );
         assert_eq!(count(&store, "outbox"), 1, "an unsent notice stays");
-        let left: Vec<String> = {
-            let conn = store.conn();
-            let mut stmt = conn.prepare("SELECT id FROM pending ORDER BY id").unwrap();
-            stmt.query_map([], |r| r.get(0))
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap()
-        };
+        let left: Vec<String> = store
+            .conn()
+            .query("SELECT id FROM pending ORDER BY id", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0).unwrap())
+            .collect();
         assert_eq!(
             left,
             ["p-new-closed", "p-old-open"],
@@ -154,5 +150,6 @@ mod tests {
                 .unwrap(),
             Pruned::default()
         );
+    }
     }
 }

@@ -4,8 +4,8 @@
 //! (its name and capabilities, never a secret). A session is forgotten when it is closed, or
 //! [`KEEP_SESSION`] after it was opened.
 
+use super::sql::args;
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError};
 
@@ -39,24 +39,23 @@ impl Store {
         principal: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        tx.execute(
-            "DELETE FROM mcp_sessions WHERE opened_at < ?1",
-            params![forgotten_before(now)],
-        )?;
-        tx.execute(
-            "INSERT INTO mcp_sessions (id, principal, opened_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (id) DO NOTHING",
-            params![id, principal, now.timestamp()],
-        )?;
-        tx.execute(
-            "DELETE FROM mcp_sessions WHERE principal = ?1 AND id NOT IN
-               (SELECT id FROM mcp_sessions WHERE principal = ?1
-                ORDER BY opened_at DESC, rowid DESC LIMIT ?2)",
-            params![principal, SESSIONS_PER_PRINCIPAL],
-        )?;
-        tx.commit()?;
+        self.write(|c| {
+            c.execute(
+                "DELETE FROM mcp_sessions WHERE opened_at < ?1",
+                args![forgotten_before(now)],
+            )?;
+            c.execute(
+                "INSERT INTO mcp_sessions (id, principal, opened_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO NOTHING",
+                args![id, principal, now.timestamp()],
+            )?;
+            c.execute(
+                "DELETE FROM mcp_sessions WHERE principal = ?1 AND id NOT IN
+                   (SELECT id FROM mcp_sessions WHERE principal = ?1
+                    ORDER BY opened_at DESC, id DESC LIMIT ?2)",
+                args![principal, SESSIONS_PER_PRINCIPAL],
+            )
+        })?;
         Ok(())
     }
 
@@ -66,10 +65,12 @@ impl Store {
         if state.len() > MAX_SESSION_STATE {
             return Ok(false);
         }
-        self.conn().execute(
-            "UPDATE mcp_sessions SET state = ?2 WHERE id = ?1",
-            params![id, state],
-        )?;
+        self.write(|c| {
+            c.execute(
+                "UPDATE mcp_sessions SET state = ?2 WHERE id = ?1",
+                args![id, state],
+            )
+        })?;
         Ok(true)
     }
 
@@ -79,25 +80,24 @@ impl Store {
         id: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<StoredSession>, StoreError> {
-        Ok(self
-            .conn()
-            .query_row(
+        let row = self.read(|c| {
+            c.query_opt(
                 "SELECT principal, state FROM mcp_sessions WHERE id = ?1 AND opened_at >= ?2",
-                params![id, forgotten_before(now)],
-                |r| {
-                    Ok(StoredSession {
-                        principal: r.get(0)?,
-                        state: r.get(1)?,
-                    })
-                },
+                args![id, forgotten_before(now)],
             )
-            .optional()?)
+        })?;
+        row.map(|r| {
+            Ok(StoredSession {
+                principal: r.get(0)?,
+                state: r.get(1)?,
+            })
+        })
+        .transpose()
     }
 
     /// Forgets session `id` (its client ended it).
     pub fn session_closed(&self, id: &str) -> Result<(), StoreError> {
-        self.conn()
-            .execute("DELETE FROM mcp_sessions WHERE id = ?1", params![id])?;
+        self.write(|c| c.execute("DELETE FROM mcp_sessions WHERE id = ?1", args![id]))?;
         Ok(())
     }
 }
@@ -106,9 +106,9 @@ impl Store {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_session_keeps_its_first_principal_and_state_until_closed() {
-        let store = Store::open_in_memory().unwrap();
+    crate::store::testing::contract! {
+    fn a_session_keeps_its_first_principal_and_state_until_closed(db) {
+        let store = db.open();
         let now = Utc::now();
         assert_eq!(store.session("s1", now).unwrap(), None);
         store.session_opened("s1", "alice", now).unwrap();
@@ -131,28 +131,21 @@ mod tests {
         store.session_closed("s1").unwrap();
         assert_eq!(store.session("s1", now).unwrap(), None);
     }
-
-    #[test]
-    fn old_sessions_are_forgotten() {
-        let store = Store::open_in_memory().unwrap();
+    fn old_sessions_are_forgotten(db) {
+        let store = db.open();
         let now = Utc::now();
         store.session_opened("old", "alice", now).unwrap();
         let later = now + KEEP_SESSION + chrono::Duration::seconds(1);
         assert_eq!(store.session("old", later).unwrap(), None);
         store.session_opened("new", "alice", later).unwrap();
-        let rows: i64 = store
-            .conn()
-            .query_row("SELECT count(*) FROM mcp_sessions", [], |r| r.get(0))
-            .unwrap();
+        let rows = store.count_rows("mcp_sessions");
         assert_eq!(rows, 1, "opening a session deletes the forgotten ones");
         store
             .session_opened("min", "alice", DateTime::<Utc>::MIN_UTC)
             .unwrap();
     }
-
-    #[test]
-    fn a_principal_keeps_at_most_its_newest_sessions() {
-        let store = Store::open_in_memory().unwrap();
+    fn a_principal_keeps_at_most_its_newest_sessions(db) {
+        let store = db.open();
         let now = Utc::now();
         for i in 0..=SESSIONS_PER_PRINCIPAL {
             store
@@ -168,5 +161,6 @@ mod tests {
             store.session("b", now).unwrap().is_some(),
             "another's are not counted"
         );
+    }
     }
 }
