@@ -273,7 +273,7 @@ impl Store {
 
     /// Runs `f` in one write transaction: it sees and changes the store alone, in every process
     /// sharing it, and all of it is written or none.
-    fn write<R>(
+    pub(super) fn write<R>(
         &self,
         f: impl FnOnce(&mut dyn Conn) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
@@ -285,7 +285,7 @@ impl Store {
     }
 
     /// Runs `f`'s reads on the store's connection.
-    fn read<R>(
+    pub(super) fn read<R>(
         &self,
         f: impl FnOnce(&mut dyn Conn) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {

@@ -466,13 +466,41 @@ mod tests {
         assert_eq!(version, CURRENT);
     }
 
-    #[test]
-    fn a_newer_schema_is_refused() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        conn.pragma_update(None, "user_version", CURRENT + 1)
-            .unwrap();
-        let err = run(&mut conn).unwrap_err();
-        assert!(err.to_string().contains("newer tokenwarden"), "{err}");
+    crate::store::testing::contract! {
+        fn a_newer_store_is_refused_and_left_alone(db) {
+            let store = db.open();
+            store.write(|c| set_version(c, CURRENT + 1)).unwrap();
+            drop(store);
+            let err = crate::store::Store::connect(db.location()).err().unwrap();
+            assert!(err.to_string().contains("newer tokenwarden"), "{err}");
+            let status = crate::store::inspect(db.location()).unwrap();
+            assert!(status.too_new());
+            assert_eq!(version(db.raw().as_mut()).unwrap(), CURRENT + 1);
+        }
+
+        fn another_programs_database_is_refused_and_left_alone(db) {
+            db.raw().batch("CREATE TABLE customers (id BIGINT)").unwrap();
+            for err in [
+                crate::store::Store::connect(db.location()).err().unwrap(),
+                crate::store::inspect(db.location()).unwrap_err(),
+                crate::store::migrate(db.location()).unwrap_err(),
+            ] {
+                assert!(err.to_string().contains("tables (customers)"), "{err}");
+            }
+            assert!(!table_exists(db.raw().as_mut(), "audit").unwrap());
+        }
+
+        fn processes_starting_at_once_migrate_once(db) {
+            std::thread::scope(|s| {
+                let opened: Vec<_> = (0..6).map(|_| s.spawn(|| db.open())).collect();
+                for store in opened {
+                    drop(store.join().unwrap());
+                }
+            });
+            let mut conn = db.raw();
+            assert_eq!(version(conn.as_mut()).unwrap(), CURRENT);
+            assert!(table_exists(conn.as_mut(), "leases").unwrap());
+        }
     }
 
     #[test]

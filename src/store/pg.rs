@@ -163,6 +163,7 @@ pub(super) struct PgConn {
     jobs: mpsc::Sender<Job>,
 }
 
+#[derive(Clone)]
 enum Kind {
     Execute(String, Vec<Value>),
     Query(String, Vec<Value>),
@@ -261,8 +262,9 @@ impl Conn for PgConn {
     }
 }
 
-/// The thread that owns the client. A connection lost between transactions is made again at
-/// the next statement; one lost inside a transaction fails every statement of that
+/// The thread that owns the client. A connection lost between transactions is made again, and
+/// a read or the start of a transaction that found it lost is tried once more on the new one
+/// (neither had done anything); one lost inside a transaction fails every statement of that
 /// transaction until it is rolled back, so no half of it runs on a new connection.
 struct Worker {
     target: PgTarget,
@@ -281,9 +283,22 @@ impl Worker {
     }
 
     fn run(&mut self, kind: Kind) -> Result<Answer, StoreError> {
+        let retry =
+            (matches!(kind, Kind::Begin(_) | Kind::Query(..)) && !self.in_tx).then(|| kind.clone());
+        match (self.attempt(kind), retry) {
+            (Err(StoreError::Postgres(e)), Some(kind)) if self.client.is_closed() => {
+                tracing::warn!(error = %describe(&e), "the store's PostgreSQL connection was lost; connecting again");
+                self.attempt(kind)
+            }
+            (answer, _) => answer,
+        }
+    }
+
+    fn attempt(&mut self, kind: Kind) -> Result<Answer, StoreError> {
         if let Kind::Rollback = kind
-            && self.broken_tx
+            && (self.broken_tx || self.client.is_closed())
         {
+            // The server rolled the transaction back when the connection went.
             self.broken_tx = false;
             self.in_tx = false;
             return Ok(Answer::Done);
@@ -441,12 +456,73 @@ impl<'a> FromSql<'a> for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
+    use crate::store::sql::args;
+    use crate::store::testing::TestDb;
 
     #[test]
     fn placeholders_are_numbered_the_postgres_way() {
         assert_eq!(
             numbered("SELECT a FROM t WHERE b = ?1 AND c IN (?2, ?12) AND d = '?'"),
             "SELECT a FROM t WHERE b = $1 AND c IN ($2, $12) AND d = '?'"
+        );
+    }
+
+    fn backend(store: &Store) -> i64 {
+        store
+            .read(|c| c.scalar("SELECT pg_backend_pid()", &[]))
+            .unwrap()
+    }
+
+    fn terminate(admin: &Store, pid: i64) {
+        let ended: bool = admin
+            .read(|c| c.scalar("SELECT pg_terminate_backend(?1)", args![pid]))
+            .unwrap();
+        assert!(ended);
+    }
+
+    fn cut_off(store: &Store, admin: &Store) {
+        terminate(admin, backend(store));
+    }
+
+    #[test]
+    fn a_lost_connection_is_made_again_and_a_transaction_it_cut_writes_nothing() {
+        let Some(db) = TestDb::postgres() else {
+            return;
+        };
+        let (store, admin) = (db.open(), db.open());
+        let now = chrono::Utc::now();
+        assert!(store.first_sighting("a", now).unwrap());
+        cut_off(&store, &admin);
+        assert!(
+            store.first_sighting("b", now).unwrap(),
+            "the next write connects again"
+        );
+        cut_off(&store, &admin);
+        assert_eq!(store.count_rows("interactions"), 2, "so does a read");
+
+        let pid = backend(&store);
+        let cut = store.write(|c| {
+            c.execute(
+                "INSERT INTO interactions (id, seen_at) VALUES ('c', 0)",
+                &[],
+            )?;
+            terminate(&admin, pid);
+            c.execute(
+                "INSERT INTO interactions (id, seen_at) VALUES ('d', 0)",
+                &[],
+            )
+        });
+        let err = cut.unwrap_err().to_string();
+        assert!(err.contains("store error"), "{err}");
+        assert_eq!(
+            admin.count_rows("interactions"),
+            2,
+            "nothing of the cut transaction was written"
+        );
+        assert!(
+            store.first_sighting("e", now).unwrap(),
+            "and the store works on"
         );
     }
 

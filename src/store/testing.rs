@@ -4,7 +4,8 @@
 #[path = "../../tests/it/pg_cluster.rs"]
 mod pg_cluster;
 
-use super::{Location, PgTarget, Store};
+use super::sql::Conn;
+use super::{Location, PgTarget, Store, pg};
 
 /// A store database of one test's own.
 pub(crate) struct TestDb {
@@ -32,6 +33,18 @@ impl TestDb {
             }),
             _dir: None,
         })
+    }
+
+    pub(crate) fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// A bare connection to the database: no migration runs.
+    pub(crate) fn raw(&self) -> Box<dyn Conn> {
+        match &self.location {
+            Location::File(path) => Box::new(rusqlite::Connection::open(path).unwrap()),
+            Location::Postgres(target) => Box::new(pg::PgConn::open(target).unwrap()),
+        }
     }
 
     /// A new handle with a connection of its own, as another process would have.
