@@ -168,8 +168,13 @@ impl ServiceError {
             | Self::OperatorProtected
             | Self::RequiresEnterprise { .. }
             | Self::EditionUnknown { .. } => ErrorKind::Refused,
-            // The [store] path points at a file this build cannot use.
-            Self::Store(StoreError::Open { .. } | StoreError::TooNew { .. }) => ErrorKind::Config,
+            // The [store] points at a file or database this build cannot use.
+            Self::Store(
+                StoreError::Open { .. }
+                | StoreError::Connect { .. }
+                | StoreError::TooNew { .. }
+                | StoreError::Foreign { .. },
+            ) => ErrorKind::Config,
             Self::Gate(GateError::NotFound { .. })
             | Self::Store(StoreError::NotFound { .. })
             | Self::Vanished { .. } => ErrorKind::NotFound,

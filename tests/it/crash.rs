@@ -4,7 +4,6 @@
 //! settles what was left. Synchronised on the simulator's request log and the pause points the
 //! core announces on stderr, never on sleeps.
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -15,6 +14,7 @@ use tokenwarden::sim::{RunningSim, StallAfterApply};
 use tokenwarden::store::Store;
 use tokenwarden::tokens::{Edition, RawToken, TokenName};
 
+use crate::backends::{Backend, on_both_stores};
 use crate::procs::Tw;
 use crate::support::{self, assert_no_token};
 
@@ -92,8 +92,8 @@ async fn audit(tw: &Tw) -> Vec<Value> {
 
 /// Nothing is left unfinished, no pending action stays executing, and each pending action's
 /// outcome is audited once.
-async fn settled(dir: &Path, tw: &Tw) {
-    let store = Store::open(&dir.join("tokenwarden.db")).unwrap();
+async fn settled(w: &World) {
+    let (store, tw) = (w.store(), &w.tw);
     assert!(
         store.journal_unsettled().unwrap().is_empty(),
         "unsettled: {:?}",
@@ -135,20 +135,39 @@ struct World {
     op: RawToken,
     dir: tempfile::TempDir,
     tw: Tw,
+    backend: Backend,
 }
 
-async fn world() -> World {
+impl World {
+    /// The store its processes share.
+    fn store(&self) -> Store {
+        self.backend.store(self.dir.path())
+    }
+}
+
+/// A simulator with a bystander token, and processes configured on a fresh store: each kill
+/// point starts over from nothing.
+async fn world(backend: &Backend) -> World {
     let (sim, op) = support::sim(Edition::Core).await;
     sim.control.create_admin("bystander", None).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let tw = Tw::new(dir.path(), &sim.url(), &op).env("RUST_LOG", "warn");
-    World { sim, op, dir, tw }
+    let backend = match backend {
+        Backend::Sqlite => Backend::Sqlite,
+        Backend::Postgres(_) => Backend::postgres().expect("a PostgreSQL server, as before"),
+    };
+    let tw = backend.configure(Tw::new(dir.path(), &sim.url(), &op).env("RUST_LOG", "warn"));
+    World {
+        sim,
+        op,
+        dir,
+        tw,
+        backend,
+    }
 }
 
-#[tokio::test]
-async fn a_create_killed_at_any_point_leaves_no_token_that_nobody_holds() {
+async fn a_create_killed_at_any_point_leaves_no_token_that_nobody_holds(backend: Backend) {
     for point in POINTS {
-        let w = world().await;
+        let w = world(&backend).await;
         let case = Case {
             args: vec!["tokens".into(), "create-admin".into(), "fresh".into()],
             path: "/api/v3/configure/token/named_admin",
@@ -162,7 +181,7 @@ async fn a_create_killed_at_any_point_leaves_no_token_that_nobody_holds() {
             "{point:?}: {listed}"
         );
         assert!(names(&listed).contains(&"bystander".to_owned()));
-        settled(w.dir.path(), &w.tw).await;
+        settled(&w).await;
         if point != Point::BeforeCall {
             let rows = audit(&w.tw).await;
             let withdrawn = rows
@@ -174,10 +193,11 @@ async fn a_create_killed_at_any_point_leaves_no_token_that_nobody_holds() {
     }
 }
 
-#[tokio::test]
-async fn a_confirmed_delete_killed_at_any_point_ends_with_exactly_that_token_gone() {
+async fn a_confirmed_delete_killed_at_any_point_ends_with_exactly_that_token_gone(
+    backend: Backend,
+) {
     for point in POINTS {
-        let w = world().await;
+        let w = world(&backend).await;
         w.sim.control.create_admin("victim", None).unwrap();
         let case = Case {
             args: vec![
@@ -197,20 +217,19 @@ async fn a_confirmed_delete_killed_at_any_point_ends_with_exactly_that_token_gon
             vec!["_admin".to_owned(), "bystander".into()],
             "{point:?}: the confirmed delete completed, nothing else was touched"
         );
-        settled(w.dir.path(), &w.tw).await;
+        settled(&w).await;
     }
 }
 
-#[tokio::test]
-async fn an_approval_killed_at_any_point_runs_the_delete_once() {
+async fn an_approval_killed_at_any_point_runs_the_delete_once(backend: Backend) {
     for point in POINTS {
-        let w = world().await;
+        let w = world(&backend).await;
         w.sim.control.create_admin("victim", None).unwrap();
         let svc = support::service(
             &w.sim,
             &w.op,
             support::instance("local", None, &[], false),
-            Store::open(&w.dir.path().join("tokenwarden.db")).unwrap(),
+            w.store(),
         );
         let gate = GateRequest {
             mode: GateMode::Approvals {
@@ -249,7 +268,7 @@ async fn an_approval_killed_at_any_point_runs_the_delete_once() {
             PendingState::Succeeded,
             "{point:?}"
         );
-        settled(w.dir.path(), &w.tw).await;
+        settled(&w).await;
         let deletes = w
             .sim
             .control
@@ -261,10 +280,9 @@ async fn an_approval_killed_at_any_point_runs_the_delete_once() {
     }
 }
 
-#[tokio::test]
-async fn a_prune_killed_at_any_point_deletes_exactly_the_expired_tokens_shown() {
+async fn a_prune_killed_at_any_point_deletes_exactly_the_expired_tokens_shown(backend: Backend) {
     for point in POINTS {
-        let w = world().await;
+        let w = world(&backend).await;
         for n in ["old-a", "old-b"] {
             w.sim.control.create_admin(n, Some(Duration::ZERO)).unwrap();
         }
@@ -281,14 +299,13 @@ async fn a_prune_killed_at_any_point_deletes_exactly_the_expired_tokens_shown() 
             vec!["_admin".to_owned(), "bystander".into()],
             "{point:?}"
         );
-        settled(w.dir.path(), &w.tw).await;
+        settled(&w).await;
     }
 }
 
-#[tokio::test]
-async fn a_regeneration_killed_at_any_point_is_settled_and_says_what_to_do() {
+async fn a_regeneration_killed_at_any_point_is_settled_and_says_what_to_do(backend: Backend) {
     for point in POINTS {
-        let w = world().await;
+        let w = world(&backend).await;
         let file = w.dir.path().join("new-operator.token");
         let case = Case {
             args: vec![
@@ -303,7 +320,7 @@ async fn a_regeneration_killed_at_any_point_is_settled_and_says_what_to_do() {
             pause: "regenerate",
         };
         kill_at(&w.sim, &w.tw, &case, point).await;
-        let store = Store::open(&w.dir.path().join("tokenwarden.db")).unwrap();
+        let store = w.store();
         let old_works = support::client(&w.sim, Some(&w.op));
         let old_works = tokenwarden::tokens::TokenBackend::ping(&old_works)
             .await
@@ -334,9 +351,8 @@ async fn a_regeneration_killed_at_any_point_is_settled_and_says_what_to_do() {
     }
 }
 
-#[tokio::test]
-async fn a_create_killed_while_handing_over_its_secret_is_withdrawn_in_doubt() {
-    let w = world().await;
+async fn a_create_killed_while_handing_over_its_secret_is_withdrawn_in_doubt(backend: Backend) {
+    let w = world(&backend).await;
     let mut child =
         w.tw.clone()
             .env("TOKENWARDEN_TEST_PAUSE", "create:delivering")
@@ -349,7 +365,7 @@ async fn a_create_killed_while_handing_over_its_secret_is_withdrawn_in_doubt() {
     assert!(w.sim.control.token_id("doubtful").is_some());
     let listed = next_process(&w.tw).await;
     assert!(!names(&listed).contains(&"doubtful".to_owned()), "{listed}");
-    settled(w.dir.path(), &w.tw).await;
+    settled(&w).await;
     let rows = audit(&w.tw).await;
     assert!(
         rows.iter().any(|r| r["token_name"] == "doubtful"
@@ -361,13 +377,14 @@ async fn a_create_killed_while_handing_over_its_secret_is_withdrawn_in_doubt() {
     );
 }
 
-#[tokio::test]
-async fn a_discord_bot_killed_while_its_create_is_unanswered_leaves_nothing_behind() {
+async fn a_discord_bot_killed_while_its_create_is_unanswered_leaves_nothing_behind(
+    backend: Backend,
+) {
     use crate::discord_support::{ALICE, BOT_TOKEN, command, settings};
     use ed25519_dalek::{Signer, SigningKey};
     use std::sync::Arc;
 
-    let w = world().await;
+    let w = world(&backend).await;
     let fake = crate::discord_fake::FakeDiscord::start().await;
     let key = SigningKey::from_bytes(&[7; 32]);
     let mut cfg = std::fs::read_to_string(&w.tw.config).unwrap();
@@ -414,12 +431,12 @@ async fn a_discord_bot_killed_while_its_create_is_unanswered_leaves_nothing_behi
     // The next process settles it; whichever process runs the bot next tells its owner.
     let listed = next_process(&w.tw).await;
     assert!(!names(&listed).contains(&"botless".to_owned()), "{listed}");
-    settled(w.dir.path(), &w.tw).await;
+    settled(&w).await;
     let svc = support::service(
         &w.sim,
         &w.op,
         support::instance("local", None, &[], false),
-        Store::open(&w.dir.path().join("tokenwarden.db")).unwrap(),
+        w.store(),
     );
     let next_bot = tokenwarden::discord::Bot::new(
         Arc::new(svc),
@@ -437,3 +454,13 @@ async fn a_discord_bot_killed_while_its_create_is_unanswered_leaves_nothing_behi
     })
     .await;
 }
+
+on_both_stores!(
+    a_create_killed_at_any_point_leaves_no_token_that_nobody_holds,
+    a_confirmed_delete_killed_at_any_point_ends_with_exactly_that_token_gone,
+    an_approval_killed_at_any_point_runs_the_delete_once,
+    a_prune_killed_at_any_point_deletes_exactly_the_expired_tokens_shown,
+    a_regeneration_killed_at_any_point_is_settled_and_says_what_to_do,
+    a_create_killed_while_handing_over_its_secret_is_withdrawn_in_doubt,
+    a_discord_bot_killed_while_its_create_is_unanswered_leaves_nothing_behind,
+);

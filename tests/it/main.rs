@@ -1,5 +1,6 @@
 //! The integration test binary: the client, simulator, core and CLI end to end.
 
+mod backends;
 mod cli;
 mod client;
 mod crash;
@@ -24,6 +25,7 @@ mod mcp_takeover;
 mod no_hang;
 mod official_mcp;
 mod peers;
+mod pg_cluster;
 mod private_delivery;
 mod procs;
 mod props;

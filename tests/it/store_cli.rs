@@ -5,8 +5,13 @@
 use serde_json::{Value, json};
 use tokenwarden::gate::GateMode;
 
+use tokenwarden::tokens::Edition;
+
+use crate::backends::Backend;
 use crate::cli::ask_elsewhere;
 use crate::identity::fixture;
+use crate::procs::Tw;
+use crate::support;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn store_check_and_migrate() {
@@ -98,4 +103,63 @@ async fn store_check_and_migrate() {
             r.stderr
         );
     }
+}
+
+/// The same commands on a PostgreSQL store: an empty database is version 0 until migrated, the
+/// check names the database by its URL, and a password that cannot be read, or one written into
+/// the URL, is a configuration error that never shows the password.
+#[tokio::test(flavor = "multi_thread")]
+async fn store_check_and_migrate_on_postgres() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let Backend::Postgres(url) = backend.clone() else {
+        unreachable!()
+    };
+    let (sim, op) = support::sim(Edition::Core).await;
+    let dir = tempfile::tempdir().unwrap();
+    let tw = backend.configure(Tw::new(dir.path(), &sim.url(), &op));
+
+    let r = tw.run(&["store", "check"], "").await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains(&format!("store {url}: schema version 0;")),
+        "{}",
+        r.stdout
+    );
+    let r = tw.run(&["store", "migrate"], "").await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("at schema version"), "{}", r.stdout);
+    let r = tw.run(&["store", "check", "--json"], "").await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["url"], url.as_str(), "{v}");
+    assert!(v.get("path").is_none(), "{v}");
+    assert_eq!(v["schema_version"], v["supported_version"], "{v}");
+    assert_eq!(v["open_actions"], 0, "{v}");
+    assert!(
+        !dir.path().join("tokenwarden.db").exists(),
+        "no SQLite file on the side"
+    );
+
+    let config = std::fs::read_to_string(&tw.config).unwrap();
+    let url_line = format!("url = \"{url}\"\n");
+    let with = |extra: &str| {
+        std::fs::write(&tw.config, config.replace(&url_line, extra)).unwrap();
+    };
+    with(&format!("{url_line}password_file = \"no-such-file\"\n"));
+    let r = tw.run(&["store", "check"], "").await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("cannot read store.password_file"),
+        "{}",
+        r.stderr
+    );
+    let with_password = url.replacen("tw@", "tw:hunter2@", 1);
+    with(&format!("url = \"{with_password}\"\n"));
+    let r = tw.run(&["store", "check"], "").await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("holds a password"), "{}", r.stderr);
+    assert!(!r.stderr.contains("hunter2"), "{}", r.stderr);
 }
