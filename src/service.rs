@@ -450,6 +450,37 @@ impl TokenService {
         Ok(())
     }
 
+    /// On a store shared by replicas (PostgreSQL), a regenerated operator secret must land where
+    /// every replica reads its credential: the instance's own `token_file`. Anywhere else (an
+    /// environment variable, the config, another file), the other replicas would go on sending
+    /// the old secret, which stopped working.
+    fn may_regenerate_into(
+        &self,
+        inst: &Instance,
+        file: &std::path::Path,
+    ) -> Result<(), ServiceError> {
+        if self.store.dialect() != crate::store::Dialect::Postgres {
+            return Ok(());
+        }
+        let why = match inst.settings.credential_file.as_deref() {
+            Some(own) if own == file => return Ok(()),
+            Some(own) => format!(
+                "the new secret would go to {}, not to {} which the replicas read",
+                file.display(),
+                own.display()
+            ),
+            None => {
+                "the replicas read the operator token from an environment variable or the config, \
+                     not from a file"
+                    .to_owned()
+            }
+        };
+        Err(ServiceError::UnsharedCredential {
+            instance: inst.settings.name.clone(),
+            why,
+        })
+    }
+
     /// Records an audit event (and a tracing event); failing to record stops the operation.
     #[allow(clippy::too_many_arguments)]
     async fn audit(

@@ -175,6 +175,7 @@ pub const LEASE: std::time::Duration = std::time::Duration::from_secs(30);
 pub struct Store {
     conn: Arc<Mutex<Box<dyn Conn>>>,
     owner: Arc<Owner>,
+    dialect: Dialect,
     /// The file, for a store opened from one (readiness checks it is still there).
     path: Option<Arc<PathBuf>>,
 }
@@ -222,6 +223,7 @@ impl Store {
     fn init(mut conn: Box<dyn Conn>) -> Result<Self, StoreError> {
         migrate::run(conn.as_mut())?;
         Ok(Self {
+            dialect: conn.dialect(),
             conn: Arc::new(Mutex::new(conn)),
             owner: Arc::new(Owner::this_process()),
             path: None,
@@ -230,7 +232,7 @@ impl Store {
 
     /// Which database this store is kept in.
     pub fn dialect(&self) -> Dialect {
-        self.conn().dialect()
+        self.dialect
     }
 
     /// Whether the store can be written now (for `/ready`): its file is still where it was
@@ -254,6 +256,7 @@ impl Store {
         Self {
             conn: Arc::clone(&self.conn),
             owner: Arc::new(owner),
+            dialect: self.dialect,
             path: self.path.clone(),
         }
     }

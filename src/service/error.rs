@@ -70,6 +70,13 @@ pub enum ServiceError {
     )]
     NoSecretFile { instance: String },
     #[error(
+        "instance `{instance}`: this store is PostgreSQL, shared by replicas, and {why}; a regenerated operator \
+         secret would reach this process only, and every other replica would be locked out with the old one. \
+         Give the instance a token_file that every replica reads (shared storage, or a file a secret manager \
+         mounts), set operator_token_file to the same file, and regenerate again"
+    )]
+    UnsharedCredential { instance: String, why: String },
+    #[error(
         "{was}: this request was stored by an older tokenwarden and was closed unrun; request it again"
     )]
     Retired { was: String },
@@ -160,6 +167,7 @@ impl ServiceError {
             Self::Input(_) | Self::UnknownInstance { .. } | Self::MalformedCode => ErrorKind::Usage,
             Self::ReadOnly { .. }
             | Self::NoSecretFile { .. }
+            | Self::UnsharedCredential { .. }
             | Self::Retired { .. }
             | Self::CreateInDoubt { .. }
             | Self::NeverApplied { .. }

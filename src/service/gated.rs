@@ -301,10 +301,11 @@ impl TokenService {
             instance: inst.settings.name.clone(),
             file: file.clone().unwrap_or_default(),
         };
-        let refusal = self.may_mutate(inst).err().or_else(|| {
-            file.is_none().then(|| ServiceError::NoSecretFile {
+        let refusal = self.may_mutate(inst).err().or_else(|| match &file {
+            None => Some(ServiceError::NoSecretFile {
                 instance: inst.settings.name.clone(),
-            })
+            }),
+            Some(file) => self.may_regenerate_into(inst, file).err(),
         });
         if let Some(e) = refusal {
             return Err(self.refuse(actor, &op, inst, OPERATOR_TOKEN_NAME, e).await);

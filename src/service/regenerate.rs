@@ -25,7 +25,10 @@ impl TokenService {
         file: &Path,
         entry: &JournalEntry,
     ) -> Ran {
-        if let Err(e) = self.may_mutate(inst) {
+        if let Err(e) = self
+            .may_mutate(inst)
+            .and_then(|()| self.may_regenerate_into(inst, file))
+        {
             return Ran::settled(Err(e));
         }
         let prepared = match SecretFile::prepare(file) {

@@ -306,7 +306,11 @@ async fn a_prune_killed_at_any_point_deletes_exactly_the_expired_tokens_shown(ba
 async fn a_regeneration_killed_at_any_point_is_settled_and_says_what_to_do(backend: Backend) {
     for point in POINTS {
         let w = world(&backend).await;
-        let file = w.dir.path().join("new-operator.token");
+        // On a shared store the new secret must go where every replica reads its credential.
+        let file = w.dir.path().join(match w.backend {
+            Backend::Sqlite => "new-operator.token",
+            Backend::Postgres(_) => "operator.token",
+        });
         let case = Case {
             args: vec![
                 "tokens".into(),

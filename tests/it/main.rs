@@ -29,6 +29,7 @@ mod pg_cluster;
 mod private_delivery;
 mod procs;
 mod props;
+mod replicas;
 mod reveal_page;
 mod service;
 mod shared_credential;
