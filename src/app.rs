@@ -13,7 +13,7 @@ use crate::config::{Config, ConfigError, InstanceConfig, TokenSource};
 use crate::discord::{self, Bot, DiscordError};
 use crate::influx::{ClientOptions, InfluxClient, Reload};
 use crate::mcp::{self, McpCore, McpError};
-use crate::service::{Clock, InstanceSettings, ServiceError, TokenService};
+use crate::service::{Clock, InstanceSettings, LinkKey, ServiceError, TokenService};
 use crate::sim::{SimSettings, Simulator};
 use crate::store::Store;
 mod demo;
@@ -61,6 +61,13 @@ pub enum Credentials {
 /// Builds the core for `config`. An instance whose token cannot be read still exists, and every
 /// call to it reports why (so one broken instance does not block the others).
 pub fn build_service(config: &Config, credentials: Credentials) -> Result<TokenService, AppError> {
+    let link_key = match &config.link_key_file {
+        Some(file) => LinkKey::from_file(file).map_err(|detail| ConfigError::Invalid {
+            path: config.path.clone(),
+            detail,
+        })?,
+        None => LinkKey::ephemeral(),
+    };
     let store = Store::connect(&config.store).map_err(ServiceError::from)?;
     let instances = config
         .instances
@@ -87,7 +94,8 @@ pub fn build_service(config: &Config, credentials: Credentials) -> Result<TokenS
         Clock::System,
         config.gate.confirm_timeout,
     )
-    .with_people(config.people.clone()))
+    .with_people(config.people.clone())
+    .with_link_key(link_key))
 }
 
 fn backend_for(inst: &InstanceConfig, credentials: Credentials) -> Arc<dyn TokenBackend> {

@@ -206,6 +206,9 @@ pub struct Config {
     pub path: PathBuf,
     /// Where the store lives: a SQLite file, or a PostgreSQL database.
     pub store: crate::store::Location,
+    /// The key reveal links are sealed with in the store (`[store] link_key_file`), shared by
+    /// the replicas; required with PostgreSQL.
+    pub link_key_file: Option<PathBuf>,
     pub gate: GateConfig,
     pub instances: Vec<InstanceConfig>,
     /// Name of the instance used when none is given.
@@ -309,6 +312,7 @@ impl Config {
         }
         Ok(Self {
             path: path.to_owned(),
+            link_key_file: store.link_key_file.as_deref().map(&resolve),
             store: store.validate(&resolve).map_err(invalid)?,
             gate: GateConfig {
                 confirm_timeout: parse_duration_key("gate.confirm_timeout", &gate.confirm_timeout)
@@ -362,6 +366,7 @@ struct RawStore {
     password_file: Option<PathBuf>,
     password_env: Option<String>,
     ca_file: Option<PathBuf>,
+    link_key_file: Option<PathBuf>,
 }
 
 impl RawStore {
@@ -385,6 +390,14 @@ impl RawStore {
         if self.path.is_some() {
             return Err(
                 "[store] has both path (SQLite) and url (PostgreSQL); keep the one the store is in"
+                    .into(),
+            );
+        }
+        if self.link_key_file.is_none() {
+            return Err(
+                "[store] url needs link_key_file: a file of at least 32 random bytes that every replica \
+                 has (make one with `openssl rand -hex 32`); reveal links are sealed with it in the store, \
+                 so that they open on any replica"
                     .into(),
             );
         }

@@ -10,6 +10,7 @@ mod health;
 mod interactions;
 mod journal;
 mod leases;
+mod links;
 mod listings;
 mod pending;
 mod protocol;
@@ -36,6 +37,9 @@ pub use gated::{
 };
 pub use health::{READY_WITHIN, Readiness};
 pub use journal::{Ticket, pause_point};
+pub use links::{
+    LOCKOUT, LinkHeld, LinkKey, LinkPick, LinkState, MAX_PASSPHRASE_FAILURES, link_hash,
+};
 pub use protocol::{ApprovalPolicy, Channel, GatePolicy, NextStep, Opened};
 pub use recover::RecoveryReport;
 pub use remedy::Remedy;
@@ -158,6 +162,7 @@ pub struct TokenService {
     confirm_ttl: Duration,
     people: Arc<People>,
     ready_cache: Arc<health::ReadyCache>,
+    link_key: Arc<LinkKey>,
 }
 
 impl TokenService {
@@ -189,7 +194,14 @@ impl TokenService {
             confirm_ttl,
             people: Arc::default(),
             ready_cache: Arc::default(),
+            link_key: Arc::new(LinkKey::ephemeral()),
         }
+    }
+
+    /// The same service, sealing reveal links with `key` (shared by the replicas).
+    pub fn with_link_key(mut self, key: LinkKey) -> Self {
+        self.link_key = Arc::new(key);
+        self
     }
 
     /// The same service, knowing which accounts are one person.

@@ -7,6 +7,7 @@
 mod interactions;
 mod journal;
 mod leases;
+mod links;
 mod listings;
 mod migrate;
 mod outbox;
@@ -15,6 +16,7 @@ mod pending;
 mod pg;
 mod prune;
 mod sessions;
+mod signins;
 mod sql;
 mod sqlite;
 mod status;
@@ -33,6 +35,7 @@ use crate::tokens::redact;
 
 pub use journal::{Claimed, JournalEntry, JournalId, JournalOp, Stage};
 pub use leases::LeaseHolder;
+pub use links::{ParkedLink, Pick, Taken};
 pub use listings::{KEEP_LISTING, Listing};
 pub use outbox::{Notice, OutboxItem};
 pub use owner::Owner;

@@ -1,13 +1,15 @@
-//! One-time reveal links: a new secret waits in memory behind an unguessable URL; opening the
-//! link and pressing the button shows it once, after which the link answers 410. A link that
-//! expires unopened withdraws its token, so no token exists that nobody holds. Nothing is kept
-//! once a link is used or expired, so memory stays flat however many tokens are created.
+//! One-time reveal links: a new secret waits behind an unguessable URL, sealed in the store
+//! (see [`crate::service::LinkKey`]) so that the link opens on whichever replica serves it;
+//! opening the link and pressing the button shows it once, after which the link answers 410. A
+//! link that lapses unopened withdraws its token, so no token exists that nobody holds: here, at
+//! its time, in the process that made it; and in any replica's recovery when that one is gone.
 
 mod host;
 mod page;
 mod private;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -24,8 +26,10 @@ use host::{loopback_hosts, only};
 
 use crate::actor::Actor;
 use crate::http_serve::{HttpLimits, serve};
-use crate::service::{Ticket, TokenService};
+use crate::service::{LinkHeld, LinkPick, LinkState, Ticket, TokenService, link_hash};
 use crate::tokens::{RawToken, TokenName};
+
+pub use crate::service::MAX_PASSPHRASE_FAILURES;
 
 /// What a new link keeps: a secret, and what settles its token through the journal.
 pub struct Held {
@@ -40,16 +44,15 @@ pub struct Held {
     pub for_person: Option<String>,
 }
 
-/// A secret waiting behind a link, and what settles its token through the journal.
+/// A link taken for showing or withdrawing: its secret, and what settles its token.
 struct Waiting {
-    held: Held,
-    /// When it began to wait.
-    since: std::time::Instant,
+    held: LinkHeld,
+    secret: RawToken,
 }
 
-/// A link waiting to be opened, and the timer that expires it.
+/// A link this process made, and the timer that withdraws it at its time.
 struct Slot {
-    waiting: Box<Waiting>,
+    held: LinkHeld,
     timer: Option<AbortHandle>,
 }
 
@@ -61,24 +64,21 @@ fn well_formed(id: &str) -> bool {
     id.len() == ID_LEN && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// The store of pending reveals and the HTTP routes that serve them.
+/// The links this process made, and the HTTP routes that serve every link of the store.
 pub struct RevealHub {
     slots: Mutex<HashMap<String, Slot>>,
     ttl: Duration,
     service: Arc<TokenService>,
     /// Where links point: set when the routes are mounted on a server.
     base_url: OnceCell<String>,
+    /// Whether that server was given (links then reach any replica behind it), rather than a
+    /// loopback listener of this process's own.
+    mounted: AtomicBool,
     /// For stdio: the loopback address a listener is started on at first use.
     listen: String,
     /// For stdio: that listener's limits.
     limits: HttpLimits,
-    /// Wrong passphrases typed on the private page, by person, since their last success.
-    failures: Mutex<HashMap<String, private::Attempts>>,
 }
-
-/// Wrong passphrases after which a person's waiting secrets are withdrawn: whoever is guessing
-/// gets nothing, and the person asks again.
-pub const MAX_PASSPHRASE_FAILURES: u32 = 5;
 
 /// A link just made.
 #[derive(Debug, Clone)]
@@ -104,15 +104,21 @@ impl RevealHub {
             ttl,
             service,
             base_url: OnceCell::new(),
+            mounted: AtomicBool::new(false),
             listen,
             limits,
-            failures: Mutex::new(HashMap::new()),
         })
     }
 
     /// Serve links from an existing server reachable at `base_url` (mount [`RevealHub::router`] there).
     pub fn set_base_url(&self, base_url: String) {
-        let _ = self.base_url.set(base_url.trim_end_matches('/').to_owned());
+        if self
+            .base_url
+            .set(base_url.trim_end_matches('/').to_owned())
+            .is_ok()
+        {
+            self.mounted.store(true, Ordering::Relaxed);
+        }
     }
 
     /// The routes: `GET /reveal/{id}` (a page with a button) and `POST /reveal/{id}` (the
@@ -151,22 +157,42 @@ impl RevealHub {
             .cloned()
     }
 
-    /// Keeps `secret` behind a new link, and arranges its withdrawal if nobody opens it in time.
+    /// Whether this process's links open on other replicas too (a shared key, and a server
+    /// they all stand behind): then they outlive it.
+    fn shared(&self) -> bool {
+        self.mounted.load(Ordering::Relaxed) && self.service.link_key_shared()
+    }
+
+    /// Parks `secret` behind a new link, and arranges its withdrawal if nobody opens it in time.
     pub async fn register(self: &Arc<Self>, held: Held) -> std::io::Result<RevealLink> {
         let base = self.base().await?;
         let mut bytes = [0u8; 24];
         rand::rng().fill_bytes(&mut bytes);
         let id = hex::encode(bytes);
         debug_assert!(well_formed(&id));
-        let waiting = Waiting {
-            held,
-            since: std::time::Instant::now(),
+        let Held {
+            secret,
+            token_name,
+            token_id,
+            instance,
+            requester,
+            ticket,
+            for_person,
+        } = held;
+        let held = LinkHeld {
+            token_name,
+            token_id,
+            instance,
+            requester,
+            ticket,
+            for_person,
         };
-        let slot = Slot {
-            waiting: Box::new(waiting),
-            timer: None,
-        };
-        lock(&self.slots).insert(id.clone(), slot);
+        let served = self.mounted.load(Ordering::Relaxed);
+        self.service
+            .park_link(&id, &held, &secret, self.ttl, served)
+            .await
+            .map_err(std::io::Error::other)?;
+        lock(&self.slots).insert(id.clone(), Slot { held, timer: None });
         let hub = Arc::clone(self);
         let expiring = id.clone();
         let timer = tokio::spawn(async move {
@@ -185,13 +211,17 @@ impl RevealHub {
     }
 
     /// Whether link `id` still waits to be opened.
-    pub fn is_waiting(&self, id: &str) -> bool {
-        lock(&self.slots).contains_key(id)
+    pub async fn is_waiting(&self, id: &str) -> bool {
+        matches!(
+            self.service.link_state(id).await,
+            Ok(Some(LinkState::Waiting(_)))
+        )
     }
 
     /// Withdraws an unopened link now (the user declined): the token is deleted again.
     pub async fn withdraw(&self, id: &str, why: &str) -> bool {
-        match self.take(id) {
+        self.forget(id);
+        match self.take(LinkPick::Withdraw(link_hash(id))).await {
             Some(w) => {
                 self.settle(w, why).await;
                 true
@@ -201,7 +231,7 @@ impl RevealHub {
     }
 
     /// Deletes the token of a secret that was never delivered. If that fails, the journal
-    /// still holds it, and recovery withdraws it once this process is gone.
+    /// still holds it, and recovery withdraws it.
     async fn settle(&self, w: Box<Waiting>, why: &str) {
         if let Err(e) = self.service.withdraw_undelivered(&w.held.ticket, why).await {
             tracing::error!(error = %e, token = %w.held.token_name, "could not withdraw an undelivered token; recovery will");
@@ -217,10 +247,10 @@ impl RevealHub {
         why: &str,
     ) -> bool {
         let id = lock(&self.slots).iter().find_map(|(id, slot)| {
-            let w = &slot.waiting;
-            (w.held.requester.same_as(requester)
-                && w.held.instance == instance
-                && w.held.token_name.as_str() == token_name)
+            let h = &slot.held;
+            (h.requester.same_as(requester)
+                && h.instance == instance
+                && h.token_name.as_str() == token_name)
                 .then(|| id.clone())
         });
         match id {
@@ -229,9 +259,22 @@ impl RevealHub {
         }
     }
 
-    /// Withdraws every unopened link (the server is stopping and the links die with it).
+    /// The server is stopping. Links only this process serves die with it, so they are
+    /// withdrawn now; shared ones stay for any replica to open, and are withdrawn at their time.
     pub async fn withdraw_all(&self, why: &str) {
         let ids: Vec<String> = lock(&self.slots).keys().cloned().collect();
+        if self.shared() {
+            for id in &ids {
+                self.forget(id);
+            }
+            if !ids.is_empty() {
+                tracing::info!(
+                    links = ids.len(),
+                    "reveal links made here stay open on the other replicas"
+                );
+            }
+            return;
+        }
         for id in ids {
             self.withdraw(&id, why).await;
         }
@@ -259,37 +302,58 @@ impl RevealHub {
 
     /// Runs in the link's own timer task, which therefore is not aborted.
     async fn expire(&self, id: &str) {
-        let expired = lock(&self.slots).remove(id);
-        if let Some(slot) = expired {
-            self.settle(slot.waiting, "its one-time reveal link expired unopened")
+        if lock(&self.slots).remove(id).is_none() {
+            return;
+        }
+        if let Some(w) = self.take(LinkPick::Withdraw(link_hash(id))).await {
+            self.settle(w, "its one-time reveal link expired unopened")
                 .await;
             tracing::info!("a reveal link expired unopened; its token was deleted");
         }
     }
 
-    /// Removes a waiting link and stops its timer.
-    fn take(&self, id: &str) -> Option<Box<Waiting>> {
-        let slot = lock(&self.slots).remove(id)?;
-        if let Some(timer) = slot.timer {
+    /// Stops the timer of a link this process made.
+    fn forget(&self, id: &str) {
+        if let Some(slot) = lock(&self.slots).remove(id)
+            && let Some(timer) = slot.timer
+        {
             timer.abort();
         }
-        Some(slot.waiting)
+    }
+
+    /// Takes a link from the store for this process; `None` if another opener, a withdrawal or
+    /// its time was first.
+    async fn take(&self, pick: LinkPick) -> Option<Box<Waiting>> {
+        match self.service.take_link(pick).await {
+            Ok(Some((held, secret))) => Some(Box::new(Waiting { held, secret })),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "could not take a reveal link");
+                None
+            }
+        }
     }
 
     /// The token name behind a waiting link; `Err` for a link that was used or expired, `None`
-    /// for text that was never a link.
-    fn state(&self, id: &str) -> Option<Result<String, ()>> {
-        match lock(&self.slots).get(id) {
-            Some(slot) if slot.waiting.held.for_person.is_some() => None,
-            Some(slot) => Some(Ok(slot.waiting.held.token_name.to_string())),
-            None if well_formed(id) => Some(Err(())),
-            None => None,
+    /// for text that was never a link (or a private link, which no link opens).
+    async fn state(&self, id: &str) -> Option<Result<String, ()>> {
+        if !well_formed(id) {
+            return None;
+        }
+        match self.service.link_state(id).await {
+            Ok(Some(LinkState::Waiting(held))) if held.for_person.is_some() => None,
+            Ok(Some(LinkState::Waiting(held))) => Some(Ok(held.token_name.to_string())),
+            Ok(_) => Some(Err(())),
+            Err(e) => {
+                tracing::error!(error = %e, "could not look a reveal link up");
+                Some(Err(()))
+            }
         }
     }
 }
 
 async fn page(State(hub): State<Arc<RevealHub>>, Path(id): Path<String>) -> Response {
-    match hub.state(&id) {
+    match hub.state(&id).await {
         Some(Ok(name)) => page::ready(&name),
         Some(Err(())) => page::gone(),
         None => page::unknown(),
@@ -298,10 +362,11 @@ async fn page(State(hub): State<Arc<RevealHub>>, Path(id): Path<String>) -> Resp
 
 async fn reveal(State(hub): State<Arc<RevealHub>>, Path(id): Path<String>) -> Response {
     // A private secret is shown only on the private page, after its person's passphrase.
-    if hub.state(&id).is_none() {
+    if hub.state(&id).await.is_none() {
         return page::unknown();
     }
-    let Some(w) = hub.take(&id) else {
+    hub.forget(&id);
+    let Some(w) = hub.take(LinkPick::Open(link_hash(&id))).await else {
         return page::gone();
     };
     show(&hub, w).await
@@ -321,7 +386,7 @@ async fn show(hub: &Arc<RevealHub>, w: Box<Waiting>) -> Response {
         return page::gone();
     }
     tracing::info!(token = %w.held.token_name, "a reveal link was opened");
-    let shown = page::secret(w.held.token_name.as_str(), w.held.secret.expose());
+    let shown = page::secret(w.held.token_name.as_str(), w.secret.expose());
     let (parts, body) = shown.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
         return page::gone();

@@ -10,7 +10,7 @@ use super::{ServiceError, TokenService, blocking};
 use crate::store::{JournalEntry, JournalId, KEEP_FINISHED, StoreError};
 
 /// What a parked secret (a one-time link) reports back through: its journal entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Ticket {
     pub journal: JournalId,
 }

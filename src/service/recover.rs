@@ -144,6 +144,9 @@ impl TokenService {
             Stage::Delivering => {
                 "its secret was being handed over when tokenwarden stopped, so nobody can be sure to hold it"
             }
+            Stage::AwaitingLink if entry.due_at.is_some_and(|due| due <= self.now()) => {
+                "its one-time reveal link lapsed unopened"
+            }
             Stage::AwaitingLink => "its one-time link died with the tokenwarden that made it",
             _ => "tokenwarden stopped before its secret was handed over",
         };

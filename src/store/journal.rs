@@ -308,6 +308,7 @@ impl Store {
                  WHERE settled = 0 ORDER BY created_at",
                 &[],
             )?;
+            let shared = super::links::shared_live(c, now)?;
             let mut claimed = Claimed::default();
             for row in rows {
                 if claimed.entries.len() >= limit {
@@ -322,12 +323,16 @@ impl Store {
                 let owner: String = row.get(2)?;
                 let lease_until: i64 = row.get(3)?;
                 let due_at: Option<i64> = row.get(4)?;
-                let free = lease_until <= now
-                    || Owner::parse(&owner).is_some_and(|o| o.is_certainly_dead())
-                    || due_at.is_some_and(|d| d + DUE_GRACE_MS < now);
+                let holder_gone = lease_until <= now
+                    || Owner::parse(&owner).is_some_and(|o| o.is_certainly_dead());
+                // A link any process can open outlives its maker: its token waits for its time.
+                let link_waits = shared.contains(&id);
+                let free =
+                    (holder_gone && !link_waits) || due_at.is_some_and(|d| d + DUE_GRACE_MS < now);
                 if !free {
                     continue;
                 }
+                super::links::forget_for(c, &id)?;
                 c.execute(
                     "UPDATE journal SET owner = ?2, lease_until = ?3 WHERE id = ?1",
                     args![&id, &me, now + lease_ms()],

@@ -8,7 +8,7 @@ use super::StoreError;
 use super::sql::{Conn, Dialect, Tx, args};
 
 /// The schema version this build writes.
-pub const CURRENT: i64 = 5;
+pub const CURRENT: i64 = 6;
 
 const V1_V2: &str = r#"
 CREATE TABLE IF NOT EXISTS audit (
@@ -208,6 +208,7 @@ const STEPS: &[(i64, &str, &str)] = &[
     (3, V3, PG_V3),
     (4, V4, PG_V4),
     (5, V5, PG_V5),
+    (6, V6, V6),
 ];
 
 /// How long a migration waits for other processes' writes to finish.
@@ -254,6 +255,30 @@ pub(super) fn table_exists(conn: &mut dyn Conn, name: &str) -> Result<bool, Stor
     };
     conn.scalar(sql, args![name])
 }
+
+/// Reveal links kept for any process to open (the secret sealed with a key from each
+/// process's configuration), and sign-in attempts on the private reveal page; times in the
+/// database's milliseconds. The same for both backends.
+const V6: &str = r#"
+CREATE TABLE reveal_links (
+    id_hash     TEXT PRIMARY KEY,
+    journal_id  TEXT NOT NULL,
+    for_person  TEXT,
+    shared      BIGINT NOT NULL,
+    key_id      TEXT NOT NULL,
+    sealed      TEXT NOT NULL,
+    held        TEXT NOT NULL,
+    made_ms     BIGINT NOT NULL,
+    expires_ms  BIGINT NOT NULL
+);
+CREATE INDEX reveal_links_person ON reveal_links (for_person, made_ms);
+CREATE INDEX reveal_links_journal ON reveal_links (journal_id);
+CREATE TABLE signin_attempts (
+    person          TEXT PRIMARY KEY,
+    tried           BIGINT NOT NULL,
+    locked_until_ms BIGINT
+);
+"#;
 
 /// Brings the schema to [`CURRENT`].
 pub fn run(conn: &mut dyn Conn) -> Result<(), StoreError> {
@@ -310,6 +335,8 @@ const OURS: &[&str] = &[
     "listings",
     "mcp_sessions",
     "leases",
+    "reveal_links",
+    "signin_attempts",
     "sqlite_sequence",
     "tokenwarden_schema",
 ];

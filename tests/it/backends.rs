@@ -8,6 +8,9 @@ use tokenwarden::store::{Location, PgTarget, Store};
 use crate::pg_cluster;
 use crate::procs::Tw;
 
+/// The key every replica of a test seals reveal links with.
+pub const LINK_KEY: &str = "5f1d0c8e6a4b2f7e9d3c1a0b8e6f4d2c5f1d0c8e6a4b2f7e9d3c1a0b8e6f4d2c";
+
 /// Which database holds the store.
 #[derive(Debug, Clone)]
 pub enum Backend {
@@ -46,8 +49,10 @@ impl Backend {
             let before = std::fs::read_to_string(&tw.config).unwrap();
             let text = before.replace(
                 "[store]\npath = \"tokenwarden.db\"\n",
-                &format!("[store]\nurl = \"{url}\"\n"),
+                &format!("[store]\nurl = \"{url}\"\nlink_key_file = \"link.key\"\n"),
             );
+            let dir = tw.config.parent().unwrap();
+            std::fs::write(dir.join("link.key"), LINK_KEY).unwrap();
             assert_ne!(
                 text, before,
                 "the config names its store as write_config does"

@@ -1,10 +1,17 @@
 //! Replicas sharing a PostgreSQL store: what one does, the others see and honour.
 
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
 use tokenwarden::tokens::Edition;
 
 use crate::backends::Backend;
+use crate::identity::{fixture, listed};
+use crate::mcp_takeover::{message, send};
 use crate::procs::Tw;
-use crate::support;
+use crate::support::{self, assert_no_token};
 
 /// A regenerated operator secret reaches this process only, unless it lands in the file every
 /// replica reads: on a shared store, regenerating into anything else is refused before InfluxDB
@@ -75,4 +82,191 @@ async fn regeneration_on_a_shared_store_goes_only_where_every_replica_reads_it()
         "another replica reads the new secret: {}",
         r.stderr
     );
+}
+
+/// A TCP proxy on loopback that hands each new connection to the next of `backends` in turn,
+/// as a round-robin load balancer does.
+async fn round_robin(listener: tokio::net::TcpListener, backends: Vec<String>) {
+    let mut next = 0usize;
+    loop {
+        let Ok((mut inbound, _)) = listener.accept().await else {
+            return;
+        };
+        let target = backends[next % backends.len()].clone();
+        next += 1;
+        tokio::spawn(async move {
+            if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            }
+        });
+    }
+}
+
+/// Shifts every reveal link and link deadline of the store an hour into the past: the
+/// database's clock is the one links lapse by, so this is an hour passing for them.
+fn an_hour_passes_for_links(url: &str) {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        db.batch_execute(
+            "UPDATE reveal_links SET expires_ms = expires_ms - 3600000;
+             UPDATE journal SET due_at = due_at - 3600000,
+                 body = jsonb_set(CAST(body AS jsonb), '{due_at}', to_jsonb(to_char(
+                     CAST(CAST(body AS jsonb) ->> 'due_at' AS timestamptz) AT TIME ZONE 'UTC' - interval '1 hour',
+                     'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')))::text
+                 WHERE due_at IS NOT NULL",
+        )
+        .unwrap();
+    })
+    .join()
+    .unwrap();
+}
+
+/// Everything the store's reveal links hold, as text.
+fn stored_links(url: &str) -> Vec<String> {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        db.query("SELECT id_hash, sealed, held FROM reveal_links", &[])
+            .unwrap()
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {} {}",
+                    r.get::<_, String>(0),
+                    r.get::<_, String>(1),
+                    r.get::<_, String>(2)
+                )
+            })
+            .collect()
+    })
+    .join()
+    .unwrap()
+}
+
+const ALICE: &str = "twmcp_alice_replicas";
+
+/// An MCP session of alice's at `url`.
+async fn session(url: &str) -> String {
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "replicas-test", "version": "0"}}});
+    let r = send(url, Method::POST, ALICE, None, Some(init)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let session = r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let _ = r.text().await;
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let r = send(url, Method::POST, ALICE, Some(&session), Some(initialized)).await;
+    assert!(r.status().is_success(), "{}", r.status());
+    session
+}
+
+/// `create_admin_token` of `name` through MCP HTTP at `url`: the link to its secret.
+async fn create_with_link(url: &str, name: &str) -> String {
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "create_admin_token", "arguments": {"name": name}}});
+    let session = session(url).await;
+    let r = send(url, Method::POST, ALICE, Some(&session), Some(call)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let answer = message(r).await;
+    answer["result"]["structuredContent"]["secret_handoff"]["reveal_url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{answer}"))
+        .to_owned()
+}
+
+/// Two `tokenwarden mcp --http` replicas on one PostgreSQL store behind a round-robin proxy:
+/// a link made by one opens on the other, once; a link outlives the replica that made it; and
+/// an unopened link's token is withdrawn when the link lapses, not when its maker dies. The
+/// store holds the secrets only sealed.
+#[tokio::test(flavor = "multi_thread")]
+async fn reveal_links_open_on_any_replica_once_and_outlive_their_maker() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let Backend::Postgres(db_url) = backend.clone() else {
+        unreachable!()
+    };
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let f = fixture(&format!(
+        "\n[mcp]\nreveal_ttl = \"10m\"\n\n[mcp.http]\npublic_url = \"{proxy_url}\"\n\
+         allowed_hosts = [\"127.0.0.1\"]\n\n[[mcp.http.clients]]\nname = \"alice\"\ntoken_file = \"alice.token\"\n"
+    ));
+    let alice = f.dir.path().join("alice.token");
+    std::fs::write(&alice, ALICE).unwrap();
+    std::fs::set_permissions(&alice, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let tw = backend.configure(f.tw.clone());
+    let mut a = tw.spawn(&["mcp", "--http", "127.0.0.1:0"]);
+    let a_url = a.listening_url("listening on ").await;
+    let mut b = tw.spawn(&["mcp", "--http", "127.0.0.1:0"]);
+    let b_url = b.listening_url("listening on ").await;
+    let authority = |u: &str| {
+        u.trim_start_matches("http://")
+            .trim_end_matches("/mcp")
+            .to_owned()
+    };
+    tokio::spawn(round_robin(
+        proxy,
+        vec![authority(&a_url), authority(&b_url)],
+    ));
+    let on = |replica: &str, link: &str| {
+        link.replacen(&proxy_url, &format!("http://{}", authority(replica)), 1)
+    };
+    let open = |link: String| async move {
+        let r = reqwest::Client::new().post(&link).send().await.unwrap();
+        (r.status(), r.text().await.unwrap())
+    };
+
+    // Made on A, opened on B, once.
+    let link = create_with_link(&a_url, "made-on-a").await;
+    assert!(link.starts_with(&proxy_url), "{link}");
+    let page = reqwest::get(on(&b_url, &link)).await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK, "B shows A's link");
+    let (status, shown) = open(on(&b_url, &link)).await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    assert!(shown.contains("apiv3_"), "the secret, on B: {shown}");
+    let (status, _) = open(on(&a_url, &link)).await;
+    assert_eq!(
+        status,
+        StatusCode::GONE,
+        "once, whichever replica is asked next"
+    );
+    assert!(listed(&tw, "made-on-a"), "an opened link keeps its token");
+
+    // Two more links made on A; A dies.
+    let kept = create_with_link(&a_url, "kept").await;
+    let lapsing = create_with_link(&a_url, "lapsing").await;
+    for row in stored_links(&db_url) {
+        assert_no_token("a stored reveal link", &row);
+    }
+    a.kill9();
+    a.wait_exit(Duration::from_secs(30)).await;
+    // Any command settles what a dead process left, but a link that can still be opened waits.
+    assert!(listed(&tw, "lapsing"), "not withdrawn when its maker died");
+    let (status, shown) = open(on(&b_url, &kept)).await;
+    assert_eq!(status, StatusCode::OK, "a link outlives its maker: {shown}");
+    assert!(listed(&tw, "kept"));
+
+    // Its time passes unopened: the next process withdraws its token.
+    an_hour_passes_for_links(&db_url);
+    assert!(!listed(&tw, "lapsing"), "withdrawn when its link lapsed");
+    let r = tw.run(&["audit", "--json"], "").await;
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&r.stdout).unwrap();
+    assert!(
+        rows.iter().any(|r| r["token_name"] == "lapsing"
+            && r["outcome"] == "rolled_back"
+            && r["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("lapsed unopened")),
+        "{rows:#?}"
+    );
+    let (status, _) = open(on(&b_url, &lapsing)).await;
+    assert_eq!(status, StatusCode::GONE);
+    assert!(
+        stored_links(&db_url).is_empty(),
+        "no link row is left behind"
+    );
+    b.kill9();
 }

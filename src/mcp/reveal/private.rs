@@ -1,13 +1,12 @@
 //! The private reveal page: a person signs in with the passphrase their `[[people]]` entry
 //! holds the hash of, and sees their oldest waiting secret, once. No link opens it alone, and
 //! the passphrase never passes through the MCP client. After
-//! [`MAX_PASSPHRASE_FAILURES`](super::MAX_PASSPHRASE_FAILURES) wrong passphrases, that person's
-//! waiting secrets are withdrawn and their sign-in is locked for [`LOCKOUT`]. Sign-ins posted
-//! from another site are refused, and Argon2 runs a few at a time.
+//! [`MAX_PASSPHRASE_FAILURES`](crate::service::MAX_PASSPHRASE_FAILURES) wrong passphrases (counted
+//! in the store, across replicas), that person's waiting secrets are withdrawn and their sign-in
+//! is locked for [`LOCKOUT`]. Sign-ins posted from another site are refused, and Argon2 runs a
+//! few at a time.
 
-use std::collections::hash_map::Entry;
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -15,21 +14,11 @@ use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use serde::Deserialize;
 use tokio::sync::Semaphore;
-use tokio::time::Instant;
 
-use super::{MAX_PASSPHRASE_FAILURES, RevealHub, lock, page, show};
+use super::{RevealHub, page, show};
+use crate::service::{LinkPick, MAX_PASSPHRASE_FAILURES};
 
-/// How long a person's sign-in stays locked after too many wrong passphrases.
-pub const LOCKOUT: Duration = Duration::from_secs(15 * 60);
-
-/// Sign-in attempts of one person since their last success.
-#[derive(Debug, Default)]
-pub(super) struct Attempts {
-    /// Attempts begun (counted before the passphrase is checked, so that concurrent guesses
-    /// count too) and not yet answered by a success.
-    tried: u32,
-    locked_until: Option<Instant>,
-}
+pub use crate::service::LOCKOUT;
 
 /// Argon2 verifications running at once: each takes about 19 MB and a core for tens of
 /// milliseconds, so a flood of sign-ins waits here instead of exhausting memory.
@@ -85,10 +74,15 @@ pub(super) async fn reveal(
         return page::refused();
     };
     let known = hub.service.people().named(&form.person).cloned();
-    if known.is_some()
-        && let Some(until) = hub.begin_attempt(&form.person)
-    {
-        return page::locked(until.saturating_duration_since(Instant::now()));
+    if known.is_some() {
+        match hub.service.signin_begin(&form.person).await {
+            Ok(None) => {}
+            Ok(Some(left)) => return page::locked(left),
+            Err(e) => {
+                tracing::error!(error = %e, "could not count a sign-in on the private reveal page");
+                return page::refused();
+            }
+        }
     }
     // Checked and counted in a task of its own: a client that hangs up mid-check still has
     // its attempt counted (or its success recorded), never left half-done.
@@ -104,7 +98,7 @@ pub(super) async fn reveal(
         tracing::warn!("a wrong name or passphrase was typed on the private reveal page");
         return page::refused();
     };
-    match hub.take_oldest_for(&person) {
+    match hub.take(LinkPick::OldestFor(person)).await {
         Some(w) => show(&hub, w).await,
         None => page::nothing_waiting(),
     }
@@ -126,74 +120,23 @@ async fn check_counted(hub: Arc<RevealHub>, person: String, typed: String) -> bo
         Err(_) => false,
     };
     let verified = verified && known.is_some_and(|p| p.passphrase_argon2.is_some());
-    if verified {
-        lock(&hub.failures).remove(&person);
+    let counted = if verified {
+        hub.service.signin_succeeded(&person).await
     } else if hub.service.people().named(&person).is_some() {
-        hub.failed_sign_in(&person).await;
+        hub.service.signin_failed(&person).await.map(|locked| {
+            if locked {
+                tracing::warn!(
+                    "{MAX_PASSPHRASE_FAILURES} wrong passphrases for one person on the private reveal \
+                     page: their waiting secrets were withdrawn and signing in is locked for {} minutes",
+                    LOCKOUT.as_secs() / 60
+                );
+            }
+        })
+    } else {
+        Ok(())
+    };
+    if let Err(e) = counted {
+        tracing::error!(error = %e, "could not record a sign-in on the private reveal page");
     }
     verified
-}
-
-impl RevealHub {
-    /// Counts an attempt of `person` before their passphrase is checked; `Some(until)` if their
-    /// sign-in is locked (too many attempts, concurrent ones included).
-    fn begin_attempt(&self, person: &str) -> Option<Instant> {
-        let mut map = lock(&self.failures);
-        let a = match map.entry(person.to_owned()) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => e.insert(Attempts::default()),
-        };
-        let now = Instant::now();
-        match a.locked_until {
-            Some(until) if until > now => return Some(until),
-            Some(_) => *a = Attempts::default(),
-            None => {}
-        }
-        if a.tried >= MAX_PASSPHRASE_FAILURES {
-            return Some(a.locked_until.unwrap_or(now + LOCKOUT));
-        }
-        a.tried += 1;
-        None
-    }
-
-    /// A wrong passphrase of `person`: at the limit their waiting secrets are withdrawn and
-    /// their sign-in is locked for [`LOCKOUT`].
-    async fn failed_sign_in(&self, person: &str) {
-        {
-            let mut map = lock(&self.failures);
-            let Some(a) = map.get_mut(person) else {
-                return;
-            };
-            if a.tried < MAX_PASSPHRASE_FAILURES || a.locked_until.is_some() {
-                return;
-            }
-            a.locked_until = Some(Instant::now() + LOCKOUT);
-        }
-        let ids: Vec<String> = lock(&self.slots)
-            .iter()
-            .filter(|(_, s)| s.waiting.held.for_person.as_deref() == Some(person))
-            .map(|(id, _)| id.clone())
-            .collect();
-        let why = format!(
-            "{MAX_PASSPHRASE_FAILURES} wrong passphrases were typed on the private reveal page"
-        );
-        for id in ids {
-            self.withdraw(&id, &why).await;
-        }
-        tracing::warn!(
-            "{MAX_PASSPHRASE_FAILURES} wrong passphrases for one person on the private reveal \
-             page: their waiting secrets were withdrawn and signing in is locked for {} minutes",
-            LOCKOUT.as_secs() / 60
-        );
-    }
-
-    /// Takes `person`'s longest-waiting private secret.
-    fn take_oldest_for(&self, person: &str) -> Option<Box<super::Waiting>> {
-        let id = lock(&self.slots)
-            .iter()
-            .filter(|(_, s)| s.waiting.held.for_person.as_deref() == Some(person))
-            .min_by_key(|(_, s)| s.waiting.since)
-            .map(|(id, _)| id.clone())?;
-        self.take(&id)
-    }
 }
