@@ -68,12 +68,12 @@ impl Backend {
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
         $(mod $name {
-            #[tokio::test]
+            #[tokio::test(flavor = "multi_thread")]
             async fn on_sqlite() {
                 super::$name($crate::backends::Backend::Sqlite).await;
             }
 
-            #[tokio::test]
+            #[tokio::test(flavor = "multi_thread")]
             async fn on_postgres() {
                 if let Some(backend) = $crate::backends::Backend::postgres() {
                     super::$name(backend).await;

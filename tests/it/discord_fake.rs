@@ -35,6 +35,8 @@ pub struct FakeState {
     /// The WebSocket URL `GET /gateway` answers with; `None` answers 503, as in an outage.
     pub gateway: Mutex<Option<String>>,
     next: AtomicU64,
+    /// Woken at every recorded call.
+    called: tokio::sync::Notify,
 }
 
 #[derive(Clone)]
@@ -186,6 +188,7 @@ fn record(st: &FakeState, method: Method, uri: &Uri, headers: &HeaderMap, body: 
         body,
         auth,
     });
+    st.called.notify_waiters();
 }
 
 async fn dm_channel(
@@ -391,14 +394,29 @@ impl FakeDiscord {
 
     /// Waits (up to 5 s) until a call matching `f` arrives, and returns it.
     pub async fn wait_for(&self, what: &str, f: impl Fn(&Call) -> bool) -> Call {
-        for _ in 0..250 {
+        self.wait_for_within(what, Duration::from_secs(5), f).await
+    }
+
+    /// Waits (up to `within`) until a call matching `f` arrives, woken by each call.
+    pub async fn wait_for_within(
+        &self,
+        what: &str,
+        within: Duration,
+        f: impl Fn(&Call) -> bool,
+    ) -> Call {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let called = self.state.called.notified();
+            tokio::pin!(called);
+            called.as_mut().enable();
             self.assert_all_accepted();
             if let Some(c) = self.calls().into_iter().find(|c| f(c)) {
                 return c;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            if tokio::time::timeout_at(deadline, called).await.is_err() {
+                panic!("Discord never saw {what}; calls: {:#?}", self.calls());
+            }
         }
-        panic!("Discord never saw {what}; calls: {:#?}", self.calls());
     }
 
     /// Calls whose path ends with `suffix`.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::backends::{Backend, on_both_stores};
 use crate::identity::fixture;
 use crate::procs::Proc;
 pub use crate::support::rpc_message as message;
@@ -55,12 +56,12 @@ async fn start(f: &crate::identity::Fixture) -> (Proc, String) {
     (server, url)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_session_moves_between_processes_for_its_own_client_only() {
-    let f = fixture(
+async fn a_session_moves_between_processes_for_its_own_client_only(backend: Backend) {
+    let mut f = fixture(
         "\n[[mcp.http.clients]]\nname = \"alice\"\ntoken_file = \"alice.token\"\n\
          \n[[mcp.http.clients]]\nname = \"bob\"\ntoken_file = \"bob.token\"\n",
     );
+    f.tw = backend.configure(f.tw.clone());
     for (file, token) in [("alice.token", ALICE), ("bob.token", BOB)] {
         let path = f.dir.path().join(file);
         std::fs::write(&path, token).unwrap();
@@ -179,3 +180,5 @@ async fn a_session_moves_between_processes_for_its_own_client_only() {
     second.signal(libc::SIGKILL);
     second.wait_exit(Duration::from_secs(30)).await;
 }
+
+on_both_stores!(a_session_moves_between_processes_for_its_own_client_only);

@@ -3,11 +3,17 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
+use ed25519_dalek::{Signer, SigningKey};
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
+use tokenwarden::sim::StallAfterApply;
 use tokenwarden::tokens::Edition;
 
 use crate::backends::Backend;
+use crate::discord_fake::{DM_BASE, FakeDiscord};
+use crate::discord_support::{
+    ALICE, APP, APPROVALS, BOB, BOT_TOKEN, CAROL, FRANK, GUILD, click, command,
+};
 use crate::identity::{fixture, listed};
 use crate::mcp_takeover::{message, send};
 use crate::procs::Tw;
@@ -144,19 +150,26 @@ fn stored_links(url: &str) -> Vec<String> {
     .unwrap()
 }
 
-const ALICE: &str = "twmcp_alice_replicas";
+const MCP_ALICE: &str = "twmcp_alice_replicas";
 
 /// An MCP session of alice's at `url`.
 async fn session(url: &str) -> String {
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {},
         "clientInfo": {"name": "replicas-test", "version": "0"}}});
-    let r = send(url, Method::POST, ALICE, None, Some(init)).await;
+    let r = send(url, Method::POST, MCP_ALICE, None, Some(init)).await;
     assert_eq!(r.status(), StatusCode::OK);
     let session = r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
     let _ = r.text().await;
     let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let r = send(url, Method::POST, ALICE, Some(&session), Some(initialized)).await;
+    let r = send(
+        url,
+        Method::POST,
+        MCP_ALICE,
+        Some(&session),
+        Some(initialized),
+    )
+    .await;
     assert!(r.status().is_success(), "{}", r.status());
     session
 }
@@ -166,7 +179,7 @@ async fn create_with_link(url: &str, name: &str) -> String {
     let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
         "params": {"name": "create_admin_token", "arguments": {"name": name}}});
     let session = session(url).await;
-    let r = send(url, Method::POST, ALICE, Some(&session), Some(call)).await;
+    let r = send(url, Method::POST, MCP_ALICE, Some(&session), Some(call)).await;
     assert_eq!(r.status(), StatusCode::OK);
     let answer = message(r).await;
     answer["result"]["structuredContent"]["secret_handoff"]["reveal_url"]
@@ -194,7 +207,7 @@ async fn reveal_links_open_on_any_replica_once_and_outlive_their_maker() {
          allowed_hosts = [\"127.0.0.1\"]\n\n[[mcp.http.clients]]\nname = \"alice\"\ntoken_file = \"alice.token\"\n"
     ));
     let alice = f.dir.path().join("alice.token");
-    std::fs::write(&alice, ALICE).unwrap();
+    std::fs::write(&alice, MCP_ALICE).unwrap();
     std::fs::set_permissions(&alice, std::fs::Permissions::from_mode(0o600)).unwrap();
     let tw = backend.configure(f.tw.clone());
     let mut a = tw.spawn(&["mcp", "--http", "127.0.0.1:0"]);
@@ -269,4 +282,188 @@ async fn reveal_links_open_on_any_replica_once_and_outlive_their_maker() {
         "no link row is left behind"
     );
     b.kill9();
+}
+
+/// Posts `interaction` to the interactions endpoint at `url`, signed with `key`.
+async fn signed(url: &str, key: &SigningKey, interaction: &Value) -> Value {
+    let body = interaction.to_string();
+    let ts = chrono::Utc::now().timestamp();
+    let sig = hex::encode(key.sign(format!("{ts}{body}").as_bytes()).to_bytes());
+    let r = reqwest::Client::new()
+        .post(url)
+        .header("x-signature-ed25519", sig)
+        .header("x-signature-timestamp", ts.to_string())
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json().await.unwrap()
+}
+
+/// The approve button of the card posted for `name`.
+async fn approve_button(fake: &FakeDiscord, name: &str) -> String {
+    let card = fake
+        .wait_for("the approval card", |c| {
+            c.method == "POST"
+                && c.path == format!("/api/v10/channels/{APPROVALS}/messages")
+                && c.body.to_string().contains(name)
+        })
+        .await;
+    card.body["components"][0]["components"][0]["custom_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// DELETEs InfluxDB was sent for token `name` (answered or not).
+fn deletes_of(sim: &tokenwarden::sim::RunningSim, name: &str) -> usize {
+    sim.control
+        .requests()
+        .iter()
+        .filter(|r| r.method == "DELETE" && r.query.contains(&format!("token_name={name}")))
+        .count()
+}
+
+/// Three `tokenwarden discord --interactions` replicas on one PostgreSQL store: a delete
+/// approved by two people clicking on different replicas runs once, whatever is clicked or
+/// replayed after; a replica SIGKILLed in the middle of a create, and another in the middle of
+/// an approved delete, leave work a surviving replica settles and reports in Discord.
+#[tokio::test(flavor = "multi_thread")]
+async fn discord_approvals_on_alternating_replicas_run_once_and_survivors_settle_a_killed_one() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let (sim, op) = support::sim(Edition::Core).await;
+    sim.control.create_admin("victim", None).unwrap();
+    sim.control.create_admin("stalled-victim", None).unwrap();
+    let fake = FakeDiscord::start().await;
+    let key = SigningKey::from_bytes(&[11; 32]);
+    let dir = tempfile::tempdir().unwrap();
+    let tw = backend.configure(Tw::new(dir.path(), &sim.url(), &op).env("RUST_LOG", "warn"));
+    let mut cfg = std::fs::read_to_string(&tw.config).unwrap();
+    cfg.push_str(&format!(
+        "\n[discord]\napplication_id = \"{APP}\"\npublic_key = \"{}\"\nbot_token_file = \"discord.token\"\n\
+         api_base = \"{}\"\nguild_ids = [\"{GUILD}\"]\napprovals_channel_id = \"{APPROVALS}\"\n\
+         required_approvals = 2\npoll_interval = \"1s\"\n\n[discord.roles]\ncreate = [\"10\"]\n\
+         delete = [\"10\"]\napprove = [\"20\"]\n",
+        hex::encode(key.verifying_key().to_bytes()),
+        fake.url
+    ));
+    std::fs::write(&tw.config, cfg).unwrap();
+    std::fs::write(dir.path().join("discord.token"), BOT_TOKEN).unwrap();
+    let replica = || async {
+        let mut p = tw.spawn(&["discord", "--interactions", "127.0.0.1:0"]);
+        let url = p.listening_url("interactions endpoint listening on ").await;
+        (p, url)
+    };
+    let (mut a, a_url) = replica().await;
+    let (mut b, b_url) = replica().await;
+
+    // Requested on A, approved on B and then on A: one DELETE.
+    signed(
+        &a_url,
+        &key,
+        &command(1, ALICE, "delete", &[("name", "victim")]),
+    )
+    .await;
+    let approve = approve_button(&fake, "victim").await;
+    signed(&b_url, &key, &click(2, CAROL, &approve, APPROVALS, 1)).await;
+    assert_eq!(deletes_of(&sim, "victim"), 0, "one approval of two");
+    let second = click(3, FRANK, &approve, APPROVALS, 1);
+    signed(&a_url, &key, &second).await;
+    fake.wait_for_within(
+        "the card of the done delete",
+        Duration::from_secs(30),
+        |c| c.method == "PATCH" && c.body.to_string().contains("Deleted; clients using it"),
+    )
+    .await;
+    // A third approver on B, and the second approval replayed on B, change nothing.
+    signed(&b_url, &key, &click(4, BOB, &approve, APPROVALS, 1)).await;
+    signed(&b_url, &key, &second).await;
+    assert_eq!(deletes_of(&sim, "victim"), 1, "deleted once");
+    assert!(sim.control.token_id("victim").is_none());
+
+    // A dies while InfluxDB has made its new token and the answer is on its way: B, on its
+    // next round, deletes the token nobody holds and tells its requester.
+    let named_admin = "/api/v3/configure/token/named_admin";
+    sim.control.stall_after_apply(StallAfterApply {
+        path_prefix: named_admin.into(),
+        method: Some("POST".into()),
+        times: Some(1),
+    });
+    signed(
+        &a_url,
+        &key,
+        &command(5, ALICE, "create-admin", &[("name", "orphan")]),
+    )
+    .await;
+    assert!(
+        sim.control
+            .wait_for_stall(named_admin, Duration::from_secs(30))
+            .await
+            .is_some()
+    );
+    a.kill9();
+    assert!(
+        sim.control.token_id("orphan").is_some(),
+        "made, never delivered"
+    );
+    fake.wait_for_within(
+        "B's notice of the withdrawn token",
+        Duration::from_secs(30),
+        |c| {
+            c.path == format!("/api/v10/channels/{}/messages", DM_BASE + ALICE.id)
+                && c.body.to_string().contains("was deleted again")
+        },
+    )
+    .await;
+    assert!(sim.control.token_id("orphan").is_none(), "withdrawn by B");
+    sim.control.clear_faults();
+
+    // C starts; B dies in the middle of an approved delete, after InfluxDB applied it: C
+    // settles it as done, and its card says so.
+    let (_c, c_url) = replica().await;
+    signed(
+        &b_url,
+        &key,
+        &command(6, ALICE, "delete", &[("name", "stalled-victim")]),
+    )
+    .await;
+    let approve = approve_button(&fake, "stalled-victim").await;
+    signed(&c_url, &key, &click(7, CAROL, &approve, APPROVALS, 2)).await;
+    sim.control.stall_after_apply(StallAfterApply {
+        path_prefix: "/api/v3/configure/token".into(),
+        method: Some("DELETE".into()),
+        times: Some(1),
+    });
+    signed(&b_url, &key, &click(8, FRANK, &approve, APPROVALS, 2)).await;
+    let applied = sim.control.wait_for_request(
+        |r| {
+            r.withheld.is_some()
+                && r.method == "DELETE"
+                && r.query.contains("token_name=stalled-victim")
+        },
+        Duration::from_secs(30),
+    );
+    assert!(applied.await.is_some(), "B sent the approved delete");
+    b.kill9();
+    sim.control.clear_faults();
+    fake.wait_for_within(
+        "C's card of the settled delete",
+        Duration::from_secs(30),
+        |c| {
+            c.method == "PATCH"
+                && c.body.to_string().contains("stalled-victim")
+                && c.body.to_string().contains("Deleted; clients using it")
+        },
+    )
+    .await;
+    assert_eq!(
+        deletes_of(&sim, "stalled-victim"),
+        1,
+        "applied once, never sent again"
+    );
+    fake.assert_all_accepted();
 }
