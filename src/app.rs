@@ -365,15 +365,29 @@ async fn discord_with(
     }
 }
 
-/// Runs the Discord bot until `shutdown`.
+/// Runs the Discord bot until `shutdown`, with `/health` and `/ready` on `health` if given.
 pub async fn discord_run(
     config: &Config,
     interactions: Option<SocketAddr>,
+    health: Option<SocketAddr>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
+    let health = match health {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
     let service = Arc::new(build_service(config, Credentials::Configured)?);
     let stop = cancel_on(shutdown);
     spawn_maintenance(&service, stop.clone());
+    if let Some((listener, addr)) = health {
+        eprintln!("tokenwarden health checks listening on http://{addr}/health and /ready");
+        tokio::spawn(crate::http_serve::serve(
+            listener,
+            crate::health::routes(Arc::clone(&service)),
+            crate::http_serve::HttpLimits::default(),
+            stop.clone().cancelled_owned(),
+        ));
+    }
     discord_with(config, service, interactions, stop).await
 }
 

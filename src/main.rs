@@ -215,6 +215,9 @@ struct DiscordArgs {
     /// Serve Discord's HTTP interactions endpoint (POST /interactions) on ADDR instead of the gateway
     #[arg(long, value_name = "ADDR")]
     interactions: Option<SocketAddr>,
+    /// Serve GET /health and GET /ready on ADDR (gateway mode has no HTTP server of its own)
+    #[arg(long, value_name = "ADDR")]
+    health: Option<SocketAddr>,
 }
 
 #[derive(Subcommand)]
@@ -591,8 +594,11 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         Command::Discord(DiscordArgs {
             action: None,
             interactions,
+            health,
         }) => {
-            return Ok(app::discord_run(&config, interactions, app::shutdown_signal()).await?);
+            return Ok(
+                app::discord_run(&config, interactions, health, app::shutdown_signal()).await?,
+            );
         }
         Command::Serve { http, interactions } => {
             return Ok(app::serve(&config, http, interactions, app::shutdown_signal()).await?);

@@ -320,3 +320,34 @@ async fn a_bot_that_lost_the_gateway_while_it_could_not_connect_closes_the_late_
     );
     terminate(&mut bot, "after losing the gateway lease").await;
 }
+
+/// Gateway mode has no HTTP server of its own: `--health ADDR` gives a load balancer or a
+/// supervisor `/health` and `/ready` (the store and InfluxDB), whatever the gateway is doing.
+#[tokio::test]
+async fn a_gateway_bot_answers_health_and_readiness_checks_on_request() {
+    let (sim, op) = support::sim(Edition::Core).await;
+    let fake = FakeDiscord::start().await;
+    *fake.state.gateway.lock().unwrap() = Some(format!("ws://{}", refusing_port()));
+    let dir = tempfile::tempdir().unwrap();
+    let mut bot = gateway_bot(dir.path(), &sim, &op, &fake.url).spawn(&[
+        "discord",
+        "--health",
+        "127.0.0.1:0",
+    ]);
+    let base = bot
+        .listening_url("tokenwarden health checks listening on ")
+        .await;
+    let base = base
+        .trim_end_matches("/health and /ready")
+        .trim_end_matches("/health");
+    let health = reqwest::get(format!("{base}/health")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = reqwest::get(format!("{base}/ready")).await.unwrap();
+    assert_eq!(ready.status(), 200, "the store and InfluxDB answer");
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["ready"], true, "{body}");
+    drop(sim);
+    let ready = reqwest::get(format!("{base}/ready")).await.unwrap();
+    assert_eq!(ready.status(), 503, "InfluxDB is gone");
+    terminate(&mut bot, "after answering health checks").await;
+}
