@@ -530,6 +530,55 @@ token_file = "operator.token"    # or: token_env = "INFLUXDB3_AUTH_TOKEN"
     }
 
     #[test]
+    fn a_postgres_store_needs_a_link_key_and_no_password_in_its_url() {
+        let base = "[[instances]]\nname = \"a\"\nurl = \"http://h\"\ntoken_env = \"T\"\n";
+        let with = |store: &str| format!("[store]\n{store}\n{base}");
+        let e = err(&with("url = \"postgres://tw@db/tw\""));
+        assert!(e.contains("needs link_key_file"), "{e}");
+        let e = err(&with(
+            "url = \"postgres://tw:hunter2@db/tw\"\nlink_key_file = \"k\"",
+        ));
+        assert!(
+            e.contains("holds a password") && !e.contains("hunter2"),
+            "{e}"
+        );
+        let e = err(&with(
+            "path = \"x.db\"\nurl = \"postgres://tw@db/tw\"\nlink_key_file = \"k\"",
+        ));
+        assert!(e.contains("both path (SQLite) and url"), "{e}");
+        let e = err(&with("password_env = \"PG\""));
+        assert!(e.contains("go with store.url"), "{e}");
+        let c = parse(&with(
+            "url = \"postgres://tw@db/tw?sslmode=require\"\npassword_file = \"pg.pw\"\nlink_key_file = \"k\"",
+        ))
+        .unwrap();
+        assert_eq!(
+            c.store,
+            crate::store::Location::Postgres(crate::store::PgTarget {
+                url: "postgres://tw@db/tw?sslmode=require".into(),
+                password: Some(crate::store::Password::File("/etc/tw/pg.pw".into())),
+                ca_file: None,
+            })
+        );
+        assert_eq!(c.link_key_file, Some("/etc/tw/k".into()));
+    }
+
+    #[test]
+    fn the_public_urls_host_is_allowed_by_default() {
+        let c = parse(
+            "[[instances]]\nname = \"a\"\nurl = \"http://h\"\ntoken_env = \"T\"\n\
+             [mcp.http]\npublic_url = \"https://tw.example.com\"\nallow_no_auth = true\n",
+        )
+        .unwrap();
+        let http = c.mcp.http(None).unwrap();
+        assert!(
+            http.allowed_hosts.contains(&"tw.example.com".to_owned()),
+            "{:?}",
+            http.allowed_hosts
+        );
+    }
+
+    #[test]
     fn the_example_file_parses() {
         let c = Config::parse(
             include_str!("../config.example.toml"),

@@ -242,6 +242,16 @@ impl McpConfig {
             if !listen.ip().is_unspecified() && !listen.ip().is_loopback() {
                 hosts.push(listen.ip().to_string());
             }
+            // Behind a load balancer, requests name the public host.
+            if let Some(host) = self
+                .public_url
+                .as_deref()
+                .and_then(|u| url::Url::parse(u).ok())
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .filter(|h| !hosts.contains(h))
+            {
+                hosts.push(host);
+            }
             hosts
         });
         Ok(HttpSettings {

@@ -4,6 +4,7 @@ mod backends;
 mod cli;
 mod client;
 mod crash;
+mod deployment;
 mod discord;
 mod discord_endpoint;
 mod discord_fake;

@@ -92,7 +92,7 @@ async fn regeneration_on_a_shared_store_goes_only_where_every_replica_reads_it()
 
 /// A TCP proxy on loopback that hands each new connection to the next of `backends` in turn,
 /// as a round-robin load balancer does.
-async fn round_robin(listener: tokio::net::TcpListener, backends: Vec<String>) {
+pub async fn round_robin(listener: tokio::net::TcpListener, backends: Vec<String>) {
     let mut next = 0usize;
     loop {
         let Ok((mut inbound, _)) = listener.accept().await else {
@@ -150,10 +150,10 @@ fn stored_links(url: &str) -> Vec<String> {
     .unwrap()
 }
 
-const MCP_ALICE: &str = "twmcp_alice_replicas";
+pub const MCP_ALICE: &str = "twmcp_alice_replicas";
 
 /// An MCP session of alice's at `url`.
-async fn session(url: &str) -> String {
+pub async fn session(url: &str) -> String {
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {},
         "clientInfo": {"name": "replicas-test", "version": "0"}}});
@@ -175,7 +175,7 @@ async fn session(url: &str) -> String {
 }
 
 /// `create_admin_token` of `name` through MCP HTTP at `url`: the link to its secret.
-async fn create_with_link(url: &str, name: &str) -> String {
+pub async fn create_with_link(url: &str, name: &str) -> String {
     let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
         "params": {"name": "create_admin_token", "arguments": {"name": name}}});
     let session = session(url).await;
@@ -285,7 +285,7 @@ async fn reveal_links_open_on_any_replica_once_and_outlive_their_maker() {
 }
 
 /// Posts `interaction` to the interactions endpoint at `url`, signed with `key`.
-async fn signed(url: &str, key: &SigningKey, interaction: &Value) -> Value {
+pub async fn signed(url: &str, key: &SigningKey, interaction: &Value) -> Value {
     let body = interaction.to_string();
     let ts = chrono::Utc::now().timestamp();
     let sig = hex::encode(key.sign(format!("{ts}{body}").as_bytes()).to_bytes());
