@@ -1,6 +1,8 @@
 //! The store's contract suite runs every test on both backends: [`contract!`] turns each test
 //! into one on a SQLite file and one on a PostgreSQL database of its own (see `pg_cluster`).
 
+// Shared with the integration tests, which use more of it.
+#[allow(dead_code)]
 #[path = "../../tests/it/pg_cluster.rs"]
 mod pg_cluster;
 

@@ -16,7 +16,12 @@ pub const URL_VAR: &str = "TOKENWARDEN_TEST_DATABASE_URL";
 /// A URL for a new, empty database, or `None` when no server can be had here (said on stderr;
 /// a panic under CI, where a skip would hide the PostgreSQL half of the suite).
 pub fn fresh_database() -> Option<String> {
-    let server = server()?;
+    Some(database_on(&server()?))
+}
+
+/// A URL for a new, empty database on the server at `server` (an admin URL).
+pub fn database_on(server: &str) -> String {
+    let server = server.to_owned();
     let name = format!("tw_{}", uuid::Uuid::new_v4().simple());
     let admin = server.clone();
     let create = name.clone();
@@ -30,7 +35,7 @@ pub fn fresh_database() -> Option<String> {
     })
     .join()
     .expect("creating a test database");
-    Some(with_database(&server, &name))
+    with_database(&server, &name)
 }
 
 /// `url` with its path (the database) replaced by `name`.
@@ -56,19 +61,37 @@ fn server() -> Option<String> {
                 return Some(url);
             }
             match binaries() {
-                Some(bin) => Some(start_cluster(bin)),
+                Some(bin) => Some(start_cluster(bin, None)),
                 None => {
-                    let why = format!(
-                        "PostgreSQL tests SKIPPED: {URL_VAR} is not set and no PostgreSQL server \
-                         binaries (initdb, postgres) were found under /usr/lib/postgresql/*/bin or PG_BIN"
-                    );
-                    assert!(std::env::var_os("CI").is_none(), "{why}; CI must run them");
-                    eprintln!("\n*** {why} ***\n");
+                    skipped(&format!("{URL_VAR} is not set and"));
                     None
                 }
             }
         })
         .clone()
+}
+
+/// Says loudly that PostgreSQL tests are skipped here; fails under CI.
+fn skipped(why: &str) {
+    let why = format!(
+        "PostgreSQL tests SKIPPED: {why} no PostgreSQL server binaries (initdb, postgres) were \
+         found under /usr/lib/postgresql/*/bin or PG_BIN"
+    );
+    assert!(std::env::var_os("CI").is_none(), "{why}; CI must run them");
+    eprintln!("\n*** {why} ***\n");
+}
+
+/// A cluster of its own that speaks TLS with `cert_pem` and `key_pem` (and still accepts plain
+/// connections): its admin URL, for tests of the store's TLS.
+pub fn tls_cluster(cert_pem: &str, key_pem: &str) -> Option<String> {
+    let Some(bin) = binaries() else {
+        skipped("");
+        return None;
+    };
+    Some(start_cluster(
+        bin,
+        Some((cert_pem.to_owned(), key_pem.to_owned())),
+    ))
 }
 
 fn binaries() -> Option<PathBuf> {
@@ -87,10 +110,10 @@ fn binaries() -> Option<PathBuf> {
 
 /// Starts a cluster on a thread that lives as long as the process: the server is started with
 /// a parent-death signal, so it shuts down when this process ends, however it ends.
-fn start_cluster(bin: PathBuf) -> String {
+fn start_cluster(bin: PathBuf, tls: Option<(String, String)>) -> String {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let url = run_cluster(&bin);
+        let url = run_cluster(&bin, tls.as_ref());
         tx.send(url).expect("the test waits for its cluster");
         loop {
             std::thread::park();
@@ -99,9 +122,11 @@ fn start_cluster(bin: PathBuf) -> String {
     rx.recv().expect("the cluster thread answers")
 }
 
-fn run_cluster(bin: &Path) -> String {
+fn run_cluster(bin: &Path, tls: Option<&(String, String)>) -> String {
     remove_stale_clusters();
-    let dir = std::env::temp_dir().join(format!("tokenwarden-pg-{}", std::process::id()));
+    static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("tokenwarden-pg-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("a folder for the test cluster");
     let unprivileged = nix::unistd::geteuid().is_root();
@@ -138,6 +163,31 @@ fn run_cluster(bin: &Path) -> String {
         "initdb failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let mut settings = vec![
+        "listen_addresses=127.0.0.1".to_owned(),
+        "fsync=off".into(),
+        "synchronous_commit=off".into(),
+        "full_page_writes=off".into(),
+        "max_connections=300".into(),
+        "logging_collector=off".into(),
+    ];
+    if let Some((cert, key)) = tls {
+        use std::os::unix::fs::PermissionsExt;
+        for (name, text) in [("server.crt", cert), ("server.key", key)] {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            if unprivileged {
+                std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+            }
+        }
+        settings.push("ssl=on".into());
+        settings.push(format!(
+            "ssl_cert_file={}",
+            dir.join("server.crt").display()
+        ));
+        settings.push(format!("ssl_key_file={}", dir.join("server.key").display()));
+    }
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -148,20 +198,7 @@ fn run_cluster(bin: &Path) -> String {
         .arg(&data)
         .args(["-p", &port.to_string(), "-k"])
         .arg(&dir)
-        .args([
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-c",
-            "fsync=off",
-            "-c",
-            "synchronous_commit=off",
-            "-c",
-            "full_page_writes=off",
-            "-c",
-            "max_connections=300",
-            "-c",
-            "logging_collector=off",
-        ])
+        .args(settings.iter().flat_map(|s| ["-c", s.as_str()]))
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     as_user(&mut server);
@@ -201,6 +238,7 @@ fn remove_stale_clusters() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(pid) = name
             .strip_prefix("tokenwarden-pg-")
+            .and_then(|p| p.split('-').next())
             .and_then(|p| p.parse::<i32>().ok())
         else {
             continue;

@@ -163,3 +163,56 @@ async fn store_check_and_migrate_on_postgres() {
     assert!(r.stderr.contains("holds a password"), "{}", r.stderr);
     assert!(!r.stderr.contains("hunter2"), "{}", r.stderr);
 }
+
+/// A certificate authority, and a server certificate it signed for 127.0.0.1: (CA PEM,
+/// certificate PEM, key PEM).
+fn test_pki() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "tokenwarden test CA");
+    let ca = ca.self_signed(&ca_key).unwrap();
+    let server_key = KeyPair::generate().unwrap();
+    let mut server = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    server
+        .subject_alt_names
+        .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
+    let server = server.signed_by(&server_key, &ca, &ca_key).unwrap();
+    (ca.pem(), server.pem(), server_key.serialize_pem())
+}
+
+/// `sslmode=require` encrypts and checks the server's certificate: a server whose CA is in
+/// `ca_file` is used; without that CA the certificate is refused, and nothing is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_postgres_store_over_tls_checks_the_servers_certificate() {
+    let (ca, cert, key) = test_pki();
+    let Some(server) = crate::pg_cluster::tls_cluster(&cert, &key) else {
+        return;
+    };
+    let db = crate::pg_cluster::database_on(&server);
+    let (sim, op) = support::sim(Edition::Core).await;
+    let dir = tempfile::tempdir().unwrap();
+    let tw = Backend::Postgres(format!("{db}?sslmode=require")).configure(Tw::new(
+        dir.path(),
+        &sim.url(),
+        &op,
+    ));
+    let config = std::fs::read_to_string(&tw.config).unwrap();
+
+    let r = tw.run(&["store", "migrate"], "").await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("certificate"), "{}", r.stderr);
+
+    std::fs::write(dir.path().join("db-ca.pem"), &ca).unwrap();
+    std::fs::write(
+        &tw.config,
+        config.replace("[store]\n", "[store]\nca_file = \"db-ca.pem\"\n"),
+    )
+    .unwrap();
+    let r = tw.run(&["store", "migrate"], "").await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = tw.run(&["tokens", "list"], "").await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
