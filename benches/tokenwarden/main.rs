@@ -4,7 +4,8 @@
 //! (all five when none is named); `cargo bench --bench tokenwarden -- soak [--minutes 3]` for the
 //! soak test; `-- shutdown` for how fast a stopping stdio server withdraws; `-- recovery` for what
 //! settling 1,000 operations left by a dead process costs; `-- sdk` for real MCP SDK clients
-//! against tokenwarden and the official server. Release builds of the binary and this
+//! against tokenwarden and the official server; `-- replicas` for gated deletes with one and
+//! two replicas on PostgreSQL beside SQLite (a throwaway cluster, as the tests start one). Release builds of the binary and this
 //! program; the simulator plays InfluxDB 3.
 
 mod concurrency;
@@ -14,8 +15,13 @@ mod overhead;
 // The test peers (Python venv, npm packages) are installed in one place, shared with the tests.
 #[path = "../../tests/it/peers.rs"]
 mod peers;
+// The tests' PostgreSQL server: TOKENWARDEN_TEST_DATABASE_URL, or a throwaway cluster.
+#[allow(dead_code)]
+#[path = "../../tests/it/pg_cluster.rs"]
+mod pg_cluster;
 mod procs;
 mod recovery;
+mod replicas;
 mod report;
 mod scale;
 mod sdk;
@@ -67,6 +73,9 @@ async fn main() {
     }
     if named.contains(&"recovery") {
         recovery::recovery(quick).await;
+    }
+    if named.contains(&"replicas") {
+        replicas::replicas(quick).await;
     }
     if named.contains(&"sdk") {
         sdk::sdk(quick).await;

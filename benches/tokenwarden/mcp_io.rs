@@ -184,6 +184,25 @@ impl HttpSession {
         self.call_tool(id, "list_tokens", json!({})).await
     }
 
+    /// A tool's structured result.
+    pub async fn call_tool_value(
+        &self,
+        id: u64,
+        name: &str,
+        arguments: Value,
+    ) -> Result<Value, String> {
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": arguments}});
+        match post_mcp(&self.http, &self.url, Some(&self.session), &body)
+            .await
+            .1
+        {
+            Some(v) if v["result"]["isError"] != true && v.get("error").is_none() => {
+                Ok(v["result"]["structuredContent"].clone())
+            }
+            other => Err(format!("{other:?}")),
+        }
+    }
+
     pub async fn call_tool(&self, id: u64, name: &str, arguments: Value) -> Result<(), String> {
         let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": arguments}});
         match post_mcp(&self.http, &self.url, Some(&self.session), &body)

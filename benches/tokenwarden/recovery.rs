@@ -44,9 +44,38 @@ pub async fn recovery(quick: bool) {
     println!(
         "\nRecovery: {n} creates left unfinished by a dead process (tokens made, secrets delivered to nobody)"
     );
+    recovery_on(n, None).await;
+    match crate::pg_cluster::fresh_database() {
+        Some(url) => recovery_on(n, Some(url)).await,
+        None => println!("  on PostgreSQL: skipped, no PostgreSQL here"),
+    }
+}
+
+/// The backlog of `n` on SQLite, or on the PostgreSQL database at `postgres`.
+async fn recovery_on(n: usize, postgres: Option<String>) {
+    println!(
+        "  on {}:",
+        if postgres.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
+    );
     let dir = tempfile::tempdir().unwrap();
     let (mut sim, url, op) = tokio::task::block_in_place(|| spawn_sim(dir.path(), 0));
     let cfg = write_config(dir.path(), &url, &op);
+    if let Some(db) = &postgres {
+        std::fs::write(
+            dir.path().join("link.key"),
+            "0123456789abcdef0123456789abcdef",
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(&cfg).unwrap().replace(
+            "[store]\npath = \"tokenwarden.db\"\n",
+            &format!("[store]\nurl = \"{db}\"\nlink_key_file = \"link.key\"\n"),
+        );
+        std::fs::write(&cfg, text).unwrap();
+    }
     let config = Config::load(&cfg).unwrap();
     let client = InfluxClient::new(ClientOptions {
         url: url.clone(),
@@ -105,14 +134,14 @@ pub async fn recovery(quick: bool) {
     );
     let per = |d: Duration| d / u32::try_from(n).unwrap();
     println!(
-        "  all {n} settled: {} in all, {} per entry; tokenwarden's CPU {} in all, {} per entry",
+        "    all {n} settled: {} in all, {} per entry; tokenwarden's CPU {} in all, {} per entry",
         ms(wall),
         ms(per(wall)),
         ms(cpu),
         ms(per(cpu))
     );
     println!(
-        "  a CLI command settles one round of {} before its own work: {}",
+        "    a CLI command settles one round of {} before its own work: {}",
         first.settled,
         ms(first_round)
     );
