@@ -189,7 +189,8 @@ pub async fn create_with_link(url: &str, name: &str) -> String {
 }
 
 /// Two `tokenwarden mcp --http` replicas on one PostgreSQL store behind a round-robin proxy:
-/// a link made by one opens on the other, once; a link outlives the replica that made it; and
+/// a link made by one opens on the other, once; a delete asked on one is confirmed with its code
+/// on the other; a link outlives the replica that made it; and
 /// an unopened link's token is withdrawn when the link lapses, not when its maker dies. The
 /// store holds the secrets only sealed.
 #[tokio::test(flavor = "multi_thread")]
@@ -246,6 +247,42 @@ async fn reveal_links_open_on_any_replica_once_and_outlive_their_maker() {
         "once, whichever replica is asked next"
     );
     assert!(listed(&tw, "made-on-a"), "an opened link keeps its token");
+
+    // A delete asked on A is confirmed with its code on B, in the same session.
+    let session = session(&a_url).await;
+    let ask = |code: Option<&str>| {
+        let mut arguments = json!({"name": "made-on-a"});
+        if let Some(code) = code {
+            arguments["confirmation_code"] = json!(code);
+        }
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+               "params": {"name": "delete_token", "arguments": arguments}})
+    };
+    let r = send(
+        &a_url,
+        Method::POST,
+        MCP_ALICE,
+        Some(&session),
+        Some(ask(None)),
+    )
+    .await;
+    let asked = message(r).await;
+    let code = asked["result"]["structuredContent"]["confirmation_code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{asked}"))
+        .to_owned();
+    assert!(listed(&tw, "made-on-a"), "nothing happens before the code");
+    let r = send(
+        &b_url,
+        Method::POST,
+        MCP_ALICE,
+        Some(&session),
+        Some(ask(Some(&code))),
+    )
+    .await;
+    let done = message(r).await;
+    assert_ne!(done["result"]["isError"], true, "{done}");
+    assert!(!listed(&tw, "made-on-a"), "confirmed on B: {done}");
 
     // Two more links made on A; A dies.
     let kept = create_with_link(&a_url, "kept").await;
