@@ -29,6 +29,18 @@ pub fn write_config(dir: &Path, url: &str, op: &RawToken) -> PathBuf {
     cfg
 }
 
+/// Points the config `cfg` (from [`write_config`]) at the PostgreSQL database `url`, with a
+/// link key beside it.
+pub fn use_postgres(cfg: &Path, url: &str) {
+    let dir = cfg.parent().unwrap();
+    std::fs::write(dir.join("link.key"), "0123456789abcdef0123456789abcdef").unwrap();
+    let text = std::fs::read_to_string(cfg).unwrap().replace(
+        "[store]\npath = \"tokenwarden.db\"\n",
+        &format!("[store]\nurl = \"{url}\"\nlink_key_file = \"link.key\"\n"),
+    );
+    std::fs::write(cfg, text).unwrap();
+}
+
 /// `tokenwarden --config CFG --log-level error mcp`, to which a caller adds its transport.
 pub fn mcp_command(cfg: &Path) -> Command {
     let mut cmd = Command::new(bin());

@@ -14,7 +14,7 @@ use tokenwarden::influx::{ClientOptions, InfluxClient};
 use tokenwarden::store::{JournalEntry, JournalOp, Owner, Stage, Store};
 use tokenwarden::tokens::{ListFilter, TokenBackend, TokenName};
 
-use crate::procs::{spawn_sim, write_config};
+use crate::procs::{spawn_sim, use_postgres, write_config};
 use crate::report::ms;
 
 /// This process's user and system CPU time so far.
@@ -65,16 +65,7 @@ async fn recovery_on(n: usize, postgres: Option<String>) {
     let (mut sim, url, op) = tokio::task::block_in_place(|| spawn_sim(dir.path(), 0));
     let cfg = write_config(dir.path(), &url, &op);
     if let Some(db) = &postgres {
-        std::fs::write(
-            dir.path().join("link.key"),
-            "0123456789abcdef0123456789abcdef",
-        )
-        .unwrap();
-        let text = std::fs::read_to_string(&cfg).unwrap().replace(
-            "[store]\npath = \"tokenwarden.db\"\n",
-            &format!("[store]\nurl = \"{db}\"\nlink_key_file = \"link.key\"\n"),
-        );
-        std::fs::write(&cfg, text).unwrap();
+        use_postgres(&cfg, db);
     }
     let config = Config::load(&cfg).unwrap();
     let client = InfluxClient::new(ClientOptions {

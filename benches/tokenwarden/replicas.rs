@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::mcp_io::HttpSession;
 use crate::pg_cluster;
-use crate::procs::{core_sim, spawn_http, write_config};
+use crate::procs::{core_sim, spawn_http, use_postgres, write_config};
 use crate::report::{ms, row, stats, verdict};
 
 /// CPU seconds (user and system) the processes `pids` have used so far.
@@ -82,16 +82,7 @@ pub async fn replicas(quick: bool) {
                 println!("  {label}: skipped, no PostgreSQL here");
                 continue;
             };
-            std::fs::write(
-                dir.path().join("link.key"),
-                "0123456789abcdef0123456789abcdef",
-            )
-            .unwrap();
-            let text = std::fs::read_to_string(&cfg).unwrap().replace(
-                "[store]\npath = \"tokenwarden.db\"\n",
-                &format!("[store]\nurl = \"{url}\"\nlink_key_file = \"link.key\"\n"),
-            );
-            std::fs::write(&cfg, text).unwrap();
+            use_postgres(&cfg, &url);
         }
         let mut servers: Vec<(Child, String)> = (0..replicas).map(|_| spawn_http(&cfg)).collect();
         let pids: Vec<u32> = servers.iter().map(|(c, _)| c.id()).collect();

@@ -10,8 +10,9 @@ use async_trait::async_trait;
 
 use super::SecretMode;
 use super::args::{Handoff, SecretHandoff};
-use super::reveal::{Held, RevealHub, RevealLink};
+use super::reveal::{RevealHub, RevealLink};
 use crate::actor::Actor;
+use crate::service::LinkHeld;
 use crate::service::{DeliveryFailure, DeliveryReceipt, SecretDelivery, Ticket};
 use crate::tokens::{RawToken, Token, TokenName};
 
@@ -135,15 +136,17 @@ impl McpDelivery {
         let token_name =
             TokenName::parse(&token.name).map_err(|e| DeliveryFailure(e.to_string()))?;
         self.hub
-            .register(Held {
-                secret: secret.clone(),
-                token_name,
-                token_id: token.id,
-                instance: self.instance.clone(),
-                requester: self.requester.clone(),
-                ticket: ticket.clone(),
-                for_person,
-            })
+            .register(
+                LinkHeld {
+                    token_name,
+                    token_id: token.id,
+                    instance: self.instance.clone(),
+                    requester: self.requester.clone(),
+                    ticket: ticket.clone(),
+                    for_person,
+                },
+                secret,
+            )
             .await
             .map_err(|e| DeliveryFailure(format!("cannot start {listener}: {e}")))
     }

@@ -26,23 +26,10 @@ use host::{loopback_hosts, only};
 
 use crate::actor::Actor;
 use crate::http_serve::{HttpLimits, serve};
-use crate::service::{LinkHeld, LinkPick, LinkState, Ticket, TokenService, link_hash};
-use crate::tokens::{RawToken, TokenName};
+use crate::service::{LinkHeld, LinkPick, LinkState, TokenService, link_hash};
+use crate::tokens::RawToken;
 
 pub use crate::service::MAX_PASSPHRASE_FAILURES;
-
-/// What a new link keeps: a secret, and what settles its token through the journal.
-pub struct Held {
-    pub secret: RawToken,
-    pub token_name: TokenName,
-    /// The created token's id: its name may pass to another token before the link settles.
-    pub token_id: u64,
-    pub instance: String,
-    pub requester: Actor,
-    pub ticket: Ticket,
-    /// For private delivery: the `[[people]]` entry that alone may see it, on the private page.
-    pub for_person: Option<String>,
-}
 
 /// A link taken for showing or withdrawing: its secret, and what settles its token.
 struct Waiting {
@@ -164,32 +151,19 @@ impl RevealHub {
     }
 
     /// Parks `secret` behind a new link, and arranges its withdrawal if nobody opens it in time.
-    pub async fn register(self: &Arc<Self>, held: Held) -> std::io::Result<RevealLink> {
+    pub async fn register(
+        self: &Arc<Self>,
+        held: LinkHeld,
+        secret: &RawToken,
+    ) -> std::io::Result<RevealLink> {
         let base = self.base().await?;
         let mut bytes = [0u8; 24];
         rand::rng().fill_bytes(&mut bytes);
         let id = hex::encode(bytes);
         debug_assert!(well_formed(&id));
-        let Held {
-            secret,
-            token_name,
-            token_id,
-            instance,
-            requester,
-            ticket,
-            for_person,
-        } = held;
-        let held = LinkHeld {
-            token_name,
-            token_id,
-            instance,
-            requester,
-            ticket,
-            for_person,
-        };
         let served = self.mounted.load(Ordering::Relaxed);
         self.service
-            .park_link(&id, &held, &secret, self.ttl, served)
+            .park_link(&id, &held, secret, self.ttl, served)
             .await
             .map_err(std::io::Error::other)?;
         lock(&self.slots).insert(id.clone(), Slot { held, timer: None });

@@ -74,7 +74,7 @@ CREATE INDEX outbox_unsent ON outbox (sent_at);
 const V4: &str = r#"
 CREATE TABLE interactions (
     id          TEXT PRIMARY KEY,
-    seen_at     INTEGER NOT NULL
+    seen_at     BIGINT NOT NULL
 );
 CREATE INDEX interactions_seen ON interactions (seen_at);
 "#;
@@ -89,25 +89,50 @@ CREATE TABLE listings (
     owner       TEXT NOT NULL,
     instance    TEXT,
     filter      TEXT NOT NULL,
-    created_at  INTEGER NOT NULL
+    created_at  BIGINT NOT NULL
 );
 CREATE INDEX listings_created ON listings (created_at);
 CREATE TABLE mcp_sessions (
     id          TEXT PRIMARY KEY,
     principal   TEXT NOT NULL,
     state       TEXT,
-    opened_at   INTEGER NOT NULL
+    opened_at   BIGINT NOT NULL
 );
 CREATE INDEX mcp_sessions_opened ON mcp_sessions (opened_at);
 CREATE TABLE leases (
     name        TEXT PRIMARY KEY,
     holder      TEXT NOT NULL,
-    until_ms    INTEGER NOT NULL
+    until_ms    BIGINT NOT NULL
 );
 "#;
 
-/// The same steps for PostgreSQL: integers are `BIGINT`, times kept as text compare bytewise
-/// (`COLLATE "C"`), and the audit log refuses changes through a trigger function.
+/// Reveal links kept for any process to open (the secret sealed with a key from each
+/// process's configuration), and sign-in attempts on the private reveal page; times in the
+/// database's milliseconds. The same for both backends.
+const V6: &str = r#"
+CREATE TABLE reveal_links (
+    id_hash     TEXT PRIMARY KEY,
+    journal_id  TEXT NOT NULL,
+    for_person  TEXT,
+    shared      BIGINT NOT NULL,
+    key_id      TEXT NOT NULL,
+    sealed      TEXT NOT NULL,
+    held        TEXT NOT NULL,
+    made_ms     BIGINT NOT NULL,
+    expires_ms  BIGINT NOT NULL
+);
+CREATE INDEX reveal_links_person ON reveal_links (for_person, made_ms);
+CREATE INDEX reveal_links_journal ON reveal_links (journal_id);
+CREATE TABLE signin_attempts (
+    person          TEXT PRIMARY KEY,
+    tried           BIGINT NOT NULL,
+    locked_until_ms BIGINT
+);
+"#;
+
+/// The first steps for PostgreSQL: times kept as text compare bytewise (`COLLATE "C"`), ids
+/// are identity columns, and the audit log refuses changes through a trigger function. Later
+/// steps are one text for both databases.
 const PG_V1_V2: &str = r#"
 CREATE TABLE IF NOT EXISTS tokenwarden_schema (version BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS audit (
@@ -171,43 +196,12 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_unsent ON outbox (sent_at);
 "#;
 
-const PG_V4: &str = r#"
-CREATE TABLE interactions (
-    id          TEXT PRIMARY KEY,
-    seen_at     BIGINT NOT NULL
-);
-CREATE INDEX interactions_seen ON interactions (seen_at);
-"#;
-
-const PG_V5: &str = r#"
-CREATE TABLE listings (
-    id          TEXT PRIMARY KEY,
-    owner       TEXT NOT NULL,
-    instance    TEXT,
-    filter      TEXT NOT NULL,
-    created_at  BIGINT NOT NULL
-);
-CREATE INDEX listings_created ON listings (created_at);
-CREATE TABLE mcp_sessions (
-    id          TEXT PRIMARY KEY,
-    principal   TEXT NOT NULL,
-    state       TEXT,
-    opened_at   BIGINT NOT NULL
-);
-CREATE INDEX mcp_sessions_opened ON mcp_sessions (opened_at);
-CREATE TABLE leases (
-    name        TEXT PRIMARY KEY,
-    holder      TEXT NOT NULL,
-    until_ms    BIGINT NOT NULL
-);
-"#;
-
 /// Each version's schema change, for SQLite and for PostgreSQL.
 const STEPS: &[(i64, &str, &str)] = &[
     (2, V1_V2, PG_V1_V2),
     (3, V3, PG_V3),
-    (4, V4, PG_V4),
-    (5, V5, PG_V5),
+    (4, V4, V4),
+    (5, V5, V5),
     (6, V6, V6),
 ];
 
@@ -255,30 +249,6 @@ pub(super) fn table_exists(conn: &mut dyn Conn, name: &str) -> Result<bool, Stor
     };
     conn.scalar(sql, args![name])
 }
-
-/// Reveal links kept for any process to open (the secret sealed with a key from each
-/// process's configuration), and sign-in attempts on the private reveal page; times in the
-/// database's milliseconds. The same for both backends.
-const V6: &str = r#"
-CREATE TABLE reveal_links (
-    id_hash     TEXT PRIMARY KEY,
-    journal_id  TEXT NOT NULL,
-    for_person  TEXT,
-    shared      BIGINT NOT NULL,
-    key_id      TEXT NOT NULL,
-    sealed      TEXT NOT NULL,
-    held        TEXT NOT NULL,
-    made_ms     BIGINT NOT NULL,
-    expires_ms  BIGINT NOT NULL
-);
-CREATE INDEX reveal_links_person ON reveal_links (for_person, made_ms);
-CREATE INDEX reveal_links_journal ON reveal_links (journal_id);
-CREATE TABLE signin_attempts (
-    person          TEXT PRIMARY KEY,
-    tried           BIGINT NOT NULL,
-    locked_until_ms BIGINT
-);
-"#;
 
 /// Brings the schema to [`CURRENT`].
 pub fn run(conn: &mut dyn Conn) -> Result<(), StoreError> {

@@ -385,7 +385,7 @@ async fn a_discord_bot_killed_while_its_create_is_unanswered_leaves_nothing_behi
     backend: Backend,
 ) {
     use crate::discord_support::{ALICE, BOT_TOKEN, command, settings};
-    use ed25519_dalek::{Signer, SigningKey};
+    use ed25519_dalek::SigningKey;
     use std::sync::Arc;
 
     let w = world(&backend).await;
@@ -411,19 +411,12 @@ async fn a_discord_bot_killed_while_its_create_is_unanswered_leaves_nothing_behi
     let url = bot
         .listening_url("interactions endpoint listening on ")
         .await;
-    let body = command(4242, ALICE, "create-admin", &[("name", "botless")]).to_string();
-    let ts = chrono::Utc::now().timestamp();
-    let sig = hex::encode(key.sign(format!("{ts}{body}").as_bytes()).to_bytes());
-    let answer = reqwest::Client::new()
-        .post(&url)
-        .header("x-signature-ed25519", sig)
-        .header("x-signature-timestamp", ts.to_string())
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 200);
+    crate::replicas::signed(
+        &url,
+        &key,
+        &command(4242, ALICE, "create-admin", &[("name", "botless")]),
+    )
+    .await;
     let applied = w.sim.control.wait_for_stall(named_admin, WAIT).await;
     assert!(applied.is_some(), "{}", bot.seen());
     bot.kill9();
