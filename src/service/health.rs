@@ -14,7 +14,7 @@ use super::{ErrorKind, TokenService, blocking};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Readiness {
     pub ready: bool,
-    /// `ok` or `unavailable`.
+    /// `ok`, `unavailable`, or `timeout` (no answer within [`READY_WITHIN`]).
     pub store: String,
     /// `ok`, `unreachable`, `timeout`, `unauthorized` or `error`.
     pub influxdb: String,
@@ -54,11 +54,20 @@ impl TokenService {
 
     async fn check_readiness(&self) -> Readiness {
         let store = self.store.clone();
-        let store = match blocking(move || store.ping()).await {
-            Ok(()) => OK,
-            Err(e) => {
+        // A database that hangs must not hang the check: a load balancer gives up after a few
+        // seconds, and would learn nothing.
+        let store = match tokio::time::timeout(READY_WITHIN, blocking(move || store.ping())).await {
+            Ok(Ok(())) => OK,
+            Ok(Err(e)) => {
                 tracing::warn!(error = %e, "not ready: the store");
                 "unavailable"
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "not ready: the store did not answer within {} s",
+                    READY_WITHIN.as_secs()
+                );
+                "timeout"
             }
         };
         let influxdb = match tokio::time::timeout(READY_WITHIN, self.server_info(None)).await {

@@ -93,7 +93,13 @@ impl PgTarget {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
-        config.keepalives_idle(Duration::from_secs(30));
+        // A server that vanishes without closing the connection (a host or a network gone) is
+        // noticed within about a minute, not when the kernel gives up hours later.
+        config
+            .keepalives_idle(Duration::from_secs(30))
+            .keepalives_interval(Duration::from_secs(10))
+            .keepalives_retries(3)
+            .tcp_user_timeout(STATEMENT_TIMEOUT);
         let mut client = match config.get_ssl_mode() {
             SslMode::Disable => config.connect(NoTls),
             _ => config.connect(self.tls().map_err(connect_err)?),
