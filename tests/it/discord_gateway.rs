@@ -2,6 +2,7 @@
 //! comes from `[discord] api_base`, a command arriving over the WebSocket is answered over REST,
 //! and SIGTERM ends the process promptly whatever state the connection is in.
 
+use crate::backends::{Backend, on_both_stores};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -210,14 +211,13 @@ async fn expect(gateway: &mut FakeGateway, what: &str, bot: &Proc) {
     assert!(matched, "expected {what}, got {seen:?}\n{}", bot.seen());
 }
 
-#[tokio::test]
-async fn of_gateway_bots_sharing_a_store_one_connects_and_another_takes_over() {
+async fn of_gateway_bots_sharing_a_store_one_connects_and_another_takes_over(backend: Backend) {
     let (sim, op) = support::sim(Edition::Core).await;
     let fake = FakeDiscord::start().await;
     let mut gateway = FakeGateway::start().await;
     *fake.state.gateway.lock().unwrap() = Some(gateway.url.clone());
     let dir = tempfile::tempdir().unwrap();
-    let tw = gateway_bot(dir.path(), &sim, &op, &fake.url);
+    let tw = backend.configure(gateway_bot(dir.path(), &sim, &op, &fake.url));
     const WAITS: &str = "another process holds the Discord gateway";
 
     let mut first = tw.spawn(&["discord"]);
@@ -351,3 +351,5 @@ async fn a_gateway_bot_answers_health_and_readiness_checks_on_request() {
     assert_eq!(ready.status(), 503, "InfluxDB is gone");
     terminate(&mut bot, "after answering health checks").await;
 }
+
+on_both_stores!(of_gateway_bots_sharing_a_store_one_connects_and_another_takes_over);
