@@ -81,17 +81,22 @@ fn skipped(why: &str) {
     eprintln!("\n*** {why} ***\n");
 }
 
-/// A cluster of its own that speaks TLS with `cert_pem` and `key_pem` (and still accepts plain
-/// connections): its admin URL, for tests of the store's TLS.
-pub fn tls_cluster(cert_pem: &str, key_pem: &str) -> Option<String> {
+/// How a cluster of its own is guarded: TLS with a certificate and its key, and a password
+/// (SCRAM) for every TCP connection.
+pub struct Guard {
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub password: String,
+}
+
+/// A cluster of its own guarded by `guard` (plain connections still accepted, with the
+/// password): its admin URL, password included, for tests of the store's TLS and passwords.
+pub fn guarded_cluster(guard: Guard) -> Option<String> {
     let Some(bin) = binaries() else {
         skipped("");
         return None;
     };
-    Some(start_cluster(
-        bin,
-        Some((cert_pem.to_owned(), key_pem.to_owned())),
-    ))
+    Some(start_cluster(bin, Some(guard)))
 }
 
 fn binaries() -> Option<PathBuf> {
@@ -110,10 +115,10 @@ fn binaries() -> Option<PathBuf> {
 
 /// Starts a cluster on a thread that lives as long as the process: the server is started with
 /// a parent-death signal, so it shuts down when this process ends, however it ends.
-fn start_cluster(bin: PathBuf, tls: Option<(String, String)>) -> String {
+fn start_cluster(bin: PathBuf, guard: Option<Guard>) -> String {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let url = run_cluster(&bin, tls.as_ref());
+        let url = run_cluster(&bin, guard.as_ref());
         tx.send(url).expect("the test waits for its cluster");
         loop {
             std::thread::park();
@@ -122,7 +127,7 @@ fn start_cluster(bin: PathBuf, tls: Option<(String, String)>) -> String {
     rx.recv().expect("the cluster thread answers")
 }
 
-fn run_cluster(bin: &Path, tls: Option<&(String, String)>) -> String {
+fn run_cluster(bin: &Path, guard: Option<&Guard>) -> String {
     remove_stale_clusters();
     static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -140,22 +145,38 @@ fn run_cluster(bin: &Path, tls: Option<&(String, String)>) -> String {
             cmd.uid(65534).gid(65534);
         }
     };
+    let private = |name: &str, text: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        if unprivileged {
+            std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+        }
+        path
+    };
     let data = dir.join("data");
     let mut initdb = Command::new(bin.join("initdb"));
     initdb
         .args(["-D"])
         .arg(&data)
-        .args([
-            "-U",
-            "tw",
-            "--auth=trust",
-            "-E",
-            "UTF8",
-            "--locale=C",
-            "--no-sync",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        .args(["-U", "tw", "-E", "UTF8", "--locale=C", "--no-sync"]);
+    match guard {
+        None => {
+            initdb.arg("--auth=trust");
+        }
+        Some(g) => {
+            let pwfile = private("password", &g.password);
+            initdb
+                .args([
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    "--pwfile",
+                ])
+                .arg(pwfile);
+        }
+    }
+    initdb.stdout(Stdio::null()).stderr(Stdio::piped());
     as_user(&mut initdb);
     let out = initdb.output().expect("run initdb");
     assert!(
@@ -171,22 +192,12 @@ fn run_cluster(bin: &Path, tls: Option<&(String, String)>) -> String {
         "max_connections=300".into(),
         "logging_collector=off".into(),
     ];
-    if let Some((cert, key)) = tls {
-        use std::os::unix::fs::PermissionsExt;
-        for (name, text) in [("server.crt", cert), ("server.key", key)] {
-            let path = dir.join(name);
-            std::fs::write(&path, text).unwrap();
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-            if unprivileged {
-                std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
-            }
-        }
+    if let Some(g) = guard {
+        let cert = private("server.crt", &g.cert_pem);
+        let key = private("server.key", &g.key_pem);
         settings.push("ssl=on".into());
-        settings.push(format!(
-            "ssl_cert_file={}",
-            dir.join("server.crt").display()
-        ));
-        settings.push(format!("ssl_key_file={}", dir.join("server.key").display()));
+        settings.push(format!("ssl_cert_file={}", cert.display()));
+        settings.push(format!("ssl_key_file={}", key.display()));
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -226,7 +237,10 @@ fn run_cluster(bin: &Path, tls: Option<&(String, String)>) -> String {
     // Keep reading what the server says, so it never blocks on a full pipe.
     std::thread::spawn(move || lines.for_each(drop));
     std::mem::forget(child);
-    format!("postgres://tw@127.0.0.1:{port}/postgres")
+    match guard {
+        None => format!("postgres://tw@127.0.0.1:{port}/postgres"),
+        Some(g) => format!("postgres://tw:{}@127.0.0.1:{port}/postgres", g.password),
+    }
 }
 
 /// Folders of clusters whose test process has ended.

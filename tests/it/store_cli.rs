@@ -184,14 +184,20 @@ fn test_pki() -> (String, String, String) {
 }
 
 /// `sslmode=require` encrypts and checks the server's certificate: a server whose CA is in
-/// `ca_file` is used; without that CA the certificate is refused, and nothing is stored.
+/// `ca_file` is used; without that CA the certificate is refused. The password comes from
+/// `password_file` or `password_env`; a wrong one is refused, and no password is ever shown.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_postgres_store_over_tls_checks_the_servers_certificate() {
+async fn a_postgres_store_over_tls_checks_the_certificate_and_takes_its_password_from_a_file() {
+    const PASSWORD: &str = "correct-horse-battery-staple";
     let (ca, cert, key) = test_pki();
-    let Some(server) = crate::pg_cluster::tls_cluster(&cert, &key) else {
+    let Some(server) = crate::pg_cluster::guarded_cluster(crate::pg_cluster::Guard {
+        cert_pem: cert,
+        key_pem: key,
+        password: PASSWORD.into(),
+    }) else {
         return;
     };
-    let db = crate::pg_cluster::database_on(&server);
+    let db = crate::pg_cluster::database_on(&server).replacen(&format!("tw:{PASSWORD}@"), "tw@", 1);
     let (sim, op) = support::sim(Edition::Core).await;
     let dir = tempfile::tempdir().unwrap();
     let tw = Backend::Postgres(format!("{db}?sslmode=require")).configure(Tw::new(
@@ -200,19 +206,59 @@ async fn a_postgres_store_over_tls_checks_the_servers_certificate() {
         &op,
     ));
     let config = std::fs::read_to_string(&tw.config).unwrap();
-
-    let r = tw.run(&["store", "migrate"], "").await;
-    assert_eq!(r.code, 3, "{}", r.stderr);
-    assert!(r.stderr.contains("certificate"), "{}", r.stderr);
-
+    let with = |store: &str| {
+        std::fs::write(
+            &tw.config,
+            config.replace("[store]\n", &format!("[store]\n{store}\n")),
+        )
+        .unwrap();
+    };
     std::fs::write(dir.path().join("db-ca.pem"), &ca).unwrap();
-    std::fs::write(
-        &tw.config,
-        config.replace("[store]\n", "[store]\nca_file = \"db-ca.pem\"\n"),
-    )
-    .unwrap();
-    let r = tw.run(&["store", "migrate"], "").await;
+    std::fs::write(dir.path().join("pg.password"), format!("{PASSWORD}\n")).unwrap();
+    std::fs::write(dir.path().join("wrong.password"), "guess\n").unwrap();
+    let migrate = |tw: Tw| async move {
+        let r = tw.run(&["store", "migrate"], "").await;
+        assert!(
+            !r.stderr.contains(PASSWORD) && !r.stdout.contains(PASSWORD),
+            "{}",
+            r.stderr
+        );
+        r
+    };
+
+    with("password_file = \"pg.password\"");
+    let r = migrate(tw.clone()).await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("certificate"),
+        "without the CA: {}",
+        r.stderr
+    );
+
+    with("ca_file = \"db-ca.pem\"\npassword_file = \"wrong.password\"");
+    let r = migrate(tw.clone()).await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("password authentication failed"),
+        "{}",
+        r.stderr
+    );
+
+    with("ca_file = \"db-ca.pem\"\npassword_file = \"pg.password\"");
+    let r = migrate(tw.clone()).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     let r = tw.run(&["tokens", "list"], "").await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    with("ca_file = \"db-ca.pem\"\npassword_env = \"TW_PG_PASSWORD\"");
+    let r = migrate(tw.clone()).await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("TW_PG_PASSWORD (store.password_env) is not set"),
+        "{}",
+        r.stderr
+    );
+    let r = migrate(tw.clone().env("TW_PG_PASSWORD", PASSWORD)).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
