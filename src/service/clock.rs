@@ -6,6 +6,8 @@ use chrono::{DateTime, Utc};
 #[derive(Debug, Clone)]
 pub enum Clock {
     System,
+    /// The wall clock of a host whose clock is off by this much (tests of clock drift).
+    Drifting(chrono::Duration),
     /// `start` plus the tokio time elapsed since `base`: follows `tokio::time::pause`/`advance`.
     Tokio {
         start: DateTime<Utc>,
@@ -22,9 +24,15 @@ impl Clock {
         }
     }
 
+    /// Whether this is a host's wall clock (which drifts from other hosts'), not a test's.
+    pub fn is_wall(&self) -> bool {
+        matches!(self, Self::System | Self::Drifting(_))
+    }
+
     pub fn now(&self) -> DateTime<Utc> {
         match self {
             Self::System => Utc::now(),
+            Self::Drifting(by) => Utc::now() + *by,
             Self::Tokio { start, base } => crate::tokens::later(*start, base.elapsed()),
         }
     }

@@ -6,8 +6,11 @@ use std::time::Duration;
 use ed25519_dalek::{Signer, SigningKey};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use tokenwarden::actor::Actor;
+use tokenwarden::gate::GateMode;
+use tokenwarden::service::{Clock, GateRequest, TokenService};
 use tokenwarden::sim::StallAfterApply;
-use tokenwarden::tokens::Edition;
+use tokenwarden::tokens::{Edition, TokenName};
 
 use crate::backends::Backend;
 use crate::discord_fake::{DM_BASE, FakeDiscord};
@@ -503,4 +506,61 @@ async fn discord_approvals_on_alternating_replicas_run_once_and_survivors_settle
         "applied once, never sent again"
     );
     fake.assert_all_accepted();
+}
+
+/// On a shared store the gate's deadlines follow the database's clock, not a host's: a replica
+/// whose clock runs an hour ahead neither gives a request an hour more nor expires the others'
+/// requests an hour early. On SQLite (one host) the host's clock is the clock.
+#[tokio::test(flavor = "multi_thread")]
+async fn gate_deadlines_on_a_shared_store_follow_the_databases_clock_not_a_drifting_host() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let (sim, op) = support::sim(Edition::Core).await;
+    sim.control.create_admin("victim", None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let replica = |clock: Clock| {
+        let client: std::sync::Arc<dyn tokenwarden::tokens::TokenBackend> =
+            std::sync::Arc::new(support::client(&sim, Some(&op)));
+        TokenService::new(
+            vec![(support::instance("local", None, &[], false), client)],
+            None,
+            backend.store(dir.path()),
+            clock,
+            Duration::from_secs(300),
+        )
+    };
+    let ahead = replica(Clock::Drifting(chrono::Duration::hours(1)));
+    let on_time = replica(Clock::System);
+    let gate = GateRequest {
+        mode: GateMode::Approvals {
+            required: 1,
+            allow_self: false,
+            approve_from: None,
+        },
+        ttl: Some(Duration::from_secs(300)),
+        reason: None,
+    };
+    let name = TokenName::parse("victim").unwrap();
+    let asked = on_time
+        .request_delete(&Actor::discord(1, "ann"), None, &name, gate.clone())
+        .await
+        .unwrap();
+    assert!(
+        ahead.expire_due().await.unwrap().is_empty(),
+        "the replica an hour ahead expires nothing early"
+    );
+    let mine = ahead
+        .request_delete(&Actor::discord(2, "bob"), None, &name, gate)
+        .await
+        .unwrap();
+    let left = mine.pending.expires_at - chrono::Utc::now();
+    assert!(
+        left <= chrono::Duration::seconds(300) && left > chrono::Duration::seconds(240),
+        "five minutes by the database's clock, not an hour and five: {left}"
+    );
+    assert_eq!(
+        ahead.pending(&asked.pending.id).await.unwrap().state,
+        tokenwarden::gate::PendingState::Open
+    );
 }
