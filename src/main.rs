@@ -422,6 +422,7 @@ fn store_command(config: &Config, command: StoreCommand) -> anyhow::Result<()> {
                 known(s.unsent_notices)
             );
             println!("MCP HTTP sessions kept: {}", known(s.mcp_sessions));
+            println!("reveal links waiting (sealed): {}", known(s.reveal_links));
             match s.leases.as_deref() {
                 None => println!("leases: unknown (older schema)"),
                 Some([]) => println!("leases: none held"),

@@ -32,6 +32,8 @@ pub struct StoreStatus {
     pub unsent_notices: Option<u64>,
     /// MCP HTTP sessions kept for processes to take over.
     pub mcp_sessions: Option<u64>,
+    /// Reveal links (and private-page secrets) waiting to be opened, sealed.
+    pub reveal_links: Option<u64>,
     /// Work one process at a time does (`discord.gateway`: the gateway connection), and who
     /// holds it; `None` where the store's schema has no leases yet.
     pub leases: Option<Vec<LeaseStatus>>,
@@ -80,6 +82,7 @@ pub fn inspect(location: &Location) -> Result<StoreStatus, StoreError> {
         "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL",
     )?;
     let mcp_sessions = count("mcp_sessions", "SELECT COUNT(*) FROM mcp_sessions")?;
+    let reveal_links = count("reveal_links", "SELECT COUNT(*) FROM reveal_links")?;
     let (path, url) = match location {
         Location::File(path) => (Some(path.clone()), None),
         Location::Postgres(target) => (None, Some(target.url.clone())),
@@ -93,6 +96,7 @@ pub fn inspect(location: &Location) -> Result<StoreStatus, StoreError> {
         unsettled_operations,
         unsent_notices,
         mcp_sessions,
+        reveal_links,
         leases: leases(conn)?,
     })
 }

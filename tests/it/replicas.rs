@@ -293,6 +293,12 @@ async fn reveal_links_open_on_any_replica_once_and_outlive_their_maker() {
     for row in stored_links(&db_url) {
         assert_no_token("a stored reveal link", &row);
     }
+    let r = tw.run(&["store", "check"], "").await;
+    assert!(
+        r.stdout.contains("reveal links waiting (sealed): 2"),
+        "{}",
+        r.stdout
+    );
     a.kill9();
     a.wait_exit(Duration::from_secs(30)).await;
     // Any command settles what a dead process left, but a link that can still be opened waits.

@@ -62,8 +62,8 @@ async fn store_check_and_migrate() {
     assert_eq!(v["schema_version"], v["supported_version"], "{v}");
     let current = v["schema_version"].as_i64().unwrap();
     assert_eq!(
-        (&v["mcp_sessions"], &v["leases"]),
-        (&json!(0), &json!([])),
+        (&v["mcp_sessions"], &v["reveal_links"], &v["leases"]),
+        (&json!(0), &json!(0), &json!([])),
         "{v}"
     );
 
