@@ -224,9 +224,10 @@ impl TokenService {
         self.clock.now()
     }
 
-    /// The time the gate's deadlines are set and checked by: on a store replicas share
-    /// (PostgreSQL), the database's clock, since hosts' clocks drift; this host's otherwise.
-    async fn gate_now(&self) -> chrono::DateTime<chrono::Utc> {
+    /// The time deadlines that replicas share (the gate's, remembered interactions) are set and
+    /// checked by: on a store replicas share (PostgreSQL), the database's clock, since hosts'
+    /// clocks drift; this host's otherwise.
+    async fn shared_now(&self) -> chrono::DateTime<chrono::Utc> {
         if self.store.dialect() == crate::store::Dialect::Postgres && self.clock.is_wall() {
             let store = self.store.clone();
             match blocking(move || store.now()).await {

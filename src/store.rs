@@ -42,6 +42,7 @@ pub use owner::Owner;
 pub use pg::{Password, PgTarget};
 pub use prune::{KEEP_FINISHED, Pruned};
 pub use sessions::{KEEP_SESSION, StoredSession};
+pub use signins::SignIn;
 pub use sql::Dialect;
 pub use status::{LeaseStatus, StoreStatus, inspect, migrate};
 

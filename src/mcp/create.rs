@@ -163,13 +163,22 @@ impl McpServer {
         name: &str,
     ) -> Result<CallToolResponse, ErrorData> {
         let why = "the user declined to open its one-time reveal link";
-        self.core
+        let withdrawn = self
+            .core
             .reveal
             .withdraw_for(actor, instance, name, why)
             .await;
-        Ok(tool_error(format!(
-            "The user declined to open the link to the secret, so token `{name}` was deleted again; nobody holds it."
-        )))
+        Ok(tool_error(if withdrawn {
+            format!(
+                "The user declined to open the link to the secret, so token `{name}` was deleted again; nobody holds it."
+            )
+        } else {
+            format!(
+                "The user declined to open the link to the secret, but that link was no longer waiting: it was \
+                 opened, or it lapsed and token `{name}` was deleted. Nothing more was done; list_tokens shows \
+                 whether the token exists."
+            )
+        }))
     }
 
     async fn finish_reveal(

@@ -162,7 +162,8 @@ impl RevealHub {
         let id = hex::encode(bytes);
         debug_assert!(well_formed(&id));
         let served = self.mounted.load(Ordering::Relaxed);
-        self.service
+        let expires_at = self
+            .service
             .park_link(&id, &held, secret, self.ttl, served)
             .await
             .map_err(std::io::Error::other)?;
@@ -180,7 +181,7 @@ impl RevealHub {
         Ok(RevealLink {
             url: format!("{base}/reveal/{id}"),
             id,
-            expires_at: crate::tokens::later(self.service.now(), self.ttl),
+            expires_at,
         })
     }
 
@@ -212,7 +213,8 @@ impl RevealHub {
         }
     }
 
-    /// Withdraws the unopened link of `token_name` requested by `requester`, if there is one.
+    /// Withdraws the unopened link of `token_name` requested by `requester`, if there is one,
+    /// whichever replica made it.
     pub async fn withdraw_for(
         &self,
         requester: &Actor,
@@ -220,16 +222,26 @@ impl RevealHub {
         token_name: &str,
         why: &str,
     ) -> bool {
-        let id = lock(&self.slots).iter().find_map(|(id, slot)| {
+        let mine = lock(&self.slots).iter().find_map(|(id, slot)| {
             let h = &slot.held;
             (h.requester.same_as(requester)
                 && h.instance == instance
                 && h.token_name.as_str() == token_name)
                 .then(|| id.clone())
         });
-        match id {
-            Some(id) => self.withdraw(&id, why).await,
-            None => false,
+        if let Some(id) = mine {
+            return self.withdraw(&id, why).await;
+        }
+        match self
+            .service
+            .withdraw_link_of(requester, instance, token_name, why)
+            .await
+        {
+            Ok(withdrawn) => withdrawn,
+            Err(e) => {
+                tracing::error!(error = %e, "could not withdraw a declined reveal link");
+                false
+            }
         }
     }
 
@@ -339,10 +351,11 @@ async fn reveal(State(hub): State<Arc<RevealHub>>, Path(id): Path<String>) -> Re
     if hub.state(&id).await.is_none() {
         return page::unknown();
     }
-    hub.forget(&id);
     let Some(w) = hub.take(LinkPick::Open(link_hash(&id))).await else {
         return page::gone();
     };
+    // Taken: its maker's timer (if this is the maker) has nothing left to withdraw.
+    hub.forget(&id);
     show(&hub, w).await
 }
 

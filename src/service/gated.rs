@@ -322,7 +322,7 @@ impl TokenService {
         token: Option<Token>,
     ) -> Result<PendingRequest, ServiceError> {
         let ttl = gate.ttl.unwrap_or(self.confirm_ttl);
-        let now = self.gate_now().await;
+        let now = self.shared_now().await;
         let mut pending = Pending::new(op, self.identify(actor), gate.mode, ttl, now);
         pending.reason = gate.reason;
         let (store, stored) = (self.store.clone(), pending.clone());
@@ -361,7 +361,7 @@ impl TokenService {
         proof: &str,
     ) -> Result<Executed, ServiceError> {
         let actor = &self.identify(actor);
-        let now = self.gate_now().await;
+        let now = self.shared_now().await;
         let (who, op2, proof) = (actor.clone(), op.clone(), proof.to_owned());
         let (pending, entry) = self
             .release(actor, id, move |p| {
@@ -378,7 +378,7 @@ impl TokenService {
         id: &PendingId,
     ) -> Result<ApprovalResult, ServiceError> {
         let actor = &self.identify(actor);
-        let (who, now) = (actor.clone(), self.gate_now().await);
+        let (who, now) = (actor.clone(), self.shared_now().await);
         let ((progress, pending), entry) = self
             .release(actor, id, move |p| {
                 p.approve(&who, now).map(|progress| (progress, p.clone()))
@@ -407,7 +407,7 @@ impl TokenService {
         reason: Option<String>,
     ) -> Result<Pending<Operation>, ServiceError> {
         let actor = &self.identify(actor);
-        let (who, now, why) = (actor.clone(), self.gate_now().await, reason.clone());
+        let (who, now, why) = (actor.clone(), self.shared_now().await, reason.clone());
         let (pending, _) = self
             .release(actor, id, move |p| {
                 p.reject(&who, why, now).map(|()| p.clone())
@@ -428,7 +428,7 @@ impl TokenService {
         step: impl FnOnce(&mut Pending<Operation>) -> Result<T, GateError> + Send + 'static,
     ) -> Result<(T, Option<JournalEntry>), ServiceError> {
         let (store, id2) = (self.store.clone(), id.clone());
-        let (actor2, now) = (actor.clone(), self.gate_now().await);
+        let (actor2, now) = (actor.clone(), self.shared_now().await);
         let people = Arc::clone(&self.people);
         let released = blocking(move || {
             store.update_pending_journaled(&id2, |p: &mut Pending<Operation>| {

@@ -4,9 +4,12 @@
 use super::{ServiceError, TokenService, blocking};
 
 impl TokenService {
-    /// True the first time `id` is seen (within the store's memory of 15 minutes), false after.
+    /// True the first time `id` is seen (within the store's memory of 15 minutes, by the
+    /// database's clock on a shared store: a replica whose clock runs ahead must not forget
+    /// ids the others saw), false after.
     pub async fn first_sighting(&self, id: &str) -> Result<bool, ServiceError> {
-        let (store, id, now) = (self.store.clone(), id.to_owned(), self.now());
+        let now = self.shared_now().await;
+        let (store, id) = (self.store.clone(), id.to_owned());
         blocking(move || store.first_sighting(&id, now)).await
     }
 }

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::{ServiceError, Ticket, TokenService, blocking};
 use crate::actor::Actor;
-use crate::store::{ParkedLink, Pick, Taken};
+use crate::store::{ParkedLink, Pick, SignIn, Taken};
 use crate::tokens::{RawToken, TokenName};
 
 /// The key reveal links are sealed with.
@@ -151,7 +151,8 @@ impl TokenService {
     }
 
     /// Parks `secret` behind link `id` for `ttl`; `served` when the link's URL reaches any
-    /// replica (a shared server), not this process's own listener.
+    /// replica (a shared server), not this process's own listener. Returns when the link lapses
+    /// by the store's clock: the deadline its token is settled by.
     pub async fn park_link(
         &self,
         id: &str,
@@ -159,7 +160,7 @@ impl TokenService {
         secret: &RawToken,
         ttl: Duration,
         served: bool,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<chrono::DateTime<chrono::Utc>, ServiceError> {
         let id_hash = link_hash(id);
         let link = ParkedLink {
             sealed: self.link_key.seal(&id_hash, secret),
@@ -172,7 +173,9 @@ impl TokenService {
         };
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
         let store = self.store.clone();
-        blocking(move || store.link_park(&link, ttl_ms)).await
+        let expires = blocking(move || store.link_park(&link, ttl_ms)).await?;
+        chrono::DateTime::from_timestamp_millis(expires)
+            .ok_or_else(|| ServiceError::Internal(format!("a link lapsing at {expires} ms")))
     }
 
     /// Whether link `id` waits; `None` for one this store never had.
@@ -232,6 +235,39 @@ impl TokenService {
     }
 }
 
+impl TokenService {
+    /// Withdraws the waiting link of token `token_name` on `instance` that `requester` asked
+    /// for, whichever process made it (the requester declined it, perhaps through another
+    /// replica): true if there was one and this call took it.
+    pub async fn withdraw_link_of(
+        &self,
+        requester: &Actor,
+        instance: &str,
+        token_name: &str,
+        why: &str,
+    ) -> Result<bool, ServiceError> {
+        let store = self.store.clone();
+        let links = blocking(move || store.link_list()).await?;
+        let theirs = links.into_iter().find(|link| {
+            held_of(link).is_ok_and(|h| {
+                h.requester.same_as(requester)
+                    && h.instance == instance
+                    && h.token_name.as_str() == token_name
+            })
+        });
+        let Some(link) = theirs else {
+            return Ok(false);
+        };
+        let Some((held, _secret)) = self.take_link(LinkPick::Withdraw(link.id_hash)).await? else {
+            return Ok(false);
+        };
+        if let Err(e) = self.withdraw_undelivered(&held.ticket, why).await {
+            tracing::error!(error = %e, token = %held.token_name, "could not withdraw an undelivered token; recovery will");
+        }
+        Ok(true)
+    }
+}
+
 /// Wrong passphrases on the private reveal page after which a person's waiting secrets are
 /// withdrawn and their sign-in locked: whoever is guessing gets nothing, and the person asks
 /// again.
@@ -246,36 +282,59 @@ fn lockout_ms() -> i64 {
 
 impl TokenService {
     /// Counts a sign-in attempt of `person` before their passphrase is checked, on every
-    /// replica at once; `Some(left)` when their sign-in is locked (the attempt is refused).
+    /// replica at once; `Some(left)` when their sign-in is locked (the attempt is refused). The
+    /// attempt that locks it, whichever it is, withdraws every secret waiting for them.
     pub async fn signin_begin(&self, person: &str) -> Result<Option<Duration>, ServiceError> {
-        let (store, person) = (self.store.clone(), person.to_owned());
-        let locked =
-            blocking(move || store.signin_begin(&person, MAX_PASSPHRASE_FAILURES, lockout_ms()))
+        let (store, who) = (self.store.clone(), person.to_owned());
+        let answer =
+            blocking(move || store.signin_begin(&who, MAX_PASSPHRASE_FAILURES, lockout_ms()))
                 .await?;
-        Ok(locked.map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))))
+        match answer {
+            SignIn::Try => Ok(None),
+            SignIn::Locked { left_ms, now } => {
+                if now {
+                    self.locked_out(person).await;
+                }
+                Ok(Some(Duration::from_millis(
+                    u64::try_from(left_ms).unwrap_or(0),
+                )))
+            }
+        }
     }
 
-    /// A wrong passphrase of `person`; at the limit their sign-in is locked and every secret
-    /// waiting for them is withdrawn (true).
+    /// A wrong passphrase of `person`; true when it locks their sign-in (every secret waiting
+    /// for them is then withdrawn).
     pub async fn signin_failed(&self, person: &str) -> Result<bool, ServiceError> {
         let (store, who) = (self.store.clone(), person.to_owned());
         let locked =
             blocking(move || store.signin_failed(&who, MAX_PASSPHRASE_FAILURES, lockout_ms()))
                 .await?;
         if locked {
-            let why = format!(
-                "{MAX_PASSPHRASE_FAILURES} wrong passphrases were typed on the private reveal page"
-            );
-            while let Some((held, _secret)) = self
-                .take_link(LinkPick::OldestFor(person.to_owned()))
-                .await?
-            {
-                if let Err(e) = self.withdraw_undelivered(&held.ticket, &why).await {
-                    tracing::error!(error = %e, token = %held.token_name, "could not withdraw an undelivered token; recovery will");
+            self.locked_out(person).await;
+        }
+        Ok(locked)
+    }
+
+    /// Withdraws every secret waiting for `person`, whose sign-in was just locked: whoever is
+    /// guessing gets nothing, and the person asks again. One that cannot be taken now (sealed
+    /// with another key, or the store failing) is withdrawn when its link lapses.
+    async fn locked_out(&self, person: &str) {
+        let why = format!(
+            "{MAX_PASSPHRASE_FAILURES} wrong passphrases were typed on the private reveal page"
+        );
+        loop {
+            match self.take_link(LinkPick::OldestFor(person.to_owned())).await {
+                Ok(Some((held, _secret))) => {
+                    if let Err(e) = self.withdraw_undelivered(&held.ticket, &why).await {
+                        tracing::error!(error = %e, token = %held.token_name, "could not withdraw an undelivered token; recovery will");
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    return tracing::error!(error = %e, "could not withdraw a locked-out person's secrets; their links lapse");
                 }
             }
         }
-        Ok(locked)
     }
 
     /// `person` signed in: their count starts over.

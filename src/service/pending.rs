@@ -64,7 +64,7 @@ impl TokenService {
 
     /// Marks every open action past its expiry as expired; returns those it changed.
     pub async fn expire_due(&self) -> Result<Vec<Pending<Operation>>, ServiceError> {
-        let now = self.gate_now().await;
+        let now = self.shared_now().await;
         let mut expired = Vec::new();
         for p in self
             .open_pending()

@@ -254,7 +254,7 @@ impl TokenService {
                 target,
                 super::Removal::Deleted,
             )),
-            Some(true) if self.gate_now().await < pending.expires_at => {
+            Some(true) if self.shared_now().await < pending.expires_at => {
                 match self.remove_if_still(inst, target).await {
                     Ok(removal) => {
                         Ran::settled(deletion_result(&inst.settings.name, target, removal))
@@ -278,7 +278,7 @@ impl TokenService {
         pending: &Pending<Operation>,
         rest: &[&TokenRef],
     ) -> Ran {
-        let valid = self.gate_now().await < pending.expires_at;
+        let valid = self.shared_now().await < pending.expires_at;
         let (mut deleted, mut skipped, mut failed) = (Vec::new(), Vec::new(), Vec::new());
         for target in rest {
             let name = target.name.to_string();

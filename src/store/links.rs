@@ -85,10 +85,12 @@ pub(super) fn shared_live(conn: &mut dyn Conn, now: i64) -> Result<Vec<String>, 
 }
 
 impl Store {
-    /// Keeps `link` until `ttl_ms` from now by the database's clock.
-    pub fn link_park(&self, link: &ParkedLink, ttl_ms: i64) -> Result<(), StoreError> {
+    /// Keeps `link` until `ttl_ms` from now by the database's clock; that time, in Unix
+    /// milliseconds (its token's deadline is this, whatever a host's clock says).
+    pub fn link_park(&self, link: &ParkedLink, ttl_ms: i64) -> Result<i64, StoreError> {
         self.write(|c| {
             let now = c.now_ms()?;
+            let expires = now.saturating_add(ttl_ms);
             c.execute(
                 "INSERT INTO reveal_links (id_hash, journal_id, for_person, shared, key_id, sealed, held, made_ms, expires_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -101,11 +103,22 @@ impl Store {
                     &link.sealed,
                     &link.held,
                     now,
-                    now.saturating_add(ttl_ms),
+                    expires,
                 ],
-            )
-        })?;
-        Ok(())
+            )?;
+            Ok(expires)
+        })
+    }
+
+    /// Every link waiting (or lapsed, not yet forgotten).
+    pub fn link_list(&self) -> Result<Vec<ParkedLink>, StoreError> {
+        self.read(|c| {
+            let sql = format!("SELECT {COLUMNS} FROM reveal_links ORDER BY made_ms");
+            c.query(&sql, &[])?
+                .iter()
+                .map(|r| parked(r).map(|(link, _)| link))
+                .collect()
+        })
     }
 
     /// Link `id_hash` as stored, and whether it is still live; `None` once taken or forgotten.
@@ -134,12 +147,14 @@ impl Store {
                     let sql = format!("SELECT {COLUMNS} FROM reveal_links WHERE id_hash = ?1");
                     (c.query_opt(&sql, args![id_hash])?, even_lapsed)
                 }
+                // A link sealed with another key is left to lapse: it must not hide the rest.
                 Pick::OldestFor(person) => {
                     let sql = format!(
-                        "SELECT {COLUMNS} FROM reveal_links WHERE for_person = ?1 AND expires_ms > ?2
+                        "SELECT {COLUMNS} FROM reveal_links
+                         WHERE for_person = ?1 AND expires_ms > ?2 AND key_id = ?3
                          ORDER BY made_ms, id_hash LIMIT 1"
                     );
-                    (c.query_opt(&sql, args![person, now])?, false)
+                    (c.query_opt(&sql, args![person, now, key_id])?, false)
                 }
             };
             let Some(row) = row else {
@@ -160,7 +175,11 @@ impl Store {
                 "UPDATE journal SET owner = ?2, lease_until = ?3 WHERE id = ?1 AND settled = 0",
                 args![&link.journal, &me, now + lease],
             )?;
-            Ok(if held == 1 { Taken::Link(link) } else { Taken::Gone })
+            Ok(if held == 1 {
+                Taken::Link(link)
+            } else {
+                Taken::Gone
+            })
         })
     }
 }

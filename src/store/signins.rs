@@ -5,16 +5,26 @@
 use super::sql::args;
 use super::{Store, StoreError};
 
+/// Whether a person may try a passphrase now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignIn {
+    /// Counted; check it.
+    Try,
+    /// Locked for this many more milliseconds; `now` when this very attempt set the lock (then
+    /// whoever asked withdraws the person's waiting secrets: exactly one caller sees it).
+    Locked { left_ms: i64, now: bool },
+}
+
 impl Store {
     /// Counts an attempt of `person` before their passphrase is checked (so concurrent guesses
-    /// count too). `Some(ms)`: their sign-in is locked for that much longer, and this attempt
-    /// is refused uncounted; `max` attempts without a success lock it for `lockout_ms`.
+    /// count too); an attempt past `max` without a success locks their sign-in for
+    /// `lockout_ms`, and is refused.
     pub fn signin_begin(
         &self,
         person: &str,
         max: u32,
         lockout_ms: i64,
-    ) -> Result<Option<i64>, StoreError> {
+    ) -> Result<SignIn, StoreError> {
         self.write(|c| {
             let now = c.now_ms()?;
             let row = c.query_opt(
@@ -26,7 +36,12 @@ impl Store {
                 None => (0, None),
             };
             match locked {
-                Some(until) if until > now => return Ok(Some(until - now)),
+                Some(until) if until > now => {
+                    return Ok(SignIn::Locked {
+                        left_ms: until - now,
+                        now: false,
+                    });
+                }
                 Some(_) => (tried, locked) = (0, None),
                 None => {}
             }
@@ -36,14 +51,17 @@ impl Store {
                     "UPDATE signin_attempts SET locked_until_ms = ?2 WHERE person = ?1",
                     args![person, until],
                 )?;
-                return Ok(Some(lockout_ms));
+                return Ok(SignIn::Locked {
+                    left_ms: lockout_ms,
+                    now: true,
+                });
             }
             c.execute(
                 "INSERT INTO signin_attempts (person, tried, locked_until_ms) VALUES (?1, ?2, ?3)
                  ON CONFLICT (person) DO UPDATE SET tried = excluded.tried, locked_until_ms = excluded.locked_until_ms",
                 args![person, tried + 1, locked],
             )?;
-            Ok(None)
+            Ok(SignIn::Try)
         })
     }
 
@@ -80,30 +98,61 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use super::SignIn;
+
     crate::store::testing::contract! {
         fn wrong_passphrases_lock_a_person_on_every_process_until_the_lockout_ends(db) {
             let (a, b) = (db.open(), db.open());
             for store in [&a, &b, &a] {
-                assert_eq!(store.signin_begin("ann", 3, 60_000).unwrap(), None);
+                assert_eq!(store.signin_begin("ann", 3, 60_000).unwrap(), SignIn::Try);
             }
             assert!(!a.signin_failed("ann", 4, 60_000).unwrap(), "not at the limit");
             assert!(b.signin_failed("ann", 3, 60_000).unwrap(), "the third wrong one locks");
             assert!(!a.signin_failed("ann", 3, 60_000).unwrap(), "locked once");
-            let left = a.signin_begin("ann", 3, 60_000).unwrap().unwrap();
-            assert!(left > 0 && left <= 60_000, "{left}");
-            assert!(b.signin_begin("ann", 3, 60_000).unwrap().is_some(), "on every process");
-            assert_eq!(a.signin_begin("bob", 3, 60_000).unwrap(), None, "per person");
+            let SignIn::Locked { left_ms, now: false } = a.signin_begin("ann", 3, 60_000).unwrap()
+            else {
+                panic!("locked, and not by this attempt");
+            };
+            assert!(left_ms > 0 && left_ms <= 60_000, "{left_ms}");
+            assert!(matches!(
+                b.signin_begin("ann", 3, 60_000).unwrap(),
+                SignIn::Locked { now: false, .. }
+            ), "on every process");
+            assert_eq!(a.signin_begin("bob", 3, 60_000).unwrap(), SignIn::Try, "per person");
+        }
 
-            a.signin_succeeded("bob").unwrap();
-            assert_eq!(a.signin_begin("bob", 1, 0).unwrap(), None);
+        fn an_attempt_past_the_limit_before_the_failures_land_locks_once_and_says_so(db) {
+            // Four guesses at once: the fourth is counted before any of the first three failed.
+            let store = db.open();
+            for _ in 0..3 {
+                assert_eq!(store.signin_begin("ann", 3, 60_000).unwrap(), SignIn::Try);
+            }
             assert_eq!(
-                a.signin_begin("bob", 1, 0).unwrap(),
-                Some(0),
+                store.signin_begin("ann", 3, 60_000).unwrap(),
+                SignIn::Locked { left_ms: 60_000, now: true },
+                "this attempt locks: its caller withdraws"
+            );
+            for _ in 0..3 {
+                assert!(
+                    !store.signin_failed("ann", 3, 60_000).unwrap(),
+                    "the late failures find it locked already"
+                );
+            }
+        }
+
+        fn a_success_starts_the_count_over_and_a_lapsed_lockout_ends(db) {
+            let store = db.open();
+            assert_eq!(store.signin_begin("bob", 1, 0).unwrap(), SignIn::Try);
+            store.signin_succeeded("bob").unwrap();
+            assert_eq!(store.signin_begin("bob", 1, 0).unwrap(), SignIn::Try);
+            assert_eq!(
+                store.signin_begin("bob", 1, 0).unwrap(),
+                SignIn::Locked { left_ms: 0, now: true },
                 "at the limit, even a lockout of 0 refuses this attempt"
             );
             assert_eq!(
-                a.signin_begin("bob", 1, 0).unwrap(),
-                None,
+                store.signin_begin("bob", 1, 0).unwrap(),
+                SignIn::Try,
                 "and then it is over: counting starts again"
             );
         }

@@ -570,3 +570,101 @@ async fn gate_deadlines_on_a_shared_store_follow_the_databases_clock_not_a_drift
         tokenwarden::gate::PendingState::Open
     );
 }
+
+/// A delivery port that parks the secret behind a link in the store, as the MCP server does.
+struct Parker(std::sync::Arc<TokenService>);
+
+#[async_trait::async_trait]
+impl tokenwarden::service::SecretDelivery for Parker {
+    async fn deliver(
+        &self,
+        token: &tokenwarden::tokens::Token,
+        secret: &tokenwarden::tokens::RawToken,
+        ticket: &tokenwarden::service::Ticket,
+    ) -> Result<tokenwarden::service::DeliveryReceipt, tokenwarden::service::DeliveryFailure> {
+        let held = tokenwarden::service::LinkHeld {
+            token_name: TokenName::parse(&token.name).unwrap(),
+            token_id: token.id,
+            instance: "local".into(),
+            requester: Actor::discord(1, "ann"),
+            ticket: ticket.clone(),
+            for_person: None,
+        };
+        let id = format!("{:048x}", token.id);
+        let until = self
+            .0
+            .park_link(&id, &held, secret, Duration::from_secs(600), true)
+            .await
+            .map_err(|e| tokenwarden::service::DeliveryFailure(e.to_string()))?;
+        Ok(tokenwarden::service::DeliveryReceipt {
+            text: "a one-time link".into(),
+            waiting_until: Some(until),
+        })
+    }
+}
+
+/// A person who declines a link through another replica than the one that made it (a session
+/// moves between replicas) gets the token withdrawn there, once; until then no replica's
+/// recovery touches the live link, even when its maker's clock is hours off.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_link_declined_through_another_replica_is_withdrawn_there() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let (sim, op) = support::sim(Edition::Core).await;
+    let dir = tempfile::tempdir().unwrap();
+    let replica = |clock: Clock| {
+        let client: std::sync::Arc<dyn tokenwarden::tokens::TokenBackend> =
+            std::sync::Arc::new(support::client(&sim, Some(&op)));
+        let key = dir.path().join("link.key");
+        std::fs::write(&key, crate::backends::LINK_KEY).unwrap();
+        std::sync::Arc::new(
+            TokenService::new(
+                vec![(support::instance("local", None, &[], false), client)],
+                None,
+                backend.store(dir.path()),
+                clock,
+                Duration::from_secs(300),
+            )
+            .with_link_key(tokenwarden::service::LinkKey::from_file(&key).unwrap()),
+        )
+    };
+    // The maker's clock runs two hours behind: its link's deadline is the database's all the same.
+    let a = replica(Clock::Drifting(-chrono::Duration::hours(2)));
+    let b = replica(Clock::System);
+    let ann = Actor::discord(1, "ann");
+    let new = tokenwarden::tokens::NewToken {
+        name: TokenName::parse_new("declined").unwrap(),
+        spec: tokenwarden::tokens::TokenSpec::Admin,
+        expiry: tokenwarden::tokens::Expiry::Never,
+    };
+    a.create(&ann, None, new, &Parker(std::sync::Arc::clone(&a)))
+        .await
+        .unwrap();
+    assert!(sim.control.token_id("declined").is_some());
+    b.recover().await;
+    assert!(
+        sim.control.token_id("declined").is_some(),
+        "another replica's recovery leaves a live link alone"
+    );
+    let why = "the user declined to open its one-time reveal link";
+    let someone_else = Actor::discord(2, "bob");
+    assert!(
+        !b.withdraw_link_of(&someone_else, "local", "declined", why)
+            .await
+            .unwrap(),
+        "only the requester's own decline counts"
+    );
+    assert!(
+        b.withdraw_link_of(&ann, "local", "declined", why)
+            .await
+            .unwrap()
+    );
+    assert!(sim.control.token_id("declined").is_none(), "withdrawn by B");
+    assert!(
+        !a.withdraw_link_of(&ann, "local", "declined", why)
+            .await
+            .unwrap(),
+        "once"
+    );
+}
