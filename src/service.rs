@@ -227,6 +227,16 @@ impl TokenService {
     /// The time deadlines that replicas share (the gate's, remembered interactions) are set and
     /// checked by: on a store replicas share (PostgreSQL), the database's clock, since hosts'
     /// clocks drift; this host's otherwise.
+    /// Where a store transaction reads the shared time, for deadlines checked when the action
+    /// is had (see [`TokenService::shared_now`]).
+    fn shared_clock(&self) -> crate::store::Now {
+        if self.store.dialect() == crate::store::Dialect::Postgres && self.clock.is_wall() {
+            crate::store::Now::Database
+        } else {
+            crate::store::Now::Given(self.now())
+        }
+    }
+
     async fn shared_now(&self) -> chrono::DateTime<chrono::Utc> {
         if self.store.dialect() == crate::store::Dialect::Postgres && self.clock.is_wall() {
             let store = self.store.clone();

@@ -39,6 +39,7 @@ pub use links::{ParkedLink, Pick, Taken};
 pub use listings::{KEEP_LISTING, Listing};
 pub use outbox::{Notice, OutboxItem};
 pub use owner::Owner;
+pub use pending::Now;
 pub use pg::{Password, PgTarget};
 pub use prune::{KEEP_FINISHED, Pruned};
 pub use sessions::{KEEP_SESSION, StoredSession};

@@ -361,10 +361,9 @@ impl TokenService {
         proof: &str,
     ) -> Result<Executed, ServiceError> {
         let actor = &self.identify(actor);
-        let now = self.shared_now().await;
         let (who, op2, proof) = (actor.clone(), op.clone(), proof.to_owned());
         let (pending, entry) = self
-            .release(actor, id, move |p| {
+            .release(actor, id, move |p, now| {
                 p.confirm(&who, &op2, &proof, now).map(|()| p.clone())
             })
             .await?;
@@ -378,9 +377,9 @@ impl TokenService {
         id: &PendingId,
     ) -> Result<ApprovalResult, ServiceError> {
         let actor = &self.identify(actor);
-        let (who, now) = (actor.clone(), self.shared_now().await);
+        let who = actor.clone();
         let ((progress, pending), entry) = self
-            .release(actor, id, move |p| {
+            .release(actor, id, move |p, now| {
                 p.approve(&who, now).map(|progress| (progress, p.clone()))
             })
             .await?;
@@ -407,9 +406,9 @@ impl TokenService {
         reason: Option<String>,
     ) -> Result<Pending<Operation>, ServiceError> {
         let actor = &self.identify(actor);
-        let (who, now, why) = (actor.clone(), self.shared_now().await, reason.clone());
+        let (who, why) = (actor.clone(), reason.clone());
         let (pending, _) = self
-            .release(actor, id, move |p| {
+            .release(actor, id, move |p, now| {
                 p.reject(&who, why, now).map(|()| p.clone())
             })
             .await?;
@@ -420,18 +419,24 @@ impl TokenService {
 
     /// Applies a gate transition to pending action `id` in one store transaction. When it
     /// releases the operation (state `Executing`), the operation's intent is journaled in the
-    /// same transaction. A refusal is audited and returned.
+    /// same transaction. `step` is told the time, read once the action is had (a deadline is
+    /// not met by waiting for another process's write). A refusal is audited and returned.
     async fn release<T: Send + 'static>(
         &self,
         actor: &Actor,
         id: &PendingId,
-        step: impl FnOnce(&mut Pending<Operation>) -> Result<T, GateError> + Send + 'static,
+        step: impl FnOnce(
+            &mut Pending<Operation>,
+            chrono::DateTime<chrono::Utc>,
+        ) -> Result<T, GateError>
+        + Send
+        + 'static,
     ) -> Result<(T, Option<JournalEntry>), ServiceError> {
         let (store, id2) = (self.store.clone(), id.clone());
-        let (actor2, now) = (actor.clone(), self.shared_now().await);
+        let (actor2, clock) = (actor.clone(), self.shared_clock());
         let people = Arc::clone(&self.people);
         let released = blocking(move || {
-            store.update_pending_journaled(&id2, |p: &mut Pending<Operation>| {
+            store.update_pending_at(&id2, clock, |p: &mut Pending<Operation>, now| {
                 // A requester recorded as a person whom this configuration does not know: its
                 // approvers could not be told apart from them (a config without `[[people]]`
                 // must not make a person's own approval count).
@@ -454,7 +459,7 @@ impl TokenService {
                     a.by = people.identify(&a.by);
                 }
                 let was_open = p.state == PendingState::Open;
-                let out = step(p);
+                let out = step(p, now);
                 let entry = (out.is_ok() && was_open && p.state == PendingState::Executing)
                     .then(|| p.action.intent())
                     .flatten()

@@ -72,10 +72,10 @@ impl TokenService {
             .into_iter()
             .filter(|p| p.expires_at <= now)
         {
-            let (store, id) = (self.store.clone(), p.id.clone());
+            let (store, id, clock) = (self.store.clone(), p.id.clone(), self.shared_clock());
             let changed = blocking(move || {
-                store.update_pending(&id, |q: &mut Pending<Operation>| {
-                    q.expire_if_due(now).then(|| q.clone())
+                store.update_pending_at(&id, clock, |q: &mut Pending<Operation>, now| {
+                    (q.expire_if_due(now).then(|| q.clone()), None)
                 })
             })
             .await?;

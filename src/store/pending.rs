@@ -1,6 +1,7 @@
 //! Pending actions of the gate as stored rows, the adapters' references to them (a Discord card),
 //! and the notice every close leaves in the outbox, written in the same transaction.
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -56,15 +57,32 @@ impl Store {
     where
         A: Serialize + DeserializeOwned,
     {
+        self.write(|c| apply(c, id, &self.owner, f))
+    }
+
+    /// As [`Store::update_pending_journaled`], with `f` told the time by `now`, read inside the
+    /// transaction: a deadline is checked when the action is had, not before waiting for it.
+    pub fn update_pending_at<A, T>(
+        &self,
+        id: &PendingId,
+        now: Now,
+        f: impl FnOnce(&mut Pending<A>, DateTime<Utc>) -> (T, Option<JournalEntry>),
+    ) -> Result<T, StoreError>
+    where
+        A: Serialize + DeserializeOwned,
+    {
         self.write(|c| {
-            let mut pending: Pending<A> = load(c, id)?;
-            let was_closed = is_closed(&pending.state);
-            let (out, entry) = f(&mut pending);
-            save(c, &pending, was_closed)?;
-            if let Some(entry) = entry {
-                journal::insert(c, &entry, &self.owner)?;
-            }
-            Ok(out)
+            let now = match now {
+                Now::Given(t) => t,
+                Now::Database => {
+                    let ms = c.now_ms()?;
+                    DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Corrupt {
+                        id: "clock".into(),
+                        detail: format!("the database's time {ms} ms is out of range"),
+                    })?
+                }
+            };
+            apply(c, id, &self.owner, |p| f(p, now))
         })
     }
 
@@ -143,6 +161,36 @@ impl Store {
             .map(|r| from_body(&r.get::<String>(0)?, &r.get::<String>(1)?))
             .collect()
     }
+}
+
+/// Where a transaction's "now" comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Now {
+    /// The database's clock (replicas' hosts' clocks drift).
+    Database,
+    /// This time (a host's clock, or a test's).
+    Given(DateTime<Utc>),
+}
+
+/// Applies `f` to pending action `id` inside the caller's transaction and writes it back, with
+/// the journal entry `f` returns.
+fn apply<A, T>(
+    c: &mut dyn Conn,
+    id: &PendingId,
+    owner: &super::Owner,
+    f: impl FnOnce(&mut Pending<A>) -> (T, Option<JournalEntry>),
+) -> Result<T, StoreError>
+where
+    A: Serialize + DeserializeOwned,
+{
+    let mut pending: Pending<A> = load(c, id)?;
+    let was_closed = is_closed(&pending.state);
+    let (out, entry) = f(&mut pending);
+    save(c, &pending, was_closed)?;
+    if let Some(entry) = entry {
+        journal::insert(c, &entry, owner)?;
+    }
+    Ok(out)
 }
 
 /// Writes `p` back; if this write closes it, its one notice goes into the outbox with it.

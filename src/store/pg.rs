@@ -207,6 +207,7 @@ impl PgConn {
                         statements: HashMap::new(),
                         in_tx: false,
                         broken_tx: false,
+                        lost: false,
                     }
                     .serve(&inbox);
                 }
@@ -278,6 +279,8 @@ struct Worker {
     statements: HashMap<String, Statement>,
     in_tx: bool,
     broken_tx: bool,
+    /// The server ended the connection, though the client may not have seen it close yet.
+    lost: bool,
 }
 
 impl Worker {
@@ -291,18 +294,33 @@ impl Worker {
     fn run(&mut self, kind: Kind) -> Result<Answer, StoreError> {
         let retry =
             (matches!(kind, Kind::Begin(_) | Kind::Query(..)) && !self.in_tx).then(|| kind.clone());
-        match (self.attempt(kind), retry) {
-            (Err(StoreError::Postgres(e)), Some(kind)) if self.client.is_closed() => {
-                tracing::warn!(error = %describe(&e), "the store's PostgreSQL connection was lost; connecting again");
-                self.attempt(kind)
+        let answer = self.attempt(kind);
+        if let Err(StoreError::Postgres(e)) = &answer
+            && self.gone(e)
+        {
+            // Its next use connects again (or, inside a transaction, fails until rolled back).
+            self.lost = true;
+            if let Some(kind) = retry {
+                tracing::warn!(error = %describe(e), "the store's PostgreSQL connection was lost; connecting again");
+                return self.attempt(kind);
             }
-            (answer, _) => answer,
         }
+        answer
+    }
+
+    /// Whether `e` says the connection is gone: closed, or ended by the server (an
+    /// administrator, a shutdown, a crash), whose goodbye may arrive before the socket closes.
+    fn gone(&self, e: &postgres::Error) -> bool {
+        self.client.is_closed()
+            || e.is_closed()
+            || e.code()
+                .is_some_and(|c| matches!(c.code(), "57P01" | "57P02" | "57P03"))
     }
 
     fn attempt(&mut self, kind: Kind) -> Result<Answer, StoreError> {
+        let lost = self.lost || self.client.is_closed();
         if let Kind::Rollback = kind
-            && (self.broken_tx || self.client.is_closed())
+            && (self.broken_tx || lost)
         {
             // The server rolled the transaction back when the connection went.
             self.broken_tx = false;
@@ -310,15 +328,16 @@ impl Worker {
             return Ok(Answer::Done);
         }
         if self.broken_tx {
-            return Err(lost());
+            return Err(lost_in_tx());
         }
-        if self.client.is_closed() {
+        if lost {
             if self.in_tx {
                 self.broken_tx = true;
-                return Err(lost());
+                return Err(lost_in_tx());
             }
             self.client = self.target.connect()?;
             self.statements.clear();
+            self.lost = false;
         }
         match kind {
             Kind::Execute(sql, args) => {
@@ -366,8 +385,18 @@ impl Worker {
             }
             Kind::Commit => {
                 self.in_tx = false;
-                self.client.batch_execute("COMMIT")?;
-                Ok(Answer::Done)
+                match self.client.batch_execute("COMMIT") {
+                    Ok(()) => Ok(Answer::Done),
+                    // The server may have committed before the connection went.
+                    Err(e) if self.gone(&e) => {
+                        self.lost = true;
+                        Err(StoreError::Gone(format!(
+                            "the connection was lost while committing ({}); whether the change was written is unknown",
+                            describe(&e)
+                        )))
+                    }
+                    Err(e) => Err(e.into()),
+                }
             }
             Kind::Rollback => {
                 self.in_tx = false;
@@ -387,7 +416,7 @@ impl Worker {
     }
 }
 
-fn lost() -> StoreError {
+fn lost_in_tx() -> StoreError {
     StoreError::Gone(
         "the connection was lost in the middle of a transaction; none of it was written".into(),
     )
