@@ -668,3 +668,82 @@ async fn a_link_declined_through_another_replica_is_withdrawn_there() {
         "once"
     );
 }
+
+/// An approval that waits for the store's write lock (another replica writing) while its
+/// request's deadline passes is refused: the deadline is checked once the action is had, by the
+/// database's clock, not when the approval arrived.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approval_that_waited_past_the_deadline_for_the_write_lock_is_refused() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let Backend::Postgres(url) = backend.clone() else {
+        unreachable!()
+    };
+    let (sim, op) = support::sim(Edition::Core).await;
+    sim.control.create_admin("victim", None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let client: std::sync::Arc<dyn tokenwarden::tokens::TokenBackend> =
+        std::sync::Arc::new(support::client(&sim, Some(&op)));
+    let svc = std::sync::Arc::new(TokenService::new(
+        vec![(support::instance("local", None, &[], false), client)],
+        None,
+        backend.store(dir.path()),
+        Clock::System,
+        Duration::from_secs(300),
+    ));
+    let gate = GateRequest {
+        mode: GateMode::Approvals {
+            required: 1,
+            allow_self: false,
+            approve_from: None,
+        },
+        ttl: Some(Duration::from_secs(1)),
+        reason: None,
+    };
+    let asked = svc
+        .request_delete(
+            &Actor::discord(1, "ann"),
+            None,
+            &TokenName::parse("victim").unwrap(),
+            gate,
+        )
+        .await
+        .unwrap();
+    let deadline = asked.pending.expires_at.to_rfc3339();
+
+    // Another replica holds the write lock until the database's clock passes the deadline.
+    let (locked_tx, locked) = std::sync::mpsc::channel();
+    let (release_tx, release) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let mut tx = db.transaction().unwrap();
+        tx.execute("SELECT pg_advisory_xact_lock(8390042714203709810)", &[])
+            .unwrap();
+        locked_tx.send(()).unwrap();
+        release.recv().unwrap();
+        tx.execute(
+            "SELECT pg_sleep(GREATEST(0, EXTRACT(EPOCH FROM CAST($1::text AS timestamptz) - clock_timestamp())) + 0.05)",
+            &[&deadline],
+        )
+        .unwrap();
+        tx.commit().unwrap();
+    });
+    locked.recv().unwrap();
+    let approving = {
+        let svc = std::sync::Arc::clone(&svc);
+        let id = asked.pending.id.clone();
+        tokio::spawn(async move { svc.approve(&Actor::discord(2, "bob"), &id).await })
+    };
+    release_tx.send(()).unwrap();
+    tokio::task::spawn_blocking(move || holder.join().unwrap())
+        .await
+        .unwrap();
+    let approved = approving.await.unwrap();
+    let err = approved.expect_err("refused").to_string();
+    assert!(err.contains("expired"), "{err}");
+    assert!(
+        sim.control.token_id("victim").is_some(),
+        "nothing was deleted"
+    );
+}
