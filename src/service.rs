@@ -238,16 +238,16 @@ impl TokenService {
     }
 
     async fn shared_now(&self) -> chrono::DateTime<chrono::Utc> {
-        if self.store.dialect() == crate::store::Dialect::Postgres && self.clock.is_wall() {
-            let store = self.store.clone();
-            match blocking(move || store.now()).await {
-                Ok(now) => return now,
-                Err(e) => {
-                    tracing::warn!(error = %e, "the store's clock cannot be read; using this host's")
-                }
+        match self.shared_clock() {
+            crate::store::Now::Given(now) => now,
+            crate::store::Now::Database => {
+                let store = self.store.clone();
+                blocking(move || store.now()).await.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "the store's clock cannot be read; using this host's");
+                    self.now()
+                })
             }
         }
-        self.now()
     }
 
     pub fn store(&self) -> &Store {

@@ -237,11 +237,7 @@ impl Store {
 
     /// The database's clock.
     pub fn now(&self) -> Result<DateTime<Utc>, StoreError> {
-        let ms = self.read(|c| c.now_ms())?;
-        DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Corrupt {
-            id: "clock".into(),
-            detail: format!("the database's time {ms} ms is out of range"),
-        })
+        self.read(|c| c.now())
     }
 
     /// Which database this store is kept in.

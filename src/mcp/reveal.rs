@@ -185,14 +185,6 @@ impl RevealHub {
         })
     }
 
-    /// Whether link `id` still waits to be opened.
-    pub async fn is_waiting(&self, id: &str) -> bool {
-        matches!(
-            self.service.link_state(id).await,
-            Ok(Some(LinkState::Waiting(_)))
-        )
-    }
-
     /// Withdraws an unopened link now (the user declined): the token is deleted again.
     pub async fn withdraw(&self, id: &str, why: &str) -> bool {
         self.forget(id);
@@ -222,15 +214,14 @@ impl RevealHub {
         token_name: &str,
         why: &str,
     ) -> bool {
+        // A link made here: its timer has nothing left to do.
         let mine = lock(&self.slots).iter().find_map(|(id, slot)| {
-            let h = &slot.held;
-            (h.requester.same_as(requester)
-                && h.instance == instance
-                && h.token_name.as_str() == token_name)
+            slot.held
+                .is_of(requester, instance, token_name)
                 .then(|| id.clone())
         });
         if let Some(id) = mine {
-            return self.withdraw(&id, why).await;
+            self.forget(&id);
         }
         match self
             .service

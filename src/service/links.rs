@@ -125,6 +125,15 @@ pub struct LinkHeld {
     pub for_person: Option<String>,
 }
 
+impl LinkHeld {
+    /// Whether this is the link of token `token_name` on `instance` that `requester` asked for.
+    pub fn is_of(&self, requester: &Actor, instance: &str, token_name: &str) -> bool {
+        self.requester.same_as(requester)
+            && self.instance == instance
+            && self.token_name.as_str() == token_name
+    }
+}
+
 /// A link as a page sees it before it is opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkState {
@@ -173,9 +182,7 @@ impl TokenService {
         };
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
         let store = self.store.clone();
-        let expires = blocking(move || store.link_park(&link, ttl_ms)).await?;
-        chrono::DateTime::from_timestamp_millis(expires)
-            .ok_or_else(|| ServiceError::Internal(format!("a link lapsing at {expires} ms")))
+        blocking(move || store.link_park(&link, ttl_ms)).await
     }
 
     /// Whether link `id` waits; `None` for one this store never had.
@@ -248,13 +255,9 @@ impl TokenService {
     ) -> Result<bool, ServiceError> {
         let store = self.store.clone();
         let links = blocking(move || store.link_list()).await?;
-        let theirs = links.into_iter().find(|link| {
-            held_of(link).is_ok_and(|h| {
-                h.requester.same_as(requester)
-                    && h.instance == instance
-                    && h.token_name.as_str() == token_name
-            })
-        });
+        let theirs = links
+            .into_iter()
+            .find(|link| held_of(link).is_ok_and(|h| h.is_of(requester, instance, token_name)));
         let Some(link) = theirs else {
             return Ok(false);
         };

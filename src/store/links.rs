@@ -85,9 +85,13 @@ pub(super) fn shared_live(conn: &mut dyn Conn, now: i64) -> Result<Vec<String>, 
 }
 
 impl Store {
-    /// Keeps `link` until `ttl_ms` from now by the database's clock; that time, in Unix
-    /// milliseconds (its token's deadline is this, whatever a host's clock says).
-    pub fn link_park(&self, link: &ParkedLink, ttl_ms: i64) -> Result<i64, StoreError> {
+    /// Keeps `link` until `ttl_ms` from now by the database's clock; that time (its token's
+    /// deadline is this, whatever a host's clock says).
+    pub fn link_park(
+        &self,
+        link: &ParkedLink,
+        ttl_ms: i64,
+    ) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
         self.write(|c| {
             let now = c.now_ms()?;
             let expires = now.saturating_add(ttl_ms);
@@ -106,7 +110,7 @@ impl Store {
                     expires,
                 ],
             )?;
-            Ok(expires)
+            super::sql::time_of(expires)
         })
     }
 

@@ -74,13 +74,7 @@ impl Store {
         self.write(|c| {
             let now = match now {
                 Now::Given(t) => t,
-                Now::Database => {
-                    let ms = c.now_ms()?;
-                    DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Corrupt {
-                        id: "clock".into(),
-                        detail: format!("the database's time {ms} ms is out of range"),
-                    })?
-                }
+                Now::Database => c.now()?,
             };
             apply(c, id, &self.owner, |p| f(p, now))
         })

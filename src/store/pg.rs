@@ -239,14 +239,14 @@ impl Conn for PgConn {
     }
 
     fn execute(&mut self, sql: &str, args: &[Value]) -> Result<usize, StoreError> {
-        match self.ask(Kind::Execute(numbered(sql), args.to_vec()))? {
+        match self.ask(Kind::Execute(sql.to_owned(), args.to_vec()))? {
             Answer::Changed(n) => Ok(n),
             _ => Ok(0),
         }
     }
 
     fn query(&mut self, sql: &str, args: &[Value]) -> Result<Vec<Row>, StoreError> {
-        match self.ask(Kind::Query(numbered(sql), args.to_vec()))? {
+        match self.ask(Kind::Query(sql.to_owned(), args.to_vec()))? {
             Answer::Rows(rows) => Ok(rows),
             _ => Ok(Vec::new()),
         }
@@ -406,11 +406,12 @@ impl Worker {
         }
     }
 
+    /// Statement `sql` (`?N` placeholders), prepared once per connection.
     fn prepared(&mut self, sql: &str) -> Result<Statement, StoreError> {
         if let Some(stmt) = self.statements.get(sql) {
             return Ok(stmt.clone());
         }
-        let stmt = self.client.prepare(sql)?;
+        let stmt = self.client.prepare(&numbered(sql))?;
         self.statements.insert(sql.to_owned(), stmt.clone());
         Ok(stmt)
     }

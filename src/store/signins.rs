@@ -31,7 +31,7 @@ impl Store {
                 "SELECT tried, locked_until_ms FROM signin_attempts WHERE person = ?1",
                 args![person],
             )?;
-            let (mut tried, mut locked): (i64, Option<i64>) = match &row {
+            let (mut tried, locked): (i64, Option<i64>) = match &row {
                 Some(r) => (r.get(0)?, r.get(1)?),
                 None => (0, None),
             };
@@ -42,7 +42,8 @@ impl Store {
                         now: false,
                     });
                 }
-                Some(_) => (tried, locked) = (0, None),
+                // A lockout that ended: counting starts again.
+                Some(_) => tried = 0,
                 None => {}
             }
             if tried >= i64::from(max) {
@@ -57,9 +58,9 @@ impl Store {
                 });
             }
             c.execute(
-                "INSERT INTO signin_attempts (person, tried, locked_until_ms) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (person) DO UPDATE SET tried = excluded.tried, locked_until_ms = excluded.locked_until_ms",
-                args![person, tried + 1, locked],
+                "INSERT INTO signin_attempts (person, tried, locked_until_ms) VALUES (?1, ?2, NULL)
+                 ON CONFLICT (person) DO UPDATE SET tried = excluded.tried, locked_until_ms = NULL",
+                args![person, tried + 1],
             )?;
             Ok(SignIn::Try)
         })

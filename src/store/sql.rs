@@ -2,6 +2,8 @@
 //! placeholders, take [`Value`]s and give back [`Row`]s of them; [`Dialect`] holds the few
 //! expressions the two databases spell differently.
 
+use chrono::{DateTime, Utc};
+
 use super::StoreError;
 
 /// Which database a connection talks to.
@@ -192,6 +194,19 @@ impl dyn Conn + '_ {
         let sql = self.dialect().now_ms();
         self.scalar(sql, &[])
     }
+
+    /// The database's clock.
+    pub(super) fn now(&mut self) -> Result<DateTime<Utc>, StoreError> {
+        time_of(self.now_ms()?)
+    }
+}
+
+/// A time the database gave in Unix milliseconds.
+pub(super) fn time_of(ms: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Corrupt {
+        id: "clock".into(),
+        detail: format!("the database's time {ms} ms is out of range"),
+    })
 }
 
 /// A write transaction: committed by [`Tx::commit`], rolled back if dropped before (an error or
