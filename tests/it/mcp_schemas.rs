@@ -100,3 +100,32 @@ fn every_schema_is_plain_draft_2020_12_with_the_bounds_the_server_enforces() {
         "{status}"
     );
 }
+
+/// A listed token is described, not typed: the Python SDK would visit a subschema for each of a
+/// page's tokens on every call. So the description must name every field a token carries, the
+/// same fields a single token's schema types (`create_admin_token`'s `token`).
+#[test]
+fn a_listed_token_is_described_with_every_field_a_token_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = every_tool_config(dir.path());
+    let python = python();
+    let r = run(python.to_str().unwrap(), "check_schemas.py", &cfg);
+    let s = &r["schemas"];
+    let tokens = &s["list_tokens"]["output"]["properties"]["tokens"];
+    assert_eq!(tokens["type"], "array", "{tokens}");
+    assert!(
+        tokens.get("items").is_none(),
+        "no per-item subschema: {tokens}"
+    );
+    let described = tokens["description"].as_str().unwrap_or_default();
+    let typed = s["create_admin_token"]["output"]["properties"]["token"]["properties"]
+        .as_object()
+        .expect("a single token is typed field by field");
+    assert!(typed.len() >= 8, "{typed:?}");
+    for field in typed.keys() {
+        assert!(
+            described.contains(&format!("`{field}`")),
+            "the list's description leaves out `{field}`: {described}"
+        );
+    }
+}
