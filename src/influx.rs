@@ -165,10 +165,20 @@ impl InfluxClient {
     /// A read: retried twice with backoff on transient failures, and once more after a 401 if
     /// the credential's file holds a new token.
     async fn read(&self, build: impl Fn() -> RequestBuilder) -> Result<Answer, BackendError> {
+        self.again_after_401(|| self.read_once(&build)).await
+    }
+
+    /// Makes `attempt`, and once more if InfluxDB answered 401 and the credential's source now
+    /// holds another token (a 401 means InfluxDB did nothing, so even a mutation may be sent
+    /// again).
+    async fn again_after_401<F: Future<Output = Result<Answer, BackendError>>>(
+        &self,
+        attempt: impl Fn() -> F,
+    ) -> Result<Answer, BackendError> {
         let sent = self.sent_with();
-        let a = self.read_once(&build).await?;
+        let a = attempt().await?;
         if a.status == StatusCode::UNAUTHORIZED && self.reloaded(sent.as_ref()).await {
-            return self.read_once(&build).await;
+            return attempt().await;
         }
         Ok(a)
     }
@@ -205,12 +215,8 @@ impl InfluxClient {
         build: impl Fn() -> RequestBuilder,
         operation: &'static str,
     ) -> Result<Answer, BackendError> {
-        let sent = self.sent_with();
-        let a = self.mutate_once(build(), operation).await?;
-        if a.status == StatusCode::UNAUTHORIZED && self.reloaded(sent.as_ref()).await {
-            return self.mutate_once(build(), operation).await;
-        }
-        Ok(a)
+        self.again_after_401(|| self.mutate_once(build(), operation))
+            .await
     }
 
     async fn mutate_once(
