@@ -19,7 +19,7 @@ use axum::middleware;
 use axum::response::Response;
 use axum::routing::get;
 use rand::Rng;
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, watch};
 use tokio::task::AbortHandle;
 
 use host::{loopback_hosts, only};
@@ -65,6 +65,10 @@ pub struct RevealHub {
     listen: String,
     /// For stdio: that listener's limits.
     limits: HttpLimits,
+    /// How many unopened links this hub has withdrawn on their lapse or by [`RevealHub::withdraw`]
+    /// (the token deleted, or left to recovery when that failed), so a caller can wait for one
+    /// without polling.
+    settled: watch::Sender<u64>,
 }
 
 /// A link just made.
@@ -94,7 +98,17 @@ impl RevealHub {
             mounted: AtomicBool::new(false),
             listen,
             limits,
+            settled: watch::Sender::new(0),
         })
+    }
+
+    /// Waits until this hub has withdrawn `n` unopened links in all (see `settled`); false if
+    /// `within` passes first.
+    pub async fn settled(&self, n: u64, within: Duration) -> bool {
+        let mut count = self.settled.subscribe();
+        tokio::time::timeout(within, count.wait_for(|c| *c >= n))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Serve links from an existing server reachable at `base_url` (mount [`RevealHub::router`] there).
@@ -203,6 +217,7 @@ impl RevealHub {
         if let Err(e) = self.service.withdraw_undelivered(&w.held.ticket, why).await {
             tracing::error!(error = %e, token = %w.held.token_name, "could not withdraw an undelivered token; recovery will");
         }
+        self.settled.send_modify(|c| *c += 1);
     }
 
     /// Withdraws the unopened link of `token_name` requested by `requester`, if there is one,

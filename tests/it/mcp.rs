@@ -302,7 +302,10 @@ async fn an_unopened_reveal_link_withdraws_its_token() {
     let c = connect(&core, TestClient::plain(), Era::Legacy).await;
     let v = ok(&call(&c, "create_admin_token", json!({"name": "forgotten"})).await);
     assert!(has(&s, "forgotten"));
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert!(
+        core.reveal().settled(1, Duration::from_secs(10)).await,
+        "the lapsed link was never settled"
+    );
     assert!(!has(&s, "forgotten"), "withdrawn after the link expired");
     let url = v["secret_handoff"]["reveal_url"].as_str().unwrap();
     assert_eq!(
@@ -413,7 +416,10 @@ async fn an_expiring_link_never_deletes_a_token_that_took_its_name() {
             .unwrap();
     }
     s.control.create_admin("reused", None).unwrap();
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(
+        core.reveal().settled(2, Duration::from_secs(10)).await,
+        "the lapsed links were never settled"
+    );
     assert!(has(&s, "reused"), "the new token named `reused` survives");
     let audit = core.service().audit_log(2).await.unwrap();
     let details: Vec<&str> = audit
