@@ -44,22 +44,31 @@ fn collect(stderr: impl Read + Send + 'static) -> JoinHandle<String> {
     })
 }
 
-/// Waits for the child to exit (bounded by [`EXIT_DEADLINE`]) and says how long it took.
+/// Waits for the child to exit (bounded by [`EXIT_DEADLINE`]) and says how long it took. A
+/// thread blocks in `waitid` with `WNOWAIT`, which wakes at the exit without collecting it, so
+/// `child` still reaps its own status.
 fn wait_exit(child: &mut Child, since: Instant, what: &str) -> ExitStatus {
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            eprintln!(
-                "mcp_shutdown: {what} -> exit in {:?} ({status})",
-                since.elapsed()
-            );
-            return status;
-        }
-        if since.elapsed() > EXIT_DEADLINE {
-            let _ = child.kill();
-            panic!("the MCP server did not exit within {EXIT_DEADLINE:?} after {what}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    let pid = child.id();
+    let (exited, exit) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // SAFETY: `info` is a zeroed `siginfo_t` that `waitid` fills in; nothing else is touched.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let r = unsafe { libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOWAIT) };
+        let _ = exited.send(r);
+    });
+    if exit
+        .recv_timeout(EXIT_DEADLINE.saturating_sub(since.elapsed()))
+        .is_err()
+    {
+        let _ = child.kill();
+        panic!("the MCP server did not exit within {EXIT_DEADLINE:?} after {what}");
     }
+    let status = child.wait().unwrap();
+    eprintln!(
+        "mcp_shutdown: {what} -> exit in {:?} ({status})",
+        since.elapsed()
+    );
+    status
 }
 
 /// Asserts that `name` no longer exists and that the audit log records its withdrawal.
