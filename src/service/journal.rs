@@ -125,13 +125,23 @@ impl TokenService {
         let store = self.store.clone();
         match blocking(move || store.prune_finished(before)).await {
             Ok(p) if p == crate::store::Pruned::default() => {}
-            Ok(p) => tracing::info!(
-                operations = p.operations,
-                notices = p.notices,
-                actions = p.actions,
-                "forgot finished work older than {} days",
-                KEEP_FINISHED.num_days()
-            ),
+            Ok(p) => {
+                if p.unsent_notices > 0 {
+                    tracing::warn!(
+                        notices = p.unsent_notices,
+                        "dropped Discord notices that nobody sent within {} days (no Discord bot \
+                         runs on this store)",
+                        KEEP_FINISHED.num_days()
+                    );
+                }
+                tracing::info!(
+                    operations = p.operations,
+                    notices = p.notices,
+                    actions = p.actions,
+                    "forgot finished work older than {} days",
+                    KEEP_FINISHED.num_days()
+                )
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "could not prune finished work; trying again later")
             }

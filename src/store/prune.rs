@@ -1,6 +1,8 @@
 //! Forgetting finished work: settled journal entries, notices already posted, and closed
-//! pending actions, once they are older than a cutoff. Nothing unfinished is ever pruned, and
-//! the audit log is never touched (it is append-only).
+//! pending actions, once they are older than a cutoff. The one unfinished thing pruned is a
+//! Discord notice nobody sent in all that time (no bot runs on this store): kept, it would also
+//! keep its action, and the store would grow with every action closed. The audit log is never
+//! touched (it is append-only).
 
 use super::sql::args;
 use chrono::{DateTime, Utc};
@@ -17,6 +19,8 @@ pub const KEEP_FINISHED: chrono::Duration = chrono::Duration::days(30);
 pub struct Pruned {
     pub operations: usize,
     pub notices: usize,
+    /// Notices nobody sent before the cutoff, dropped unsent.
+    pub unsent_notices: usize,
     pub actions: usize,
 }
 
@@ -31,6 +35,10 @@ impl Store {
             )?;
             let notices = c.execute(
                 "DELETE FROM outbox WHERE sent_at IS NOT NULL AND created_at < ?1",
+                args![&cutoff],
+            )?;
+            let unsent_notices = c.execute(
+                "DELETE FROM outbox WHERE sent_at IS NULL AND created_at < ?1",
                 args![&cutoff],
             )?;
             // A closed action whose time ran out long ago, and that no unsettled operation or
@@ -48,6 +56,7 @@ impl Store {
             Ok(Pruned {
                 operations,
                 notices,
+                unsent_notices,
                 actions,
             })
         })
@@ -84,20 +93,25 @@ mod tests {
                 )
                 .unwrap();
             }
-            for (key, sent, at) in [
-                ("n-old-sent", Some(old.as_str()), &old),
-                ("n-old-unsent", None, &old),
-                ("n-unreadable", Some("unreadable"), &old),
+            // The old unsent notice names an old rejected action, which goes with it; the
+            // recent one names an old closed action, which stays for it.
+            for (key, sent, at, pending) in [
+                ("n-old-sent", Some(old.as_str()), &old, None),
+                ("n-old-unsent", None, &old, Some("p-old-rejected")),
+                ("n-new-unsent", None, &recent, Some("p-old-noticed")),
+                ("n-unreadable", Some("unreadable"), &old, None),
             ] {
                 conn.execute(
-                    "INSERT INTO outbox (key, body, created_at, sent_at) VALUES (?1, '{}', ?3, ?2)",
-                    args![key, sent, at],
+                    "INSERT INTO outbox (key, pending_id, body, created_at, sent_at)
+                     VALUES (?1, ?4, '{}', ?3, ?2)",
+                    args![key, sent, at, pending],
                 )
                 .unwrap();
             }
             for (id, state, expires) in [
                 ("p-old-closed", "succeeded", &old),
                 ("p-old-rejected", "rejected", &old),
+                ("p-old-noticed", "failed", &old),
                 ("p-old-open", "open", &old),
                 ("p-new-closed", "succeeded", &old),
             ] {
@@ -122,6 +136,7 @@ mod tests {
             Pruned {
                 operations: 1,
                 notices: 2,
+                unsent_notices: 1,
                 actions: 2
             }
         );
@@ -130,7 +145,11 @@ mod tests {
             2,
             "running and recent entries stay"
         );
-        assert_eq!(count(&store, "outbox"), 1, "an unsent notice stays");
+        assert_eq!(
+            count(&store, "outbox"),
+            1,
+            "a recent unsent notice stays; one nobody sent in the window goes"
+        );
         let left: Vec<String> = store
             .conn()
             .query("SELECT id FROM pending ORDER BY id", &[])
@@ -140,10 +159,10 @@ mod tests {
             .collect();
         assert_eq!(
             left,
-            ["p-new-closed", "p-old-open"],
-            "an open action and one a recent entry names stay"
+            ["p-new-closed", "p-old-noticed", "p-old-open"],
+            "an open action, one a recent entry names and one a recent notice names stay"
         );
-        assert_eq!(count(&store, "pending_refs"), 2);
+        assert_eq!(count(&store, "pending_refs"), 3);
         assert_eq!(
             store
                 .prune_finished(now - chrono::Duration::days(30))
