@@ -68,6 +68,11 @@ pub enum ConfigError {
     EmptyToken { source_name: String },
     #[error("no instance named `{name}`; configured instances: {known}")]
     UnknownInstance { name: String, known: String },
+    #[error(
+        "mcp.http.clients `{first}` and `{second}` have the same token; give each client its own \
+         (the token is how tokenwarden tells which client acted)"
+    )]
+    SharedClientToken { first: String, second: String },
 }
 
 /// Which product an instance runs, or `Auto` to ask its `/ping`.
@@ -508,6 +513,34 @@ token_file = "operator.token"    # or: token_env = "INFLUXDB3_AUTH_TOKEN"
             "{MINIMAL}\n[[mcp.http.clients]]\nname = \"anonymous\"\ntoken_env = \"X\"\n"
         ));
         assert!(e.contains("the name `anonymous` is taken"), "{e}");
+    }
+
+    #[test]
+    fn each_client_has_its_own_name_and_its_own_token() {
+        let twice = err(&format!(
+            "{MINIMAL}\n[[mcp.http.clients]]\nname = \"ci\"\ntoken_env = \"A\"\n\
+             [[mcp.http.clients]]\nname = \"ci\"\ntoken_env = \"B\"\n"
+        ));
+        assert!(twice.contains("two clients are named `ci`"), "{twice}");
+        let dir = tempfile::tempdir().unwrap();
+        for (file, token) in [("a", "same-secret\n"), ("b", "same-secret"), ("c", "other")] {
+            std::fs::write(dir.path().join(file), token).unwrap();
+        }
+        let clients = |second: &str| {
+            format!(
+                "{MINIMAL}\n[[mcp.http.clients]]\nname = \"laptop\"\ntoken_file = \"a\"\n\
+                 [[mcp.http.clients]]\nname = \"ci\"\ntoken_file = \"{second}\"\n"
+            )
+        };
+        let cfg = dir.path().join("tokenwarden.toml");
+        let shared = Config::parse(&clients("b"), &cfg).unwrap().mcp.http(None);
+        let e = shared.unwrap_err().to_string();
+        assert!(
+            e.contains("`laptop` and `ci` have the same token") && !e.contains("same-secret"),
+            "{e}"
+        );
+        let own = Config::parse(&clients("c"), &cfg).unwrap().mcp.http(None);
+        assert_eq!(own.unwrap().clients.len(), 2);
     }
 
     #[test]

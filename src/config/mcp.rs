@@ -174,8 +174,16 @@ impl RawMcp {
         let http_listen = listen
             .parse()
             .map_err(|_| format!("mcp.http.listen = \"{listen}\" is not an IP:port address"))?;
-        let mut http_clients = Vec::new();
+        let mut http_clients: Vec<(String, TokenSource)> = Vec::new();
         for c in http.clients {
+            if http_clients.iter().any(|(name, _)| *name == c.name) {
+                return Err(format!(
+                    "mcp.http.clients: two clients are named `{}`; give each its own name (the \
+                     name is who the audit log says acted, and whose sessions and approvals \
+                     they are)",
+                    c.name
+                ));
+            }
             if c.name == "anonymous" {
                 return Err(
                     "mcp.http.clients: the name `anonymous` is taken by clients of a server with \
@@ -232,7 +240,18 @@ impl McpConfig {
                     token: source.resolve()?,
                 })
             })
-            .collect::<Result<Vec<_>, super::ConfigError>>()?;
+            .collect::<Result<Vec<HttpClient>, super::ConfigError>>()?;
+        for (i, a) in clients.iter().enumerate() {
+            if let Some(b) = clients[i + 1..]
+                .iter()
+                .find(|b| b.token.expose() == a.token.expose())
+            {
+                return Err(super::ConfigError::SharedClientToken {
+                    first: a.name.clone(),
+                    second: b.name.clone(),
+                });
+            }
+        }
         let allowed_hosts = self.allowed_hosts.clone().unwrap_or_else(|| {
             let mut hosts = vec![
                 "localhost".to_owned(),
