@@ -522,6 +522,15 @@ token_file = "operator.token"    # or: token_env = "INFLUXDB3_AUTH_TOKEN"
              [[mcp.http.clients]]\nname = \"ci\"\ntoken_env = \"B\"\n"
         ));
         assert!(twice.contains("two clients are named `ci`"), "{twice}");
+        for odd in ["", " ", "ci\\nroot"] {
+            let e = err(&format!(
+                "{MINIMAL}\n[[mcp.http.clients]]\nname = \"{odd}\"\ntoken_env = \"A\"\n"
+            ));
+            assert!(
+                e.contains("a name without control characters"),
+                "{odd:?}: {e}"
+            );
+        }
         let dir = tempfile::tempdir().unwrap();
         for (file, token) in [("a", "same-secret\n"), ("b", "same-secret"), ("c", "other")] {
             std::fs::write(dir.path().join(file), token).unwrap();

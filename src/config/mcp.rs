@@ -176,6 +176,11 @@ impl RawMcp {
             .map_err(|_| format!("mcp.http.listen = \"{listen}\" is not an IP:port address"))?;
         let mut http_clients: Vec<(String, TokenSource)> = Vec::new();
         for c in http.clients {
+            if c.name.trim().is_empty() || c.name.chars().any(char::is_control) {
+                return Err(
+                    "mcp.http.clients: every client needs a name without control characters".into(),
+                );
+            }
             if http_clients.iter().any(|(name, _)| *name == c.name) {
                 return Err(format!(
                     "mcp.http.clients: two clients are named `{}`; give each its own name (the \
