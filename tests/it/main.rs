@@ -1,6 +1,7 @@
 //! The integration test binary: the client, simulator, core and CLI end to end.
 
 mod backends;
+mod browser;
 mod cli;
 mod client;
 mod crash;

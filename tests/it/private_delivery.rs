@@ -8,10 +8,10 @@ use tokenwarden::actor::OsAccount;
 
 use crate::identity::{fixture, listed};
 
-const PASSPHRASE: &str = "correct horse battery";
+pub const PASSPHRASE: &str = "correct horse battery";
 
 /// A loopback port free right now.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -21,7 +21,11 @@ fn free_port() -> u16 {
 
 /// A simulator and a config with private delivery on `port` for person `ann`, who is this
 /// test's own OS account (or, with `account`, another) and has `hash` as passphrase hash.
-fn ann_private(port: u16, account: Option<&str>, hash: Option<&str>) -> crate::identity::Fixture {
+pub fn ann_private(
+    port: u16,
+    account: Option<&str>,
+    hash: Option<&str>,
+) -> crate::identity::Fixture {
     let me = OsAccount::current();
     let account = account.map_or_else(|| format!("{}@{}", me.uid, me.host), str::to_owned);
     let hash = hash.map_or_else(String::new, |h| format!("passphrase_hash = \"{h}\"\n"));
@@ -169,12 +173,52 @@ async fn the_private_page_refuses_other_sites_and_other_names_for_itself() {
     }
     assert!(listed(&f.tw, "ann-x"), "nothing above withdrew it");
 
-    // The page itself, posting to itself, works.
+    // `Origin: null` is a sandboxed frame's, or an old browser's under `no-referrer`: refused
+    // unless `Sec-Fetch-Site` says the post came from this page.
+    for site in [None, Some("cross-site"), Some("same-site")] {
+        let mut post = http.post(&page).header("origin", "null");
+        if let Some(site) = site {
+            post = post.header("sec-fetch-site", site);
+        }
+        let r = post.form(&form).send().await.unwrap();
+        assert_eq!(r.status(), 403, "Origin: null, Sec-Fetch-Site: {site:?}");
+    }
+    assert!(listed(&f.tw, "ann-x"), "nothing above withdrew it");
+
+    // The form asks browsers for a real Origin on its own post...
+    let form_page = http.get(&page).send().await.unwrap();
+    assert_eq!(form_page.headers()["referrer-policy"], "same-origin");
+    // ...and the page posting to itself works, with the headers Chromium 156 sends under the
+    // former `no-referrer` too (`Origin: null`, `Sec-Fetch-Site: same-origin`).
     let r = http
         .post(&page)
-        .header("origin", format!("http://127.0.0.1:{port}"))
+        .header("origin", "null")
         .header("sec-fetch-site", "same-origin")
+        .header("sec-fetch-mode", "navigate")
         .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("apiv3_"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_browser_without_sec_fetch_posting_the_form_to_itself_is_let_in() {
+    let port = free_port();
+    let hash = tokenwarden::people::hash_passphrase(PASSPHRASE).unwrap();
+    let f = ann_private(port, None, Some(&hash));
+    let mut server = f.tw.spawn(&["mcp"]);
+    server.mcp_initialize().await;
+    let created = server
+        .mcp_call(1, "create_admin_token", json!({"name": "ann-y"}))
+        .await;
+    assert_ne!(created["result"]["isError"], true, "{created}");
+    let page = format!("http://127.0.0.1:{port}/reveal/private");
+    let r = reqwest::Client::new()
+        .post(&page)
+        .header("origin", format!("http://127.0.0.1:{port}"))
+        .form(&[("person", "ann"), ("passphrase", PASSPHRASE)])
         .send()
         .await
         .unwrap();

@@ -1,6 +1,6 @@
 //! The reveal pages' markup and headers. A strict Content-Security-Policy lets a page run only
-//! its own static style and copy script, allowed by their hashes; nothing is cached, sent on as
-//! a referrer or framed.
+//! its own static style and copy script, allowed by their hashes; nothing is cached, sent to
+//! another site as a referrer, or framed.
 
 use std::sync::LazyLock;
 
@@ -93,8 +93,20 @@ pub(super) fn ready(token_name: &str) -> Response {
     )
 }
 
-/// The private page's sign-in form.
+/// The private page's sign-in form. Its referrer policy is `same-origin`, not `no-referrer`: under
+/// `no-referrer` a browser sends `Origin: null` with the form's own post, which the cross-site
+/// check must then refuse from a browser that sends no `Sec-Fetch-Site`. Its URL holds nothing
+/// secret, and no other origin gets a referrer either way.
 pub(super) fn sign_in() -> Response {
+    let mut page = sign_in_form();
+    page.headers_mut().insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("same-origin"),
+    );
+    page
+}
+
+fn sign_in_form() -> Response {
     html(
         StatusCode::OK,
         "Your new InfluxDB 3 token",

@@ -43,12 +43,15 @@ pub(super) async fn sign_in() -> Response {
     page::sign_in()
 }
 
-/// Whether a sign-in was posted by a page of another site (a browser says so in `Origin` and
-/// `Sec-Fetch-Site`): such a post could only guess, or lock the person out.
+/// Whether a sign-in was posted by a page of another site: such a post could only guess, or
+/// lock the person out. A browser that sends `Sec-Fetch-Site` says so there, and that is the
+/// answer: its `Origin` may be `null` for the page's own post (a page whose referrer policy is
+/// `no-referrer` makes Chromium and Firefox send that). Otherwise `Origin` must be this host;
+/// `null` then is refused (a sandboxed frame sends it too).
 fn cross_site(headers: &HeaderMap) -> bool {
     let value = |name| headers.get(name).and_then(|v| v.to_str().ok());
-    if value("sec-fetch-site").is_some_and(|v| !matches!(v, "same-origin" | "none")) {
-        return true;
+    if let Some(site) = value("sec-fetch-site") {
+        return !matches!(site, "same-origin" | "none");
     }
     match (value(header::ORIGIN.as_str()), value(header::HOST.as_str())) {
         (Some(origin), Some(host)) => {
