@@ -21,6 +21,7 @@ use axum::routing::get;
 use rand::Rng;
 use tokio::sync::{OnceCell, watch};
 use tokio::task::AbortHandle;
+use tokio_util::task::TaskTracker;
 
 use host::{loopback_hosts, only};
 
@@ -69,7 +70,15 @@ pub struct RevealHub {
     /// (the token deleted, or left to recovery when that failed), so a caller can wait for one
     /// without polling.
     settled: watch::Sender<u64>,
+    /// Pages with a secret on their way, until the journal has their outcome: a stopping
+    /// server waits for them, or a delivered secret would be withdrawn as in doubt.
+    deliveries: TaskTracker,
 }
+
+/// How long a stopping server waits for the outcome of pages already sent. MCP clients send
+/// SIGTERM 2 s after closing stdin (the Python SDK) and SIGKILL later; what is left is settled by
+/// recovery, which withdraws a token whose delivery it cannot confirm.
+const DELIVERIES_GRACE: Duration = Duration::from_secs(2);
 
 /// A link just made.
 #[derive(Debug, Clone)]
@@ -99,6 +108,7 @@ impl RevealHub {
             listen,
             limits,
             settled: watch::Sender::new(0),
+            deliveries: TaskTracker::new(),
         })
     }
 
@@ -253,7 +263,24 @@ impl RevealHub {
 
     /// The server is stopping. Links only this process serves die with it, so they are
     /// withdrawn now; shared ones stay for any replica to open, and are withdrawn at their time.
+    /// Then it waits (up to [`DELIVERIES_GRACE`]) for the pages already sent to be recorded as
+    /// delivered.
     pub async fn withdraw_all(&self, why: &str) {
+        self.withdraw_unopened(why).await;
+        self.deliveries.close();
+        if tokio::time::timeout(DELIVERIES_GRACE, self.deliveries.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                pending = self.deliveries.len(),
+                "pages with a secret were still being recorded as delivered when the server \
+                 stopped; recovery settles them (withdrawing what it cannot confirm)"
+            );
+        }
+    }
+
+    async fn withdraw_unopened(&self, why: &str) {
         let ids: Vec<String> = lock(&self.slots).keys().cloned().collect();
         if self.shared() {
             for id in &ids {
@@ -386,7 +413,7 @@ async fn show(hub: &Arc<RevealHub>, w: Box<Waiting>) -> Response {
     };
     let (sent, done) = tokio::sync::oneshot::channel();
     let service = Arc::clone(&hub.service);
-    tokio::spawn(async move {
+    hub.deliveries.spawn(async move {
         if done.await.unwrap_or(false) {
             service.secret_delivered(&w.held.ticket).await;
         } else {

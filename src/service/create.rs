@@ -240,6 +240,7 @@ impl TokenService {
 
     /// A parked secret reached its owner.
     pub async fn secret_delivered(&self, ticket: &Ticket) {
+        pause_point("create:marking-delivered").await;
         self.journal_step(&ticket.journal, |e| {
             e.stage = Stage::Done;
             e.due_at = None;

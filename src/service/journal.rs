@@ -25,12 +25,17 @@ pub const MAINTAIN_EVERY: Duration = Duration::from_secs(10);
 /// How often a server forgets finished work older than [`KEEP_FINISHED`].
 pub const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
 
-/// In debug builds, stops forever at `point` when `TOKENWARDEN_TEST_PAUSE` names it, after
-/// saying so on stderr: the crash tests kill the process there. Release builds never pause.
+/// In debug builds, stops at `point` when `TOKENWARDEN_TEST_PAUSE` names it, after saying so on
+/// stderr: forever (the crash tests kill the process there), or for
+/// `TOKENWARDEN_TEST_PAUSE_MS` milliseconds (a step made slow, as a busy store makes it).
+/// Release builds never pause.
 pub async fn pause_point(point: &str) {
     if cfg!(debug_assertions) && std::env::var("TOKENWARDEN_TEST_PAUSE").is_ok_and(|p| p == point) {
         eprintln!("tokenwarden: paused at {point}");
-        std::future::pending::<()>().await;
+        match std::env::var("TOKENWARDEN_TEST_PAUSE_MS").map(|ms| ms.parse::<u64>()) {
+            Ok(Ok(ms)) => tokio::time::sleep(Duration::from_millis(ms)).await,
+            _ => std::future::pending::<()>().await,
+        }
     }
 }
 

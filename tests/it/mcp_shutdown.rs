@@ -1,6 +1,7 @@
 //! Stopping the built MCP server withdraws every token whose reveal link was never opened: the
-//! stdio server on stdin EOF, SIGTERM, SIGHUP and SIGINT, the HTTP server on SIGHUP. Each test
-//! prints how long the process took to exit, for the record; none asserts on it.
+//! stdio server on stdin EOF, SIGTERM, SIGHUP and SIGINT, the HTTP server on SIGHUP; and keeps
+//! what was delivered just before. Each test prints how long the process took to exit, for the
+//! record; none asserts on it.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -342,4 +343,46 @@ async fn http_withdraws_unopened_links_on_sighup() {
     assert!(status.success(), "exit {status}; logs:\n{logs}");
     assert_no_token("the MCP server's stderr (http)", &logs);
     assert_withdrawn(&s.cfg, "http-hup-bot");
+}
+
+/// A secret whose page has just reached the browser when the client closes stdin stays
+/// delivered: the server waits for the journal to record it (slowed here, as a busy store slows
+/// it) before exiting, instead of leaving the token for recovery to withdraw as in doubt.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_opened_just_before_stdin_closes_stays_delivered() {
+    let port = crate::private_delivery::free_port();
+    let f = crate::identity::fixture(&format!("\n[mcp]\nreveal_listen = \"127.0.0.1:{port}\"\n"));
+    let tw =
+        f.tw.env("TOKENWARDEN_TEST_PAUSE", "create:marking-delivered")
+            .env("TOKENWARDEN_TEST_PAUSE_MS", "500");
+    let mut server = tw.spawn(&["mcp"]);
+    server.mcp_initialize().await;
+    let created = server
+        .mcp_call(1, "create_admin_token", json!({"name": "just-opened"}))
+        .await;
+    let url = created["result"]["structuredContent"]["secret_handoff"]["reveal_url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"))
+        .to_owned();
+    let page = reqwest::Client::new().post(&url).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("apiv3_"));
+    server
+        .wait_stderr(
+            |l| l.contains("paused at create:marking-delivered"),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap_or_else(|| panic!("never paused: {}", server.seen()));
+    server.close_stdin();
+    let status = server.wait_exit(EXIT_DEADLINE).await;
+    assert!(status.is_some_and(|s| s.success()), "{}", server.seen());
+    assert!(
+        crate::identity::listed(&tw, "just-opened"),
+        "the delivered token was withdrawn as in doubt"
+    );
+    let r = tw.run(&["store", "check", "--json"], "").await;
+    let check: Value = serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {} {}", r.stdout, r.stderr));
+    assert_eq!(check["unsettled_operations"], 0, "{check}");
 }
