@@ -23,7 +23,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use catalog::generate_token;
-pub use state::{ForcedResponse, RecordedRequest, SimSettings, StallAfterApply};
+pub use state::{ForcedResponse, HoldBeforeApply, RecordedRequest, SimSettings, StallAfterApply};
 
 use crate::tokens::{OPERATOR_TOKEN_NAME, Permission, RawToken};
 use state::SimState;
@@ -227,6 +227,18 @@ impl SimControl {
     /// that happened). A stalled request shows in the log with `withheld` set.
     pub fn stall_after_apply(&self, stall: StallAfterApply) {
         self.state.stall_after_apply(stall);
+    }
+
+    /// Holds matching requests before applying them, until [`SimControl::release_held`]: a
+    /// request on its way that lands late. Each shows in the log as it arrives, with status 0
+    /// until it is applied.
+    pub fn hold_before_apply(&self, hold: HoldBeforeApply) {
+        self.state.hold_before_apply(hold);
+    }
+
+    /// Applies the held requests (and holds no more until the next [`Self::hold_before_apply`]).
+    pub fn release_held(&self) {
+        self.state.release_held();
     }
 
     pub fn clear_faults(&self) {

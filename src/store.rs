@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::actor::Actor;
 use crate::tokens::redact;
 
-pub use journal::{Claimed, JournalEntry, JournalId, JournalOp, Stage};
+pub use journal::{Claimed, JournalEntry, JournalId, JournalOp, SentDelete, Stage};
 pub use leases::LeaseHolder;
 pub use links::{ParkedLink, Pick, Taken};
 pub use listings::{KEEP_LISTING, Listing};

@@ -302,7 +302,7 @@ impl TokenService {
                 None,
             )
         };
-        let (outcome, detail) = match self.remove_if_still(inst, target).await {
+        let (outcome, detail) = match self.remove_if_still(inst, target, None).await {
             Ok(super::Removal::Deleted) => (AuditOutcome::RolledBack, why.to_owned()),
             Ok(super::Removal::Gone) => (
                 AuditOutcome::Refused,

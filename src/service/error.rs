@@ -88,6 +88,16 @@ pub enum ServiceError {
     #[error("token `{name}` (id {id}) no longer exists; nothing was deleted")]
     Vanished { name: String, id: u64 },
     #[error(
+        "the DELETE of token `{name}` (id {id}) was sent at {sent_at} but InfluxDB never confirmed it, and the token \
+         is still there; it was not sent again, because a DELETE that lands late deletes whichever token holds the \
+         name by then. Request the delete again if it is still wanted"
+    )]
+    DeleteUnconfirmed {
+        name: String,
+        id: u64,
+        sent_at: String,
+    },
+    #[error(
         "cannot prepare {path} for the regenerated operator secret ({detail}); nothing was regenerated"
     )]
     SecretFile {
@@ -212,7 +222,9 @@ impl ServiceError {
             | Self::SecretFile { .. }
             | Self::RegeneratedUnsaved { .. }
             | Self::NotRegenerated => ErrorKind::Failed,
-            Self::RegeneratedLost { .. } | Self::CreateAnswerLost { .. } => ErrorKind::Unknown,
+            Self::RegeneratedLost { .. }
+            | Self::CreateAnswerLost { .. }
+            | Self::DeleteUnconfirmed { .. } => ErrorKind::Unknown,
             Self::DeliveryRolledBack { .. } | Self::Store(_) | Self::Internal(_) => {
                 ErrorKind::Failed
             }

@@ -9,7 +9,7 @@ use super::{
     TokenService, pause_point,
 };
 use crate::actor::Actor;
-use crate::store::{AuditOutcome, JournalEntry, JournalOp};
+use crate::store::{AuditOutcome, JournalEntry, JournalId, JournalOp};
 use crate::tokens::{ListFilter, Token, TokenName, TokenRef, TokenStatus};
 
 /// The most tokens one prune request deletes; run it again for more.
@@ -102,7 +102,7 @@ impl TokenService {
                 pause_point("prune:before-call").await;
             }
             let target = t.target();
-            match self.prune_one(inst, &target).await {
+            match self.prune_one(inst, &target, Some(&entry.id)).await {
                 Some(Pruned::Deleted) => deleted.push(target.name.to_string()),
                 Some(Pruned::Skipped(why)) => skipped.push((target.name.to_string(), why)),
                 Some(Pruned::Failed(why)) => failed.push((target.name.to_string(), why)),
@@ -140,11 +140,16 @@ impl TokenService {
 
     /// Deletes one expired token if it is still the one shown; `None` when InfluxDB's answer
     /// was lost and a look cannot tell.
-    pub(super) async fn prune_one(&self, inst: &Instance, target: &TokenRef) -> Option<Pruned> {
+    pub(super) async fn prune_one(
+        &self,
+        inst: &Instance,
+        target: &TokenRef,
+        journal: Option<&JournalId>,
+    ) -> Option<Pruned> {
         if let Err(e) = self.may_delete(inst, &target.name) {
             return Some(Pruned::Skipped(e.to_string()));
         }
-        let result = match self.remove_if_still(inst, target).await {
+        let result = match self.remove_if_still(inst, target, journal).await {
             Err(e) if e.kind() == ErrorKind::Unknown => {
                 match self.still_there(inst, target).await {
                     Some(false) => Ok(Removal::Deleted),

@@ -4,6 +4,7 @@
 //! its approval is still valid); the pending action, its card and its requester follow.
 
 use super::gated::{Executed, Operation};
+use super::journal::LATE_WRITES;
 use super::prune::Pruned;
 use super::run::{Ran, deletion_result};
 use super::{Instance, ServiceError, TokenService, blocking};
@@ -211,13 +212,13 @@ impl TokenService {
             return true;
         };
         let ran = match &entry.op {
-            JournalOp::Delete { target } => self.settle_delete(inst, &pending, target).await,
+            JournalOp::Delete { target } => self.settle_delete(inst, &pending, target, entry).await,
             JournalOp::Prune { targets, settled } => {
                 let rest: Vec<&TokenRef> = targets
                     .iter()
                     .filter(|t| !settled.contains(&t.id))
                     .collect();
-                self.settle_prune(inst, &pending, &rest).await
+                self.settle_prune(inst, &pending, &rest, entry).await
             }
             JournalOp::Regenerate { file, before } => {
                 self.settle_regenerate(inst, file, before.as_deref()).await
@@ -232,13 +233,16 @@ impl TokenService {
         true
     }
 
-    /// An approved delete without an outcome: gone means done; still the same token means the
-    /// delete never applied, so it runs now if its approval is still valid.
+    /// An approved delete without an outcome: gone means done. Still the same token: if its
+    /// DELETE was never sent, it runs now while its approval is valid; if it was sent, it is
+    /// never sent again (it may land late), and after [`LATE_WRITES`] without landing the
+    /// delete closes as unconfirmed.
     async fn settle_delete(
         &self,
         inst: &Instance,
         pending: &Pending<Operation>,
         target: &TokenRef,
+        entry: &JournalEntry,
     ) -> Ran {
         // The config may have changed since the approval: the policy still decides.
         if let Err(e) = self.may_delete(inst, &target.name) {
@@ -254,8 +258,19 @@ impl TokenService {
                 target,
                 super::Removal::Deleted,
             )),
+            Some(true) if entry.sent.iter().any(|s| s.id == target.id) => {
+                match self.sent_and_still_there(entry, target).await {
+                    Some(e) => Ran::settled(Err(e)),
+                    None => Ran {
+                        result: Err(ServiceError::Internal(
+                            "waiting for a DELETE that may land late".into(),
+                        )),
+                        settled: false,
+                    },
+                }
+            }
             Some(true) if self.shared_now().await < pending.expires_at => {
-                match self.remove_if_still(inst, target).await {
+                match self.remove_if_still(inst, target, Some(&entry.id)).await {
                     Ok(removal) => {
                         Ran::settled(deletion_result(&inst.settings.name, target, removal))
                     }
@@ -272,11 +287,31 @@ impl TokenService {
         }
     }
 
+    /// For a token still there whose DELETE was sent under `entry`: None while that DELETE may
+    /// still land ([`LATE_WRITES`] after it was sent), then the error that closes it unconfirmed.
+    async fn sent_and_still_there(
+        &self,
+        entry: &JournalEntry,
+        target: &TokenRef,
+    ) -> Option<ServiceError> {
+        let sent = entry.sent.iter().find(|s| s.id == target.id)?;
+        let late = chrono::Duration::from_std(LATE_WRITES).unwrap_or(chrono::Duration::MAX);
+        if self.shared_now().await < sent.at + late {
+            return None;
+        }
+        Some(ServiceError::DeleteUnconfirmed {
+            name: target.name.to_string(),
+            id: target.id,
+            sent_at: sent.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        })
+    }
+
     async fn settle_prune(
         &self,
         inst: &Instance,
         pending: &Pending<Operation>,
         rest: &[&TokenRef],
+        entry: &JournalEntry,
     ) -> Ran {
         let valid = self.shared_now().await < pending.expires_at;
         let (mut deleted, mut skipped, mut failed) = (Vec::new(), Vec::new(), Vec::new());
@@ -290,10 +325,23 @@ impl TokenService {
                     };
                 }
                 Some(false) => deleted.push(name),
+                Some(true) if entry.sent.iter().any(|s| s.id == target.id) => {
+                    match self.sent_and_still_there(entry, target).await {
+                        Some(e) => failed.push((name, e.to_string())),
+                        None => {
+                            return Ran {
+                                result: Err(ServiceError::Internal(
+                                    "waiting for a DELETE that may land late".into(),
+                                )),
+                                settled: false,
+                            };
+                        }
+                    }
+                }
                 Some(true) if !valid => {
                     skipped.push((name, "its approval lapsed before it was deleted".to_owned()))
                 }
-                Some(true) => match self.prune_one(inst, target).await {
+                Some(true) => match self.prune_one(inst, target, Some(&entry.id)).await {
                     Some(Pruned::Deleted) => deleted.push(name),
                     Some(Pruned::Skipped(why)) => skipped.push((name, why)),
                     Some(Pruned::Failed(why)) => failed.push((name, why)),

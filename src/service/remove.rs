@@ -4,6 +4,7 @@
 
 use super::{Instance, ServiceError, TokenService};
 use crate::actor::Actor;
+use crate::store::{JournalId, SentDelete};
 use crate::tokens::{BackendError, TokenRef};
 
 /// What "delete it if it is still token N" found and did.
@@ -21,10 +22,15 @@ impl TokenService {
     /// Deletes `target` if the name still belongs to its id. Between the check and the delete
     /// (one list query, then the delete) another client could delete the token and create a new
     /// one with the name; InfluxDB offers no delete by id to close that window.
+    ///
+    /// Under a journal entry (`journal`), the DELETE is recorded as sent before it leaves, so
+    /// no process ever sends it a second time (see [`JournalEntry::sent`]); if that record
+    /// cannot be written, nothing is sent.
     pub(super) async fn remove_if_still(
         &self,
         inst: &Instance,
         target: &TokenRef,
+        journal: Option<&JournalId>,
     ) -> Result<Removal, ServiceError> {
         let current = self
             .find_named(&Actor::system(), Some(&inst.settings.name), &target.name)
@@ -32,11 +38,37 @@ impl TokenService {
         match current.map(|t| t.id) {
             None => Ok(Removal::Gone),
             Some(now) if now != target.id => Ok(Removal::Replaced { now }),
-            Some(_) => match inst.backend.delete_token(&target.name).await {
-                Ok(()) => Ok(Removal::Deleted),
-                Err(BackendError::NotFound { .. }) => Ok(Removal::Gone),
-                Err(e) => Err(Self::backend_err(inst)(e)),
-            },
+            Some(_) => {
+                if let Some(journal) = journal {
+                    self.record_sent(journal, target.id).await?;
+                }
+                self.delete_now(inst, target).await
+            }
+        }
+    }
+
+    /// Records in entry `journal` that the DELETE of token `id` is being sent now.
+    async fn record_sent(&self, journal: &JournalId, id: u64) -> Result<(), ServiceError> {
+        let at = self.shared_now().await;
+        self.journal_step(journal, move |e| e.sent.push(SentDelete { id, at }))
+            .await
+            .map(|_| ())
+            .ok_or_else(|| {
+                ServiceError::Internal(
+                    "could not record the delete before sending it; nothing was sent".into(),
+                )
+            })
+    }
+
+    async fn delete_now(
+        &self,
+        inst: &Instance,
+        target: &TokenRef,
+    ) -> Result<Removal, ServiceError> {
+        match inst.backend.delete_token(&target.name).await {
+            Ok(()) => Ok(Removal::Deleted),
+            Err(BackendError::NotFound { .. }) => Ok(Removal::Gone),
+            Err(e) => Err(Self::backend_err(inst)(e)),
         }
     }
 

@@ -61,7 +61,9 @@ impl TokenService {
         let ran = match self.instance(Some(op.instance())) {
             Err(e) => Ran::settled(Err(e)),
             Ok(inst) => match op {
-                Operation::DeleteToken { name, id, .. } => self.run_delete(inst, name, *id).await,
+                Operation::DeleteToken { name, id, .. } => {
+                    self.run_delete(inst, name, *id, entry).await
+                }
                 Operation::PruneExpired { tokens, .. } => self.run_prune(inst, tokens, entry).await,
                 Operation::RegenerateOperator { file, .. } => {
                     self.run_regenerate(inst, file, entry).await
@@ -77,7 +79,13 @@ impl TokenService {
         ran
     }
 
-    async fn run_delete(&self, inst: &Instance, name: &TokenName, id: u64) -> Ran {
+    async fn run_delete(
+        &self,
+        inst: &Instance,
+        name: &TokenName,
+        id: u64,
+        entry: &JournalEntry,
+    ) -> Ran {
         // The config may have changed since the request: check the policy again.
         if let Err(e) = self.may_delete(inst, name) {
             return Ran::settled(Err(e));
@@ -87,7 +95,7 @@ impl TokenService {
             id,
         };
         pause_point("delete:before-call").await;
-        match self.remove_if_still(inst, &target).await {
+        match self.remove_if_still(inst, &target, Some(&entry.id)).await {
             Ok(removal) => {
                 pause_point("delete:answered").await;
                 Ran::settled(deletion_result(&inst.settings.name, &target, removal))

@@ -76,7 +76,7 @@ pub async fn dispatch(State(state): State<Arc<SimState>>, req: Request) -> Respo
     response
 }
 
-async fn serve(state: &SimState, req: Request) -> Response {
+async fn serve(state: &Arc<SimState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
@@ -123,6 +123,23 @@ async fn serve(state: &SimState, req: Request) -> Response {
     let fault = state.take_fault(req.method.as_str(), &req.path);
     if !fault.latency.is_zero() {
         tokio::time::sleep(fault.latency).await;
+    }
+    if fault.hold {
+        // Applied once released, in a task of its own: a client that gave up meanwhile does
+        // not stop it, as a proxy forwards what it already holds.
+        tracing::debug!(path = %req.path, "simulator holds a request before applying it");
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let held = Arc::clone(state);
+        tokio::spawn(async move {
+            held.wait_released().await;
+            let response = route(&held, &mut req);
+            let caller = req.caller.as_ref().map(|t| t.name.clone());
+            held.record_outcome(index, response.status().as_u16(), false, caller);
+            let _ = answer.send(response);
+        });
+        return answered
+            .await
+            .unwrap_or_else(|_| text(500, "the simulator stopped"));
     }
     let response = match fault.forced {
         Some(f) => raw(f.status, f.content_type.as_deref(), f.body),

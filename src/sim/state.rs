@@ -84,6 +84,17 @@ pub struct StallAfterApply {
     pub times: Option<u32>,
 }
 
+/// For requests whose path starts with `path_prefix` (and whose method is `method`, if given):
+/// hold the request before applying it until [`SimState::release_held`], as a slow InfluxDB or
+/// a proxy does; it is applied then even if its client has gone away meanwhile.
+#[derive(Debug, Clone)]
+pub struct HoldBeforeApply {
+    pub path_prefix: String,
+    pub method: Option<String>,
+    /// How many requests it holds; `None` for all of them.
+    pub times: Option<u32>,
+}
+
 /// The faults that apply to one request.
 #[derive(Debug, Default)]
 pub struct Fault {
@@ -91,6 +102,8 @@ pub struct Fault {
     pub forced: Option<ForcedResponse>,
     /// Apply the request, then withhold its answer.
     pub stall: bool,
+    /// Hold the request until released, then apply it.
+    pub hold: bool,
 }
 
 #[derive(Debug, Default)]
@@ -98,6 +111,12 @@ struct Faults {
     latency: Duration,
     forced: Vec<ForcedResponse>,
     stalls: Vec<StallAfterApply>,
+    holds: Vec<HoldBeforeApply>,
+}
+
+/// Whether `path` and `method` are a fault's.
+fn matches(prefix: &str, want: Option<&String>, path: &str, method: &str) -> bool {
+    path.starts_with(prefix) && want.is_none_or(|m| m.eq_ignore_ascii_case(method))
 }
 
 /// Takes one use of the first fault in `list` that `matches`; `times` counts its remaining uses.
@@ -131,6 +150,8 @@ pub struct SimState {
     requests: Mutex<Vec<RecordedRequest>>,
     /// Bumped whenever the request log changes, so waiters wake without polling.
     log_version: watch::Sender<u64>,
+    /// Set once held requests may go on.
+    released: watch::Sender<bool>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -149,6 +170,7 @@ impl SimState {
             faults: Mutex::new(Faults::default()),
             requests: Mutex::new(Vec::new()),
             log_version: watch::Sender::new(0),
+            released: watch::Sender::new(false),
         }
     }
 
@@ -202,6 +224,21 @@ impl SimState {
         lock(&self.faults).stalls.push(stall);
     }
 
+    pub fn hold_before_apply(&self, hold: HoldBeforeApply) {
+        self.released.send_replace(false);
+        lock(&self.faults).holds.push(hold);
+    }
+
+    /// Lets every held request (and any held later) be applied.
+    pub fn release_held(&self) {
+        self.released.send_replace(true);
+    }
+
+    /// Waits until held requests may go on.
+    pub async fn wait_released(&self) {
+        let _ = self.released.subscribe().wait_for(|r| *r).await;
+    }
+
     /// The faults for a request: latency, a forced response, or (when nothing is forced) a
     /// stall after applying it. Each counted fault loses one use.
     pub fn take_fault(&self, method: &str, path: &str) -> Fault {
@@ -211,15 +248,18 @@ impl SimState {
             |f| path.starts_with(&f.path_prefix),
             |f| &mut f.times,
         );
+        let hold = forced.is_none()
+            && take_first(
+                &mut faults.holds,
+                |h| matches(&h.path_prefix, h.method.as_ref(), path, method),
+                |h| &mut h.times,
+            )
+            .is_some();
         let stall = forced.is_none()
+            && !hold
             && take_first(
                 &mut faults.stalls,
-                |s| {
-                    path.starts_with(&s.path_prefix)
-                        && s.method
-                            .as_ref()
-                            .is_none_or(|m| m.eq_ignore_ascii_case(method))
-                },
+                |s| matches(&s.path_prefix, s.method.as_ref(), path, method),
                 |s| &mut s.times,
             )
             .is_some();
@@ -227,6 +267,7 @@ impl SimState {
             latency: faults.latency,
             forced,
             stall,
+            hold,
         }
     }
 

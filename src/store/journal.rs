@@ -132,6 +132,18 @@ pub struct JournalEntry {
     pub due_at: Option<DateTime<Utc>>,
     pub detail: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// The tokens whose DELETE was sent under this entry, and when (by the store's clock). Such
+    /// a request may still land late, so recovery never sends it again: InfluxDB deletes by
+    /// name, and a DELETE landing late deletes whichever token holds the name by then.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sent: Vec<SentDelete>,
+}
+
+/// A DELETE sent for token `id` at `at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentDelete {
+    pub id: u64,
+    pub at: DateTime<Utc>,
 }
 
 impl JournalEntry {
@@ -146,6 +158,7 @@ impl JournalEntry {
             due_at: None,
             detail: None,
             created_at: now,
+            sent: Vec::new(),
         }
     }
 }

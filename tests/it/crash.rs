@@ -9,8 +9,9 @@ use std::time::Duration;
 use serde_json::Value;
 use tokenwarden::actor::Actor;
 use tokenwarden::gate::{GateMode, PendingId, PendingState};
+use tokenwarden::service::{Clock, TokenService};
 use tokenwarden::service::{GateRequest, Operation};
-use tokenwarden::sim::{RunningSim, StallAfterApply};
+use tokenwarden::sim::{HoldBeforeApply, RunningSim, StallAfterApply};
 use tokenwarden::store::Store;
 use tokenwarden::tokens::{Edition, RawToken, TokenName};
 
@@ -452,7 +453,97 @@ async fn a_discord_bot_killed_while_its_create_is_unanswered_leaves_nothing_behi
     .await;
 }
 
+/// Kills `tokens delete victim --yes` while its DELETE is on its way: the simulator holds it
+/// before applying it, as a slow InfluxDB or a proxy would. The number of DELETEs sent so far.
+async fn kill_with_a_delete_on_its_way(w: &World) -> impl Fn() -> usize {
+    w.sim.control.create_admin("victim", None).unwrap();
+    w.sim.control.hold_before_apply(HoldBeforeApply {
+        path_prefix: "/api/v3/configure/token".into(),
+        method: Some("DELETE".into()),
+        times: Some(1),
+    });
+    let mut child = w.tw.spawn(&["tokens", "delete", "victim", "--yes"]);
+    let on_its_way = w
+        .sim
+        .control
+        .wait_for_request(|r| r.method == "DELETE", WAIT)
+        .await;
+    assert!(on_its_way.is_some(), "{}", child.seen());
+    child.kill9();
+    let sim = w.sim.control.clone();
+    move || {
+        sim.requests()
+            .iter()
+            .filter(|r| r.method == "DELETE")
+            .count()
+    }
+}
+
+/// A DELETE on its way when its process dies may still land. The next process never sends it
+/// again: sent twice, the first landing late would delete the token given the name after the
+/// second, one nobody approved.
+async fn a_delete_on_its_way_when_killed_is_never_sent_again(backend: Backend) {
+    let w = world(&backend).await;
+    let deletes = kill_with_a_delete_on_its_way(&w).await;
+    let listed = next_process(&w.tw).await;
+    assert!(
+        names(&listed).contains(&"victim".to_owned()),
+        "not deleted by a second DELETE: {listed}"
+    );
+    assert_eq!(deletes(), 1, "the DELETE on its way was not sent again");
+
+    // It lands late; the name passes to a new token, and nothing deletes that one.
+    w.sim.control.release_held();
+    let landed = w
+        .sim
+        .control
+        .wait_for_request(|r| r.method == "DELETE" && r.status == 200, WAIT)
+        .await;
+    assert!(landed.is_some(), "the held DELETE landed");
+    w.sim.control.create_admin("victim", None).unwrap();
+    let listed = next_process(&w.tw).await;
+    assert!(
+        names(&listed).contains(&"victim".to_owned()),
+        "the new token named victim stays: {listed}"
+    );
+    assert_eq!(deletes(), 1);
+}
+
+/// A DELETE sent that never lands closes, once late writes are no longer expected, as
+/// unconfirmed: not sent again, the token left, and the journal and audit log say so. (SQLite:
+/// the recovering process's own clock, two minutes on, is the store's clock there.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delete_sent_that_never_lands_closes_unconfirmed_without_a_second_delete() {
+    let w = world(&Backend::Sqlite).await;
+    let deletes = kill_with_a_delete_on_its_way(&w).await;
+    let client: std::sync::Arc<dyn tokenwarden::tokens::TokenBackend> =
+        std::sync::Arc::new(support::client(&w.sim, Some(&w.op)));
+    let later = TokenService::new(
+        vec![(support::instance("local", None, &[], false), client)],
+        None,
+        w.store(),
+        Clock::Drifting(chrono::Duration::minutes(2)),
+        Duration::from_secs(300),
+    );
+    let report = later.recover().await;
+    assert_eq!((report.settled, report.left), (1, 0), "{report:?}");
+    assert_eq!(deletes(), 1, "not sent again");
+    let listed = next_process(&w.tw).await;
+    assert!(names(&listed).contains(&"victim".to_owned()), "{listed}");
+    assert!(w.store().journal_unsettled().unwrap().is_empty());
+    let rows = audit(&w.tw).await;
+    assert!(
+        rows.iter().any(|r| r["outcome"] == "unknown"
+            && r["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("never confirmed it") && d.contains("not sent again"))),
+        "{rows:#?}"
+    );
+    w.sim.control.release_held();
+}
+
 on_both_stores!(
+    a_delete_on_its_way_when_killed_is_never_sent_again,
     a_create_killed_at_any_point_leaves_no_token_that_nobody_holds,
     a_confirmed_delete_killed_at_any_point_ends_with_exactly_that_token_gone,
     an_approval_killed_at_any_point_runs_the_delete_once,
