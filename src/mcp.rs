@@ -205,9 +205,11 @@ impl McpServer {
         match ctx.extensions.get::<axum::http::request::Parts>() {
             Some(parts) => {
                 let principal = parts.extensions.get::<Principal>().map(|p| p.0.clone());
-                let session = parts
-                    .headers
-                    .get("mcp-session-id")
+                // A 2026-07-28 request is served without a session whatever headers it sends:
+                // an `Mcp-Session-Id` on it is the client's say-so, never a session it is in.
+                let session = (!reply::is_modern(ctx))
+                    .then(|| parts.headers.get("mcp-session-id"))
+                    .flatten()
                     .and_then(|v| v.to_str().ok());
                 Actor::mcp_http(principal.as_deref().unwrap_or("anonymous"), &client)
                     .in_session(session)

@@ -378,3 +378,82 @@ async fn one_clients_session_does_not_exist_for_another_client() {
     let r = in_session(addr, Method::DELETE, TOKEN, &session).await;
     assert_eq!(r.status(), StatusCode::OK, "alice ends it");
 }
+
+/// The JSON-RPC message in an answer to a POST: plain JSON, or the data of its server-sent event.
+async fn message_of(r: reqwest::Response) -> serde_json::Value {
+    let text = r.text().await.unwrap();
+    let json = text
+        .lines()
+        .find_map(|l| l.strip_prefix("data: ").filter(|d| d.contains("jsonrpc")))
+        .unwrap_or(&text);
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// A confirmation code works only in the session that asked for it. A 2026-07-28 request is
+/// served without a session, so an `Mcp-Session-Id` header it carries (even the right one, by
+/// the same client) does not make it that session.
+#[tokio::test]
+async fn a_stateless_request_naming_a_session_is_not_in_it() {
+    let (addr, _stop, sim) = start(settings(alice(), false)).await;
+    sim.control.create_admin("victim", None).unwrap();
+    let auth = format!("Bearer {TOKEN}");
+    let r = post(addr, &[("authorization", &auth)], initialize().to_string()).await;
+    let session = r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let _ = r.text().await.unwrap();
+    let in_session = [
+        ("authorization", auth.as_str()),
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", "2025-11-25"),
+    ];
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let _ = post(addr, &in_session, initialized.to_string()).await;
+    let call = |id: u64, args: serde_json::Value| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+               "params": {"name": "delete_token", "arguments": args}})
+        .to_string()
+    };
+    let asked = message_of(post(addr, &in_session, call(2, json!({"name": "victim"}))).await).await;
+    let code = asked["result"]["structuredContent"]["confirmation_code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{asked}"))
+        .to_owned();
+
+    let stateless = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+        "name": "delete_token", "arguments": {"name": "victim", "confirmation_code": code},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientCapabilities": {},
+                  "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "0"}}}});
+    let spoofed = [
+        ("authorization", auth.as_str()),
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "delete_token"),
+    ];
+    let refused = message_of(post(addr, &spoofed, stateless.to_string()).await).await;
+    assert_eq!(refused["result"]["isError"], true, "{refused}");
+    assert!(
+        refused
+            .to_string()
+            .contains("only the session that requested"),
+        "{refused}"
+    );
+    assert!(
+        sim.control.requests().iter().all(|r| r.method != "DELETE"),
+        "nothing was deleted"
+    );
+
+    let confirmed = message_of(
+        post(
+            addr,
+            &in_session,
+            call(4, json!({"name": "victim", "confirmation_code": code})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        confirmed["result"]["structuredContent"]["status"], "done",
+        "the code still works in its own session: {confirmed}"
+    );
+}
