@@ -20,15 +20,17 @@
 //! - [`health`]: `/health` and `/ready` for every HTTP server (depends on `service`).
 //! - [`http_serve`]: how every listener serves HTTP: header and idle timeouts, a connection cap,
 //!   graceful shutdown (depends on nothing in the crate).
+//! - [`shown`]: how outside text is shown to people and scripts (escaped); depends on nothing in
+//!   the crate, and every module may use it.
 //!
 //! # Dependency rule
 //!
-//! `actor`, `tokens` and `http_serve` depend on nothing in the crate; `people` and `gate` only on
-//! `actor`; `store` on `gate`, `actor` and `tokens`; `service` on `tokens`, `gate`, `store`,
-//! `people` and `actor`; `influx` and `sim` only on `tokens`; adapters (`cli`, `mcp`, `discord`)
-//! on `service`, `gate`, `tokens`, `actor` and `http_serve` (and the helpers `shown` and
-//! `panics`), never on `influx`, `sim` or each other. `config` builds the adapters' settings;
-//! only `app` and `main.rs` see everything.
+//! `actor`, `tokens` and `http_serve` depend on nothing in the crate (but `shown`, which every
+//! module may use); `people` and `gate` only on `actor`; `store` on `gate`, `actor` and `tokens`;
+//! `service` on `tokens`, `gate`, `store`, `people` and `actor`; `influx` and `sim` only on
+//! `tokens`; adapters (`cli`, `mcp`, `discord`) on `service`, `gate`, `tokens`, `actor` and
+//! `http_serve` (and the helper `panics`), never on `influx`, `sim` or each other. `config`
+//! builds the adapters' settings; only `app` and `main.rs` see everything.
 
 pub mod actor;
 pub mod app;
