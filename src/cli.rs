@@ -98,6 +98,22 @@ fn print(text: impl AsRef<str>) {
     let _ = writeln!(out, "{}", crate::shown::shown_lines(text.as_ref()));
 }
 
+/// Writes `value` to stdout as JSON for scripts (`pretty`: indented). It parses back to the exact
+/// strings, and characters a terminal must not show raw are `\uXXXX` escapes in it.
+pub fn print_json(value: &impl serde::Serialize, pretty: bool) {
+    let json = if pretty {
+        serde_json::to_string_pretty(value)
+    } else {
+        serde_json::to_string(value)
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{}",
+        crate::shown::shown_json(&json.unwrap_or_default())
+    );
+}
+
 impl Cli<'_> {
     fn instance(&self) -> Option<&str> {
         self.instance.as_deref()
@@ -106,7 +122,7 @@ impl Cli<'_> {
     pub async fn check(&self) -> Result<(), CliError> {
         let r = self.service.check(&self.actor, self.instance()).await?;
         if self.json {
-            print(serde_json::to_string_pretty(&r).unwrap_or_default());
+            print_json(&r, true);
         } else {
             let edition = r.edition.map_or("unknown".to_owned(), |e| e.to_string());
             print(format!(
@@ -151,7 +167,7 @@ impl Cli<'_> {
         if self.json {
             let rows: Vec<_> = tokens.iter().map(|t| output::token_json(t, now)).collect();
             let out = json!({ "tokens": rows, "next_cursor": next.map(|n| n.to_string()) });
-            print(serde_json::to_string_pretty(&out).unwrap_or_default());
+            print_json(&out, true);
         } else {
             print(output::tokens_table(&tokens, now));
             if let Some(n) = next {
@@ -172,7 +188,7 @@ impl Cli<'_> {
             // `databases` keeps the plain names; `details` adds what the server tells of each.
             let names: Vec<&str> = dbs.iter().map(|d| d.name.as_str()).collect();
             let details: Vec<_> = dbs.iter().map(output::database_json).collect();
-            print(json!({ "databases": names, "details": details }).to_string());
+            print_json(&json!({ "databases": names, "details": details }), false);
         } else {
             print(output::databases_table(&dbs));
         }
@@ -235,7 +251,7 @@ impl Cli<'_> {
         let done = self.confirm_here(&request, &proof).await?;
         if let Executed::Deleted { instance, name } = done {
             if self.json {
-                print(json!({ "deleted": name, "instance": instance }).to_string());
+                print_json(&json!({ "deleted": name, "instance": instance }), false);
             } else {
                 print(format!("Deleted token `{name}` on instance `{instance}`."));
             }
@@ -287,9 +303,9 @@ impl Cli<'_> {
             return;
         };
         if self.json {
-            print(
-                json!({ "regenerated": instance, "id": id, "token_file": file, "own_credential_changed": own_credential })
-                    .to_string(),
+            print_json(
+                &json!({ "regenerated": instance, "id": id, "token_file": file, "own_credential_changed": own_credential }),
+                false,
             );
         } else {
             let own = if own_credential {
@@ -309,7 +325,7 @@ impl Cli<'_> {
         let instance = self.service.instance_or_default(self.instance.clone());
         let Some((request, phrase)) = self.begin(Request::Prune { instance }, None).await? else {
             if self.json {
-                print(json!({ "deleted": [], "failed": [] }).to_string());
+                print_json(&json!({ "deleted": [], "failed": [] }), false);
             } else {
                 print("No expired tokens to prune (protected tokens are never pruned).");
             }
@@ -389,9 +405,9 @@ impl Cli<'_> {
                 .collect()
         };
         if self.json {
-            print(
-                json!({ "instance": instance, "deleted": deleted, "skipped": pairs(&skipped), "failed": pairs(&failed) })
-                    .to_string(),
+            print_json(
+                &json!({ "instance": instance, "deleted": deleted, "skipped": pairs(&skipped), "failed": pairs(&failed) }),
+                false,
             );
         } else {
             print(format!(
@@ -427,7 +443,10 @@ impl Cli<'_> {
             .bootstrap_operator(&self.actor, self.instance(), &file)
             .await?;
         if self.json {
-            print(json!({ "created": done.token.name, "id": done.token.id, "token_file": token_file }).to_string());
+            print_json(
+                &json!({ "created": done.token.name, "id": done.token.id, "token_file": token_file }),
+                false,
+            );
         } else {
             print(format!(
                 "Created the operator token `_admin` (id {}); its secret is {}.\nPoint the instance's token_file at it.",
@@ -440,7 +459,7 @@ impl Cli<'_> {
     pub async fn audit(&self, limit: usize) -> Result<(), CliError> {
         let entries = self.service.audit_log(limit).await?;
         if self.json {
-            print(serde_json::to_string_pretty(&entries).unwrap_or_default());
+            print_json(&entries, true);
         } else {
             print(output::audit_table(&entries));
         }

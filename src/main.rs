@@ -403,7 +403,7 @@ fn store_command(config: &Config, command: StoreCommand) -> anyhow::Result<()> {
                 .into());
             }
             if j.json {
-                println!("{}", serde_json::to_string_pretty(&s)?);
+                tokenwarden::cli::print_json(&s, true);
                 return Ok(());
             }
             let schema = if s.schema_version == s.supported_version {
@@ -452,7 +452,7 @@ fn store_command(config: &Config, command: StoreCommand) -> anyhow::Result<()> {
                     "from_version": before,
                     "schema_version": now.schema_version,
                 });
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                tokenwarden::cli::print_json(&v, true);
                 return Ok(());
             }
             match before {

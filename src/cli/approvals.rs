@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{Cli, CliError, print};
+use super::{Cli, CliError, print, print_json};
 use crate::gate::{GateMode, PendingId};
 use crate::service::{ApprovalResult, Executed};
 
@@ -26,7 +26,7 @@ impl Cli<'_> {
                     })
                 })
                 .collect();
-            print(serde_json::to_string_pretty(&rows).unwrap_or_default());
+            print_json(&rows, true);
         } else if open.is_empty() {
             print("No pending approvals.");
         } else {

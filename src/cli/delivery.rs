@@ -26,7 +26,7 @@ impl SecretDelivery for TerminalDelivery {
         let text = if self.json {
             let mut v = super::output::token_json(token, chrono::Utc::now());
             v["token"] = json!(secret.expose());
-            format!("{v}\n")
+            format!("{}\n", crate::shown::shown_json(&v.to_string()))
         } else {
             format!(
                 "Token `{}` (id {}, expires {}) is ready:\n\n    {}\n\nStore it securely now: it will not be shown again, and nobody can recover it.\n\

@@ -15,6 +15,7 @@ mod faults;
 mod gateway_fake;
 mod guardrails;
 mod health;
+mod hostile_names;
 mod identity;
 mod mcp;
 mod mcp_e2e;

@@ -233,9 +233,15 @@ impl Proc {
 
     /// Speaks MCP to a stdio `tokenwarden mcp`: initializes a session (no elicitation).
     pub async fn mcp_initialize(&mut self) {
+        self.mcp_initialize_as("test-client", serde_json::json!({}))
+            .await;
+    }
+
+    /// Initializes a session as a client named `client` declaring `capabilities`.
+    pub async fn mcp_initialize_as(&mut self, client: &str, capabilities: serde_json::Value) {
         let init = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {},
-            "clientInfo": {"name": "test-client", "version": "0"}}});
+            "protocolVersion": "2025-11-25", "capabilities": capabilities,
+            "clientInfo": {"name": client, "version": "0"}}});
         self.write_stdin(&format!("{init}\n"));
         self.wait_stdout(|l| l.contains("\"id\":0"), Duration::from_secs(30))
             .await
