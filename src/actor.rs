@@ -9,6 +9,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::shown::shown;
+
 /// The adapter an actor came through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -179,32 +181,17 @@ impl Actor {
     }
 }
 
+/// `kind:id (name)`. A client's chosen name may hold newlines, escape sequences and bidi
+/// overrides: shown escaped, it can neither forge a log line nor reorder the line around it.
 impl fmt::Display for Actor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.kind, self.id)?;
         match (&self.person, self.id == self.name) {
             (Some(p), true) => write!(f, " (person {p})"),
-            (Some(p), false) => write!(f, " ({}; person {p})", Visible(&self.name)),
+            (Some(p), false) => write!(f, " ({}; person {p})", shown(&self.name)),
             (None, true) => Ok(()),
-            (None, false) => write!(f, " ({})", Visible(&self.name)),
+            (None, false) => write!(f, " ({})", shown(&self.name)),
         }
-    }
-}
-
-/// Text as one line in a log: control characters (a client's chosen name may hold newlines
-/// and escape sequences) written as escapes, so nobody can forge a log line.
-struct Visible<'a>(&'a str);
-
-impl fmt::Display for Visible<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for c in self.0.chars() {
-            if c.is_control() {
-                write!(f, "{}", c.escape_default())?;
-            } else {
-                write!(f, "{c}")?;
-            }
-        }
-        Ok(())
     }
 }
 
@@ -222,12 +209,12 @@ mod tests {
 
     #[test]
     fn a_name_chosen_by_a_client_cannot_forge_a_log_line() {
-        let forged = "x\n2026-12-01T00:00:00Z INFO audit actor=discord:1 (bob)\u{1b}[2K";
+        let forged = "x\n2026-12-01T00:00:00Z INFO audit actor=discord:1 (bob)\u{1b}[2K\u{202e}";
         let shown = Actor::mcp_http("laptop", forged).to_string();
-        assert!(!shown.chars().any(char::is_control), "{shown}");
+        assert!(!shown.chars().any(crate::shown::hidden), "{shown}");
         assert_eq!(
             shown,
-            "mcp:client:laptop (x\\n2026-12-01T00:00:00Z INFO audit actor=discord:1 (bob)\\u{1b}[2K via laptop)"
+            "mcp:client:laptop (x\\n2026-12-01T00:00:00Z INFO audit actor=discord:1 (bob)\\x1b[2K\\u{202e} via laptop)"
         );
     }
 
