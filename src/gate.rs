@@ -143,7 +143,7 @@ pub enum Outcome {
 /// Why the gate said no. Each message tells the user what to do next.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GateError {
-    #[error("no pending action `{id}` exists; request the action again")]
+    #[error("no pending action {} exists; request the action again", crate::shown::quoted(.id))]
     NotFound { id: String },
     #[error("pending action {id} expired at {}; request it again", at.format("%Y-%m-%d %H:%M UTC"))]
     Expired { id: PendingId, at: DateTime<Utc> },

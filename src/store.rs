@@ -90,7 +90,7 @@ pub enum StoreError {
     Gone(String),
     #[error("the stored pending action {id} cannot be read: {detail}")]
     Corrupt { id: String, detail: String },
-    #[error("no pending action `{id}` exists; request the action again")]
+    #[error("no pending action {} exists; request the action again", crate::shown::quoted(.id))]
     NotFound { id: String },
     #[error(
         "the store was written by a newer tokenwarden (schema version {found}; this one knows up to {supported}). \

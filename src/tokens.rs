@@ -153,7 +153,12 @@ impl TokenRef {
 
 impl fmt::Display for TokenRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}` (id {})", self.name, self.id)
+        write!(
+            f,
+            "{} (id {})",
+            crate::shown::quoted(self.name.as_str()),
+            self.id
+        )
     }
 }
 

@@ -15,6 +15,7 @@ use super::delivery::{Handed, McpDelivery};
 use super::reply::{can_elicit, is_modern, service_error, structured, tool_error};
 use super::{McpServer, SecretMode};
 use crate::actor::Actor;
+use crate::shown::{quoted, shown};
 use crate::tokens::{NewToken, ParseError, Token, TokenName};
 
 const REVEAL_STATE: &str = "reveal";
@@ -79,17 +80,20 @@ impl McpServer {
             Handed::Link(link) => Some((
                 link.url.clone(),
                 format!(
-                    "Token `{}` was created on `{instance}`. Open this one-time link to see its secret; it works once \
+                    "Token {} was created on {}. Open this one-time link to see its secret; it works once \
                      and expires, after which the token is deleted if unopened.",
-                    done.token.name
+                    quoted(&done.token.name),
+                    quoted(&instance)
                 ),
             )),
             Handed::Private { person, page, .. } => Some((
                 page.clone(),
                 format!(
-                    "Token `{}` was created on `{instance}`. Its secret waits for {person} on this page, which \
+                    "Token {} was created on {}. Its secret waits for {} on this page, which \
                      asks for their passphrase; if nobody signs in before it expires, the token is deleted.",
-                    done.token.name
+                    quoted(&done.token.name),
+                    quoted(&instance),
+                    shown(person)
                 ),
             )),
             _ => None,
@@ -163,6 +167,7 @@ impl McpServer {
         name: &str,
     ) -> Result<CallToolResponse, ErrorData> {
         let why = "the user declined to open its one-time reveal link";
+        let token = quoted(name);
         let withdrawn = self
             .core
             .reveal
@@ -170,12 +175,12 @@ impl McpServer {
             .await;
         Ok(tool_error(if withdrawn {
             format!(
-                "The user declined to open the link to the secret, so token `{name}` was deleted again; nobody holds it."
+                "The user declined to open the link to the secret, so token {token} was deleted again; nobody holds it."
             )
         } else {
             format!(
                 "The user declined to open the link to the secret, but that link was no longer waiting: it was \
-                 opened, or it lapsed and token `{name}` was deleted. Nothing more was done; list_tokens shows \
+                 opened, or it lapsed and token {token} was deleted. Nothing more was done; list_tokens shows \
                  whether the token exists."
             )
         }))

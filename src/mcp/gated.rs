@@ -21,6 +21,7 @@ use crate::service::{
     ApprovalPolicy, Channel, Executed, GatePolicy, NextStep, Opened, Operation, PendingRequest,
     Request, ServiceError,
 };
+use crate::shown::{quoted, shown};
 
 /// The answer typed to confirm a delete.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -89,34 +90,39 @@ impl Gated {
         }
     }
 
+    /// The question the user answers. Names in it are quoted and escaped ([`quoted`]): a name
+    /// cannot end its quoting or add a line to what the user is asked.
     fn prompt(&self, p: &PendingRequest, now: chrono::DateTime<chrono::Utc>) -> String {
-        let phrase = self.request.phrase();
+        let phrase = quoted(&self.request.phrase());
         match (
             &p.pending.action,
             p.token.as_ref().map(|t| TokenView::new(t, now)),
         ) {
             (Operation::DeleteToken { instance, name, .. }, Some(t)) => format!(
-                "Delete token `{name}` on instance `{instance}`? It is {} token with permissions {}, created {}, expiring {}. \
-                 Clients using it stop working at once. Type `{phrase}` to confirm.",
+                "Delete token {} on instance {}? It is {} token with permissions {}, created {}, expiring {}. \
+                 Clients using it stop working at once. Type {phrase} to confirm.",
+                quoted(name.as_str()),
+                quoted(instance),
                 match t.kind {
                     Kind::Admin => "an admin",
                     Kind::Resource => "a resource",
                 },
-                t.permissions.join(" "),
+                shown(&t.permissions.join(" ")),
                 t.created_at.format("%Y-%m-%d %H:%M UTC"),
                 t.expiry.map_or("never".to_owned(), |e| e
                     .format("%Y-%m-%d %H:%M UTC")
                     .to_string()),
             ),
-            (Operation::DeleteToken { instance, name, .. }, None) => {
-                format!(
-                    "Delete token `{name}` on instance `{instance}`? Type `{phrase}` to confirm."
-                )
-            }
+            (Operation::DeleteToken { instance, name, .. }, None) => format!(
+                "Delete token {} on instance {}? Type {phrase} to confirm.",
+                quoted(name.as_str()),
+                quoted(instance)
+            ),
             (Operation::RegenerateOperator { instance, file }, _) => format!(
-                "Regenerate the operator token `_admin` of instance `{instance}`? Its current secret stops working at once \
-                 and every client using it breaks; the new secret is written to {}. Type `{phrase}` to confirm.",
-                file.display()
+                "Regenerate the operator token `_admin` of instance {}? Its current secret stops working at once \
+                 and every client using it breaks; the new secret is written to {}. Type {phrase} to confirm.",
+                quoted(instance),
+                shown(&file.display().to_string())
             ),
             (op @ (Operation::PruneExpired { .. } | Operation::Retired { .. }), _) => {
                 let what = op.describe();
@@ -126,7 +132,7 @@ impl Gated {
                     .map(|c| c.to_uppercase().to_string())
                     .unwrap_or_default();
                 format!(
-                    "{first}{}? They no longer work anyway. Type `{phrase}` to confirm.",
+                    "{first}{}? They no longer work anyway. Type {phrase} to confirm.",
                     chars.as_str()
                 )
             }
@@ -439,7 +445,11 @@ impl McpServer {
             Ok(Executed::Deleted { instance, name }) => structured(&answer(
                 &request,
                 GateStatus::Done,
-                format!("Deleted token `{name}` on instance `{instance}`."),
+                format!(
+                    "Deleted token {} on instance {}.",
+                    quoted(name.as_str()),
+                    quoted(&instance)
+                ),
             )),
             Ok(Executed::Regenerated {
                 instance,
@@ -456,9 +466,10 @@ impl McpServer {
                     &request,
                     GateStatus::Done,
                     format!(
-                        "Regenerated the operator token of `{instance}`. Its old secret no longer works; the new one \
+                        "Regenerated the operator token of {}. Its old secret no longer works; the new one \
                          is in {} on the server running tokenwarden (mode 0600). {own}",
-                        file.display()
+                        quoted(&instance),
+                        shown(&file.display().to_string())
                     ),
                 ))
             }
@@ -469,21 +480,24 @@ impl McpServer {
                 failed,
             }) => {
                 let mut text = format!(
-                    "Deleted {} expired {} on instance `{instance}`.",
+                    "Deleted {} expired {} on instance {}.",
                     deleted.len(),
                     if deleted.len() == 1 {
                         "token"
                     } else {
                         "tokens"
-                    }
+                    },
+                    quoted(&instance)
                 );
                 for (what, list) in [
                     ("were left alone", &skipped),
                     ("could not be deleted", &failed),
                 ] {
                     if !list.is_empty() {
-                        let items: Vec<String> =
-                            list.iter().map(|(n, e)| format!("{n}: {e}")).collect();
+                        let items: Vec<String> = list
+                            .iter()
+                            .map(|(n, e)| format!("{}: {e}", quoted(n)))
+                            .collect();
                         text.push_str(&format!(" {} {what}: {}.", list.len(), items.join("; ")));
                     }
                 }

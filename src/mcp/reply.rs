@@ -50,7 +50,10 @@ pub fn explain(e: &crate::service::ServiceError) -> String {
             "whoever runs InfluxDB has to create it; no tool here can".to_owned()
         }
         Some(Remedy::DeleteToken { name }) => {
-            format!("call delete_token with name `{name}` to delete it now")
+            format!(
+                "call delete_token with name {} to delete it now",
+                crate::shown::quoted(&name)
+            )
         }
         Some(Remedy::CheckInstance) => {
             "call server_info to see whether the instance still accepts tokenwarden's credential"

@@ -17,6 +17,7 @@ use super::schema;
 use super::{McpCore, McpServer};
 use crate::gate::{PendingId, PendingState};
 use crate::service::Request;
+use crate::shown::shown;
 use crate::tokens::{
     Expiry, ListFilter, NewToken, Page, ParseError, Permission, ResourceType, TokenName, TokenSpec,
     parse_duration,
@@ -366,13 +367,13 @@ impl McpServer {
         let required = p.mode.required();
         let detail = match &p.state {
             PendingState::Failed { reason } | PendingState::Unknown { reason } => {
-                Some(reason.clone())
+                Some(shown(reason).into_owned())
             }
             PendingState::Rejected { by, reason } => Some(format!(
                 "rejected by {by}{}",
                 reason
                     .as_ref()
-                    .map(|r| format!(": {r}"))
+                    .map(|r| format!(": {}", shown(r)))
                     .unwrap_or_default()
             )),
             _ => None,

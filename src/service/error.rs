@@ -1,6 +1,7 @@
 //! The core's error: every failure of an operation, as a sentence that says what to do next.
 
 use crate::gate::GateError;
+use crate::shown::quoted;
 use crate::store::StoreError;
 use crate::tokens::{BackendError, Edition, ParseError};
 
@@ -9,14 +10,14 @@ use crate::tokens::{BackendError, Edition, ParseError};
 pub enum ServiceError {
     #[error("{0}")]
     Input(#[from] ParseError),
-    #[error("no instance named `{name}`; configured instances: {known}")]
+    #[error("no instance named {}; configured instances: {known}", quoted(.name))]
     UnknownInstance { name: String, known: String },
     #[error(
-        "instance `{instance}` is read-only (read_only = true in the config); nothing was changed"
+        "instance {} is read-only (read_only = true in the config); nothing was changed", quoted(.instance)
     )]
     ReadOnly { instance: String },
     #[error(
-        "token `{name}` is protected (matches `{pattern}`) and cannot be deleted through tokenwarden"
+        "token {} is protected (matches {}) and cannot be deleted through tokenwarden", quoted(.name), quoted(.pattern)
     )]
     Protected { name: String, pattern: String },
     #[error(
@@ -24,16 +25,16 @@ pub enum ServiceError {
     )]
     OperatorProtected,
     #[error(
-        "instance `{instance}` runs InfluxDB 3 {edition}, and only Enterprise has database-scoped resource \
-         tokens; create an admin token instead"
+        "instance {} runs InfluxDB 3 {edition}, and only Enterprise has database-scoped resource \
+         tokens; create an admin token instead", quoted(.instance)
     )]
     RequiresEnterprise { instance: String, edition: Edition },
     #[error(
-        "cannot tell whether instance `{instance}` runs InfluxDB 3 Core or Enterprise (its /ping does not say); \
-         set edition = \"core\" or \"enterprise\" for it in the config"
+        "cannot tell whether instance {} runs InfluxDB 3 Core or Enterprise (its /ping does not say); \
+         set edition = \"core\" or \"enterprise\" for it in the config", quoted(.instance)
     )]
     EditionUnknown { instance: String },
-    #[error("instance `{instance}`: {source}")]
+    #[error("instance {}: {source}", quoted(.instance))]
     Backend {
         instance: String,
         #[source]
@@ -44,14 +45,14 @@ pub enum ServiceError {
     #[error("{0}")]
     Store(#[from] StoreError),
     #[error(
-        "the new token `{name}` was created but its secret could not be delivered ({reason}); it was deleted \
-         again, so no token exists that nobody holds. Fix the delivery and create it again"
+        "the new token {} was created but its secret could not be delivered ({reason}); it was deleted \
+         again, so no token exists that nobody holds. Fix the delivery and create it again", quoted(.name)
     )]
     DeliveryRolledBack { name: String, reason: String },
     #[error(
-        "the new token `{name}` was created but its secret could not be delivered ({reason}), and deleting it \
+        "the new token {} was created but its secret could not be delivered ({reason}), and deleting it \
          again failed ({rollback}). It is in tokenwarden's journal, and the next tokenwarden command or server \
-         that reaches InfluxDB deletes it"
+         that reaches InfluxDB deletes it", quoted(.name)
     )]
     DeliveryStranded {
         name: String,
@@ -64,16 +65,16 @@ pub enum ServiceError {
     )]
     RegeneratedUndelivered { reason: String },
     #[error(
-        "instance `{instance}` has no place for a regenerated operator secret: set operator_token_file for it in \
+        "instance {} has no place for a regenerated operator secret: set operator_token_file for it in \
          the config (to its token_file if tokenwarden uses the operator token), so the new secret is written \
-         there before anything else happens; without it a lost answer would lock everyone out"
+         there before anything else happens; without it a lost answer would lock everyone out", quoted(.instance)
     )]
     NoSecretFile { instance: String },
     #[error(
-        "instance `{instance}`: this store is PostgreSQL, shared by replicas, and {why}; a regenerated operator \
+        "instance {}: this store is PostgreSQL, shared by replicas, and {why}; a regenerated operator \
          secret would reach this process only, and every other replica would be locked out with the old one. \
          Give the instance a token_file that every replica reads (shared storage, or a file a secret manager \
-         mounts), set operator_token_file to the same file, and regenerate again"
+         mounts), set operator_token_file to the same file, and regenerate again", quoted(.instance)
     )]
     UnsharedCredential { instance: String, why: String },
     #[error(
@@ -81,11 +82,11 @@ pub enum ServiceError {
     )]
     Retired { was: String },
     #[error(
-        "token `{name}` was replaced after the request (the request was for id {was}; the name now belongs to id \
-         {now}); nothing was deleted. Request it again if the new token should go too"
+        "token {} was replaced after the request (the request was for id {was}; the name now belongs to id \
+         {now}); nothing was deleted. Request it again if the new token should go too", quoted(.name)
     )]
     Replaced { name: String, was: u64, now: u64 },
-    #[error("token `{name}` (id {id}) no longer exists; nothing was deleted")]
+    #[error("token {} (id {id}) no longer exists; nothing was deleted", quoted(.name))]
     Vanished { name: String, id: u64 },
     #[error(
         "the DELETE of token `{name}` (id {id}) was sent at {sent_at} but InfluxDB never confirmed it, and the token \
@@ -113,10 +114,10 @@ pub enum ServiceError {
         detail: String,
     },
     #[error(
-        "the regeneration of the operator token of instance `{instance}` lost its answer, and the secret in {} does \
+        "the regeneration of the operator token of instance {} lost its answer, and the secret in {} does \
          not authenticate: if the regeneration applied, its new secret is lost. If the operator token no longer \
          works, regenerate it with another admin token or through InfluxDB's admin-token recovery listener \
-         (--admin-token-recovery-http-bind)", path.display()
+         (--admin-token-recovery-http-bind)", quoted(.instance), path.display()
     )]
     RegeneratedLost {
         instance: String,
@@ -128,15 +129,15 @@ pub enum ServiceError {
     )]
     NeverApplied { what: String },
     #[error(
-        "InfluxDB did not answer the creation of token `{name}` in time: {what}. It was not retried; create it \
-         again if you still need it"
+        "InfluxDB did not answer the creation of token {} in time: {what}. It was not retried; create it \
+         again if you still need it", quoted(.name)
     )]
     CreateAnswerLost { name: String, what: &'static str },
     #[error("that confirmation_code is malformed; request the action again without one")]
     MalformedCode,
     #[error(
-        "an earlier creation of token `{name}` lost InfluxDB's answer and is still being checked; try again in a \
-         minute"
+        "an earlier creation of token {} lost InfluxDB's answer and is still being checked; try again in a \
+         minute", quoted(.name)
     )]
     CreateInDoubt { name: String },
     #[error(

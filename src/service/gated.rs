@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{Instance, ServiceError, TokenService, blocking};
 use crate::actor::Actor;
 use crate::gate::{GateError, GateMode, Outcome, Pending, PendingId, PendingState, Progress};
+use crate::shown::{quoted, shown};
 use crate::store::{AuditOutcome, JournalEntry, JournalOp};
 use crate::tokens::{OPERATOR_TOKEN_NAME, Token, TokenName, TokenRef};
 
@@ -124,16 +125,23 @@ impl Operation {
     /// A one-line description for people.
     pub fn describe(&self) -> String {
         match self {
-            Self::DeleteToken { instance, name, id } => {
-                format!("delete token `{name}` (id {id}) on instance `{instance}`")
-            }
+            Self::DeleteToken { instance, name, id } => format!(
+                "delete token {} (id {id}) on instance {}",
+                quoted(name.as_str()),
+                quoted(instance)
+            ),
             Self::RegenerateOperator { instance, file } => format!(
-                "regenerate the operator token of instance `{instance}`, writing the new secret to {}",
-                file.display()
+                "regenerate the operator token of instance {}, writing the new secret to {}",
+                quoted(instance),
+                shown(&file.display().to_string())
             ),
             Self::PruneExpired { instance, tokens } => {
-                let shown: Vec<&str> = tokens.iter().take(10).map(|t| t.name.as_str()).collect();
-                let more = tokens.len().saturating_sub(shown.len());
+                let listed: Vec<String> = tokens
+                    .iter()
+                    .take(10)
+                    .map(|t| quoted(t.name.as_str()))
+                    .collect();
+                let more = tokens.len().saturating_sub(listed.len());
                 let tail = if more > 0 {
                     format!(" and {more} more")
                 } else {
@@ -141,9 +149,10 @@ impl Operation {
                 };
                 let noun = if tokens.len() == 1 { "token" } else { "tokens" };
                 format!(
-                    "delete {} expired {noun} on instance `{instance}` ({}{tail})",
+                    "delete {} expired {noun} on instance {} ({}{tail})",
                     tokens.len(),
-                    shown.join(", ")
+                    quoted(instance),
+                    listed.join(", ")
                 )
             }
             Self::Retired { was, .. } => was.clone(),

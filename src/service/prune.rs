@@ -15,12 +15,12 @@ use crate::tokens::{ListFilter, Token, TokenName, TokenRef, TokenStatus};
 /// The most tokens one prune request deletes; run it again for more.
 pub const MAX_PRUNE: usize = 500;
 
-/// `name: why` for the first few.
+/// `` `name`: why `` for the first few.
 pub(super) fn summary(items: &[(String, String)]) -> String {
     let shown: Vec<String> = items
         .iter()
         .take(5)
-        .map(|(n, why)| format!("{n}: {why}"))
+        .map(|(n, why)| format!("{}: {why}", crate::shown::quoted(n)))
         .collect();
     let more = items.len().saturating_sub(shown.len());
     if more > 0 {

@@ -76,8 +76,8 @@ impl TokenService {
     async fn settle(&self, entry: &JournalEntry) -> bool {
         let Ok(inst) = self.instance(Some(&entry.instance)) else {
             let why = format!(
-                "instance `{}` is no longer configured; check it by hand",
-                entry.instance
+                "instance {} is no longer configured; check it by hand",
+                crate::shown::quoted(&entry.instance)
             );
             self.journal_step(&entry.id, move |e| {
                 e.stage = Stage::Unknown;

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::shown::quoted;
+
 /// Input that does not make a valid token name, permission or expiry. The text says how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -32,10 +34,10 @@ pub enum BackendError {
          Restart it with authentication to manage tokens"
     )]
     AuthDisabled { url: String },
-    #[error("no token named `{name}` exists")]
+    #[error("no token named {} exists", quoted(.name))]
     NotFound { name: String },
     #[error(
-        "a token named `{name}` already exists; pick another name or delete the old token first"
+        "a token named {} already exists; pick another name or delete the old token first", quoted(.name)
     )]
     AlreadyExists { name: String },
     #[error(
@@ -53,7 +55,7 @@ pub enum BackendError {
          has database-scoped tokens. Create an admin token instead, or set edition = \"core\" for this instance"
     )]
     NotEnterprise { url: String },
-    #[error("no such {kind} `{name}` on this instance; nothing was created")]
+    #[error("no such {kind} {} on this instance; nothing was created", quoted(.name))]
     UnknownResource { kind: &'static str, name: String },
     #[error("InfluxDB rejected the request ({status}): {message}")]
     Rejected { status: u16, message: String },

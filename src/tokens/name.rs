@@ -51,8 +51,8 @@ impl TokenName {
         }
         if !s.starts_with(|c: char| c.is_ascii_alphanumeric()) {
             return Err(ParseError::new(format!(
-                "token name `{}` must start with a letter or digit (names starting with `_` belong to InfluxDB)",
-                crate::shown::shown(s)
+                "token name {} must start with a letter or digit (names starting with `_` belong to InfluxDB)",
+                crate::shown::quoted(s)
             )));
         }
         if let Some(bad) = s
@@ -60,9 +60,9 @@ impl TokenName {
             .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
         {
             return Err(ParseError::new(format!(
-                "token name `{}` contains `{}`; use only letters, digits, `-`, `_` and `.`",
-                crate::shown::shown(s),
-                crate::shown::shown(&bad.to_string())
+                "token name {} contains {}; use only letters, digits, `-`, `_` and `.`",
+                crate::shown::quoted(s),
+                crate::shown::quoted(&bad.to_string())
             )));
         }
         Ok(name)

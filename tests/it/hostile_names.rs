@@ -4,10 +4,13 @@
 
 use std::time::Duration;
 
+use rmcp::model::ElicitRequestParams;
 use serde_json::{Value, json};
+use tokenwarden::mcp::McpSettings;
 use tokenwarden::tokens::Edition;
 
-use crate::procs::Tw;
+use crate::mcp_support::{ERAS, Form, TestClient, call, connect, err, ok};
+use crate::procs::{Proc, Tw};
 use crate::support;
 
 /// Tries to make the approval text say that something else is deleted.
@@ -34,6 +37,19 @@ const NAMES: [(&str, &str); 4] = [
 /// An MCP client that names itself with a right-to-left override.
 const CLIENT: &str = "assistant\u{202E}llehs";
 
+/// Fails unless `text` is one line without raw control, bidi or zero-width characters, and its
+/// backtick-quoted spans are exactly `spans`.
+fn assert_quotes(text: &str, spans: &[&str]) {
+    assert!(
+        !text.contains(['\n', '\u{202E}', '\u{200B}', '\u{9B}']),
+        "raw characters in {text:?}"
+    );
+    let parts: Vec<&str> = text.split('`').collect();
+    assert!(parts.len() % 2 == 1, "a backtick without its pair: {text}");
+    let quoted: Vec<&str> = parts.iter().skip(1).step_by(2).copied().collect();
+    assert_eq!(quoted, spans, "{text}");
+}
+
 /// The simulator with the hostile tokens, and a config for it.
 async fn hostile_instance(dir: &std::path::Path) -> (tokenwarden::sim::RunningSim, Tw) {
     let (sim, op) = support::sim(Edition::Core).await;
@@ -42,6 +58,97 @@ async fn hostile_instance(dir: &std::path::Path) -> (tokenwarden::sim::RunningSi
     }
     let tw = Tw::new(dir, &sim.url(), &op).env("RUST_LOG", "warn");
     (sim, tw)
+}
+
+/// Asks the stdio server to delete `name` as request `id`.
+fn delete(server: &mut Proc, id: u64, name: &str) {
+    let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": "delete_token", "arguments": {"name": name}}});
+    server.write_stdin(&format!("{call}\n"));
+}
+
+#[tokio::test]
+async fn mcp_confirmations_over_stdio_quote_each_name_once_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, tw) = hostile_instance(dir.path()).await;
+
+    // A client that can elicit: the user is asked, and declines.
+    let mut server = tw.spawn(&["mcp"]);
+    server
+        .mcp_initialize_as(CLIENT, json!({"elicitation": {"form": {}}}))
+        .await;
+    for (id, (name, shown)) in (1..).zip(NAMES) {
+        delete(&mut server, id, name);
+        let ask = server.mcp_next().await;
+        assert_eq!(ask["method"], "elicitation/create", "{ask}");
+        let prompt = ask["params"]["message"].as_str().unwrap();
+        assert!(prompt.starts_with("Delete token `"), "{prompt}");
+        assert_quotes(prompt, &[shown, "local", shown]);
+        server.mcp_answer(&ask["id"], json!({"action": "decline"}));
+        let answer = server.mcp_next().await;
+        assert_eq!(answer["id"], id, "{answer}");
+        let v = &answer["result"]["structuredContent"];
+        assert_eq!(v["status"], "declined", "{answer}");
+        assert_quotes(v["message"].as_str().unwrap(), &[shown, "local"]);
+    }
+
+    // A client that cannot: the assistant is told what to show the user.
+    let mut server = tw.spawn(&["mcp"]);
+    server.mcp_initialize_as(CLIENT, json!({})).await;
+    for (id, (name, shown)) in (1..).zip(NAMES) {
+        let answer = server
+            .mcp_call(id, "delete_token", json!({"name": name}))
+            .await;
+        let v = &answer["result"]["structuredContent"];
+        assert_eq!(v["status"], "confirmation_required", "{answer}");
+        assert_eq!(
+            v["token"]["name"], name,
+            "structured content keeps the name"
+        );
+        let message = v["message"].as_str().unwrap();
+        assert!(message.contains("exactly what will happen (delete token `"));
+        assert_quotes(message, &[shown, "local"]);
+    }
+    let left = sim.control.token_names();
+    assert!(
+        NAMES.iter().all(|(n, _)| left.iter().any(|l| l == n)),
+        "nothing was deleted"
+    );
+}
+
+#[tokio::test]
+async fn pending_views_prune_lists_and_errors_quote_names_escaped() {
+    let [(_, forged), (_, reversed), (_, broken), _] = NAMES;
+    for era in ERAS {
+        let (s, core) = crate::mcp::setup(Edition::Core, McpSettings::default()).await;
+        s.control.create_admin(FORGED, None);
+        s.control.create_admin(REVERSED, Some(Duration::ZERO));
+
+        let user = TestClient::form(Form::Decline);
+        let c = connect(&core, user.clone(), era).await;
+        ok(&call(&c, "delete_token", json!({"name": FORGED})).await);
+        let Some(ElicitRequestParams::FormElicitationParams { message, .. }) =
+            user.asked().first().cloned()
+        else {
+            panic!("{era:?}: no form")
+        };
+        assert_quotes(&message, &[forged, "local", forged]);
+
+        let c = connect(&core, TestClient::plain(), era).await;
+        let first = ok(&call(&c, "delete_token", json!({"name": FORGED})).await);
+        let code = first["confirmation_code"].as_str().unwrap();
+        let id = code.split('-').next().unwrap();
+        let view = ok(&call(&c, "get_pending_action", json!({"id": id})).await);
+        assert_quotes(view["operation"].as_str().unwrap(), &[forged, "local"]);
+
+        let prune = ok(&call(&c, "prune_expired_tokens", json!({})).await);
+        assert_eq!(prune["expired_tokens"][0]["name"], REVERSED, "{prune}");
+        assert_quotes(prune["message"].as_str().unwrap(), &["local", reversed]);
+
+        let e = err(&call(&c, "delete_token", json!({"name": BROKEN})).await);
+        let text = e.split("; call list_tokens").next().unwrap();
+        assert_quotes(text, &["local", broken]);
+    }
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ use tokenwarden::tokens::{Edition, RawToken, TokenBackend, TokenName};
 use crate::mcp_support::{ERAS, Era, Form, TestClient, call, connect, err, ok};
 use crate::support::{assert_logs_clean, assert_no_token, client, instance, service, sim};
 
-async fn setup(edition: Edition, settings: McpSettings) -> (RunningSim, McpCore) {
+pub async fn setup(edition: Edition, settings: McpSettings) -> (RunningSim, McpCore) {
     let (s, _, core) = setup_with_operator(edition, settings).await;
     (s, core)
 }

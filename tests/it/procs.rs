@@ -268,6 +268,27 @@ impl Proc {
         serde_json::from_str(&line).unwrap()
     }
 
+    /// The next JSON-RPC request or response the stdio server sends (notifications skipped).
+    pub async fn mcp_next(&mut self) -> serde_json::Value {
+        let line = self
+            .wait_stdout(
+                |l| {
+                    serde_json::from_str::<serde_json::Value>(l)
+                        .is_ok_and(|m| m.get("id").is_some())
+                },
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap_or_else(|| panic!("no message from the server: {}", self.seen()));
+        serde_json::from_str(&line).unwrap()
+    }
+
+    /// Answers the server's request `id` with `result`.
+    pub fn mcp_answer(&mut self, id: &serde_json::Value, result: serde_json::Value) {
+        let answer = serde_json::json!({"jsonrpc": "2.0", "id": id, "result": result});
+        self.write_stdin(&format!("{answer}\n"));
+    }
+
     /// Sends SIGKILL (no chance to clean up) and reaps the process.
     pub fn kill9(&mut self) {
         let pid = libc::pid_t::try_from(self.child.id()).unwrap();
