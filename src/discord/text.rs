@@ -9,6 +9,9 @@ use serenity::builder::{
     CreateMessage, EditInteractionResponse, EditMessage,
 };
 
+// Which characters are hidden is the display escaping's rule; here they are replaced.
+use crate::shown::hidden;
+
 /// Message content.
 pub const CONTENT: usize = 2000;
 /// Embed title.
@@ -39,17 +42,6 @@ const BACKTICK: char = '\u{02CB}';
 /// The length Discord counts: characters.
 pub fn len(s: &str) -> usize {
     s.chars().count()
-}
-
-/// Control characters and the invisible ones that reorder or hide text.
-fn hidden(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{200B}' | '\u{200E}' | '\u{200F}' | '\u{2028}' | '\u{2029}' | '\u{FEFF}'
-        )
-        || ('\u{202A}'..='\u{202E}').contains(&c)
-        || ('\u{2066}'..='\u{2069}').contains(&c)
 }
 
 /// Joins `units` (each one visible character and its escape) and cuts the result to `max`
@@ -353,6 +345,11 @@ mod tests {
             "\\*\\*\\@everyone\\*\\* \\<\\@1\\>"
         );
         assert_eq!(plain("a\nb\u{202E}", 100), "a\u{FFFD}b\u{FFFD}");
+        assert_eq!(
+            plain("w\u{2060}j\u{E0041}", 100),
+            "w\u{FFFD}j\u{FFFD}",
+            "invisible to people, read by models"
+        );
         assert_eq!(code("x`y", 100), "`x\u{02CB}y`");
     }
 
