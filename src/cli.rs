@@ -21,6 +21,7 @@ use crate::service::{
     Channel, ErrorKind, Executed, GatePolicy, NextStep, PendingRequest, Request, ServiceError,
     TokenService,
 };
+use crate::shown::quoted;
 use crate::tokens::{
     Expiry, ListFilter, NewToken, Page, ParseError, Permission, TokenName, TokenSpec,
 };
@@ -253,7 +254,11 @@ impl Cli<'_> {
             if self.json {
                 print_json(&json!({ "deleted": name, "instance": instance }), false);
             } else {
-                print(format!("Deleted token `{name}` on instance `{instance}`."));
+                print(format!(
+                    "Deleted token {} on instance {}.",
+                    quoted(name.as_str()),
+                    quoted(&instance)
+                ));
             }
         }
         Ok(())
@@ -420,13 +425,16 @@ impl Cli<'_> {
                 }
             ));
             for (name, why) in &skipped {
-                print(format!("Left `{name}` alone: {why}."));
+                print(format!("Left {} alone: {why}.", quoted(name)));
             }
         }
         if failed.is_empty() {
             Ok(())
         } else {
-            let list: Vec<String> = failed.iter().map(|(n, e)| format!("{n}: {e}")).collect();
+            let list: Vec<String> = failed
+                .iter()
+                .map(|(n, e)| format!("{}: {e}", quoted(n)))
+                .collect();
             Err(CliError::Incomplete(format!(
                 "{} not deleted: {}",
                 crate::tokens::count_tokens(failed.len(), "expired"),

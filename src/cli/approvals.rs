@@ -68,8 +68,10 @@ impl Cli<'_> {
             ApprovalResult::Executed { pending, result } => match result? {
                 Executed::Deleted { instance, name } => {
                     print(format!(
-                        "Approved ({}): deleted token `{name}` on instance `{instance}`.",
-                        pending.id
+                        "Approved ({}): deleted token {} on instance {}.",
+                        pending.id,
+                        crate::shown::quoted(name.as_str()),
+                        crate::shown::quoted(&instance)
                     ));
                     Ok(())
                 }

@@ -163,8 +163,8 @@ pub fn audit_table(entries: &[AuditEntry]) -> String {
 /// One token described in a sentence, for confirmations.
 pub fn token_summary(t: &Token, now: DateTime<Utc>) -> String {
     format!(
-        "`{}` (id {}, {}, {}, permissions {}, created {}, expires {})",
-        shown(&t.name),
+        "{} (id {}, {}, {}, permissions {}, created {}, expires {})",
+        crate::shown::quoted(&t.name),
         t.id,
         t.kind,
         t.status(now),

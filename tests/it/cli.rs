@@ -1060,6 +1060,12 @@ fn hostile_names_are_shown_escaped_and_odd_names_can_still_be_deleted() {
         let r = run(&cfg, &["tokens", "delete", name, "--yes"], "");
         assert_eq!(r.code, 0, "{name:?}: {}", r.stderr);
         assert!(!r.stdout.contains('\u{1b}'), "{:?}", r.stdout);
+        assert_eq!(
+            r.stdout.lines().count(),
+            1,
+            "a name adds no line: {:?}",
+            r.stdout
+        );
     }
     let r = run(&cfg, &["tokens", "list", "--json"], "");
     let names: Vec<String> =
