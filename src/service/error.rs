@@ -89,9 +89,9 @@ pub enum ServiceError {
     #[error("token {} (id {id}) no longer exists; nothing was deleted", quoted(.name))]
     Vanished { name: String, id: u64 },
     #[error(
-        "the DELETE of token `{name}` (id {id}) was sent at {sent_at} but InfluxDB never confirmed it, and the token \
+        "the DELETE of token {} (id {id}) was sent at {sent_at} but InfluxDB never confirmed it, and the token \
          is still there; it was not sent again, because a DELETE that lands late deletes whichever token holds the \
-         name by then. Request the delete again if it is still wanted"
+         name by then. Request the delete again if it is still wanted", quoted(.name)
     )]
     DeleteUnconfirmed {
         name: String,
