@@ -29,13 +29,23 @@ const browser = spawn(
   ],
   { stdio: ["ignore", "ignore", "ignore", "pipe", "pipe"] },
 );
-const done = (out, code = 0) => {
-  browser.kill("SIGKILL");
-  rmSync(profile, { recursive: true, force: true });
-  console.log(JSON.stringify(out));
+// Prints the result, then removes the profile once the browser is gone (a dying browser still
+// writes into it) and exits.
+let finishing = false;
+const cleanUp = (code) => {
+  rmSync(profile, { recursive: true, force: true, maxRetries: 10 });
   process.exit(code);
 };
-browser.on("exit", (code) => done({ error: `chromium exited (${code}) before the end` }, 1));
+const done = (out, code = 0) => {
+  finishing = true;
+  console.log(JSON.stringify(out));
+  if (browser.exitCode !== null || browser.signalCode !== null) cleanUp(code);
+  browser.once("exit", () => cleanUp(code));
+  browser.kill("SIGKILL");
+};
+browser.on("exit", (code) => {
+  if (!finishing) done({ error: `chromium exited (${code}) before the end` }, 1);
+});
 
 // The protocol: JSON messages ended by a NUL byte, commands written to fd 3, answers on fd 4.
 let nextId = 0;
