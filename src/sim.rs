@@ -23,7 +23,10 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use catalog::generate_token;
-pub use state::{ForcedResponse, HoldBeforeApply, RecordedRequest, SimSettings, StallAfterApply};
+pub use state::{
+    AnswerAfterApply, ForcedResponse, HoldBeforeApply, Reanswer, RecordedRequest, SimSettings,
+    StallAfterApply, Swallow,
+};
 
 use crate::tokens::{OPERATOR_TOKEN_NAME, Permission, RawToken};
 use state::SimState;
@@ -229,6 +232,20 @@ impl SimControl {
         self.state.stall_after_apply(stall);
     }
 
+    /// Applies matching requests as usual, then sends another answer than the simulator's own:
+    /// a gateway's 504 or a 500 after the change, a 201 cut short or mistyped. Such a request
+    /// shows in the log with the status sent and, in `withheld`, its own.
+    pub fn answer_after_apply(&self, answer: AnswerAfterApply) {
+        self.state.answer_after_apply(answer);
+    }
+
+    /// Neither applies nor answers matching requests (lost on their way); the answer is held
+    /// until the client goes away. Such a request shows in the log with status 0 and nothing
+    /// withheld.
+    pub fn swallow(&self, swallow: Swallow) {
+        self.state.swallow(swallow);
+    }
+
     /// Holds matching requests before applying them, until [`SimControl::release_held`]: a
     /// request on its way that lands late. Each shows in the log as it arrives, with status 0
     /// until it is applied.
@@ -268,7 +285,7 @@ impl SimControl {
         timeout: Duration,
     ) -> Option<RecordedRequest> {
         self.wait_for_request(
-            |r| r.withheld.is_some() && r.path.starts_with(path_prefix),
+            |r| r.withheld.is_some() && r.status == 0 && r.path.starts_with(path_prefix),
             timeout,
         )
         .await

@@ -11,7 +11,7 @@ use axum::response::Response;
 
 use super::auth::{Credential, credential};
 use super::catalog::{INTERNAL_DB, SimToken};
-use super::state::{RecordedRequest, SimState};
+use super::state::{AfterApply, Reanswer, RecordedRequest, SimState};
 use super::{database_api, handlers};
 
 /// The largest request body accepted (InfluxDB's default `--max-http-request-size`).
@@ -124,6 +124,12 @@ async fn serve(state: &Arc<SimState>, req: Request) -> Response {
     if !fault.latency.is_zero() {
         tokio::time::sleep(fault.latency).await;
     }
+    if fault.swallow {
+        state.record_outcome(index, 0, None, None);
+        tracing::debug!(path = %req.path, "simulator swallows the request");
+        let _ended = StallEnds;
+        return std::future::pending().await;
+    }
     if fault.hold {
         // Applied once released, in a task of its own: a client that gave up meanwhile does
         // not stop it, as a proxy forwards what it already holds.
@@ -134,7 +140,7 @@ async fn serve(state: &Arc<SimState>, req: Request) -> Response {
             held.wait_released().await;
             let response = route(&held, &mut req);
             let caller = req.caller.as_ref().map(|t| t.name.clone());
-            held.record_outcome(index, response.status().as_u16(), false, caller);
+            held.record_outcome(index, response.status().as_u16(), None, caller);
             let _ = answer.send(response);
         });
         return answered
@@ -145,22 +151,51 @@ async fn serve(state: &Arc<SimState>, req: Request) -> Response {
         Some(f) => raw(f.status, f.content_type.as_deref(), f.body),
         None => route(state, &mut req),
     };
-    state.record_outcome(
-        index,
-        response.status().as_u16(),
-        fault.stall,
-        req.caller.as_ref().map(|t| t.name.clone()),
-    );
-    if fault.stall {
-        tracing::debug!(path = %req.path, "simulator withholds the answer");
-        // Never answers: the future ends only when hyper drops it as the client goes away.
-        let _ended = StallEnds;
-        return std::future::pending().await;
+    let caller = req.caller.as_ref().map(|t| t.name.clone());
+    let status = response.status().as_u16();
+    match fault.after {
+        None => {
+            state.record_outcome(index, status, None, caller);
+            response
+        }
+        Some(AfterApply::Withhold) => {
+            state.record_outcome(index, 0, Some(status), caller);
+            tracing::debug!(path = %req.path, "simulator withholds the answer");
+            // Never answers: the future ends only when hyper drops it as the client goes away.
+            let _ended = StallEnds;
+            std::future::pending().await
+        }
+        Some(AfterApply::Answer(instead)) => {
+            let sent = reanswer(response, instead).await;
+            state.record_outcome(index, sent.status().as_u16(), Some(status), caller);
+            tracing::debug!(path = %req.path, "simulator sends another answer than its own");
+            sent
+        }
     }
-    response
 }
 
-/// Logs the end of a withheld answer (its client went away, or the runtime stopped).
+/// The answer sent in place of `own` for a request that was applied.
+async fn reanswer(own: Response, instead: Reanswer) -> Response {
+    match instead {
+        Reanswer::Replace {
+            status,
+            content_type,
+            body,
+        } => raw(status, content_type.as_deref(), body),
+        Reanswer::Cut { keep } => {
+            let (mut parts, body) = own.into_parts();
+            let mut bytes = axum::body::to_bytes(body, MAX_BODY)
+                .await
+                .unwrap_or_default();
+            bytes.truncate(keep);
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, Body::from(bytes))
+        }
+    }
+}
+
+/// Logs the end of a withheld answer or a swallowed request (its client went away, or the
+/// runtime stopped).
 struct StallEnds;
 
 impl Drop for StallEnds {

@@ -48,8 +48,9 @@ pub struct RecordedRequest {
     pub body: String,
     /// The status sent; 0 if the client went away first or the answer was withheld.
     pub status: u16,
-    /// Set when a [`StallAfterApply`] fault held the answer back: the request was applied and
-    /// its answer, with this status, was never sent.
+    /// Set when a [`StallAfterApply`] or [`AnswerAfterApply`] fault held the answer back: the
+    /// request was applied and its answer, with this status, was never sent (another may have
+    /// been, in `status`).
     pub withheld: Option<u16>,
 }
 
@@ -85,6 +86,17 @@ pub struct StallAfterApply {
 }
 
 /// For requests whose path starts with `path_prefix` (and whose method is `method`, if given):
+/// apply the request as usual, then send `answer` in place of the simulator's own.
+#[derive(Debug, Clone)]
+pub struct AnswerAfterApply {
+    pub path_prefix: String,
+    pub method: Option<String>,
+    pub answer: Reanswer,
+    /// How many requests it answers; `None` for all of them.
+    pub times: Option<u32>,
+}
+
+/// For requests whose path starts with `path_prefix` (and whose method is `method`, if given):
 /// hold the request before applying it until [`SimState::release_held`], as a slow InfluxDB or
 /// a proxy does; it is applied then even if its client has gone away meanwhile.
 #[derive(Debug, Clone)]
@@ -95,28 +107,75 @@ pub struct HoldBeforeApply {
     pub times: Option<u32>,
 }
 
+/// For requests whose path starts with `path_prefix` (and whose method is `method`, if given):
+/// never apply them and never answer (a request lost on its way, held until the client goes
+/// away).
+#[derive(Debug, Clone)]
+pub struct Swallow {
+    pub path_prefix: String,
+    pub method: Option<String>,
+    /// How many requests it swallows; `None` for all of them.
+    pub times: Option<u32>,
+}
+
+/// What a request that was applied is answered instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reanswer {
+    /// A whole other answer: a gateway's 504 after InfluxDB made the token, a 500 sent after the
+    /// change, a 201 whose body is mistyped.
+    Replace {
+        status: u16,
+        content_type: Option<String>,
+        body: String,
+    },
+    /// The simulator's own answer with its body cut to its first `keep` bytes, sent complete (a
+    /// proxy that shortened it and its length alike).
+    Cut { keep: usize },
+}
+
+/// What happens after a request was applied, instead of its answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterApply {
+    /// Never answer.
+    Withhold,
+    /// Answer this instead.
+    Answer(Reanswer),
+}
+
 /// The faults that apply to one request.
 #[derive(Debug, Default)]
 pub struct Fault {
     pub latency: Duration,
     pub forced: Option<ForcedResponse>,
-    /// Apply the request, then withhold its answer.
-    pub stall: bool,
+    /// Neither apply the request nor answer it.
+    pub swallow: bool,
     /// Hold the request until released, then apply it.
     pub hold: bool,
+    /// Apply the request, then withhold its answer or send another.
+    pub after: Option<AfterApply>,
+}
+
+/// A fault after applying a request, for the requests it matches.
+#[derive(Debug, Clone)]
+struct AfterRule {
+    path_prefix: String,
+    method: Option<String>,
+    times: Option<u32>,
+    then: AfterApply,
 }
 
 #[derive(Debug, Default)]
 struct Faults {
     latency: Duration,
     forced: Vec<ForcedResponse>,
-    stalls: Vec<StallAfterApply>,
+    swallowed: Vec<Swallow>,
     holds: Vec<HoldBeforeApply>,
+    after: Vec<AfterRule>,
 }
 
-/// Whether `path` and `method` are a fault's.
-fn matches(prefix: &str, want: Option<&String>, path: &str, method: &str) -> bool {
-    path.starts_with(prefix) && want.is_none_or(|m| m.eq_ignore_ascii_case(method))
+/// Whether a fault for `prefix` and `wanted` (any method if `None`) covers a request.
+fn covers(prefix: &str, wanted: Option<&String>, method: &str, path: &str) -> bool {
+    path.starts_with(prefix) && wanted.is_none_or(|m| m.eq_ignore_ascii_case(method))
 }
 
 /// Takes one use of the first fault in `list` that `matches`; `times` counts its remaining uses.
@@ -221,7 +280,25 @@ impl SimState {
     }
 
     pub fn stall_after_apply(&self, stall: StallAfterApply) {
-        lock(&self.faults).stalls.push(stall);
+        lock(&self.faults).after.push(AfterRule {
+            path_prefix: stall.path_prefix,
+            method: stall.method,
+            times: stall.times,
+            then: AfterApply::Withhold,
+        });
+    }
+
+    pub fn answer_after_apply(&self, answer: AnswerAfterApply) {
+        lock(&self.faults).after.push(AfterRule {
+            path_prefix: answer.path_prefix,
+            method: answer.method,
+            times: answer.times,
+            then: AfterApply::Answer(answer.answer),
+        });
+    }
+
+    pub fn swallow(&self, swallow: Swallow) {
+        lock(&self.faults).swallowed.push(swallow);
     }
 
     pub fn hold_before_apply(&self, hold: HoldBeforeApply) {
@@ -239,8 +316,8 @@ impl SimState {
         let _ = self.released.subscribe().wait_for(|r| *r).await;
     }
 
-    /// The faults for a request: latency, a forced response, or (when nothing is forced) a
-    /// stall after applying it. Each counted fault loses one use.
+    /// The faults for a request: latency, and the first of a forced response, swallowing it,
+    /// or what follows applying it. Each counted fault loses one use.
     pub fn take_fault(&self, method: &str, path: &str) -> Fault {
         let mut faults = lock(&self.faults);
         let forced = take_first(
@@ -248,26 +325,37 @@ impl SimState {
             |f| path.starts_with(&f.path_prefix),
             |f| &mut f.times,
         );
-        let hold = forced.is_none()
+        let swallow = forced.is_none()
             && take_first(
-                &mut faults.holds,
-                |h| matches(&h.path_prefix, h.method.as_ref(), path, method),
-                |h| &mut h.times,
-            )
-            .is_some();
-        let stall = forced.is_none()
-            && !hold
-            && take_first(
-                &mut faults.stalls,
-                |s| matches(&s.path_prefix, s.method.as_ref(), path, method),
+                &mut faults.swallowed,
+                |s| covers(&s.path_prefix, s.method.as_ref(), method, path),
                 |s| &mut s.times,
             )
             .is_some();
+        let hold = forced.is_none()
+            && !swallow
+            && take_first(
+                &mut faults.holds,
+                |h| covers(&h.path_prefix, h.method.as_ref(), method, path),
+                |h| &mut h.times,
+            )
+            .is_some();
+        let after = if forced.is_some() || swallow || hold {
+            None
+        } else {
+            take_first(
+                &mut faults.after,
+                |r| covers(&r.path_prefix, r.method.as_ref(), method, path),
+                |r| &mut r.times,
+            )
+            .map(|r| r.then)
+        };
         Fault {
             latency: faults.latency,
             forced,
-            stall,
+            swallow,
             hold,
+            after,
         }
     }
 
@@ -286,22 +374,19 @@ impl SimState {
         Some(index)
     }
 
-    /// Adds the status (sent, or `withheld` by a stall) and the token the request
-    /// authenticated as.
+    /// Adds the status sent (0 for none), the status of an answer `withheld` after applying the
+    /// request, and the token the request authenticated as.
     pub fn record_outcome(
         &self,
         index: Option<usize>,
-        status: u16,
-        withheld: bool,
+        sent: u16,
+        withheld: Option<u16>,
         authenticated_as: Option<String>,
     ) {
         let Some(i) = index else { return };
         if let Some(r) = lock(&self.requests).get_mut(i) {
-            if withheld {
-                r.withheld = Some(status);
-            } else {
-                r.status = status;
-            }
+            r.status = sent;
+            r.withheld = withheld;
             r.authenticated_as = authenticated_as;
         }
         self.log_version.send_modify(|v| *v += 1);

@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha512};
-use tokenwarden::sim::{Simulator, StallAfterApply};
+use tokenwarden::sim::{AnswerAfterApply, Reanswer, Simulator, StallAfterApply, Swallow};
 use tokenwarden::tokens::{Edition, Permission, RawToken};
 
 use crate::support::{self, sim};
@@ -854,6 +854,74 @@ async fn stall_after_apply_changes_the_catalog_but_never_answers() {
         (201, None),
         "times: 1 stalls once"
     );
+}
+
+#[tokio::test]
+async fn answer_after_apply_changes_the_catalog_and_sends_the_answer_given() {
+    let (s, op) = sim(Edition::Core).await;
+    let gateway = "<html><body><h1>504 Gateway Time-out</h1></body></html>";
+    s.control.answer_after_apply(AnswerAfterApply {
+        path_prefix: NAMED_ADMIN.into(),
+        method: Some("POST".into()),
+        answer: Reanswer::Replace {
+            status: 504,
+            content_type: Some("text/html".into()),
+            body: gateway.into(),
+        },
+        times: Some(1),
+    });
+    s.control.answer_after_apply(AnswerAfterApply {
+        path_prefix: NAMED_ADMIN.into(),
+        method: None,
+        answer: Reanswer::Cut { keep: 40 },
+        times: Some(1),
+    });
+    let (url, auth) = (s.url(), bearer(&op));
+    let create = |body: &'static str| {
+        call(
+            &url,
+            Method::POST,
+            NAMED_ADMIN,
+            Some(&auth),
+            Some(("application/json", body)),
+        )
+    };
+    let late = create(r#"{"token_name": "late"}"#).await;
+    assert_eq!((late.status, late.body.as_str()), (504, gateway));
+    let cut = create(r#"{"token_name": "cut"}"#).await;
+    assert_eq!((cut.status, cut.body.len()), (201, 40), "{}", cut.body);
+    assert!(cut.body.starts_with(r#"{"id":"#), "{}", cut.body);
+    assert_eq!(s.control.token_names(), ["_admin", "late", "cut"]);
+    let seen: Vec<_> = s
+        .control
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == NAMED_ADMIN)
+        .map(|r| (r.status, r.withheld))
+        .collect();
+    assert_eq!(seen, [(504, Some(201)), (201, Some(201))]);
+    let whole = create(r#"{"token_name": "whole"}"#).await;
+    assert!(whole.json()["token"].is_string(), "each answered once");
+}
+
+#[tokio::test]
+async fn a_swallowed_request_is_neither_applied_nor_answered() {
+    let (s, op) = sim(Edition::Core).await;
+    s.control.swallow(Swallow {
+        path_prefix: NAMED_ADMIN.into(),
+        method: Some("POST".into()),
+        times: Some(1),
+    });
+    let err = create_quickly(&s.url(), &op, "lost").await.unwrap_err();
+    assert!(err.is_timeout(), "no answer came: {err}");
+    let swallowed = s
+        .control
+        .wait_for_request(|r| r.path == NAMED_ADMIN, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!((swallowed.status, swallowed.withheld), (0, None));
+    assert_eq!(s.control.token_names(), ["_admin"], "never applied");
+    assert_eq!(create_quickly(&s.url(), &op, "lost").await.unwrap(), 201);
 }
 
 #[tokio::test]
