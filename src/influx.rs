@@ -1,6 +1,7 @@
 //! The InfluxDB 3 HTTP client (reqwest with rustls) behind [`TokenBackend`]. Reads are retried on
 //! connection errors, timeouts and 502/503/504; creates, deletes and regenerations never are, and
-//! a mutation whose answer was lost is reported as of unknown outcome.
+//! a mutation whose answer was lost is reported as of unknown outcome: for a request that makes a
+//! secret, so is any answer but a readable 201 or InfluxDB's refusal.
 
 mod databases;
 pub mod decode;
@@ -280,13 +281,42 @@ impl InfluxClient {
         }
     }
 
-    fn created(
+    /// Reads the answer to a request that makes a secret (a create, a regeneration, the
+    /// bootstrap): the new token from a 201, or `None` for InfluxDB's refusal, which the caller
+    /// names from the status. Any other answer leaves the outcome unknown, since a token whose
+    /// secret nobody holds may exist: a 5xx (a gateway's 502/503/504 after InfluxDB made the
+    /// token, a 500 sent after the change was applied) unless InfluxDB sends it before changing
+    /// anything, any other status that is no refusal, and a 201 that cannot be read.
+    fn made(
         &self,
         a: &Answer,
+        operation: &'static str,
         name: &str,
-        permissions: Vec<String>,
-    ) -> Result<CreatedToken, BackendError> {
-        decode::created(&self.url, &a.body, name, permissions, Utc::now())
+        permissions: impl FnOnce() -> Vec<String>,
+    ) -> Result<Option<CreatedToken>, BackendError> {
+        let lost = |detail| BackendError::OutcomeUnknown { operation, detail };
+        match a.status.as_u16() {
+            201 => decode::created(&self.url, &a.body, name, permissions(), Utc::now())
+                .map(Some)
+                .map_err(|e| {
+                    let why = match e {
+                        BackendError::Decode { detail, .. } => detail,
+                        other => other.to_string(),
+                    };
+                    lost(format!(
+                        "{} answered {}, but tokenwarden cannot read the new token in it: {why}",
+                        self.url, a.status
+                    ))
+                }),
+            400..=499 => Ok(None),
+            _ if decode::refused_unchanged(a.status.as_u16(), &a.body) => Ok(None),
+            _ => Err(lost(format!(
+                "{} answered {}, which does not say whether InfluxDB applied it: {}",
+                self.url,
+                a.status,
+                decode::error_message(&a.body)
+            ))),
+        }
     }
 }
 
@@ -338,9 +368,13 @@ impl TokenBackend for InfluxClient {
             self.request(reqwest::Method::POST, "/api/v3/configure/token/named_admin")
                 .json(&body)
         };
-        let a = self.mutate(rb, "token creation").await?;
+        let operation = "token creation";
+        let a = self.mutate(rb, operation).await?;
+        let admin = || vec![ADMIN_PERMISSION.to_owned()];
+        if let Some(made) = self.made(&a, operation, name.as_str(), admin)? {
+            return Ok(made);
+        }
         match a.status.as_u16() {
-            201 => self.created(&a, name.as_str(), vec![ADMIN_PERMISSION.to_owned()]),
             409 => Err(BackendError::AlreadyExists {
                 name: name.to_string(),
             }),
@@ -361,13 +395,13 @@ impl TokenBackend for InfluxClient {
             self.request(reqwest::Method::POST, "/api/v3/enterprise/configure/token")
                 .json(&body)
         };
-        let a = self.mutate(rb, "token creation").await?;
+        let operation = "token creation";
+        let a = self.mutate(rb, operation).await?;
+        let listed = || permissions.iter().map(ToString::to_string).collect();
+        if let Some(made) = self.made(&a, operation, name.as_str(), listed)? {
+            return Ok(made);
+        }
         match a.status.as_u16() {
-            201 => self.created(
-                &a,
-                name.as_str(),
-                permissions.iter().map(ToString::to_string).collect(),
-            ),
             404 => Err(BackendError::NotEnterprise {
                 url: self.url.clone(),
             }),
@@ -404,7 +438,8 @@ impl TokenBackend for InfluxClient {
             reqwest::Method::POST,
             "/api/v3/configure/token/admin/regenerate",
         );
-        let a = self.mutate_once(rb, "operator token regeneration").await?;
+        let operation = "operator token regeneration";
+        let a = self.mutate_once(rb, operation).await?;
         if a.status == StatusCode::UNAUTHORIZED && self.reloaded(sent.as_ref()).await {
             return Err(BackendError::Rejected {
                 status: 401,
@@ -414,8 +449,11 @@ impl TokenBackend for InfluxClient {
                     .into(),
             });
         }
+        let admin = || vec![ADMIN_PERMISSION.to_owned()];
+        if let Some(made) = self.made(&a, operation, "_admin", admin)? {
+            return Ok(made);
+        }
         match a.status.as_u16() {
-            201 => self.created(&a, "_admin", vec![ADMIN_PERMISSION.to_owned()]),
             500 if decode::error_message(&a.body).contains("missing admin token") => {
                 Err(BackendError::OperatorMissing)
             }
@@ -448,9 +486,13 @@ impl TokenBackend for InfluxClient {
         let rb = self
             .http
             .post(format!("{}/api/v3/configure/token/admin", self.url));
-        let a = self.mutate_once(rb, "operator token creation").await?;
+        let operation = "operator token creation";
+        let a = self.mutate_once(rb, operation).await?;
+        let admin = || vec![ADMIN_PERMISSION.to_owned()];
+        if let Some(made) = self.made(&a, operation, "_admin", admin)? {
+            return Ok(made);
+        }
         match a.status.as_u16() {
-            201 => self.created(&a, "_admin", vec![ADMIN_PERMISSION.to_owned()]),
             409 => Err(BackendError::OperatorExists),
             _ => Err(self.failure(&a)),
         }

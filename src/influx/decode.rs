@@ -176,6 +176,14 @@ pub fn ping(headers: &HeaderMap, body: &[u8]) -> ServerInfo {
     }
 }
 
+/// Whether a 5xx answer to a change is a refusal InfluxDB sends before changing anything: only
+/// `missing admin token, cannot update`, to a regeneration on a server without `_admin`
+/// (reference §7.1). Any other may come after the change was applied, or from a gateway in
+/// front of InfluxDB that gave up waiting.
+pub fn refused_unchanged(status: u16, body: &[u8]) -> bool {
+    status == 500 && error_message(body).contains("missing admin token")
+}
+
 /// The message in an error body: JSON `error`, then `message`, else the text. Redacted and
 /// shortened; an HTML page is named as such.
 pub fn error_message(body: &[u8]) -> String {
