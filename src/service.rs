@@ -36,7 +36,7 @@ pub use gated::{
     ApprovalResult, Executed, ExpiredToken, GateRequest, Operation, PendingRequest, Request,
 };
 pub use health::{READY_WITHIN, Readiness};
-pub use journal::{Ticket, pause_point};
+pub use journal::{LATE_WRITES, Ticket, pause_point};
 pub use links::{
     LOCKOUT, LinkHeld, LinkKey, LinkPick, LinkState, MAX_PASSPHRASE_FAILURES, link_hash,
 };
@@ -163,6 +163,8 @@ pub struct TokenService {
     people: Arc<People>,
     ready_cache: Arc<health::ReadyCache>,
     link_key: Arc<LinkKey>,
+    /// How long an operation whose answer was lost waits for a late write ([`LATE_WRITES`]).
+    late_writes: Duration,
 }
 
 impl TokenService {
@@ -195,12 +197,20 @@ impl TokenService {
             people: Arc::default(),
             ready_cache: Arc::default(),
             link_key: Arc::new(LinkKey::ephemeral()),
+            late_writes: LATE_WRITES,
         }
     }
 
     /// The same service, sealing reveal links with `key` (shared by the replicas).
     pub fn with_link_key(mut self, key: LinkKey) -> Self {
         self.link_key = Arc::new(key);
+        self
+    }
+
+    /// The same service, waiting `late_writes` instead of [`LATE_WRITES`] before it looks again
+    /// at an operation whose answer was lost (tests settle such work at once with zero).
+    pub fn with_late_writes(mut self, late_writes: Duration) -> Self {
+        self.late_writes = late_writes;
         self
     }
 

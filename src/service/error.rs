@@ -124,6 +124,18 @@ pub enum ServiceError {
         path: std::path::PathBuf,
     },
     #[error(
+        "InfluxDB's answer to the regeneration of the operator token of instance `{instance}` was lost: {}. It was \
+         not retried. If InfluxDB applied it, the old secret no longer works and the new one is lost; tokenwarden \
+         settles this within about a minute, by whether the secret in {} still authenticates, and the audit log \
+         says which", lost_detail(source), path.display()
+    )]
+    RegenerationAnswerLost {
+        instance: String,
+        path: std::path::PathBuf,
+        #[source]
+        source: BackendError,
+    },
+    #[error(
         "{what}: it was approved, but tokenwarden stopped before InfluxDB applied it, and its approval has lapsed \
          since; nothing was deleted. Request it again"
     )]
@@ -147,6 +159,14 @@ pub enum ServiceError {
     NotRegenerated,
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// What was lost, from the backend's error.
+fn lost_detail(e: &BackendError) -> String {
+    match e {
+        BackendError::OutcomeUnknown { detail, .. } => detail.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// Broad classes of failure, for exit codes and adapter replies.
@@ -224,6 +244,7 @@ impl ServiceError {
             | Self::RegeneratedUnsaved { .. }
             | Self::NotRegenerated => ErrorKind::Failed,
             Self::RegeneratedLost { .. }
+            | Self::RegenerationAnswerLost { .. }
             | Self::CreateAnswerLost { .. }
             | Self::DeleteUnconfirmed { .. } => ErrorKind::Unknown,
             Self::DeliveryRolledBack { .. } | Self::Store(_) | Self::Internal(_) => {

@@ -66,11 +66,11 @@ impl TokenService {
         }
     }
 
-    /// Leaves entry `id` to recovery (this process's or another's), after `LATE_WRITES`: an
+    /// Leaves entry `id` to recovery (this process's or another's), after [`LATE_WRITES`]: an
     /// operation whose outcome one look could not settle.
     pub(super) async fn journal_release(&self, id: &JournalId) {
-        let (store, id2) = (self.store.clone(), id.clone());
-        if let Err(e) = blocking(move || store.journal_release(&id2, LATE_WRITES)).await {
+        let (store, id2, after) = (self.store.clone(), id.clone(), self.late_writes);
+        if let Err(e) = blocking(move || store.journal_release(&id2, after)).await {
             tracing::warn!(error = %e, journal = %id, "could not leave an operation to recovery");
         }
     }

@@ -9,7 +9,7 @@ use super::gated::Executed;
 use super::run::Ran;
 use super::{Instance, SecretFile, ServiceError, TokenService, pause_point};
 use crate::store::{JournalEntry, JournalOp};
-use crate::tokens::{CreatedToken, RawToken};
+use crate::tokens::{BackendError, CreatedToken, RawToken};
 
 /// Reads the secret a file holds (the bare token on its first line).
 pub(super) fn read_secret(path: &Path) -> Option<RawToken> {
@@ -59,15 +59,21 @@ impl TokenService {
         pause_point("regenerate:before-call").await;
         let CreatedToken { token, secret } = match inst.backend.regenerate_operator_token().await {
             Ok(c) => c,
+            // A lost answer is settled later, once a late write would have landed.
+            Err(source @ BackendError::OutcomeUnknown { .. }) => {
+                drop(prepared);
+                return Ran {
+                    result: Err(ServiceError::RegenerationAnswerLost {
+                        instance: inst.settings.name.clone(),
+                        path: file.to_owned(),
+                        source,
+                    }),
+                    settled: false,
+                };
+            }
             Err(e) => {
                 drop(prepared);
-                let e = Self::backend_err(inst)(e);
-                // A lost answer is settled later, once a late write would have landed.
-                let settled = e.kind() != super::ErrorKind::Unknown;
-                return Ran {
-                    result: Err(e),
-                    settled,
-                };
+                return Ran::settled(Err(Self::backend_err(inst)(e)));
             }
         };
         pause_point("regenerate:answered").await;

@@ -27,7 +27,9 @@ impl super::ServiceError {
         match self {
             S::OperatorProtected => Some(Remedy::RegenerateOperator),
             S::DeliveryStranded { name, .. } => Some(Remedy::DeleteToken { name: name.clone() }),
-            S::RegeneratedLost { .. } => Some(Remedy::CheckInstance),
+            S::RegeneratedLost { .. } | S::RegenerationAnswerLost { .. } => {
+                Some(Remedy::CheckInstance)
+            }
             S::Backend { source, .. } => match source {
                 B::NotFound { .. } => Some(Remedy::ListTokens {
                     why: "to see the names",

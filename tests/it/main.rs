@@ -17,6 +17,7 @@ mod guardrails;
 mod health;
 mod hostile_names;
 mod identity;
+mod lost_answers;
 mod mcp;
 mod mcp_e2e;
 mod mcp_http;
