@@ -126,13 +126,16 @@ impl TokenService {
                         .unwrap_or(Stage::Intent);
                     return Err(ServiceError::CreateAnswerLost {
                         name: new.name.to_string(),
+                        source: e,
                         what: match stage {
                             Stage::Withdrawn => {
-                                "it had made the token, so tokenwarden deleted it again: its secret never arrived"
+                                "InfluxDB had made the token, so tokenwarden deleted it again: its secret never \
+                                 arrived. Create it again if you still need it"
                             }
                             _ => {
-                                "no token of that name exists now; if InfluxDB still makes it, tokenwarden deletes it \
-                                 when it next looks (within about a minute), since its secret never arrived"
+                                "No token of that name exists now; if InfluxDB still makes it, tokenwarden deletes \
+                                 it when it next looks (within about a minute), since its secret never arrived. \
+                                 Create it again if you still need it"
                             }
                         },
                     });

@@ -141,10 +141,16 @@ pub enum ServiceError {
     )]
     NeverApplied { what: String },
     #[error(
-        "InfluxDB did not answer the creation of token {} in time: {what}. It was not retried; create it \
-         again if you still need it", quoted(.name)
+        "InfluxDB's answer to the creation of token {} was lost: {}. The creation was not retried. {what}",
+        quoted(.name),
+        lost_detail(source)
     )]
-    CreateAnswerLost { name: String, what: &'static str },
+    CreateAnswerLost {
+        name: String,
+        #[source]
+        source: BackendError,
+        what: &'static str,
+    },
     #[error("that confirmation_code is malformed; request the action again without one")]
     MalformedCode,
     #[error(

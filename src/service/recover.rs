@@ -149,6 +149,9 @@ impl TokenService {
                 "its one-time reveal link lapsed unopened"
             }
             Stage::AwaitingLink => "its one-time link died with the tokenwarden that made it",
+            _ if first_look => {
+                "InfluxDB's answer to its creation was lost, so its secret never arrived"
+            }
             _ => "tokenwarden stopped before its secret was handed over",
         };
         let target = TokenRef {

@@ -268,7 +268,7 @@ async fn a_create_whose_answer_is_lost_is_withdrawn_everywhere() {
         &crate::mcp_support::call(&c, "create_admin_token", json!({"name": "lost"})).await,
     );
     assert!(
-        text.contains("did not answer the creation of token `lost`")
+        text.contains("InfluxDB's answer to the creation of token `lost` was lost")
             && text.contains("deleted it again"),
         "{text}"
     );
@@ -312,7 +312,9 @@ fn the_cli_reports_an_unknown_create_and_never_retries() {
     let r = crate::cli::run(&cfg, &["tokens", "create-admin", "lost"], "");
     assert_eq!(r.code, 9, "{}", r.stderr);
     assert!(
-        r.stderr.contains("did not answer the creation") && r.stderr.contains("It was not retried"),
+        r.stderr
+            .contains("InfluxDB's answer to the creation of token `lost` was lost")
+            && r.stderr.contains("The creation was not retried"),
         "{}",
         r.stderr
     );
@@ -337,9 +339,9 @@ async fn discord_reports_an_unknown_create() {
         .fake
         .wait_for("the explanation", |c| c.path.ends_with(&path))
         .await;
-    let text = edit.body["content"].as_str().unwrap_or_default();
+    let text = crate::discord_support::shown(&edit.body["content"]);
     assert!(
-        text.contains("did not answer the creation"),
+        text.contains("InfluxDB's answer to the creation of token `lost` was lost"),
         "{}",
         edit.body
     );

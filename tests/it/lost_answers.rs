@@ -1,20 +1,105 @@
-//! Regenerations whose answer does not say what happened (a gateway's 504 after InfluxDB
-//! applied it, a 500 sent after the change, a 201 cut short): reported as of unknown outcome
-//! (never as rejected), audited so, and settled by the journal, which says whether the new secret
-//! was lost.
+//! Creates and regenerations whose answer does not say what happened: a gateway's 504 after
+//! InfluxDB made the token, a 500 sent after the change, a 201 cut short or mistyped. They are
+//! reported as of unknown outcome (never as rejected), audited so, and settled by the journal: a
+//! token whose secret nobody holds is withdrawn at once, and the answer and the audit say why.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::{Value, json};
 use tokenwarden::actor::Actor;
 use tokenwarden::gate::{GateMode, PendingState};
-use tokenwarden::service::{ErrorKind, GateRequest};
-use tokenwarden::sim::{AnswerAfterApply, Reanswer};
-use tokenwarden::store::{AuditOutcome, Store};
-use tokenwarden::tokens::Edition;
+use tokenwarden::influx::{ClientOptions, InfluxClient};
+use tokenwarden::mcp::{McpCore, McpSettings};
+use tokenwarden::service::{Clock, ErrorKind, GateRequest, TokenService};
+use tokenwarden::sim::{AnswerAfterApply, Reanswer, RunningSim};
+use tokenwarden::store::{AuditEntry, AuditOutcome, Store};
+use tokenwarden::tokens::{Edition, RawToken};
 
+use crate::mcp_support::{Client, Era, TestClient, call, connect, err};
 use crate::support::{assert_no_token, instance, sim};
 
+const NAMED_ADMIN: &str = "/api/v3/configure/token/named_admin";
+const RESOURCE: &str = "/api/v3/enterprise/configure/token";
 const REGENERATE: &str = "/api/v3/configure/token/admin/regenerate";
+
+/// A simulator, a service over it whose requests give up after 300 ms, and an MCP client.
+struct World {
+    edition: Edition,
+    sim: RunningSim,
+    svc: Arc<TokenService>,
+    mcp: Client,
+    _core: McpCore,
+}
+
+async fn world(edition: Edition) -> World {
+    let (sim, op) = sim(edition).await;
+    sim.control.create_database("metrics");
+    let store = Store::open_in_memory().unwrap();
+    let backend = Arc::new(
+        InfluxClient::new(ClientOptions {
+            url: sim.url(),
+            token: Some(op.clone()),
+            timeout: Duration::from_millis(300),
+            ca_file: None,
+        })
+        .unwrap(),
+    );
+    let svc = Arc::new(TokenService::new(
+        vec![(instance("local", Some(edition), &[], false), backend)],
+        None,
+        store,
+        Clock::System,
+        Duration::from_secs(300),
+    ));
+    let core = McpCore::new(Arc::clone(&svc), McpSettings::default());
+    let mcp = connect(&core, TestClient::plain(), Era::Modern).await;
+    World {
+        edition,
+        sim,
+        svc,
+        mcp,
+        _core: core,
+    }
+}
+
+impl World {
+    /// Asks for `name` through MCP: an admin token on Core, a resource token on Enterprise.
+    async fn create(&self, name: &str) -> String {
+        let (tool, args) = if self.edition == Edition::Enterprise {
+            (
+                "create_resource_token",
+                json!({"name": name, "permissions": [{"database": "metrics", "actions": ["read"]}]}),
+            )
+        } else {
+            ("create_admin_token", json!({"name": name}))
+        };
+        err(&call(&self.mcp, tool, args).await)
+    }
+
+    fn path(&self) -> &'static str {
+        match self.edition {
+            Edition::Enterprise => RESOURCE,
+            Edition::Core => NAMED_ADMIN,
+        }
+    }
+
+    async fn audit(&self, n: usize) -> Vec<AuditEntry> {
+        let audit = self.svc.audit_log(n).await.unwrap();
+        assert_no_token("the audit log", &format!("{audit:?}"));
+        audit
+    }
+
+    /// The requests that reached the simulator with `method` on a path starting with `path`.
+    fn sent(&self, method: &str, path: &str) -> Vec<tokenwarden::sim::RecordedRequest> {
+        self.sim
+            .control
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == method && r.path.starts_with(path))
+            .collect()
+    }
+}
 
 fn replace(status: u16, content_type: Option<&str>, body: &str) -> Reanswer {
     Reanswer::Replace {
@@ -22,6 +107,146 @@ fn replace(status: u16, content_type: Option<&str>, body: &str) -> Reanswer {
         content_type: content_type.map(str::to_owned),
         body: body.to_owned(),
     }
+}
+
+#[tokio::test]
+async fn a_create_answered_unclearly_after_influxdb_made_it_is_withdrawn_and_said_so() {
+    let gateway = "<html><body><h1>504 Gateway Time-out</h1></body></html>";
+    let cases = [
+        (
+            Edition::Core,
+            "504 Gateway Timeout",
+            replace(504, Some("text/html"), gateway),
+        ),
+        (
+            Edition::Core,
+            "500 Internal Server Error",
+            replace(500, None, r#"{"error": "catalog persisted, then failed"}"#),
+        ),
+        (Edition::Core, "201 Created", Reanswer::Cut { keep: 40 }),
+        (
+            Edition::Core,
+            "201 Created",
+            replace(
+                201,
+                Some("json"),
+                r#"{"id":"7","name":"made","token":"apiv3_mistyped","expiry":null}"#,
+            ),
+        ),
+        (
+            Edition::Enterprise,
+            "502 Bad Gateway",
+            replace(502, None, ""),
+        ),
+        (
+            Edition::Enterprise,
+            "201 Created",
+            Reanswer::Cut { keep: 40 },
+        ),
+    ];
+    for (edition, status, answer) in cases {
+        let w = world(edition).await;
+        w.sim.control.create_admin("bystander", None).unwrap();
+        w.sim.control.answer_after_apply(AnswerAfterApply {
+            path_prefix: w.path().into(),
+            method: Some("POST".into()),
+            answer,
+            times: Some(1),
+        });
+        let text = w.create("made").await;
+        let case = format!("{edition:?} {status}");
+        assert!(
+            text.contains("InfluxDB's answer to the creation of token `made` was lost")
+                && text.contains(&format!("answered {status}"))
+                && text.contains("InfluxDB had made the token, so tokenwarden deleted it again"),
+            "{case}: {text}"
+        );
+        assert!(!text.contains("rejected"), "{case}: {text}");
+
+        let created = w.sent("POST", w.path());
+        assert_eq!(created.len(), 1, "{case}: never retried");
+        assert_eq!(created[0].withheld, Some(201), "{case}: InfluxDB made it");
+        let deletes = w.sent("DELETE", "/api/v3/configure/token");
+        assert_eq!(deletes.len(), 1, "{case}: {deletes:?}");
+        assert_eq!(
+            (deletes[0].query.as_str(), deletes[0].status),
+            ("token_name=made", 200),
+            "{case}"
+        );
+        assert_eq!(w.sim.control.token_id("made"), None, "{case}: withdrawn");
+        assert!(w.sim.control.token_id("bystander").is_some(), "{case}");
+
+        let audit = w.audit(2).await;
+        let (withdrawn, create) = (&audit[0].event, &audit[1].event);
+        assert_eq!(
+            (withdrawn.event.as_str(), withdrawn.outcome),
+            ("token.withdraw", AuditOutcome::RolledBack),
+            "{case}: {audit:?}"
+        );
+        assert_eq!(
+            withdrawn.detail.as_deref(),
+            Some("InfluxDB's answer to its creation was lost, so its secret never arrived"),
+            "{case}"
+        );
+        assert_eq!(create.outcome, AuditOutcome::Unknown, "{case}: {audit:?}");
+        let detail = create.detail.as_deref().unwrap_or_default();
+        assert!(
+            detail.contains("may or may not have happened") && detail.contains(status),
+            "{case}: {detail}"
+        );
+        assert!(w.svc.unfinished().await.unwrap().is_empty(), "{case}");
+    }
+}
+
+#[test]
+fn the_cli_says_a_gateway_timeout_after_the_create_left_no_token_behind() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (s, op) = rt.block_on(sim(Edition::Core));
+    s.control.answer_after_apply(AnswerAfterApply {
+        path_prefix: NAMED_ADMIN.into(),
+        method: Some("POST".into()),
+        answer: replace(504, Some("text/html"), "<html>504 Gateway Time-out</html>"),
+        times: Some(1),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &s.url(), &op);
+    let r = crate::cli::run(&cfg, &["tokens", "create-admin", "ci"], "");
+    assert_eq!(r.code, 9, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("answered 504 Gateway Timeout")
+            && r.stderr
+                .contains("InfluxDB had made the token, so tokenwarden deleted it again"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("rejected"), "{}", r.stderr);
+    assert_eq!(s.control.token_id("ci"), None);
+    let r = crate::cli::run(&cfg, &["audit", "--json", "--limit", "2"], "");
+    let audit: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        (&audit[0]["event"], &audit[0]["outcome"]),
+        (&json!("token.withdraw"), &json!("rolled_back"))
+    );
+    assert_eq!(audit[1]["outcome"], "unknown");
+}
+
+/// A config in `dir` for the simulator at `url`, whose requests give up after 300 ms.
+fn config(dir: &std::path::Path, url: &str, op: &RawToken) -> std::path::PathBuf {
+    std::fs::write(dir.join("operator.token"), op.expose()).unwrap();
+    let cfg = dir.join("tokenwarden.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[store]\npath = \"tokenwarden.db\"\n\n[[instances]]\nname = \"local\"\nurl = \"{url}\"\n\
+             token_file = \"operator.token\"\ntimeout = \"300ms\"\nedition = \"core\"\n"
+        ),
+    )
+    .unwrap();
+    cfg
 }
 
 #[tokio::test]
