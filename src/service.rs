@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
 pub use clock::Clock;
-pub use error::{ErrorKind, ServiceError};
+pub use error::{ErrorKind, LostCreate, ServiceError};
 pub use gated::{
     ApprovalResult, Executed, ExpiredToken, GateRequest, Operation, PendingRequest, Request,
 };

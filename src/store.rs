@@ -33,7 +33,9 @@ use serde::{Deserialize, Serialize};
 use crate::actor::Actor;
 use crate::tokens::redact;
 
-pub use journal::{Claimed, JournalEntry, JournalId, JournalOp, SentDelete, Stage};
+pub use journal::{
+    Claimed, CreateInDoubt, JournalEntry, JournalId, JournalOp, LostAnswer, SentDelete, Stage,
+};
 pub use leases::LeaseHolder;
 pub use links::{ParkedLink, Pick, Taken};
 pub use listings::{KEEP_LISTING, Listing};

@@ -4,11 +4,11 @@
 //! any token whose secret nobody can be sure to hold. Also the operator token's bootstrap.
 
 use super::{
-    Delivered, DeliveryFailure, Instance, SecretDelivery, ServiceError, Ticket, TokenService,
-    outcome_of, pause_point,
+    Delivered, DeliveryFailure, Instance, LostCreate, SecretDelivery, ServiceError, Ticket,
+    TokenService, outcome_of, pause_point,
 };
 use crate::actor::Actor;
-use crate::store::{AuditOutcome, JournalEntry, JournalId, JournalOp, Stage};
+use crate::store::{AuditOutcome, JournalEntry, JournalId, JournalOp, LostAnswer, Stage};
 use crate::tokens::{CreatedToken, Edition, NewToken, TokenName, TokenRef, TokenSpec};
 
 impl TokenService {
@@ -73,9 +73,12 @@ impl TokenService {
             inst.settings.name.clone(),
             new.name.clone(),
         );
-        if super::blocking(move || store.journal_create_in_doubt(&inst_name, &name)).await? {
+        if let Some(doubt) =
+            super::blocking(move || store.journal_create_in_doubt(&inst_name, &name)).await?
+        {
             let e = ServiceError::CreateInDoubt {
                 name: new.name.to_string(),
+                until: doubt.until,
             };
             audit(AuditOutcome::Refused, Some(e.to_string())).await?;
             return Err(e);
@@ -116,28 +119,11 @@ impl TokenService {
                 .await;
                 if unknown {
                     // The secret never arrived: a token made by this request must not stay.
-                    if !self.settle_create(inst, &entry, true).await {
-                        self.journal_release(&entry.id).await;
-                    }
-                    let (store, id) = (self.store.clone(), entry.id.clone());
-                    let stage = super::blocking(move || store.journal_get(&id))
-                        .await
-                        .map(|e| e.stage)
-                        .unwrap_or(Stage::Intent);
+                    let outcome = self.settle_lost_create(inst, &entry).await;
                     return Err(ServiceError::CreateAnswerLost {
                         name: new.name.to_string(),
                         source: e,
-                        what: match stage {
-                            Stage::Withdrawn => {
-                                "InfluxDB had made the token, so tokenwarden deleted it again: its secret never \
-                                 arrived. Create it again if you still need it"
-                            }
-                            _ => {
-                                "No token of that name exists now; if InfluxDB still makes it, tokenwarden deletes \
-                                 it when it next looks (within about a minute), since its secret never arrived. \
-                                 Create it again if you still need it"
-                            }
-                        },
+                        outcome,
                     });
                 }
                 self.journal_step(&entry.id, |e| e.stage = Stage::Failed)
@@ -194,6 +180,32 @@ impl TokenService {
             Err(failure) => Err(self
                 .roll_back(actor, inst, event, &entry.id, &new.name, token.id, failure)
                 .await),
+        }
+    }
+
+    /// Settles a create whose answer was just lost: a token InfluxDB made is withdrawn now;
+    /// otherwise its name is watched for [`super::LATE_WRITES`], and recovery then withdraws a
+    /// token of that name InfluxDB made before the watch ended.
+    async fn settle_lost_create(&self, inst: &Instance, entry: &JournalEntry) -> LostCreate {
+        let looked = self.settle_create(inst, entry, true).await;
+        let (store, id) = (self.store.clone(), entry.id.clone());
+        let now = super::blocking(move || store.journal_get(&id)).await.ok();
+        match now {
+            Some(e) if e.stage == Stage::Withdrawn => return LostCreate::Withdrawn,
+            Some(e) if looked && e.lost == Some(LostAnswer::NoneFound) => {
+                return LostCreate::Watched { until: e.due_at };
+            }
+            _ => {}
+        }
+        let (store, id, after) = (self.store.clone(), entry.id.clone(), self.late_writes);
+        let watched =
+            super::blocking(move || store.journal_watch(&id, after, LostAnswer::Unsettled)).await;
+        match watched {
+            Ok(until) => LostCreate::Unsettled { until: Some(until) },
+            Err(e) => {
+                tracing::warn!(error = %e, journal = %entry.id, "could not leave a lost create to recovery");
+                LostCreate::Unsettled { until: None }
+            }
         }
     }
 

@@ -1,5 +1,7 @@
 //! The core's error: every failure of an operation, as a sentence that says what to do next.
 
+use chrono::{DateTime, Utc};
+
 use crate::gate::GateError;
 use crate::shown::quoted;
 use crate::store::StoreError;
@@ -141,7 +143,8 @@ pub enum ServiceError {
     )]
     NeverApplied { what: String },
     #[error(
-        "InfluxDB's answer to the creation of token {} was lost: {}. The creation was not retried. {what}",
+        "InfluxDB's answer to the creation of token {} was lost: {}. The creation was not retried. \
+         {outcome}",
         quoted(.name),
         lost_detail(source)
     )]
@@ -149,15 +152,19 @@ pub enum ServiceError {
         name: String,
         #[source]
         source: BackendError,
-        what: &'static str,
+        outcome: LostCreate,
     },
     #[error("that confirmation_code is malformed; request the action again without one")]
     MalformedCode,
     #[error(
-        "an earlier creation of token {} lost InfluxDB's answer and is still being checked; try again in a \
-         minute", quoted(.name)
+        "an earlier creation of token {} lost InfluxDB's answer; {}",
+        quoted(.name),
+        in_doubt(until)
     )]
-    CreateInDoubt { name: String },
+    CreateInDoubt {
+        name: String,
+        until: Option<DateTime<Utc>>,
+    },
     #[error(
         "the operator token was not regenerated: tokenwarden stopped before InfluxDB applied it, and the old \
          secret still works; request it again if it should be replaced"
@@ -165,6 +172,73 @@ pub enum ServiceError {
     NotRegenerated,
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Where a create whose answer was lost stands once tokenwarden has looked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LostCreate {
+    /// InfluxDB had made the token, and it was deleted again.
+    Withdrawn,
+    /// No token of its name existed; the name is watched until then, or while no end could be
+    /// recorded (`None`), until recovery settles it.
+    Watched { until: Option<DateTime<Utc>> },
+    /// InfluxDB could not be asked, or deleting the token it had made failed; the same watch.
+    Unsettled { until: Option<DateTime<Utc>> },
+}
+
+impl std::fmt::Display for LostCreate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Withdrawn => f.write_str(
+                "InfluxDB had made the token, so tokenwarden deleted it again: its secret never arrived. \
+                 Create it again if you still need it",
+            ),
+            Self::Watched { until } => write!(
+                f,
+                "No token of that name exists now, but InfluxDB may still make it late. {}",
+                reserved(until)
+            ),
+            Self::Unsettled { until } => write!(
+                f,
+                "tokenwarden could not make sure at once that InfluxDB made no such token (it could not ask \
+                 InfluxDB, or delete the token again). {}",
+                reserved(until)
+            ),
+        }
+    }
+}
+
+/// What a lost create's watch means for its name.
+fn reserved(until: &Option<DateTime<Utc>>) -> String {
+    let watch = "a token of that name made before then is deleted again, since nobody would hold its \
+                 secret, so do not create it anywhere before then";
+    match until {
+        Some(t) => format!(
+            "The name stays reserved and watched until {} ({watch}); after that it can be created again",
+            at(*t)
+        ),
+        None => format!(
+            "The name stays reserved and watched until tokenwarden has settled this creation ({watch}); \
+             creating it through tokenwarden is refused until then"
+        ),
+    }
+}
+
+/// Why a create of a name is refused while an earlier one's answer is in doubt.
+fn in_doubt(until: &Option<DateTime<Utc>>) -> String {
+    match until {
+        Some(t) => format!(
+            "the name stays reserved and watched until {}, in case InfluxDB makes that token late; create it \
+             after that",
+            at(*t)
+        ),
+        None => "tokenwarden is settling it now; try again in a minute".to_owned(),
+    }
+}
+
+/// A deadline as people read it: UTC, to the second (deadlines are whole seconds).
+fn at(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// What was lost, from the backend's error.

@@ -10,7 +10,7 @@ use super::run::{Ran, deletion_result};
 use super::{Instance, ServiceError, TokenService, blocking};
 use crate::actor::Actor;
 use crate::gate::{Pending, PendingId, PendingState};
-use crate::store::{JournalEntry, JournalOp, Notice, Stage};
+use crate::store::{JournalEntry, JournalOp, LostAnswer, Notice, Stage};
 use crate::tokens::TokenRef;
 
 /// What one round of recovery did.
@@ -96,8 +96,9 @@ impl TokenService {
 
     /// Withdraws the token of a create that may have happened but whose secret nobody can be
     /// sure to hold. Without an id (the answer was lost), a token holding the name with an id
-    /// above the highest seen when the intent was written is this create's. On the `first_look`
-    /// right after the answer was lost, finding none leaves the entry for a later look, in case
+    /// above the highest seen when the intent was written, made before the watch of its name
+    /// ended (its `due_at`, if it has one), is this create's. On the `first_look` right after the
+    /// answer was lost, finding none watches the name for [`super::LATE_WRITES`], in case
     /// InfluxDB applies the request late.
     pub(super) async fn settle_create(
         &self,
@@ -122,12 +123,18 @@ impl TokenService {
                 Err(_) => return false,
                 Ok(Some(t))
                     if highest_before.is_none_or(|h| t.id > h)
+                        && entry.due_at.is_none_or(|end| t.created_at < end)
                         && !self.recorded_by_another(inst, t.id, entry).await =>
                 {
                     t.id
                 }
                 Ok(_) if first_look => {
-                    self.journal_release(&entry.id).await;
+                    let (store, id, after) =
+                        (self.store.clone(), entry.id.clone(), self.late_writes);
+                    let watch = move || store.journal_watch(&id, after, LostAnswer::NoneFound);
+                    if let Err(e) = blocking(watch).await {
+                        tracing::warn!(error = %e, journal = %entry.id, "could not leave a lost create to recovery");
+                    }
                     return true;
                 }
                 Ok(_) => {
@@ -141,18 +148,26 @@ impl TokenService {
                 }
             },
         };
-        let why = match entry.stage {
-            Stage::Delivering => {
+        let why = match (entry.stage, entry.lost) {
+            (Stage::Delivering, _) => {
                 "its secret was being handed over when tokenwarden stopped, so nobody can be sure to hold it"
             }
-            Stage::AwaitingLink if entry.due_at.is_some_and(|due| due <= self.now()) => {
+            (Stage::AwaitingLink, _) if entry.due_at.is_some_and(|due| due <= self.now()) => {
                 "its one-time reveal link lapsed unopened"
             }
-            Stage::AwaitingLink => "its one-time link died with the tokenwarden that made it",
+            (Stage::AwaitingLink, _) => "its one-time link died with the tokenwarden that made it",
             _ if first_look => {
                 "InfluxDB's answer to its creation was lost, so its secret never arrived"
             }
-            _ => "tokenwarden stopped before its secret was handed over",
+            (_, Some(LostAnswer::NoneFound)) => {
+                "InfluxDB's answer to its creation was lost and InfluxDB made it late, after tokenwarden had \
+                 found no such token; its secret never arrived"
+            }
+            (_, Some(LostAnswer::Unsettled)) => {
+                "InfluxDB's answer to its creation was lost, and tokenwarden could not delete it at once; \
+                 its secret never arrived"
+            }
+            (_, None) => "tokenwarden stopped before its secret was handed over",
         };
         let target = TokenRef {
             name: name.clone(),

@@ -128,8 +128,12 @@ pub struct JournalEntry {
     pub stage: Stage,
     /// The pending action that released it, for gated operations.
     pub pending_id: Option<String>,
-    /// For [`Stage::AwaitingLink`]: when the link lapses.
+    /// For [`Stage::AwaitingLink`]: when the link lapses. For a create whose answer was lost:
+    /// the end of its watch (a token of its name made before then is its own).
     pub due_at: Option<DateTime<Utc>>,
+    /// For a create whose answer was lost: what the look right after found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<LostAnswer>,
     pub detail: Option<String>,
     pub created_at: DateTime<Utc>,
     /// The tokens whose DELETE was sent under this entry, and when (by the store's clock). Such
@@ -146,6 +150,24 @@ pub struct SentDelete {
     pub at: DateTime<Utc>,
 }
 
+/// What tokenwarden found right after InfluxDB's answer to a create was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LostAnswer {
+    /// No token of its name: one that appears before the watch ends was made late.
+    NoneFound,
+    /// InfluxDB could not be asked, or deleting the token it had made failed.
+    Unsettled,
+}
+
+/// An unsettled create whose answer was lost: its name stays reserved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreateInDoubt {
+    /// The end of its watch, while still ahead (by the database's clock); `None` once it has
+    /// passed (recovery settles it at its next round) or when it has none.
+    pub until: Option<DateTime<Utc>>,
+}
+
 impl JournalEntry {
     pub fn new(instance: &str, actor: &Actor, op: JournalOp, now: DateTime<Utc>) -> Self {
         Self {
@@ -156,6 +178,7 @@ impl JournalEntry {
             stage: Stage::Intent,
             pending_id: None,
             due_at: None,
+            lost: None,
             detail: None,
             created_at: now,
             sent: Vec::new(),
@@ -297,6 +320,31 @@ impl Store {
         Ok(())
     }
 
+    /// Gives create `id`, whose answer was lost, up for recovery after watching it for `after`
+    /// (by the database's clock): its `due_at` is set to the end of the watch rounded up to a
+    /// whole second, which is returned, and `lost` to what the look right after found.
+    pub fn journal_watch(
+        &self,
+        id: &JournalId,
+        after: std::time::Duration,
+        lost: LostAnswer,
+    ) -> Result<DateTime<Utc>, StoreError> {
+        let after = i64::try_from(after.as_millis()).unwrap_or(i64::MAX / 2);
+        self.write(|c| {
+            let end = c.now_ms()?.saturating_add(after);
+            let until = super::sql::time_of(end.saturating_add(999) / 1000 * 1000)?;
+            update(c, id, &self.owner, |e| {
+                e.due_at = Some(until);
+                e.lost = Some(lost);
+            })?;
+            c.execute(
+                "UPDATE journal SET owner = '', lease_until = ?2 WHERE id = ?1",
+                args![id.as_str(), end],
+            )?;
+            Ok(until)
+        })
+    }
+
     /// Renews this process's lease on every unsettled entry it holds; the number renewed.
     pub fn journal_renew(&self) -> Result<usize, StoreError> {
         self.write(|c| {
@@ -359,22 +407,31 @@ impl Store {
         })
     }
 
-    /// Whether an unsettled create of `name` on `instance` has no token id yet: its answer was
-    /// lost, so a token of that name made now could be mistaken for it.
+    /// An unsettled create of `name` on `instance` with no token id yet: its answer was lost,
+    /// so a token of that name made now could be mistaken for it.
     pub fn journal_create_in_doubt(
         &self,
         instance: &str,
         name: &TokenName,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<CreateInDoubt>, StoreError> {
         self.read(|c| {
             let d = c.dialect();
             let sql = format!(
-                "SELECT EXISTS (SELECT 1 FROM journal WHERE op = 'create' AND instance = ?1 AND settled = 0
-                 AND {} = ?2 AND {} IS NULL)",
+                "SELECT due_at FROM journal WHERE op = 'create' AND instance = ?1 AND settled = 0
+                 AND {} = ?2 AND {} IS NULL ORDER BY COALESCE(due_at, 0) DESC LIMIT 1",
                 d.json_text("body", "op", "name"),
                 d.json_text("body", "op", "id"),
             );
-            c.scalar(&sql, args![instance, name.as_str()])
+            let Some(row) = c.query_opt(&sql, args![instance, name.as_str()])? else {
+                return Ok(None);
+            };
+            let due: Option<i64> = row.get(0)?;
+            let now = c.now_ms()?;
+            let until = match due.filter(|&d| d > now) {
+                Some(d) => Some(super::sql::time_of(d)?),
+                None => None,
+            };
+            Ok(Some(CreateInDoubt { until }))
         })
     }
 
@@ -532,6 +589,56 @@ mod tests {
                 .entries,
             vec![given_up],
             "work a process gave up, it may take up again itself"
+        );
+    }
+
+    fn a_watched_create_reserves_its_name_until_a_whole_second_and_is_claimed_then(db) {
+        let store = db.open();
+        let name = TokenName::parse("x").unwrap();
+        assert_eq!(store.journal_create_in_doubt("local", &name).unwrap(), None);
+        let lost = entry();
+        store.journal_begin(&lost).unwrap();
+        assert_eq!(
+            store.journal_create_in_doubt("local", &name).unwrap(),
+            Some(CreateInDoubt { until: None }),
+            "in doubt while its answer is awaited, with no end yet"
+        );
+        let before = Utc::now();
+        let until = store
+            .journal_watch(&lost.id, std::time::Duration::from_secs(60), LostAnswer::NoneFound)
+            .unwrap();
+        assert_eq!(until.timestamp_subsec_millis(), 0, "{until}");
+        assert!(until > before + chrono::Duration::seconds(59), "{until}");
+        let e = store.journal_get(&lost.id).unwrap();
+        assert_eq!((e.due_at, e.lost), (Some(until), Some(LostAnswer::NoneFound)));
+        assert_eq!(
+            store.journal_create_in_doubt("local", &name).unwrap(),
+            Some(CreateInDoubt { until: Some(until) })
+        );
+        assert_eq!(
+            store
+                .journal_create_in_doubt("other", &name)
+                .unwrap(),
+            None
+        );
+        assert!(
+            store
+                .journal_claim(&["local".to_owned()], 10)
+                .unwrap()
+                .entries
+                .is_empty(),
+            "nobody looks again before the watch ends"
+        );
+        let ended = entry();
+        store.journal_begin(&ended).unwrap();
+        store
+            .journal_watch(&ended.id, std::time::Duration::ZERO, LostAnswer::Unsettled)
+            .unwrap();
+        let claimed = store.journal_claim(&["local".to_owned()], 10).unwrap();
+        assert_eq!(
+            claimed.entries.iter().map(|e| &e.id).collect::<Vec<_>>(),
+            [&ended.id],
+            "a watch that has ended is claimed"
         );
     }
     }

@@ -1,19 +1,21 @@
 //! Creates and regenerations whose answer does not say what happened: a gateway's 504 after
-//! InfluxDB made the token, a 500 sent after the change, a 201 cut short or mistyped. They are
-//! reported as of unknown outcome (never as rejected), audited so, and settled by the journal: a
-//! token whose secret nobody holds is withdrawn at once, and the answer and the audit say why.
+//! InfluxDB made the token, a 500 sent after the change, a 201 cut short or mistyped, a request
+//! lost on its way. They are reported as of unknown outcome (never as rejected), audited so, and
+//! settled by the journal: a token whose secret nobody holds is withdrawn, a name whose create
+//! may still land stays reserved until a stated time, and a token made after it is left alone.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use tokenwarden::actor::Actor;
 use tokenwarden::gate::{GateMode, PendingState};
 use tokenwarden::influx::{ClientOptions, InfluxClient};
 use tokenwarden::mcp::{McpCore, McpSettings};
-use tokenwarden::service::{Clock, ErrorKind, GateRequest, TokenService};
-use tokenwarden::sim::{AnswerAfterApply, Reanswer, RunningSim};
-use tokenwarden::store::{AuditEntry, AuditOutcome, Store};
+use tokenwarden::service::{Clock, ErrorKind, GateRequest, LATE_WRITES, TokenService};
+use tokenwarden::sim::{AnswerAfterApply, Reanswer, RunningSim, Swallow};
+use tokenwarden::store::{AuditEntry, AuditOutcome, JournalEntry, LostAnswer, Stage, Store};
 use tokenwarden::tokens::{Edition, RawToken};
 
 use crate::mcp_support::{Client, Era, TestClient, call, connect, err};
@@ -23,16 +25,22 @@ const NAMED_ADMIN: &str = "/api/v3/configure/token/named_admin";
 const RESOURCE: &str = "/api/v3/enterprise/configure/token";
 const REGENERATE: &str = "/api/v3/configure/token/admin/regenerate";
 
-/// A simulator, a service over it whose requests give up after 300 ms, and an MCP client.
+/// A simulator, a service over it whose requests give up after 300 ms and which looks again at
+/// a lost answer after `late_writes`, and an MCP client.
 struct World {
     edition: Edition,
     sim: RunningSim,
+    store: Store,
     svc: Arc<TokenService>,
     mcp: Client,
     _core: McpCore,
 }
 
 async fn world(edition: Edition) -> World {
+    world_watching(edition, LATE_WRITES).await
+}
+
+async fn world_watching(edition: Edition, late_writes: Duration) -> World {
     let (sim, op) = sim(edition).await;
     sim.control.create_database("metrics");
     let store = Store::open_in_memory().unwrap();
@@ -45,18 +53,22 @@ async fn world(edition: Edition) -> World {
         })
         .unwrap(),
     );
-    let svc = Arc::new(TokenService::new(
-        vec![(instance("local", Some(edition), &[], false), backend)],
-        None,
-        store,
-        Clock::System,
-        Duration::from_secs(300),
-    ));
+    let svc = Arc::new(
+        TokenService::new(
+            vec![(instance("local", Some(edition), &[], false), backend)],
+            None,
+            store.clone(),
+            Clock::System,
+            Duration::from_secs(300),
+        )
+        .with_late_writes(late_writes),
+    );
     let core = McpCore::new(Arc::clone(&svc), McpSettings::default());
     let mcp = connect(&core, TestClient::plain(), Era::Modern).await;
     World {
         edition,
         sim,
+        store,
         svc,
         mcp,
         _core: core,
@@ -107,6 +119,11 @@ fn replace(status: u16, content_type: Option<&str>, body: &str) -> Reanswer {
         content_type: content_type.map(str::to_owned),
         body: body.to_owned(),
     }
+}
+
+/// A deadline as the answers state it.
+fn stated(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 #[tokio::test]
@@ -247,6 +264,168 @@ fn config(dir: &std::path::Path, url: &str, op: &RawToken) -> std::path::PathBuf
     )
     .unwrap();
     cfg
+}
+
+/// Asks for `name` while its request is lost on its way; the answer, and the end of the watch.
+async fn lost_on_its_way(w: &World, name: &str) -> (String, DateTime<Utc>) {
+    w.sim.control.swallow(Swallow {
+        path_prefix: NAMED_ADMIN.into(),
+        method: Some("POST".into()),
+        times: Some(1),
+    });
+    let text = w.create(name).await;
+    let open = w.svc.unfinished().await.unwrap();
+    assert_eq!(open.len(), 1, "{open:?}");
+    let e = &open[0];
+    assert_eq!(
+        (e.stage, e.lost),
+        (Stage::Intent, Some(LostAnswer::NoneFound)),
+        "{e:?}"
+    );
+    (text, e.due_at.expect("a watched create"))
+}
+
+#[tokio::test]
+async fn a_create_lost_on_its_way_reserves_its_name_until_a_stated_time() {
+    let w = world(Edition::Core).await;
+    let (text, until) = lost_on_its_way(&w, "ci-deploy").await;
+    let ahead = until - Utc::now();
+    assert!(
+        ahead > chrono::Duration::seconds(55) && ahead <= chrono::Duration::seconds(61),
+        "watched for a minute: {until}"
+    );
+    let reserved = format!(
+        "The name stays reserved and watched until {}",
+        stated(until)
+    );
+    assert!(
+        text.contains("InfluxDB's answer to the creation of token `ci-deploy` was lost")
+            && text
+                .contains("No token of that name exists now, but InfluxDB may still make it late")
+            && text.contains(&reserved)
+            && text.contains("do not create it anywhere before then")
+            && text.contains("after that it can be created again"),
+        "{text}"
+    );
+    assert!(!text.contains("if you still need it"), "{text}");
+    let audit = w.audit(1).await;
+    assert_eq!(audit[0].event.outcome, AuditOutcome::Unknown, "{audit:?}");
+
+    // tokenwarden's own create of the name is refused meanwhile, and says until when.
+    let again = w.create("ci-deploy").await;
+    assert!(
+        again.contains(&format!(
+            "the name stays reserved and watched until {}",
+            stated(until)
+        )),
+        "{again}"
+    );
+    assert_eq!(w.sent("POST", NAMED_ADMIN).len(), 1, "nothing sent again");
+    let audit = w.audit(1).await;
+    assert_eq!(audit[0].event.outcome, AuditOutcome::Refused, "{audit:?}");
+}
+
+#[tokio::test]
+async fn a_token_made_by_hand_after_the_stated_time_is_never_taken_for_the_lost_create() {
+    // A watch that recovery may settle at once; the end it states still lies ahead.
+    let w = world_watching(Edition::Core, Duration::ZERO).await;
+    let (text, until) = lost_on_its_way(&w, "ci-deploy").await;
+    assert!(
+        text.contains(&format!("watched until {}", stated(until))),
+        "{text}"
+    );
+    // After that time a person makes it by hand, as the answer said they could.
+    let after = until - Utc::now() + chrono::Duration::seconds(1);
+    w.sim.control.advance_clock(after.to_std().unwrap());
+    w.sim.control.create_admin("ci-deploy", None).unwrap();
+    let theirs = w.sim.control.token_id("ci-deploy");
+    let entry = w.svc.unfinished().await.unwrap()[0].id.clone();
+    assert_eq!(w.svc.recover().await.settled, 1);
+    assert_eq!(w.sim.control.token_id("ci-deploy"), theirs, "left alone");
+    assert!(w.sent("DELETE", "/api/v3/configure/token").is_empty());
+    assert_eq!(w.store.journal_get(&entry).unwrap().stage, Stage::Failed);
+    let audit = w.audit(1).await;
+    assert_ne!(audit[0].event.event, "token.withdraw", "{audit:?}");
+}
+
+#[tokio::test]
+async fn a_create_lost_on_its_way_and_applied_late_is_withdrawn_for_that_reason() {
+    let w = world(Edition::Core).await;
+    let (_, until) = lost_on_its_way(&w, "late").await;
+    let left = w.svc.unfinished().await.unwrap().remove(0);
+    // The entry it left, as a process that has since stopped holds it: the next process
+    // settles it (here before its watch ends), and InfluxDB applied the create meanwhile.
+    let dead = w.store.as_owner(crate::guardrails::dead_owner());
+    let mut entry = JournalEntry::new("local", &left.actor, left.op.clone(), left.created_at);
+    (entry.due_at, entry.lost) = (left.due_at, left.lost);
+    dead.journal_begin(&entry).unwrap();
+    w.sim.control.create_admin("late", None).unwrap();
+    assert!(Utc::now() < until);
+    assert_eq!(w.svc.recover().await.settled, 1);
+    assert_eq!(w.sim.control.token_id("late"), None, "withdrawn");
+    let deletes = w.sent("DELETE", "/api/v3/configure/token");
+    assert_eq!(
+        deletes.iter().map(|r| r.query.as_str()).collect::<Vec<_>>(),
+        ["token_name=late"]
+    );
+    let audit = w.audit(1).await;
+    assert_eq!(
+        (audit[0].event.event.as_str(), audit[0].event.outcome),
+        ("token.withdraw", AuditOutcome::RolledBack)
+    );
+    assert_eq!(
+        audit[0].event.detail.as_deref(),
+        Some(
+            "InfluxDB's answer to its creation was lost and InfluxDB made it late, after tokenwarden \
+             had found no such token; its secret never arrived"
+        )
+    );
+}
+
+#[test]
+fn the_cli_reserves_a_name_whose_create_was_lost_and_refuses_it_until_then() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (s, op) = rt.block_on(sim(Edition::Core));
+    s.control.swallow(Swallow {
+        path_prefix: NAMED_ADMIN.into(),
+        method: Some("POST".into()),
+        times: Some(1),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &s.url(), &op);
+    let r = crate::cli::run(&cfg, &["tokens", "create-admin", "ci"], "");
+    assert_eq!(r.code, 9, "{}", r.stderr);
+    let (_, rest) = r
+        .stderr
+        .split_once("The name stays reserved and watched until ")
+        .unwrap_or_else(|| panic!("{}", r.stderr));
+    let until = &rest[..20];
+    assert!(until.parse::<DateTime<Utc>>().is_ok(), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("after that it can be created again"),
+        "{}",
+        r.stderr
+    );
+    let r = crate::cli::run(&cfg, &["tokens", "create-admin", "ci"], "");
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "the name stays reserved and watched until {until}"
+        )),
+        "{}",
+        r.stderr
+    );
+    let creates = s
+        .control
+        .requests()
+        .iter()
+        .filter(|r| r.path == NAMED_ADMIN)
+        .count();
+    assert_eq!(creates, 1, "the refused create sent nothing");
 }
 
 #[tokio::test]
