@@ -426,6 +426,19 @@ impl TokenBackend for InfluxClient {
             405 if decode::error_message(&a.body).contains("operator token") => {
                 Err(BackendError::OperatorUndeletable)
             }
+            // A 5xx (a gateway's 502/503/504, a 500 after the change) does not say whether the
+            // token is gone: the caller looks, and the journal settles what one look cannot.
+            500..=599 if !decode::refused_unchanged(a.status.as_u16(), &a.body) => {
+                Err(BackendError::OutcomeUnknown {
+                    operation: "token deletion",
+                    detail: format!(
+                        "{} answered {}, which does not say whether InfluxDB applied it: {}",
+                        self.url,
+                        a.status,
+                        decode::error_message(&a.body)
+                    ),
+                })
+            }
             _ => Err(self.failure(&a)),
         }
     }

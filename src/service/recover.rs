@@ -4,7 +4,6 @@
 //! its approval is still valid); the pending action, its card and its requester follow.
 
 use super::gated::{Executed, Operation};
-use super::journal::LATE_WRITES;
 use super::prune::Pruned;
 use super::run::{Ran, deletion_result};
 use super::{Instance, ServiceError, TokenService, blocking};
@@ -253,8 +252,8 @@ impl TokenService {
 
     /// An approved delete without an outcome: gone means done. Still the same token: if its
     /// DELETE was never sent, it runs now while its approval is valid; if it was sent, it is
-    /// never sent again (it may land late), and after [`LATE_WRITES`] without landing the
-    /// delete closes as unconfirmed.
+    /// never sent again (it may land late), and after the late-writes wait ([`super::LATE_WRITES`])
+    /// without landing the delete closes as unconfirmed.
     async fn settle_delete(
         &self,
         inst: &Instance,
@@ -306,14 +305,15 @@ impl TokenService {
     }
 
     /// For a token still there whose DELETE was sent under `entry`: None while that DELETE may
-    /// still land ([`LATE_WRITES`] after it was sent), then the error that closes it unconfirmed.
+    /// still land (the late-writes wait after it was sent), then the error that closes it
+    /// unconfirmed.
     async fn sent_and_still_there(
         &self,
         entry: &JournalEntry,
         target: &TokenRef,
     ) -> Option<ServiceError> {
         let sent = entry.sent.iter().find(|s| s.id == target.id)?;
-        let late = chrono::Duration::from_std(LATE_WRITES).unwrap_or(chrono::Duration::MAX);
+        let late = chrono::Duration::from_std(self.late_writes).unwrap_or(chrono::Duration::MAX);
         if self.shared_now().await < sent.at + late {
             return None;
         }

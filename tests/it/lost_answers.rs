@@ -492,3 +492,64 @@ async fn a_regeneration_answered_by_a_gateway_timeout_is_unknown_then_reported_l
     assert_eq!(audit[0].event.outcome, AuditOutcome::Unknown, "{audit:?}");
     assert_no_token("the audit log", &format!("{audit:?}"));
 }
+
+/// A DELETE answered with a gateway's 504 does not say whether the token went: the delete looks.
+/// Applied, it is reported deleted; not applied, the answer says the outcome is unknown (never
+/// "rejected"), and the DELETE is not sent again.
+#[tokio::test]
+async fn a_delete_answered_by_a_gateway_timeout_is_looked_at_not_called_rejected() {
+    let w = world(Edition::Core).await;
+    let delete = |name: &str| {
+        let name = name.to_owned();
+        let mcp = &w.mcp;
+        async move {
+            let asked = call(mcp, "delete_token", json!({"name": name})).await;
+            let asked = crate::mcp_support::ok(&asked);
+            let code = asked["confirmation_code"].as_str().unwrap().to_owned();
+            call(
+                mcp,
+                "delete_token",
+                json!({"name": name, "confirmation_code": code}),
+            )
+            .await
+        }
+    };
+    let gateway = replace(504, Some("text/html"), "<html>504 Gateway Time-out</html>");
+
+    w.sim.control.create_admin("applied", None).unwrap();
+    w.sim.control.answer_after_apply(AnswerAfterApply {
+        path_prefix: "/api/v3/configure/token".into(),
+        method: Some("DELETE".into()),
+        answer: gateway.clone(),
+        times: Some(1),
+    });
+    let done = crate::mcp_support::ok(&delete("applied").await);
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(w.sent("DELETE", "/api/v3/configure/token").len(), 1);
+
+    w.sim.control.create_admin("untouched", None).unwrap();
+    w.sim
+        .control
+        .force_response(tokenwarden::sim::ForcedResponse {
+            path_prefix: "/api/v3/configure/token".into(),
+            status: 504,
+            content_type: Some("text/html".into()),
+            body: "<html>504 Gateway Time-out</html>".into(),
+            times: Some(1),
+        });
+    let unknown = delete("untouched").await;
+    let text = format!("{unknown:?}");
+    assert!(!text.contains("rejected"), "{text}");
+    assert!(
+        text.contains("does not say whether InfluxDB applied it"),
+        "{text}"
+    );
+    assert_eq!(
+        w.sent("DELETE", "/api/v3/configure/token").len(),
+        2,
+        "one DELETE each, none sent again"
+    );
+    let still = w.store.journal_unsettled().unwrap();
+    assert_eq!(still.len(), 1, "left for recovery to settle: {still:?}");
+    assert_eq!(still[0].sent.len(), 1, "recorded as sent: {still:?}");
+}
