@@ -542,8 +542,61 @@ async fn a_delete_sent_that_never_lands_closes_unconfirmed_without_a_second_dele
     w.sim.control.release_held();
 }
 
+/// The DELETE that withdraws a token in doubt is on its way when the withdrawing process dies:
+/// the next process waits for it to land rather than sending another at once (a second one
+/// landing after the first would delete a token given the name in between).
+async fn a_withdrawal_on_its_way_when_killed_is_not_sent_again_at_once(backend: Backend) {
+    let w = world(&backend).await;
+    let mut creating =
+        w.tw.clone()
+            .env("TOKENWARDEN_TEST_PAUSE", "create:delivering")
+            .spawn(&["tokens", "create-admin", "doubtful"]);
+    let paused = creating
+        .wait_stderr(|l| l.contains("tokenwarden: paused at"), WAIT)
+        .await;
+    assert!(paused.is_some(), "{}", creating.seen());
+    creating.kill9();
+
+    w.sim.control.hold_before_apply(HoldBeforeApply {
+        path_prefix: "/api/v3/configure/token".into(),
+        method: Some("DELETE".into()),
+        times: Some(1),
+    });
+    let mut withdrawing = w.tw.spawn(&["tokens", "list", "--json", "--all"]);
+    let on_its_way = w
+        .sim
+        .control
+        .wait_for_request(|r| r.method == "DELETE", WAIT)
+        .await;
+    assert!(on_its_way.is_some(), "{}", withdrawing.seen());
+    withdrawing.kill9();
+    let deletes = || {
+        w.sim
+            .control
+            .requests()
+            .iter()
+            .filter(|r| r.method == "DELETE")
+            .count()
+    };
+
+    let listed = next_process(&w.tw).await;
+    assert_eq!(deletes(), 1, "not sent again at once");
+    assert!(names(&listed).contains(&"doubtful".to_owned()), "{listed}");
+    w.sim.control.release_held();
+    let landed = w
+        .sim
+        .control
+        .wait_for_request(|r| r.method == "DELETE" && r.status == 200, WAIT)
+        .await;
+    assert!(landed.is_some(), "the withdrawal landed");
+    let listed = next_process(&w.tw).await;
+    assert!(!names(&listed).contains(&"doubtful".to_owned()), "{listed}");
+    assert_eq!(deletes(), 1);
+}
+
 on_both_stores!(
     a_delete_on_its_way_when_killed_is_never_sent_again,
+    a_withdrawal_on_its_way_when_killed_is_not_sent_again_at_once,
     a_create_killed_at_any_point_leaves_no_token_that_nobody_holds,
     a_confirmed_delete_killed_at_any_point_ends_with_exactly_that_token_gone,
     an_approval_killed_at_any_point_runs_the_delete_once,
