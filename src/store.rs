@@ -207,10 +207,9 @@ impl Store {
         }
         create_private_file(path).map_err(|e| open_err(e.to_string()))?;
         let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| open_err(e.to_string()))?;
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| open_err(e.to_string()))?;
+        wal(&conn).map_err(|e| open_err(e.to_string()))?;
         let mut store = Self::init(Box::new(conn)).map_err(|e| match e {
             too_new @ StoreError::TooNew { .. } => too_new,
             e => open_err(e.to_string()),
@@ -390,6 +389,24 @@ fn create_private_file(_path: &Path) -> std::io::Result<()> {
 
 /// The store holds pending actions, the journal and the audit log: readable by this user only.
 /// A store (or its `-wal` and `-shm` side files) left group- or world-readable, by an older
+/// Switches the file to WAL (kept in the file, so done once). While another process opening
+/// the same new file switches it, SQLite refuses at once with "database is locked" instead of
+/// waiting, so the switch is tried again until [`BUSY_TIMEOUT`].
+fn wal(conn: &Connection) -> rusqlite::Result<()> {
+    let started = std::time::Instant::now();
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::DatabaseBusy
+                    && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            done => return done,
+        }
+    }
+}
+
 /// tokenwarden or by hand, is tightened to 0600 when opened.
 #[cfg(unix)]
 fn tighten(path: &Path) -> std::io::Result<()> {
