@@ -387,8 +387,6 @@ fn create_private_file(_path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The store holds pending actions, the journal and the audit log: readable by this user only.
-/// A store (or its `-wal` and `-shm` side files) left group- or world-readable, by an older
 /// Switches the file to WAL (kept in the file, so done once). While another process opening
 /// the same new file switches it, SQLite refuses at once with "database is locked" instead of
 /// waiting, so the switch is tried again until [`BUSY_TIMEOUT`].
@@ -407,6 +405,8 @@ fn wal(conn: &Connection) -> rusqlite::Result<()> {
     }
 }
 
+/// The store holds pending actions, the journal and the audit log: readable by this user only.
+/// A store (or its `-wal` and `-shm` side files) left group- or world-readable, by an older
 /// tokenwarden or by hand, is tightened to 0600 when opened.
 #[cfg(unix)]
 fn tighten(path: &Path) -> std::io::Result<()> {
