@@ -71,12 +71,16 @@ async fn lost_answer() -> Setup {
         token: s.token,
         timeout: Duration::from_millis(300),
         _sim: Some(sim),
+        _reserved: None,
     }
 }
 
 /// Where tokenwarden should look, with which token and timeout, to meet `fault`.
 struct Setup {
     _sim: Option<RunningSim>,
+    /// For `Down`: a port bound but not listening, so connecting is refused and no other test
+    /// can take the port meanwhile.
+    _reserved: Option<tokio::net::TcpSocket>,
     url: String,
     token: RawToken,
     timeout: Duration,
@@ -103,11 +107,14 @@ async fn setup(fault: Fault) -> Setup {
         token: op.clone(),
         timeout: Duration::from_secs(5),
         _sim: None,
+        _reserved: None,
     };
     match fault {
         Fault::Down => {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            s.url = format!("http://{}", l.local_addr().unwrap());
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            s.url = format!("http://{}", socket.local_addr().unwrap());
+            s._reserved = Some(socket);
         }
         Fault::Dns => s.url = "http://tokenwarden-nowhere.invalid:8181".into(),
         Fault::Slow => {
