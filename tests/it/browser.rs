@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::identity::listed;
 use crate::peers::{e2e_dir, node};
-use crate::private_delivery::{PASSPHRASE, ann_private, free_port};
+use crate::private_delivery::{PASSPHRASE, free_port, waiting_for_ann};
 
 /// A Chromium to drive, or None after saying why (a panic under CI).
 fn chromium() -> Option<String> {
@@ -108,16 +108,7 @@ async fn a_one_time_link_delivers_in_a_browser_and_its_copy_button_copies_the_se
 #[tokio::test(flavor = "multi_thread")]
 async fn the_private_page_signs_a_browser_in_and_delivers_the_secret() {
     let Some(chromium) = chromium() else { return };
-    let port = free_port();
-    let hash = tokenwarden::people::hash_passphrase(PASSPHRASE).unwrap();
-    let f = ann_private(port, None, Some(&hash));
-    let mut server = f.tw.spawn(&["mcp"]);
-    server.mcp_initialize().await;
-    let created = server
-        .mcp_call(1, "create_admin_token", json!({"name": "browser-private"}))
-        .await;
-    assert_ne!(created["result"]["isError"], true, "{created}");
-    let url = format!("http://127.0.0.1:{port}/reveal/private");
+    let (f, mut server, url) = waiting_for_ann("browser-private").await;
     let page = in_browser(&chromium, &url, Some(("ann", PASSPHRASE))).await;
     assert_delivered(&page);
     let posted = &page["posted"][0];

@@ -453,16 +453,15 @@ async fn a_discord_bot_killed_while_its_create_is_unanswered_leaves_nothing_behi
     .await;
 }
 
-/// Kills `tokens delete victim --yes` while its DELETE is on its way: the simulator holds it
-/// before applying it, as a slow InfluxDB or a proxy would. The number of DELETEs sent so far.
-async fn kill_with_a_delete_on_its_way(w: &World) -> impl Fn() -> usize {
-    w.sim.control.create_admin("victim", None).unwrap();
+/// Runs `args` and kills it while the DELETE it sends is on its way: the simulator holds it
+/// before applying it, as a slow InfluxDB or a proxy would. Counts the DELETEs sent so far.
+async fn kill_while_its_delete_is_held(w: &World, args: &[&str]) -> impl Fn() -> usize + use<> {
     w.sim.control.hold_before_apply(HoldBeforeApply {
         path_prefix: "/api/v3/configure/token".into(),
         method: Some("DELETE".into()),
         times: Some(1),
     });
-    let mut child = w.tw.spawn(&["tokens", "delete", "victim", "--yes"]);
+    let mut child = w.tw.spawn(args);
     let on_its_way = w
         .sim
         .control
@@ -477,6 +476,12 @@ async fn kill_with_a_delete_on_its_way(w: &World) -> impl Fn() -> usize {
             .filter(|r| r.method == "DELETE")
             .count()
     }
+}
+
+/// Kills `tokens delete victim --yes` while its DELETE is on its way.
+async fn kill_with_a_delete_on_its_way(w: &World) -> impl Fn() -> usize + use<> {
+    w.sim.control.create_admin("victim", None).unwrap();
+    kill_while_its_delete_is_held(w, &["tokens", "delete", "victim", "--yes"]).await
 }
 
 /// A DELETE on its way when its process dies may still land. The next process never sends it
@@ -557,27 +562,8 @@ async fn a_withdrawal_on_its_way_when_killed_is_not_sent_again_at_once(backend: 
     assert!(paused.is_some(), "{}", creating.seen());
     creating.kill9();
 
-    w.sim.control.hold_before_apply(HoldBeforeApply {
-        path_prefix: "/api/v3/configure/token".into(),
-        method: Some("DELETE".into()),
-        times: Some(1),
-    });
-    let mut withdrawing = w.tw.spawn(&["tokens", "list", "--json", "--all"]);
-    let on_its_way = w
-        .sim
-        .control
-        .wait_for_request(|r| r.method == "DELETE", WAIT)
-        .await;
-    assert!(on_its_way.is_some(), "{}", withdrawing.seen());
-    withdrawing.kill9();
-    let deletes = || {
-        w.sim
-            .control
-            .requests()
-            .iter()
-            .filter(|r| r.method == "DELETE")
-            .count()
-    };
+    // The next process withdraws it, and dies with the withdrawal's DELETE on its way.
+    let deletes = kill_while_its_delete_is_held(&w, &["tokens", "list", "--json", "--all"]).await;
 
     let listed = next_process(&w.tw).await;
     assert_eq!(deletes(), 1, "not sent again at once");

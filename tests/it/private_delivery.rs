@@ -35,6 +35,21 @@ pub fn ann_private(
     ))
 }
 
+/// A server with private delivery for `ann` (this test's account, with [`PASSPHRASE`]) and a
+/// secret of token `name` waiting for her: the server, and the private page's URL.
+pub async fn waiting_for_ann(name: &str) -> (crate::identity::Fixture, crate::procs::Proc, String) {
+    let port = free_port();
+    let hash = tokenwarden::people::hash_passphrase(PASSPHRASE).unwrap();
+    let f = ann_private(port, None, Some(&hash));
+    let mut server = f.tw.spawn(&["mcp"]);
+    server.mcp_initialize().await;
+    let created = server
+        .mcp_call(1, "create_admin_token", json!({"name": name}))
+        .await;
+    assert_ne!(created["result"]["isError"], true, "{created}");
+    (f, server, format!("http://127.0.0.1:{port}/reveal/private"))
+}
+
 async fn sign_in(page: &str, person: &str, passphrase: &str) -> (u16, String) {
     let r = reqwest::Client::new()
         .post(page)
@@ -127,16 +142,7 @@ async fn private_delivery_shows_the_secret_only_to_its_person() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_private_page_refuses_other_sites_and_other_names_for_itself() {
-    let port = free_port();
-    let hash = tokenwarden::people::hash_passphrase(PASSPHRASE).unwrap();
-    let f = ann_private(port, None, Some(&hash));
-    let mut server = f.tw.spawn(&["mcp"]);
-    server.mcp_initialize().await;
-    let created = server
-        .mcp_call(1, "create_admin_token", json!({"name": "ann-x"}))
-        .await;
-    assert_ne!(created["result"]["isError"], true, "{created}");
-    let page = format!("http://127.0.0.1:{port}/reveal/private");
+    let (f, _server, page) = waiting_for_ann("ann-x").await;
     let http = reqwest::Client::new();
     let form = [("person", "ann"), ("passphrase", PASSPHRASE)];
 
@@ -164,12 +170,12 @@ async fn the_private_page_refuses_other_sites_and_other_names_for_itself() {
 
     // `localhost` may lead a browser to ::1, where another account can listen on this port.
     let r = http
-        .post(format!("http://localhost:{port}/reveal/private"))
+        .post(page.replace("127.0.0.1", "localhost"))
         .form(&form)
         .send()
         .await;
     if let Ok(r) = r {
-        assert_eq!(r.status(), 403, "only 127.0.0.1:{port} is this page");
+        assert_eq!(r.status(), 403, "only {page} is this page");
     }
     assert!(listed(&f.tw, "ann-x"), "nothing above withdrew it");
 
@@ -205,19 +211,10 @@ async fn the_private_page_refuses_other_sites_and_other_names_for_itself() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_browser_without_sec_fetch_posting_the_form_to_itself_is_let_in() {
-    let port = free_port();
-    let hash = tokenwarden::people::hash_passphrase(PASSPHRASE).unwrap();
-    let f = ann_private(port, None, Some(&hash));
-    let mut server = f.tw.spawn(&["mcp"]);
-    server.mcp_initialize().await;
-    let created = server
-        .mcp_call(1, "create_admin_token", json!({"name": "ann-y"}))
-        .await;
-    assert_ne!(created["result"]["isError"], true, "{created}");
-    let page = format!("http://127.0.0.1:{port}/reveal/private");
+    let (_f, _server, page) = waiting_for_ann("ann-y").await;
     let r = reqwest::Client::new()
         .post(&page)
-        .header("origin", format!("http://127.0.0.1:{port}"))
+        .header("origin", page.trim_end_matches("/reveal/private"))
         .form(&[("person", "ann"), ("passphrase", PASSPHRASE)])
         .send()
         .await
