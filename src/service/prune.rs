@@ -164,10 +164,12 @@ impl TokenService {
                 AuditOutcome::Succeeded,
                 "pruned: expired".to_owned(),
             ),
+            // Deleted elsewhere between the request and now: not this prune's doing, so not
+            // counted as pruned.
             Ok(Removal::Gone) => (
-                Pruned::Deleted,
-                AuditOutcome::Succeeded,
-                "pruned: already gone".to_owned(),
+                Pruned::Skipped("it no longer existed".to_owned()),
+                AuditOutcome::Refused,
+                "not pruned: it no longer existed".to_owned(),
             ),
             Ok(Removal::Replaced { now }) => {
                 let why = format!(

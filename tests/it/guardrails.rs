@@ -187,6 +187,51 @@ async fn a_prune_leaves_alone_an_active_token_that_took_an_expired_name() {
     );
 }
 
+/// A shown token that someone else deleted before the approval is not counted as pruned: the
+/// answer says what this prune deleted, and nothing else.
+#[tokio::test]
+async fn a_prune_does_not_count_a_token_deleted_elsewhere_meanwhile() {
+    let (s, _op, svc, _) = setup().await;
+    s.control
+        .create_admin("old-a", Some(Duration::from_secs(1)));
+    s.control
+        .create_admin("old-b", Some(Duration::from_secs(1)));
+    s.control.advance_clock(Duration::from_secs(5));
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(5)).await;
+    tokio::time::resume();
+    let (req, shown) = svc
+        .request_prune(&ann(), None, approvals(1))
+        .await
+        .unwrap()
+        .expect("two expired tokens");
+    assert_eq!(shown.len(), 2);
+    assert!(s.control.delete_token("old-b"));
+    let ApprovalResult::Executed { result, .. } =
+        svc.approve(&bob(), &req.pending.id).await.unwrap()
+    else {
+        panic!("approved")
+    };
+    let Ok(Executed::Pruned {
+        deleted, skipped, ..
+    }) = result
+    else {
+        panic!("{result:?}")
+    };
+    assert_eq!(deleted, vec!["old-a".to_owned()], "{skipped:?}");
+    assert_eq!(
+        skipped,
+        vec![("old-b".to_owned(), "it no longer existed".to_owned())]
+    );
+    let deletes = s
+        .control
+        .requests()
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .count();
+    assert_eq!(deletes, 1, "only old-a was sent a DELETE");
+}
+
 #[tokio::test]
 async fn a_create_left_by_a_dead_process_is_withdrawn_by_the_next() {
     let (s, op, svc, store) = setup().await;
