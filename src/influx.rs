@@ -293,7 +293,7 @@ impl InfluxClient {
         operation: &'static str,
         name: &str,
         permissions: impl FnOnce() -> Vec<String>,
-    ) -> Result<Option<CreatedToken>, BackendError> {
+    ) -> Result<Option<(CreatedToken, bool)>, BackendError> {
         let lost = |detail| BackendError::OutcomeUnknown { operation, detail };
         match a.status.as_u16() {
             201 => decode::created(&self.url, &a.body, name, permissions(), Utc::now())
@@ -316,6 +316,41 @@ impl InfluxClient {
                 a.status,
                 decode::error_message(&a.body)
             ))),
+        }
+    }
+
+    /// `made` with its id: as the answer gave it, else looked up by its name (Enterprise's
+    /// resource-token answer is not documented to carry one). A token whose id cannot be
+    /// learned could not be withdrawn by id, so its outcome counts as unknown: the journal
+    /// then settles it by name.
+    async fn with_id(
+        &self,
+        mut made: CreatedToken,
+        id_given: bool,
+        operation: &'static str,
+    ) -> Result<CreatedToken, BackendError> {
+        if id_given {
+            return Ok(made);
+        }
+        let filter = ListFilter {
+            name_is: Some(made.token.name.clone()),
+            ..ListFilter::default()
+        };
+        let found = self.list_tokens(&filter, None, Utc::now()).await;
+        match found.as_deref() {
+            Ok([listed]) => {
+                made.token.id = listed.id;
+                made.token.created_at = listed.created_at;
+                Ok(made)
+            }
+            _ => Err(BackendError::OutcomeUnknown {
+                operation,
+                detail: format!(
+                    "{} made the token but did not say its id, and tokenwarden could not find it \
+                     by its name",
+                    self.url
+                ),
+            }),
         }
     }
 }
@@ -371,8 +406,8 @@ impl TokenBackend for InfluxClient {
         let operation = "token creation";
         let a = self.mutate(rb, operation).await?;
         let admin = || vec![ADMIN_PERMISSION.to_owned()];
-        if let Some(made) = self.made(&a, operation, name.as_str(), admin)? {
-            return Ok(made);
+        if let Some((made, id_given)) = self.made(&a, operation, name.as_str(), admin)? {
+            return self.with_id(made, id_given, operation).await;
         }
         match a.status.as_u16() {
             409 => Err(BackendError::AlreadyExists {
@@ -398,8 +433,8 @@ impl TokenBackend for InfluxClient {
         let operation = "token creation";
         let a = self.mutate(rb, operation).await?;
         let listed = || permissions.iter().map(ToString::to_string).collect();
-        if let Some(made) = self.made(&a, operation, name.as_str(), listed)? {
-            return Ok(made);
+        if let Some((made, id_given)) = self.made(&a, operation, name.as_str(), listed)? {
+            return self.with_id(made, id_given, operation).await;
         }
         match a.status.as_u16() {
             404 => Err(BackendError::NotEnterprise {
@@ -463,7 +498,7 @@ impl TokenBackend for InfluxClient {
             });
         }
         let admin = || vec![ADMIN_PERMISSION.to_owned()];
-        if let Some(made) = self.made(&a, operation, "_admin", admin)? {
+        if let Some((made, _)) = self.made(&a, operation, "_admin", admin)? {
             return Ok(made);
         }
         match a.status.as_u16() {
@@ -502,7 +537,7 @@ impl TokenBackend for InfluxClient {
         let operation = "operator token creation";
         let a = self.mutate_once(rb, operation).await?;
         let admin = || vec![ADMIN_PERMISSION.to_owned()];
-        if let Some(made) = self.made(&a, operation, "_admin", admin)? {
+        if let Some((made, _)) = self.made(&a, operation, "_admin", admin)? {
             return Ok(made);
         }
         match a.status.as_u16() {

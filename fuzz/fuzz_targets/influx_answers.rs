@@ -60,7 +60,7 @@ fuzz_target!(|input: (i64, u32, u8, u8, u64, String, String)| {
             vec!["*:*:*".into()],
             now,
         ) {
-            Ok(c) => tokens.push(c.token),
+            Ok((c, _)) => tokens.push(c.token),
             Err(e) => assert!(!e.to_string().contains(SECRET)),
         }
     }

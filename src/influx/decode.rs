@@ -37,14 +37,15 @@ struct CreateBody {
     expiry: Option<String>,
 }
 
-/// Decodes a 201 body into the new token's metadata and secret.
+/// Decodes a 201 body into the new token's metadata and secret, and whether the body gave the
+/// token's id (without it, the id is 0 until the caller looks it up).
 pub fn created(
     url: &str,
     body: &[u8],
     fallback_name: &str,
     permissions: Vec<String>,
     now: DateTime<Utc>,
-) -> Result<CreatedToken, BackendError> {
+) -> Result<(CreatedToken, bool), BackendError> {
     let b: CreateBody = serde_json::from_slice(body).map_err(|e| BackendError::Decode {
         url: url.to_owned(),
         what: "create-token response",
@@ -52,8 +53,9 @@ pub fn created(
         detail: redact(&e.to_string()),
     })?;
     let kind = Token::kind_of(&permissions);
+    let id = b.id.or(b.token_id);
     let token = Token {
-        id: b.id.or(b.token_id).unwrap_or_default(),
+        id: id.unwrap_or_default(),
         name: b.name.unwrap_or_else(|| fallback_name.to_owned()),
         kind,
         permissions,
@@ -63,10 +65,13 @@ pub fn created(
         created_by: None,
         description: None,
     };
-    Ok(CreatedToken {
-        token,
-        secret: RawToken::new(b.token),
-    })
+    Ok((
+        CreatedToken {
+            token,
+            secret: RawToken::new(b.token),
+        },
+        id.is_some(),
+    ))
 }
 
 /// One row of `system.tokens` as JSON.
@@ -241,13 +246,22 @@ mod tests {
     #[test]
     fn decodes_the_captured_create_response() {
         let body = br#"{"id":3,"name":"grafana-reader","token":"apiv3_xyz","hash":"ba2d","created_at":"2026-11-28T00:22:37.188Z","expiry":"2026-11-29T00:22:37.188Z"}"#;
-        let c = created(URL, body, "x", vec!["*:*:*".into()], Utc::now()).unwrap();
+        let (c, id_given) = created(URL, body, "x", vec!["*:*:*".into()], Utc::now()).unwrap();
+        assert!(id_given);
         assert_eq!((c.token.id, c.token.name.as_str()), (3, "grafana-reader"));
         assert_eq!(
             c.token.expiry.unwrap().to_rfc3339(),
             "2026-11-29T00:22:37.188+00:00"
         );
         assert_eq!(c.secret.expose(), "apiv3_xyz");
+    }
+
+    #[test]
+    fn a_create_body_without_an_id_says_so() {
+        let (c, id_given) =
+            created(URL, br#"{"token":"apiv3_xyz"}"#, "x", vec![], Utc::now()).unwrap();
+        assert!(!id_given);
+        assert_eq!(c.token.name.as_str(), "x");
     }
 
     #[test]

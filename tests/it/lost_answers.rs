@@ -553,3 +553,32 @@ async fn a_delete_answered_by_a_gateway_timeout_is_looked_at_not_called_rejected
     assert_eq!(still.len(), 1, "left for recovery to settle: {still:?}");
     assert_eq!(still[0].sent.len(), 1, "recorded as sent: {still:?}");
 }
+
+/// A 201 that does not say the new token's id (Enterprise's resource-token answer is not
+/// documented to carry one): the id is looked up by name, so the token can still be withdrawn
+/// by id.
+#[tokio::test]
+async fn a_create_answered_without_its_id_learns_it_by_name() {
+    let w = world(Edition::Enterprise).await;
+    w.sim.control.answer_after_apply(AnswerAfterApply {
+        path_prefix: RESOURCE.into(),
+        method: Some("POST".into()),
+        answer: replace(
+            201,
+            Some("application/json"),
+            r#"{"token": "apiv3_stand-in-secret-of-this-test", "name": "no-id"}"#,
+        ),
+        times: Some(1),
+    });
+    let created = call(
+        &w.mcp,
+        "create_resource_token",
+        json!({"name": "no-id", "permissions": [{"database": "metrics", "actions": ["read"]}]}),
+    )
+    .await;
+    let made = crate::mcp_support::ok(&created);
+    let id = w.sim.control.token_id("no-id").expect("made");
+    assert_ne!(id, 0);
+    assert_eq!(made["token"]["id"], id, "{made}");
+    assert_eq!(made["token"]["name"], "no-id", "{made}");
+}

@@ -380,7 +380,7 @@ mod dates {
             let body = json!({"id": 1, "name": "t", "token": secret, "created_at": created_at, "expiry": expiry});
             let mut tokens = Vec::new();
             match decode::created("http://influx", body.to_string().as_bytes(), "t", vec!["*:*:*".into()], now) {
-                Ok(c) => tokens.push(c.token),
+                Ok((c, _)) => tokens.push(c.token),
                 Err(e) => prop_assert!(!e.to_string().contains(&secret), "{}", e),
             }
             let row = json!([{"token_id": 2, "name": "r", "created_at": created_at, "expiry": expiry, "updated_at": updated_at, "permissions": "db:metrics:read"}]);
