@@ -59,20 +59,35 @@ impl Cli<'_> {
                 need,
                 pending,
             } => {
-                print(format!(
-                    "Approval recorded for {} ({have} of {need}).",
-                    pending.action.describe()
-                ));
+                if self.json {
+                    print_json(
+                        &json!({ "approved": pending.id.to_string(), "operation": pending.action.describe(),
+                                 "approvals": have, "required": need }),
+                        false,
+                    );
+                } else {
+                    print(format!(
+                        "Approval recorded for {} ({have} of {need}).",
+                        pending.action.describe()
+                    ));
+                }
                 Ok(())
             }
             ApprovalResult::Executed { pending, result } => match result? {
                 Executed::Deleted { instance, name } => {
-                    print(format!(
-                        "Approved ({}): deleted token {} on instance {}.",
-                        pending.id,
-                        crate::shown::quoted(name.as_str()),
-                        crate::shown::quoted(&instance)
-                    ));
+                    if self.json {
+                        print_json(
+                            &json!({ "approved": pending.id.to_string(), "deleted": name, "instance": instance }),
+                            false,
+                        );
+                    } else {
+                        print(format!(
+                            "Approved ({}): deleted token {} on instance {}.",
+                            pending.id,
+                            crate::shown::quoted(name.as_str()),
+                            crate::shown::quoted(&instance)
+                        ));
+                    }
                     Ok(())
                 }
                 regenerated @ Executed::Regenerated { .. } => {
@@ -87,10 +102,17 @@ impl Cli<'_> {
     pub async fn approvals_reject(&self, id: &str, reason: Option<String>) -> Result<(), CliError> {
         let id = PendingId::parse(id).map_err(crate::service::ServiceError::from)?;
         let p = self.service.reject(&self.actor, &id, reason).await?;
-        print(format!(
-            "Rejected: {} will not happen.",
-            p.action.describe()
-        ));
+        if self.json {
+            print_json(
+                &json!({ "rejected": p.id.to_string(), "operation": p.action.describe() }),
+                false,
+            );
+        } else {
+            print(format!(
+                "Rejected: {} will not happen.",
+                p.action.describe()
+            ));
+        }
         Ok(())
     }
 }

@@ -894,6 +894,46 @@ fn approvals_from_another_process_are_approved_on_the_cli() {
     );
 }
 
+/// `--json` on `approvals approve` and `reject` prints one JSON object, as every other command
+/// with `--json` does.
+#[test]
+fn approvals_approve_and_reject_answer_in_json_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("operator.token");
+    let sim = simulate(&["--operator-token-file", token_file.to_str().unwrap()]);
+    let cfg = write_config(dir.path(), &sim.url);
+    let op = std::fs::read_to_string(&token_file).unwrap();
+    let ids = ask_elsewhere(
+        dir.path(),
+        &sim.url,
+        op.trim(),
+        &["doomed", "spared"],
+        tokenwarden::gate::GateMode::Approvals {
+            required: 1,
+            allow_self: false,
+            approve_from: None,
+        },
+    );
+    let json = |args: &[&str]| -> serde_json::Value {
+        let r = run(&cfg, args, "");
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout))
+    };
+    let approved = json(&["approvals", "approve", &ids[0], "--json"]);
+    assert_eq!(
+        approved,
+        serde_json::json!({"approved": ids[0], "deleted": "doomed", "instance": "local"})
+    );
+    let rejected = json(&["approvals", "reject", &ids[1], "--json"]);
+    assert_eq!(rejected["rejected"], ids[1].as_str(), "{rejected}");
+    assert!(
+        rejected["operation"]
+            .as_str()
+            .is_some_and(|o| o.contains("spared")),
+        "{rejected}"
+    );
+}
+
 #[test]
 fn prune_expired_shows_the_list_then_deletes_it() {
     let dir = tempfile::tempdir().unwrap();
