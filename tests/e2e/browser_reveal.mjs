@@ -27,13 +27,19 @@ const browser = spawn(
     `--user-data-dir=${profile}`,
     "about:blank",
   ],
-  { stdio: ["ignore", "ignore", "ignore", "pipe", "pipe"] },
+  // Its own process group, so that its helper processes (renderer, GPU, zygote) die with it.
+  { stdio: ["ignore", "ignore", "ignore", "pipe", "pipe"], detached: true },
 );
-// Prints the result, then removes the profile once the browser is gone (a dying browser still
-// writes into it) and exits.
+// Prints the result, then removes the profile once the browser is gone and exits. The removal
+// is best effort: a helper process that outlives the browser for a moment may still write into
+// the profile, and a leftover temporary folder must not fail a result already printed.
 let finishing = false;
 const cleanUp = (code) => {
-  rmSync(profile, { recursive: true, force: true, maxRetries: 10 });
+  try {
+    rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+  } catch (e) {
+    console.error(`could not remove ${profile}: ${e.message}`);
+  }
   process.exit(code);
 };
 const done = (out, code = 0) => {
@@ -41,7 +47,11 @@ const done = (out, code = 0) => {
   console.log(JSON.stringify(out));
   if (browser.exitCode !== null || browser.signalCode !== null) cleanUp(code);
   browser.once("exit", () => cleanUp(code));
-  browser.kill("SIGKILL");
+  try {
+    process.kill(-browser.pid, "SIGKILL");
+  } catch {
+    browser.kill("SIGKILL");
+  }
 };
 browser.on("exit", (code) => {
   if (!finishing) done({ error: `chromium exited (${code}) before the end` }, 1);
