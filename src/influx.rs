@@ -281,6 +281,19 @@ impl InfluxClient {
         }
     }
 
+    /// An answer to `operation` that does not say whether InfluxDB applied it.
+    fn unclear(&self, a: &Answer, operation: &'static str) -> BackendError {
+        BackendError::OutcomeUnknown {
+            operation,
+            detail: format!(
+                "{} answered {}, which does not say whether InfluxDB applied it: {}",
+                self.url,
+                a.status,
+                decode::error_message(&a.body)
+            ),
+        }
+    }
+
     /// Reads the answer to a request that makes a secret (a create, a regeneration, the
     /// bootstrap): the new token from a 201, or `None` for InfluxDB's refusal, which the caller
     /// names from the status. Any other answer leaves the outcome unknown, since a token whose
@@ -310,12 +323,7 @@ impl InfluxClient {
                 }),
             400..=499 => Ok(None),
             _ if decode::refused_unchanged(a.status.as_u16(), &a.body) => Ok(None),
-            _ => Err(lost(format!(
-                "{} answered {}, which does not say whether InfluxDB applied it: {}",
-                self.url,
-                a.status,
-                decode::error_message(&a.body)
-            ))),
+            _ => Err(self.unclear(a, operation)),
         }
     }
 
@@ -464,15 +472,7 @@ impl TokenBackend for InfluxClient {
             // A 5xx (a gateway's 502/503/504, a 500 after the change) does not say whether the
             // token is gone: the caller looks, and the journal settles what one look cannot.
             500..=599 if !decode::refused_unchanged(a.status.as_u16(), &a.body) => {
-                Err(BackendError::OutcomeUnknown {
-                    operation: "token deletion",
-                    detail: format!(
-                        "{} answered {}, which does not say whether InfluxDB applied it: {}",
-                        self.url,
-                        a.status,
-                        decode::error_message(&a.body)
-                    ),
-                })
+                Err(self.unclear(&a, "token deletion"))
             }
             _ => Err(self.failure(&a)),
         }
