@@ -44,6 +44,7 @@ pub use protocol::{ApprovalPolicy, Channel, GatePolicy, NextStep, Opened};
 pub use recover::RecoveryReport;
 pub use remedy::Remedy;
 pub use remove::Removal;
+use remove::Sent;
 pub use secret_file::{SecretFile, private_dir};
 
 use crate::actor::Actor;

@@ -322,16 +322,12 @@ impl TokenService {
         // would delete whichever token holds the name by then).
         let (store, id) = (self.store.clone(), journal.clone());
         let entry = super::blocking(move || store.journal_get(&id)).await?;
-        if let Some(sent) = entry.sent.iter().rev().find(|s| s.id == target.id) {
-            let late =
-                chrono::Duration::from_std(self.late_writes).unwrap_or(chrono::Duration::MAX);
-            if self.shared_now().await < sent.at + late {
-                return Err(ServiceError::Internal(format!(
-                    "a DELETE withdrawing it was sent at {}; waiting for it to land before \
-                     sending another",
-                    sent.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                )));
-            }
+        if let super::Sent::OnItsWay(at) = self.sent_delete(&entry.sent, target.id).await {
+            return Err(ServiceError::Internal(format!(
+                "a DELETE withdrawing it was sent at {}; waiting for it to land before sending \
+                 another",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )));
         }
         let (outcome, detail) = match self.remove_if_still(inst, target, Some(journal)).await {
             Ok(super::Removal::Deleted) => (AuditOutcome::RolledBack, why.to_owned()),

@@ -6,7 +6,7 @@
 use super::gated::{Executed, Operation};
 use super::prune::Pruned;
 use super::run::{Ran, deletion_result};
-use super::{Instance, ServiceError, TokenService, blocking};
+use super::{Instance, Sent, ServiceError, TokenService, blocking};
 use crate::actor::Actor;
 use crate::gate::{Pending, PendingId, PendingState};
 use crate::store::{JournalEntry, JournalOp, LostAnswer, Notice, Stage};
@@ -266,62 +266,31 @@ impl TokenService {
             return Ran::settled(Err(e));
         }
         match self.still_there(inst, target).await {
-            None => Ran {
-                result: Err(ServiceError::Internal("InfluxDB could not be asked".into())),
-                settled: false,
-            },
+            None => Ran::unsettled(ServiceError::Internal("InfluxDB could not be asked".into())),
             Some(false) => Ran::settled(deletion_result(
                 &inst.settings.name,
                 target,
                 super::Removal::Deleted,
             )),
-            Some(true) if entry.sent.iter().any(|s| s.id == target.id) => {
-                match self.sent_and_still_there(entry, target).await {
-                    Some(e) => Ran::settled(Err(e)),
-                    None => Ran {
-                        result: Err(ServiceError::Internal(
-                            "waiting for a DELETE that may land late".into(),
-                        )),
-                        settled: false,
-                    },
-                }
-            }
-            Some(true) if self.shared_now().await < pending.expires_at => {
-                match self.remove_if_still(inst, target, Some(&entry.id)).await {
-                    Ok(removal) => {
-                        Ran::settled(deletion_result(&inst.settings.name, target, removal))
+            Some(true) => match self.sent_delete(&entry.sent, target.id).await {
+                Sent::OnItsWay(_) => Ran::unsettled(ServiceError::Internal(
+                    "waiting for a DELETE that may land late".into(),
+                )),
+                Sent::Lapsed(at) => Ran::settled(Err(unconfirmed(target, at))),
+                Sent::Never if self.shared_now().await < pending.expires_at => {
+                    match self.remove_if_still(inst, target, Some(&entry.id)).await {
+                        Ok(removal) => {
+                            Ran::settled(deletion_result(&inst.settings.name, target, removal))
+                        }
+                        Err(e) if e.kind() == super::ErrorKind::Unknown => Ran::unsettled(e),
+                        Err(e) => Ran::settled(Err(e)),
                     }
-                    Err(e) if e.kind() == super::ErrorKind::Unknown => Ran {
-                        result: Err(e),
-                        settled: false,
-                    },
-                    Err(e) => Ran::settled(Err(e)),
                 }
-            }
-            Some(true) => Ran::settled(Err(ServiceError::NeverApplied {
-                what: pending.action.describe(),
-            })),
+                Sent::Never => Ran::settled(Err(ServiceError::NeverApplied {
+                    what: pending.action.describe(),
+                })),
+            },
         }
-    }
-
-    /// For a token still there whose DELETE was sent under `entry`: None while that DELETE may
-    /// still land (the late-writes wait after it was sent), then the error that closes it
-    /// unconfirmed.
-    async fn sent_and_still_there(
-        &self,
-        entry: &JournalEntry,
-        target: &TokenRef,
-    ) -> Option<ServiceError> {
-        let sent = entry.sent.iter().find(|s| s.id == target.id)?;
-        let late = chrono::Duration::from_std(self.late_writes).unwrap_or(chrono::Duration::MAX);
-        if self.shared_now().await < sent.at + late {
-            return None;
-        }
-        Some(ServiceError::DeleteUnconfirmed {
-            name: target.name.to_string(),
-            id: target.id,
-            sent_at: sent.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        })
     }
 
     async fn settle_prune(
@@ -337,40 +306,31 @@ impl TokenService {
             let name = target.name.to_string();
             match self.still_there(inst, target).await {
                 None => {
-                    return Ran {
-                        result: Err(ServiceError::Internal("InfluxDB could not be asked".into())),
-                        settled: false,
-                    };
+                    return Ran::unsettled(ServiceError::Internal(
+                        "InfluxDB could not be asked".into(),
+                    ));
                 }
                 Some(false) => deleted.push(name),
-                Some(true) if entry.sent.iter().any(|s| s.id == target.id) => {
-                    match self.sent_and_still_there(entry, target).await {
-                        Some(e) => failed.push((name, e.to_string())),
+                Some(true) => match self.sent_delete(&entry.sent, target.id).await {
+                    Sent::OnItsWay(_) => {
+                        return Ran::unsettled(ServiceError::Internal(
+                            "waiting for a DELETE that may land late".into(),
+                        ));
+                    }
+                    Sent::Lapsed(at) => failed.push((name, unconfirmed(target, at).to_string())),
+                    Sent::Never if !valid => {
+                        skipped.push((name, "its approval lapsed before it was deleted".to_owned()))
+                    }
+                    Sent::Never => match self.prune_one(inst, target, Some(&entry.id)).await {
+                        Some(Pruned::Deleted) => deleted.push(name),
+                        Some(Pruned::Skipped(why)) => skipped.push((name, why)),
+                        Some(Pruned::Failed(why)) => failed.push((name, why)),
                         None => {
-                            return Ran {
-                                result: Err(ServiceError::Internal(
-                                    "waiting for a DELETE that may land late".into(),
-                                )),
-                                settled: false,
-                            };
-                        }
-                    }
-                }
-                Some(true) if !valid => {
-                    skipped.push((name, "its approval lapsed before it was deleted".to_owned()))
-                }
-                Some(true) => match self.prune_one(inst, target, Some(&entry.id)).await {
-                    Some(Pruned::Deleted) => deleted.push(name),
-                    Some(Pruned::Skipped(why)) => skipped.push((name, why)),
-                    Some(Pruned::Failed(why)) => failed.push((name, why)),
-                    None => {
-                        return Ran {
-                            result: Err(ServiceError::Internal(
+                            return Ran::unsettled(ServiceError::Internal(
                                 "InfluxDB did not answer a delete".into(),
-                            )),
-                            settled: false,
-                        };
-                    }
+                            ));
+                        }
+                    },
                 },
             }
         }
@@ -380,5 +340,14 @@ impl TokenService {
             skipped,
             failed,
         }))
+    }
+}
+
+/// The error that closes a delete whose DELETE of `target`, sent at `sent_at`, never landed.
+fn unconfirmed(target: &TokenRef, sent_at: chrono::DateTime<chrono::Utc>) -> ServiceError {
+    ServiceError::DeleteUnconfirmed {
+        name: target.name.to_string(),
+        id: target.id,
+        sent_at: sent_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     }
 }

@@ -49,12 +49,9 @@ impl TokenService {
             })
             .await;
         if noted.is_none() {
-            return Ran {
-                result: Err(ServiceError::Internal(
-                    "the regeneration could not be journaled; nothing was sent".into(),
-                )),
-                settled: false,
-            };
+            return Ran::unsettled(ServiceError::Internal(
+                "the regeneration could not be journaled; nothing was sent".into(),
+            ));
         }
         pause_point("regenerate:before-call").await;
         let CreatedToken { token, secret } = match inst.backend.regenerate_operator_token().await {
@@ -62,14 +59,11 @@ impl TokenService {
             // A lost answer is settled later, once a late write would have landed.
             Err(source @ BackendError::OutcomeUnknown { .. }) => {
                 drop(prepared);
-                return Ran {
-                    result: Err(ServiceError::RegenerationAnswerLost {
-                        instance: inst.settings.name.clone(),
-                        path: file.to_owned(),
-                        source,
-                    }),
-                    settled: false,
-                };
+                return Ran::unsettled(ServiceError::RegenerationAnswerLost {
+                    instance: inst.settings.name.clone(),
+                    path: file.to_owned(),
+                    source,
+                });
             }
             Err(e) => {
                 drop(prepared);
@@ -113,10 +107,7 @@ impl TokenService {
             Some(s) => match inst.backend.authenticates(&s).await {
                 Ok(works) => works,
                 Err(e) => {
-                    return Ran {
-                        result: Err(Self::backend_err(inst)(e)),
-                        settled: false,
-                    };
+                    return Ran::unsettled(Self::backend_err(inst)(e));
                 }
             },
             None => false,

@@ -4,6 +4,8 @@
 
 use super::{Instance, ServiceError, TokenService};
 use crate::actor::Actor;
+use chrono::{DateTime, Utc};
+
 use crate::store::{JournalId, SentDelete};
 use crate::tokens::{BackendError, TokenRef};
 
@@ -16,6 +18,14 @@ pub enum Removal {
     Gone,
     /// The name belongs to another token (id `now`); nothing was deleted.
     Replaced { now: u64 },
+}
+
+/// Whether a DELETE was sent for a token under a journal entry, and whether it may still land.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Sent {
+    Never,
+    OnItsWay(DateTime<Utc>),
+    Lapsed(DateTime<Utc>),
 }
 
 impl TokenService {
@@ -44,6 +54,21 @@ impl TokenService {
                 }
                 self.delete_now(inst, target).await
             }
+        }
+    }
+
+    /// Where the last DELETE of token `id` recorded in `sent` stands: never sent, perhaps still
+    /// on its way (within the late-writes wait after it was sent: InfluxDB may apply it late),
+    /// or sent long enough ago that it is not expected to land any more.
+    pub(super) async fn sent_delete(&self, sent: &[SentDelete], id: u64) -> Sent {
+        let Some(last) = sent.iter().rev().find(|s| s.id == id) else {
+            return Sent::Never;
+        };
+        let late = chrono::Duration::from_std(self.late_writes).unwrap_or(chrono::Duration::MAX);
+        if self.shared_now().await < last.at + late {
+            Sent::OnItsWay(last.at)
+        } else {
+            Sent::Lapsed(last.at)
         }
     }
 

@@ -20,6 +20,14 @@ impl Ran {
             settled: true,
         }
     }
+
+    /// Not settled by this run, for `why`: recovery looks again later.
+    pub fn unsettled(why: ServiceError) -> Self {
+        Self {
+            result: Err(why),
+            settled: false,
+        }
+    }
 }
 
 /// The journal stage a settled result leaves.
@@ -108,10 +116,7 @@ impl TokenService {
                         &target,
                         Removal::Deleted,
                     )),
-                    _ => Ran {
-                        result: Err(e),
-                        settled: false,
-                    },
+                    _ => Ran::unsettled(e),
                 }
             }
             Err(e) => Ran::settled(Err(e)),
