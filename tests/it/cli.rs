@@ -841,14 +841,14 @@ pub fn ask_elsewhere_knowing(
     })
 }
 
-#[test]
-fn approvals_from_another_process_are_approved_on_the_cli() {
+/// A simulator and a config, and the ids of two deletes (`doomed`, then `spared`) that another
+/// process (an MCP server under approve_deletes) asked for approval through the shared store.
+fn two_deletes_asked_elsewhere() -> (tempfile::TempDir, SimProcess, PathBuf, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("operator.token");
     let sim = simulate(&["--operator-token-file", token_file.to_str().unwrap()]);
     let cfg = write_config(dir.path(), &sim.url);
     let op = std::fs::read_to_string(&token_file).unwrap();
-    // Another process (an MCP server under approve_deletes) asks, through the shared store file.
     let ids = ask_elsewhere(
         dir.path(),
         &sim.url,
@@ -860,6 +860,12 @@ fn approvals_from_another_process_are_approved_on_the_cli() {
             approve_from: None,
         },
     );
+    (dir, sim, cfg, ids)
+}
+
+#[test]
+fn approvals_from_another_process_are_approved_on_the_cli() {
+    let (_dir, _sim, cfg, ids) = two_deletes_asked_elsewhere();
     let r = run(&cfg, &["approvals", "list"], "");
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
@@ -898,22 +904,7 @@ fn approvals_from_another_process_are_approved_on_the_cli() {
 /// with `--json` does.
 #[test]
 fn approvals_approve_and_reject_answer_in_json_when_asked() {
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("operator.token");
-    let sim = simulate(&["--operator-token-file", token_file.to_str().unwrap()]);
-    let cfg = write_config(dir.path(), &sim.url);
-    let op = std::fs::read_to_string(&token_file).unwrap();
-    let ids = ask_elsewhere(
-        dir.path(),
-        &sim.url,
-        op.trim(),
-        &["doomed", "spared"],
-        tokenwarden::gate::GateMode::Approvals {
-            required: 1,
-            allow_self: false,
-            approve_from: None,
-        },
-    );
+    let (_dir, _sim, cfg, ids) = two_deletes_asked_elsewhere();
     let json = |args: &[&str]| -> serde_json::Value {
         let r = run(&cfg, args, "");
         assert_eq!(r.code, 0, "{}", r.stderr);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use tokenwarden::actor::Actor;
-use tokenwarden::gate::{GateMode, Pending, PendingState};
+use tokenwarden::gate::{GateMode, Pending, PendingId, PendingState};
 use tokenwarden::service::{
     ApprovalResult, Executed, GateRequest, Operation, ServiceError, TokenService,
 };
@@ -138,14 +138,13 @@ async fn an_approved_delete_never_hits_a_token_that_took_the_name() {
     );
 }
 
-#[tokio::test]
-async fn a_prune_leaves_alone_an_active_token_that_took_an_expired_name() {
-    let (s, _op, svc, _) = setup().await;
+/// Two tokens, `old-a` and `old-b`, that expired five seconds ago, and a prune of them asked by
+/// ann under one approval.
+async fn prune_of_old_a_and_old_b(s: &RunningSim, svc: &TokenService) -> PendingId {
     s.control
         .create_admin("old-a", Some(Duration::from_secs(1)));
     s.control
         .create_admin("old-b", Some(Duration::from_secs(1)));
-    s.control.create_admin("keep", None);
     s.control.advance_clock(Duration::from_secs(5));
     tokio::time::pause();
     tokio::time::advance(Duration::from_secs(5)).await;
@@ -156,10 +155,15 @@ async fn a_prune_leaves_alone_an_active_token_that_took_an_expired_name() {
         .unwrap()
         .expect("two expired tokens");
     assert_eq!(shown.len(), 2);
-    let successor = replace(&s, "old-b");
-    let ApprovalResult::Executed { result, .. } =
-        svc.approve(&bob(), &req.pending.id).await.unwrap()
-    else {
+    req.pending.id
+}
+
+/// bob approves prune `asked`: what it deleted and what it skipped (name, why).
+async fn approve_prune(
+    svc: &TokenService,
+    asked: &PendingId,
+) -> (Vec<String>, Vec<(String, String)>) {
+    let ApprovalResult::Executed { result, .. } = svc.approve(&bob(), asked).await.unwrap() else {
         panic!("approved")
     };
     let Ok(Executed::Pruned {
@@ -168,6 +172,16 @@ async fn a_prune_leaves_alone_an_active_token_that_took_an_expired_name() {
     else {
         panic!("{result:?}")
     };
+    (deleted, skipped)
+}
+
+#[tokio::test]
+async fn a_prune_leaves_alone_an_active_token_that_took_an_expired_name() {
+    let (s, _op, svc, _) = setup().await;
+    s.control.create_admin("keep", None);
+    let asked = prune_of_old_a_and_old_b(&s, &svc).await;
+    let successor = replace(&s, "old-b");
+    let (deleted, skipped) = approve_prune(&svc, &asked).await;
     assert_eq!(deleted, vec!["old-a".to_owned()]);
     assert_eq!(skipped.len(), 1);
     assert!(
@@ -192,32 +206,9 @@ async fn a_prune_leaves_alone_an_active_token_that_took_an_expired_name() {
 #[tokio::test]
 async fn a_prune_does_not_count_a_token_deleted_elsewhere_meanwhile() {
     let (s, _op, svc, _) = setup().await;
-    s.control
-        .create_admin("old-a", Some(Duration::from_secs(1)));
-    s.control
-        .create_admin("old-b", Some(Duration::from_secs(1)));
-    s.control.advance_clock(Duration::from_secs(5));
-    tokio::time::pause();
-    tokio::time::advance(Duration::from_secs(5)).await;
-    tokio::time::resume();
-    let (req, shown) = svc
-        .request_prune(&ann(), None, approvals(1))
-        .await
-        .unwrap()
-        .expect("two expired tokens");
-    assert_eq!(shown.len(), 2);
+    let asked = prune_of_old_a_and_old_b(&s, &svc).await;
     assert!(s.control.delete_token("old-b"));
-    let ApprovalResult::Executed { result, .. } =
-        svc.approve(&bob(), &req.pending.id).await.unwrap()
-    else {
-        panic!("approved")
-    };
-    let Ok(Executed::Pruned {
-        deleted, skipped, ..
-    }) = result
-    else {
-        panic!("{result:?}")
-    };
+    let (deleted, skipped) = approve_prune(&svc, &asked).await;
     assert_eq!(deleted, vec!["old-a".to_owned()], "{skipped:?}");
     assert_eq!(
         skipped,

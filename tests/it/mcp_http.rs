@@ -259,22 +259,34 @@ pub async fn delete(addr: SocketAddr, session: &str) -> reqwest::Response {
         .unwrap()
 }
 
-#[tokio::test]
-async fn delete_ends_a_session_with_200_and_then_it_is_gone() {
-    let (addr, _stop, _sim) = start(settings(alice(), false)).await;
+/// Opens a 2025-11-25 session as alice (initialize, then initialized) and returns its id.
+async fn open_session(addr: SocketAddr) -> String {
     let auth = format!("Bearer {TOKEN}");
     let r = post(addr, &[("authorization", &auth)], initialize().to_string()).await;
     assert_eq!(r.status(), StatusCode::OK);
     let session = r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
     let _ = r.text().await.unwrap();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", "2025-11-25"),
+    ];
+    let r = post(addr, &headers, initialized.to_string()).await;
+    assert!(r.status().is_success(), "{}", r.status());
+    session
+}
+
+#[tokio::test]
+async fn delete_ends_a_session_with_200_and_then_it_is_gone() {
+    let (addr, _stop, _sim) = start(settings(alice(), false)).await;
+    let auth = format!("Bearer {TOKEN}");
+    let session = open_session(addr).await;
     let in_session = [
         ("authorization", auth.as_str()),
         ("mcp-session-id", session.as_str()),
         ("mcp-protocol-version", "2025-11-25"),
     ];
-    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let r = post(addr, &in_session, initialized.to_string()).await;
-    assert!(r.status().is_success(), "{}", r.status());
     let ping = json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}).to_string();
     let r = post(addr, &in_session, ping.clone()).await;
     assert_eq!(r.status(), StatusCode::OK, "the session works");
@@ -338,23 +350,7 @@ async fn one_clients_session_does_not_exist_for_another_client() {
         token: RawToken::new(BOB_TOKEN.into()),
     });
     let (addr, _stop, _sim) = start(settings(clients, false)).await;
-    let auth = format!("Bearer {TOKEN}");
-    let r = post(addr, &[("authorization", &auth)], initialize().to_string()).await;
-    assert_eq!(r.status(), StatusCode::OK);
-    let session = r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
-    let _ = r.text().await.unwrap();
-    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let headers = [
-        ("authorization", auth.as_str()),
-        ("mcp-session-id", session.as_str()),
-        ("mcp-protocol-version", "2025-11-25"),
-    ];
-    assert!(
-        post(addr, &headers, initialized.to_string())
-            .await
-            .status()
-            .is_success()
-    );
+    let session = open_session(addr).await;
 
     let unknown = in_session(addr, reqwest::Method::POST, TOKEN, "no-such-session").await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
@@ -397,16 +393,12 @@ async fn a_stateless_request_naming_a_session_is_not_in_it() {
     let (addr, _stop, sim) = start(settings(alice(), false)).await;
     sim.control.create_admin("victim", None).unwrap();
     let auth = format!("Bearer {TOKEN}");
-    let r = post(addr, &[("authorization", &auth)], initialize().to_string()).await;
-    let session = r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
-    let _ = r.text().await.unwrap();
+    let session = open_session(addr).await;
     let in_session = [
         ("authorization", auth.as_str()),
         ("mcp-session-id", session.as_str()),
         ("mcp-protocol-version", "2025-11-25"),
     ];
-    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let _ = post(addr, &in_session, initialized.to_string()).await;
     let call = |id: u64, args: serde_json::Value| {
         json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
                "params": {"name": "delete_token", "arguments": args}})
