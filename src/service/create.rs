@@ -146,7 +146,7 @@ impl TokenService {
             // anyone: the token is withdrawn instead.
             let failure = DeliveryFailure("tokenwarden could not record the handover".into());
             return Err(self
-                .roll_back(actor, inst, event, &entry.id, &new.name, token.id, failure)
+                .roll_back(actor, inst, event, &entry, &new.name, token.id, failure)
                 .await);
         }
         let ticket = Ticket {
@@ -178,7 +178,7 @@ impl TokenService {
                 Ok(Delivered { token, receipt })
             }
             Err(failure) => Err(self
-                .roll_back(actor, inst, event, &entry.id, &new.name, token.id, failure)
+                .roll_back(actor, inst, event, &entry, &new.name, token.id, failure)
                 .await),
         }
     }
@@ -215,7 +215,7 @@ impl TokenService {
         actor: &Actor,
         inst: &Instance,
         event: &str,
-        journal: &JournalId,
+        journal: &JournalEntry,
         name: &TokenName,
         id: u64,
         failure: DeliveryFailure,
@@ -283,15 +283,8 @@ impl TokenService {
             name: name.clone(),
             id: *id,
         };
-        self.withdraw_as(
-            &entry.actor,
-            inst,
-            "token.withdraw",
-            &entry.id,
-            &target,
-            why,
-        )
-        .await
+        self.withdraw_as(&entry.actor, inst, "token.withdraw", &entry, &target, why)
+            .await
     }
 
     /// Deletes `target` if it still is the token created, settles its journal entry as
@@ -302,7 +295,7 @@ impl TokenService {
         actor: &Actor,
         inst: &Instance,
         event: &str,
-        journal: &JournalId,
+        journal: &JournalEntry,
         target: &TokenRef,
         why: &str,
     ) -> Result<(), ServiceError> {
@@ -320,16 +313,14 @@ impl TokenService {
         // A DELETE withdrawing it that was sent before (by a process that then died) may still
         // land: another is sent only once it had time to (a second one landing after the first
         // would delete whichever token holds the name by then).
-        let (store, id) = (self.store.clone(), journal.clone());
-        let entry = super::blocking(move || store.journal_get(&id)).await?;
-        if let super::Sent::OnItsWay(at) = self.sent_delete(&entry.sent, target.id).await {
+        if let super::Sent::OnItsWay(at) = self.sent_delete(&journal.sent, target.id).await {
             return Err(ServiceError::Internal(format!(
                 "a DELETE withdrawing it was sent at {}; waiting for it to land before sending \
                  another",
                 at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             )));
         }
-        let (outcome, detail) = match self.remove_if_still(inst, target, Some(journal)).await {
+        let (outcome, detail) = match self.remove_if_still(inst, target, Some(&journal.id)).await {
             Ok(super::Removal::Deleted) => (AuditOutcome::RolledBack, why.to_owned()),
             Ok(super::Removal::Gone) => (
                 AuditOutcome::Refused,
@@ -352,7 +343,7 @@ impl TokenService {
             }
         };
         let note = detail.clone();
-        self.journal_step(journal, move |e| {
+        self.journal_step(&journal.id, move |e| {
             e.stage = Stage::Withdrawn;
             e.due_at = None;
             e.detail = Some(note);

@@ -174,7 +174,7 @@ impl TokenService {
         };
         let system = Actor::system();
         if self
-            .withdraw_as(&system, inst, "token.withdraw", &entry.id, &target, why)
+            .withdraw_as(&system, inst, "token.withdraw", entry, &target, why)
             .await
             .is_err()
         {
